@@ -1,0 +1,43 @@
+# One venv, created on first use; every target works from a fresh clone.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: all venv test lint typecheck demo bench clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check reconciler tests bench
+	$(BIN)/ruff format --check reconciler tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/pytest -q
+
+# The main job end to end on an embedded Lightsail emulator (data in .demo/).
+DEMO := RECONCILER_LOCAL_DIR=.demo $(BIN)/reconciler
+demo: $(STAMP)
+	rm -rf .demo
+	$(DEMO) validate examples/manifests
+	$(DEMO) plan examples/manifests --local
+	$(DEMO) apply examples/manifests --local --auto-approve
+	$(DEMO) plan examples/manifests --local --detailed-exitcode
+	$(DEMO) state list --local
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

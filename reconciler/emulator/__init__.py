@@ -1,0 +1,27 @@
+"""A local Lightsail key-pair endpoint that unmodified boto3 and the AWS CLI can talk to.
+
+It speaks the real wire protocol (AWS JSON 1.1 over HTTP, SigV4-signed) and
+behaves as ``lightsail-keypair-reference.md`` describes, including the
+reference's "Choices for the emulator" where the service is unverified. It
+can persist to a file and inject faults (latency, throttling, 500s, lost
+responses). It never talks to AWS.
+
+    config.py      EmulatorConfig: address, data file, credentials, faults
+    server.py      Emulator: threaded HTTP/1.1 server, start/stop, counters
+    protocol.py    the JSON 1.1 envelope: auth, target, faults, dispatch
+    sigv4.py       Authorization header parsing and signature verification
+    operations.py  the eight key-pair operations and their response shapes
+    shapes.py      request decoding and input validation per the model
+    store.py       thread-safe key pairs per region, sorted index, persistence
+    material.py    RSA keys and the fingerprints the service reports
+    faults.py      seeded fault decisions
+    errors.py      the service's error responses
+    cli.py         `reconciler emulator` flags and the serve loop
+"""
+
+from reconciler.emulator.config import EmulatorConfig
+from reconciler.emulator.errors import EmulatorError
+from reconciler.emulator.server import Emulator
+from reconciler.emulator.store import KeyPairRecord, Store
+
+__all__ = ["Emulator", "EmulatorConfig", "EmulatorError", "KeyPairRecord", "Store"]

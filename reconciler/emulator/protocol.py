@@ -1,0 +1,135 @@
+"""The AWS JSON 1.1 envelope: one HTTP request in, one response (or a dropped connection) out.
+
+Order of work for every request, as the service would do it: count the call,
+add the configured latency, authenticate (the region comes from the
+signature's credential scope), resolve ``X-Amz-Target``, apply the faults
+that strike before any effect (throttling, 500s), decode and run the
+operation, then, for a committed change, the "lost response" fault. Any
+unexpected exception becomes a 500 ``ServiceException``: bad input never
+stops the emulator. This module does no socket I/O.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from email.message import Message
+
+from reconciler.emulator import errors
+from reconciler.emulator.config import EmulatorConfig
+from reconciler.emulator.errors import ApiError
+from reconciler.emulator.faults import Fault, FaultPlan
+from reconciler.emulator.material import KeySource
+from reconciler.emulator.operations import OPERATIONS, KeyPairService
+from reconciler.emulator.shapes import decode_body
+from reconciler.emulator.sigv4 import parse_authorization, verify
+from reconciler.emulator.store import Store
+from reconciler.model import REGIONS
+
+logger = logging.getLogger(__name__)
+
+TARGET_PREFIX = "Lightsail_20161128."
+CONTENT_TYPE = "application/x-amz-json-1.1"
+MAX_BODY_BYTES = 1 << 20
+# Calls whose X-Amz-Target names no emulated operation are counted under this key.
+UNKNOWN_OPERATION = "<unknown>"
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    body: bytes
+    # Close the connection without answering: the client never sees a response.
+    drop: bool = False
+
+
+def error_response(error: ApiError) -> Response:
+    return Response(error.status, error.to_json())
+
+
+class Endpoint:
+    """The emulated service behind one HTTP server."""
+
+    def __init__(self, config: EmulatorConfig, store: Store) -> None:
+        self.config = config
+        self.service = KeyPairService(
+            store,
+            KeySource(config.key_pool),
+            account_id=config.account_id,
+            page_size=config.page_size,
+        )
+        self.faults = FaultPlan(
+            seed=config.seed,
+            throttle_rate=config.throttle_rate,
+            error_rate=config.error_rate,
+            commit_then_fail_rate=config.commit_then_fail_rate,
+        )
+        # Set by tests: every call is answered with this error type, before any effect.
+        self.force_error: str | None = None
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.committed: collections.Counter[str] = collections.Counter()
+        self._counter_lock = threading.Lock()
+
+    def reset_counters(self) -> None:
+        with self._counter_lock:
+            self.calls.clear()
+            self.committed.clear()
+
+    def _count(self, counter: collections.Counter[str], operation: str) -> None:
+        with self._counter_lock:
+            counter[operation] += 1
+
+    def handle(self, method: str, path: str, headers: Message, body: bytes) -> Response:
+        target = headers.get("X-Amz-Target") or ""
+        operation = target.removeprefix(TARGET_PREFIX) if target.startswith(TARGET_PREFIX) else ""
+        known = operation in OPERATIONS
+        self._count(self.calls, operation if known else UNKNOWN_OPERATION)
+        if self.config.latency_ms > 0:
+            time.sleep(self.config.latency_ms / 1000)
+        try:
+            region = self._authenticate(method, path, headers, body)
+            if path.partition("?")[0] != "/" or not known:
+                raise errors.unknown_operation(target)
+            draw = self.faults.draw()
+            if self.force_error is not None:
+                raise errors.forced(self.force_error)
+            if draw.before is Fault.THROTTLE:
+                raise errors.throttled()
+            if draw.before is Fault.ERROR:
+                raise errors.service_error()
+            outcome = self.service.call(operation, region, decode_body(body))
+        except ApiError as error:
+            return error_response(error)
+        except Exception:
+            logger.exception("unexpected failure in %s", operation or "an unknown operation")
+            return error_response(errors.service_error())
+        if outcome.committed:
+            self._count(self.committed, operation)
+            if draw.after is Fault.FAIL_AFTER_COMMIT:
+                return error_response(errors.service_error())
+            if draw.after is Fault.DROP_AFTER_COMMIT:
+                return Response(0, b"", drop=True)
+        return Response(200, json.dumps(outcome.body).encode("utf-8"))
+
+    def _authenticate(self, method: str, path: str, headers: Message, body: bytes) -> str:
+        """The request's region, once its signature is accepted."""
+        auth = parse_authorization(headers.get("Authorization"))
+        if self.config.access_key is not None and self.config.secret_key is not None:
+            verify(
+                auth,
+                access_key=self.config.access_key,
+                secret_key=self.config.secret_key,
+                method=method,
+                path=path,
+                headers=headers,
+                body=body,
+            )
+        if auth.region not in REGIONS:
+            raise errors.invalid_input(
+                f"Invalid region {auth.region[:40]!r}: Lightsail is not available there"
+            )
+        return auth.region

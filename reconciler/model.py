@@ -1,0 +1,247 @@
+"""Values shared by every layer: addresses, desired/live/state key pairs, limits.
+
+Frozen dataclasses only; nothing here does I/O. The limits are Lightsail's, as
+the API reference gives them, so that ``validate`` and the emulator agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from reconciler.errors import UsageError
+
+REGIONS: tuple[str, ...] = (
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-central-1",
+    "eu-north-1",
+    "eu-south-2",
+    "ca-central-1",
+    "ap-east-1",
+    "ap-south-1",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-5",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "sa-east-1",
+)
+
+# Lightsail's ResourceName pattern; Java's \w is ASCII, hence re.ASCII.
+NAME_PATTERN = re.compile(r"\w[\w\-]*\w", re.ASCII)
+MAX_NAME_LENGTH = 255
+MAX_TAGS = 50
+MAX_TAG_KEY_LENGTH = 128
+MAX_TAG_VALUE_LENGTH = 256
+TAG_CHARACTERS = re.compile(r"[\w\s+\-=.:/@]*")
+RESERVED_TAG_PREFIX = "aws:"
+DEFAULT_KEY_PAIR_NAME = "LightsailDefaultKeyPair"
+
+Tags = Mapping[str, str | None]
+Origin = Literal["created", "imported", "generated", "adopted"]
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` is not a valid Lightsail key-pair name, or None if it is."""
+    if len(name) > MAX_NAME_LENGTH:
+        return f"name is {len(name)} characters long; Lightsail allows at most {MAX_NAME_LENGTH}"
+    if not NAME_PATTERN.fullmatch(name):
+        return (
+            f"name {name!r} does not match Lightsail's pattern \\w[\\w-]*\\w "
+            "(at least 2 characters: letters, digits, '_' and '-', "
+            "starting and ending with a letter, digit or '_')"
+        )
+    return None
+
+
+def tag_problems(tags: Tags) -> list[str]:
+    """Every way ``tags`` breaks Lightsail's tag rules (after defaults are merged)."""
+    problems: list[str] = []
+    if len(tags) > MAX_TAGS:
+        problems.append(f"{len(tags)} tags; Lightsail allows at most {MAX_TAGS} per key pair")
+    for key, value in tags.items():
+        if not key:
+            problems.append("tag key must not be empty")
+        if len(key) > MAX_TAG_KEY_LENGTH:
+            problems.append(f"tag key {key[:40]!r}... is longer than {MAX_TAG_KEY_LENGTH}")
+        if key.lower().startswith(RESERVED_TAG_PREFIX):
+            problems.append(f"tag key {key!r} uses the reserved prefix 'aws:'")
+        if not TAG_CHARACTERS.fullmatch(key):
+            problems.append(
+                f"tag key {key!r} has characters Lightsail does not allow "
+                "(letters, digits, spaces and + - = . _ : / @)"
+            )
+        if value is None:
+            continue
+        if len(value) > MAX_TAG_VALUE_LENGTH:
+            problems.append(f"tag {key!r} value is longer than {MAX_TAG_VALUE_LENGTH}")
+        if value.lower().startswith(RESERVED_TAG_PREFIX):
+            problems.append(f"tag {key!r} value uses the reserved prefix 'aws:'")
+        if not TAG_CHARACTERS.fullmatch(value):
+            problems.append(
+                f"tag {key!r} value {value!r} has characters Lightsail does not allow "
+                "(letters, digits, spaces and + - = . _ : / @)"
+            )
+    return problems
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Address:
+    """A key pair's identity: its region and name."""
+
+    region: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.region}/{self.name}"
+
+    @classmethod
+    def parse(cls, text: str) -> Address:
+        region, sep, name = text.partition("/")
+        if not sep or not region or not name:
+            raise UsageError(
+                f"{text!r} is not a key pair address",
+                hint="write it as REGION/NAME, e.g. us-east-1/web",
+            )
+        return cls(region, name)
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where in a manifest something was declared."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredKeyPair:
+    """A key pair as the manifests want it."""
+
+    address: Address
+    tags: Tags
+    source: Source
+    # Normalised OpenSSH public key ("type base64", no comment) for imports.
+    public_key: str | None = None
+    generate_local: bool = False
+    prevent_destroy: bool = False
+    adopt: bool = False
+
+    @property
+    def origin(self) -> Origin:
+        if self.public_key is not None:
+            return "imported"
+        if self.generate_local:
+            return "generated"
+        return "created"
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredSet:
+    """Everything the manifests ask for, keyed by address."""
+
+    key_pairs: Mapping[Address, DesiredKeyPair]
+    files: tuple[str, ...] = ()
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        return tuple(sorted({a.region for a in self.key_pairs}))
+
+
+@dataclass(frozen=True, slots=True)
+class LiveKeyPair:
+    """A key pair as Lightsail reports it."""
+
+    address: Address
+    arn: str
+    fingerprint: str
+    created_at: float
+    tags: Tags
+    support_code: str = ""
+
+    def canonical(self) -> dict[str, Any]:
+        return {
+            "region": self.address.region,
+            "name": self.address.name,
+            "arn": self.arn,
+            "fingerprint": self.fingerprint,
+            "tags": sorted(self.tags.items(), key=lambda kv: kv[0]),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSnapshot:
+    """What Lightsail held in each region read, and which regions failed."""
+
+    key_pairs: Mapping[Address, LiveKeyPair]
+    regions: tuple[str, ...]
+    failed_regions: Mapping[str, str] = field(default_factory=dict)
+
+    def digest(self) -> str:
+        """A stable digest of what was seen, binding saved plans to it."""
+        h = hashlib.sha256()
+        for region in sorted(self.regions):
+            h.update(f"region {region}\n".encode())
+        for address in sorted(self.key_pairs):
+            line = json.dumps(self.key_pairs[address].canonical(), sort_keys=True)
+            h.update(line.encode())
+            h.update(b"\n")
+        return "sha256:" + h.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class StateEntry:
+    """What the state records of one key pair the tool created or adopted.
+
+    ``private_key`` is the PEM text when held in clear; ``private_key_sealed``
+    holds it encrypted at rest instead. Never log or print either.
+    """
+
+    address: Address
+    origin: Origin
+    arn: str
+    fingerprint: str
+    created_at: float
+    tags: Tags
+    public_key_base64: str | None = None
+    private_key: str | None = field(default=None, repr=False)
+    private_key_sealed: Mapping[str, Any] | None = field(default=None, repr=False)
+    support_code: str = ""
+    location: Mapping[str, Any] | None = None
+    resource_type: str = "KeyPair"
+    operation: Mapping[str, Any] | None = None
+    # For imported/generated key pairs: the normalised public key imported.
+    imported_public_key: str | None = None
+
+    @property
+    def holds_private_key(self) -> bool:
+        return self.private_key is not None or self.private_key_sealed is not None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCreate:
+    """A create whose intent was journaled but whose result never arrived."""
+
+    address: Address
+    intent_id: str
+    started_at: float
+    # "create" (CreateKeyPair: the key is lost if it went live) or "generate"
+    # (ImportKeyPair of a locally generated key, whose private half we hold).
+    operation: str = "create"
+    private_key: str | None = field(default=None, repr=False)
+    public_key: str | None = None
