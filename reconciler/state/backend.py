@@ -1,0 +1,72 @@
+"""What every state backend offers the commands: read, lock, journal, commit, write.
+
+A mutating command takes the lock, calls ``begin`` (which folds in any journal
+a killed run left behind), journals each call through ``journal``, and ends
+with ``commit``. Read-only commands call ``read`` without the lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Protocol
+
+from reconciler.model import Address, StateEntry
+from reconciler.state.document import StateDocument
+from reconciler.state.lock import LockInfo
+
+
+class JournalWriter(Protocol):
+    """The write-ahead records a run makes; each returns once its record is durable."""
+
+    def intent(self, op: str, address: Address) -> str: ...
+    def keygen(
+        self, intent_id: str, address: Address, private_key: str, public_key: str
+    ) -> None: ...
+    def result(self, intent_id: str, entry: StateEntry) -> None: ...
+    def removed(self, intent_id: str, address: Address) -> None: ...
+    def failed(self, intent_id: str, error: str) -> None: ...
+
+
+class StateBackend(Protocol):
+    location: str
+    """Where the state lives, as the user named it (for messages)."""
+
+    @property
+    def fsync_count(self) -> int:
+        """fsync calls made so far, state writes and journal appends together."""
+        ...
+
+    @property
+    def bytes_written(self) -> int:
+        """Bytes written so far, state writes and journal appends together."""
+        ...
+
+    def read(self) -> StateDocument:
+        """The state with any journal replayed, in memory; writes nothing, needs no lock."""
+        ...
+
+    def lock(
+        self, command: str, *, timeout: float = 0.0
+    ) -> contextlib.AbstractContextManager[LockInfo]:
+        """Hold the exclusive lock; LockHeldError if still held after ``timeout`` seconds."""
+        ...
+
+    def begin(self) -> StateDocument:
+        """Under the lock: compact any leftover journal and return the current document."""
+        ...
+
+    def journal(self) -> JournalWriter:
+        """Under the lock: the write-ahead journal for this run."""
+        ...
+
+    def commit(self) -> StateDocument:
+        """Under the lock: fold the journal into the state (serial + 1) and remove it."""
+        ...
+
+    def write(self, doc: StateDocument) -> None:
+        """Under the lock: replace the whole state with ``doc`` (its serial is advanced)."""
+        ...
+
+    def force_unlock(self, lock_id: str, *, force: bool = False) -> None:
+        """Remove the lock whose ID is ``lock_id``; a live holder keeps it unless ``force``."""
+        ...

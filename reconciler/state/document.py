@@ -1,0 +1,322 @@
+"""The state document: what the tool created or adopted, as versioned JSON.
+
+Reading is strict: a value of the wrong shape is a ``StateError`` naming the
+file and the field, never a traceback, and never quoting a value (it could be
+key material). Older format versions are brought up to date one step at a time
+by ``_UPGRADES``; a newer version than this code knows is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast, get_args
+
+from reconciler.errors import StateError
+from reconciler.model import Address, Origin, PendingCreate, StateEntry
+
+FORMAT_VERSION = 1
+
+ORIGINS: tuple[str, ...] = get_args(Origin)
+PENDING_OPERATIONS = ("create", "generate")
+
+# _UPGRADES[n] turns a version-n document (parsed JSON) into a version n+1 one.
+# When the format changes: bump FORMAT_VERSION, add the step, never edit an old one.
+_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+class FormatError(ValueError):
+    """A JSON value lacks the shape the format requires.
+
+    The message names the field and what was expected, never the value.
+    """
+
+
+@dataclass(eq=True)
+class StateDocument:
+    """The whole state: format version, lineage, serial, entries and pending creates.
+
+    ``encryption`` names who private keys are sealed for (``{"type": "kms", "keyId": ...}``
+    or ``{"type": "age", "recipient": ...}``); empty means they are kept in clear.
+    """
+
+    version: int
+    lineage: str
+    serial: int
+    entries: dict[Address, StateEntry] = field(default_factory=dict)
+    pending: dict[Address, PendingCreate] = field(default_factory=dict)
+    encryption: list[dict[str, str]] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return (
+            f"StateDocument(version={self.version}, lineage={self.lineage!r}, "
+            f"serial={self.serial}, entries={len(self.entries)}, pending={len(self.pending)})"
+        )
+
+    @classmethod
+    def new(cls) -> StateDocument:
+        """An empty document with a fresh lineage; serial 0 means never written."""
+        return cls(version=FORMAT_VERSION, lineage=str(uuid.uuid4()), serial=0)
+
+    def copy(self) -> StateDocument:
+        """A copy whose dictionaries may be changed without touching this one."""
+        return StateDocument(
+            self.version,
+            self.lineage,
+            self.serial,
+            dict(self.entries),
+            dict(self.pending),
+            [dict(item) for item in self.encryption],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "version": self.version,
+            "lineage": self.lineage,
+            "serial": self.serial,
+        }
+        if self.encryption:
+            data["encryption"] = [dict(item) for item in self.encryption]
+        data["keyPairs"] = [entry_to_json(self.entries[a]) for a in sorted(self.entries)]
+        data["pending"] = [pending_to_json(self.pending[a]) for a in sorted(self.pending)]
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], *, source: str) -> StateDocument:
+        """Parse (and upgrade) a document; ``source`` names it in error messages."""
+        try:
+            return _document(_upgraded(data, source))
+        except FormatError as exc:
+            raise StateError(
+                f"state {source} is malformed: {exc}",
+                hint="fix the file by hand, or restore the previous version "
+                "(a local state keeps it beside the file as .backup)",
+            ) from None
+
+
+def loads(data: bytes, *, source: str) -> StateDocument:
+    """Parse the bytes of a state file."""
+    try:
+        parsed = json.loads(data)
+    except UnicodeDecodeError as exc:
+        raise StateError(f"state {source} is not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise StateError(
+            f"state {source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            hint="fix the file by hand, or restore the previous version "
+            "(a local state keeps it beside the file as .backup)",
+        ) from None
+    if not isinstance(parsed, dict):
+        raise StateError(f"state {source} is malformed: expected a JSON object at the top level")
+    return StateDocument.from_json(parsed, source=source)
+
+
+def dumps(doc: StateDocument) -> bytes:
+    """The bytes of a state file: indented, stable, ASCII."""
+    return (json.dumps(doc.to_json(), indent=2) + "\n").encode("ascii")
+
+
+def entry_to_json(entry: StateEntry) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "region": entry.address.region,
+        "name": entry.address.name,
+        "origin": entry.origin,
+        "arn": entry.arn,
+        "fingerprint": entry.fingerprint,
+        "createdAt": entry.created_at,
+        "tags": {k: entry.tags[k] for k in sorted(entry.tags)},
+        "publicKeyBase64": entry.public_key_base64,
+    }
+    if entry.private_key is not None:
+        data["privateKey"] = entry.private_key
+    if entry.private_key_sealed is not None:
+        data["privateKeySealed"] = dict(entry.private_key_sealed)
+    data.update(
+        {
+            "supportCode": entry.support_code,
+            "location": None if entry.location is None else dict(entry.location),
+            "resourceType": entry.resource_type,
+            "operation": None if entry.operation is None else dict(entry.operation),
+            "importedPublicKey": entry.imported_public_key,
+        }
+    )
+    return data
+
+
+def entry_from_json(data: Mapping[str, Any]) -> StateEntry:
+    try:
+        return parse_entry(data, "key pair entry")
+    except FormatError as exc:
+        raise StateError(f"malformed key pair entry: {exc}") from None
+
+
+def pending_to_json(pending: PendingCreate) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "region": pending.address.region,
+        "name": pending.address.name,
+        "intentId": pending.intent_id,
+        "startedAt": pending.started_at,
+        "operation": pending.operation,
+    }
+    if pending.private_key is not None:
+        data["privateKey"] = pending.private_key
+    if pending.public_key is not None:
+        data["publicKey"] = pending.public_key
+    return data
+
+
+def parse_entry(data: object, where: str) -> StateEntry:
+    obj = _object(data, where)
+    address = parse_address(obj, where)
+    where = f"{where} ({address})"
+    origin = text_field(obj, "origin", where)
+    if origin not in ORIGINS:
+        raise FormatError(f"{where}: origin must be one of {', '.join(ORIGINS)}")
+    return StateEntry(
+        address=address,
+        origin=cast(Origin, origin),
+        arn=text_field(obj, "arn", where),
+        fingerprint=text_field(obj, "fingerprint", where),
+        created_at=number_field(obj, "createdAt", where),
+        tags=_tags(obj, where),
+        public_key_base64=optional_text_field(obj, "publicKeyBase64", where),
+        private_key=optional_text_field(obj, "privateKey", where),
+        private_key_sealed=_optional_object(obj, "privateKeySealed", where),
+        support_code=optional_text_field(obj, "supportCode", where) or "",
+        location=_optional_object(obj, "location", where),
+        resource_type=optional_text_field(obj, "resourceType", where) or "KeyPair",
+        operation=_optional_object(obj, "operation", where),
+        imported_public_key=optional_text_field(obj, "importedPublicKey", where),
+    )
+
+
+def parse_pending(data: object, where: str) -> PendingCreate:
+    obj = _object(data, where)
+    address = parse_address(obj, where)
+    where = f"{where} ({address})"
+    operation = text_field(obj, "operation", where)
+    if operation not in PENDING_OPERATIONS:
+        raise FormatError(f"{where}: operation must be one of {', '.join(PENDING_OPERATIONS)}")
+    return PendingCreate(
+        address=address,
+        intent_id=text_field(obj, "intentId", where),
+        started_at=number_field(obj, "startedAt", where),
+        operation=operation,
+        private_key=optional_text_field(obj, "privateKey", where),
+        public_key=optional_text_field(obj, "publicKey", where),
+    )
+
+
+def parse_address(obj: Mapping[str, Any], where: str) -> Address:
+    return Address(text_field(obj, "region", where), text_field(obj, "name", where))
+
+
+def _upgraded(data: Mapping[str, Any], source: str) -> dict[str, Any]:
+    version = data.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise FormatError("'version' must be a positive integer")
+    if version > FORMAT_VERSION:
+        raise StateError(
+            f"state {source} has format version {version}, but this reconciler reads "
+            f"versions up to {FORMAT_VERSION}",
+            hint="a newer reconciler wrote it: upgrade lightsail-reconciler to use this state",
+        )
+    upgraded = dict(data)
+    while version < FORMAT_VERSION:
+        upgraded = _UPGRADES[version](upgraded)
+        version += 1
+        upgraded["version"] = version
+    return upgraded
+
+
+def _document(data: Mapping[str, Any]) -> StateDocument:
+    lineage = text_field(data, "lineage", "document")
+    serial = _int(data, "serial", "document")
+    if serial < 0:
+        raise FormatError("'serial' must not be negative")
+    entries: dict[Address, StateEntry] = {}
+    for i, item in enumerate(_list(data, "keyPairs")):
+        entry = parse_entry(item, f"keyPairs[{i}]")
+        if entry.address in entries:
+            raise FormatError(f"keyPairs[{i}]: key pair {entry.address} appears twice")
+        entries[entry.address] = entry
+    pending: dict[Address, PendingCreate] = {}
+    for i, item in enumerate(_list(data, "pending")):
+        create = parse_pending(item, f"pending[{i}]")
+        if create.address in pending:
+            raise FormatError(f"pending[{i}]: key pair {create.address} appears twice")
+        pending[create.address] = create
+    encryption = [_encryption_item(item, i) for i, item in enumerate(_list(data, "encryption"))]
+    return StateDocument(FORMAT_VERSION, lineage, serial, entries, pending, encryption)
+
+
+def _encryption_item(data: object, index: int) -> dict[str, str]:
+    obj = _object(data, f"encryption[{index}]")
+    if not all(isinstance(value, str) for value in obj.values()):
+        raise FormatError(f"encryption[{index}]: values must be strings")
+    text_field(obj, "type", f"encryption[{index}]")
+    return {str(key): value for key, value in obj.items()}
+
+
+def _list(data: Mapping[str, Any], key: str) -> list[Any]:
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        raise FormatError(f"'{key}' must be a list")
+    return value
+
+
+def _object(data: object, where: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise FormatError(f"{where}: expected a JSON object")
+    return data
+
+
+def text_field(obj: Mapping[str, Any], key: str, where: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str):
+        raise FormatError(f"{where}: '{key}' must be a string")
+    return value
+
+
+def optional_text_field(obj: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = obj.get(key)
+    if value is not None and not isinstance(value, str):
+        raise FormatError(f"{where}: '{key}' must be a string or null")
+    return value
+
+
+def _int(obj: Mapping[str, Any], key: str, where: str) -> int:
+    value = obj.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise FormatError(f"{where}: '{key}' must be an integer")
+    return value
+
+
+def number_field(obj: Mapping[str, Any], key: str, where: str) -> float:
+    value = obj.get(key)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise FormatError(f"{where}: '{key}' must be a number")
+    return float(value)
+
+
+def _optional_object(obj: Mapping[str, Any], key: str, where: str) -> dict[str, Any] | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise FormatError(f"{where}: '{key}' must be an object or null")
+    return dict(value)
+
+
+def _tags(obj: Mapping[str, Any], where: str) -> dict[str, str | None]:
+    value = obj.get("tags", {})
+    if not isinstance(value, Mapping):
+        raise FormatError(f"{where}: 'tags' must be an object")
+    tags: dict[str, str | None] = {}
+    for key, tag_value in value.items():
+        if tag_value is not None and not isinstance(tag_value, str):
+            raise FormatError(f"{where}: tag values must be strings or null")
+        tags[str(key)] = tag_value
+    return tags

@@ -1,0 +1,223 @@
+"""Private files on the local disk: 0600 from the first byte, durable, never via a symlink.
+
+Every file that may hold key material is created with O_EXCL and mode 0600
+(then fchmod'ed, so the umask cannot matter), opened with O_NOFOLLOW, and
+replaced only by rename after fsync. Nothing here ever widens a permission or
+follows a symbolic link.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import stat
+import threading
+import uuid
+from pathlib import Path
+
+from reconciler.errors import InsecureStateError, StateError
+
+log = logging.getLogger(__name__)
+
+PRIVATE_MODE = 0o600
+_OPEN_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class IOStats:
+    """Thread-safe counts of fsync calls and bytes written, rolled up into a parent."""
+
+    def __init__(self, parent: IOStats | None = None) -> None:
+        self._parent = parent
+        self._lock = threading.Lock()
+        self.fsyncs = 0
+        self.bytes = 0
+
+    def fsynced(self) -> None:
+        with self._lock:
+            self.fsyncs += 1
+        if self._parent is not None:
+            self._parent.fsynced()
+
+    def wrote(self, count: int) -> None:
+        with self._lock:
+            self.bytes += count
+        if self._parent is not None:
+            self._parent.wrote(count)
+
+
+def refuse_symlink(path: Path, what: str) -> os.stat_result | None:
+    """``lstat`` of ``path`` (None if absent); a symbolic link is refused."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        raise InsecureStateError(
+            f"{what} {path} is a symbolic link; refusing to follow it",
+            hint="point at the real file instead: files holding private keys are only "
+            "read and written in place",
+        )
+    return st
+
+
+def create_private(path: Path, flags: int = os.O_WRONLY) -> int:
+    """Create ``path`` exclusively with mode 0600 and return its descriptor."""
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | _OPEN_FLAGS | flags, PRIVATE_MODE)
+    try:
+        os.fchmod(fd, PRIVATE_MODE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_nofollow(path: Path, flags: int, what: str) -> int:
+    try:
+        return os.open(path, flags | _OPEN_FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            refuse_symlink(path, what)
+        raise
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def fsync(fd: int, stats: IOStats) -> None:
+    os.fsync(fd)
+    stats.fsynced()
+
+
+def fsync_dir(directory: Path, stats: IOStats) -> None:
+    """Make renames, creations and removals in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fsync(fd, stats)
+    finally:
+        os.close(fd)
+
+
+def read_private(path: Path, what: str, *, allow_insecure: bool) -> bytes | None:
+    """The bytes of a file holding key material, or None if it does not exist.
+
+    Refuses symbolic links, non-regular files, and files readable by group or
+    others (unless ``allow_insecure``).
+    """
+    if refuse_symlink(path, what) is None:
+        return None
+    try:
+        fd = open_nofollow(path, os.O_RDONLY, what)
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        raise StateError(f"cannot read {what} {path}: permission denied") from None
+    except OSError as exc:
+        raise StateError(f"cannot open {what} {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as file:
+        st = os.fstat(file.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise StateError(f"{what} {path} is not a regular file")
+        check_private_mode(path, st, what, allow_insecure=allow_insecure)
+        try:
+            return file.read()
+        except OSError as exc:
+            raise StateError(f"cannot read {what} {path}: {exc.strerror}") from None
+
+
+def check_private_mode(path: Path, st: os.stat_result, what: str, *, allow_insecure: bool) -> None:
+    mode = stat.S_IMODE(st.st_mode)
+    if not mode & 0o077:
+        return
+    if allow_insecure:
+        log.warning("%s %s is readable by others (mode %04o); allowed by request", what, path, mode)
+        return
+    raise InsecureStateError(
+        f"{what} {path} has mode {mode:04o}: it holds private keys and must be readable "
+        "by its owner only",
+        hint=f"run `chmod 600 {path}`",
+    )
+
+
+def replace_atomically(path: Path, data: bytes, *, backup: Path | None, stats: IOStats) -> None:
+    """Replace ``path`` with ``data`` so that it holds the old or the new bytes, never a mix.
+
+    A temporary file beside it is written and fsynced, the current file is kept
+    as ``backup`` (hard link, or a private copy where links are not possible),
+    the temporary is renamed over ``path``, and the directory is fsynced.
+    """
+    directory = path.parent
+    temporaries: list[Path] = []
+    try:
+        tmp = _temporary(directory, path.name, temporaries)
+        fd = create_private(tmp)
+        try:
+            write_all(fd, data)
+            stats.wrote(len(data))
+            fsync(fd, stats)
+        finally:
+            os.close(fd)
+        if backup is not None and refuse_symlink(path, "state file") is not None:
+            _keep_backup(path, backup, stats, temporaries)
+        os.replace(tmp, path)
+    except BaseException:
+        for leftover in temporaries:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)
+        raise
+    fsync_dir(directory, stats)
+
+
+def remove_durably(path: Path, stats: IOStats) -> bool:
+    """Remove ``path`` (not following links) and fsync its directory; False if absent."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    fsync_dir(path.parent, stats)
+    return True
+
+
+def _temporary(directory: Path, name: str, temporaries: list[Path]) -> Path:
+    tmp = directory / f".{name}.{uuid.uuid4().hex}.tmp"
+    temporaries.append(tmp)
+    return tmp
+
+
+def _keep_backup(path: Path, backup: Path, stats: IOStats, temporaries: list[Path]) -> None:
+    tmp = _temporary(backup.parent, backup.name, temporaries)
+    try:
+        os.link(path, tmp, follow_symlinks=False)
+    except OSError as exc:
+        log.debug("cannot hard-link %s (%s); copying it to %s", path, exc.strerror, backup)
+        _copy_private(path, tmp, stats)
+    else:
+        # The link shares the state file's inode; an insecure mode allowed by
+        # request must not live on in the backup.
+        fd = open_nofollow(tmp, os.O_RDONLY, "state backup")
+        try:
+            if stat.S_IMODE(os.fstat(fd).st_mode) != PRIVATE_MODE:
+                os.fchmod(fd, PRIVATE_MODE)
+        finally:
+            os.close(fd)
+    os.replace(tmp, backup)
+
+
+def _copy_private(source: Path, target: Path, stats: IOStats) -> None:
+    src = open_nofollow(source, os.O_RDONLY, "state file")
+    try:
+        dst = create_private(target)
+        try:
+            while chunk := os.read(src, 1 << 20):
+                write_all(dst, chunk)
+                stats.wrote(len(chunk))
+            fsync(dst, stats)
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
