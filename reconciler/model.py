@@ -245,3 +245,4 @@ class PendingCreate:
     operation: str = "create"
     private_key: str | None = field(default=None, repr=False)
     public_key: str | None = None
+    private_key_sealed: Mapping[str, Any] | None = field(default=None, repr=False)

@@ -22,6 +22,7 @@ from typing import Any
 
 from reconciler.emulator import errors
 from reconciler.emulator.config import EmulatorConfig
+from reconciler.emulator.faults import FaultPlan
 from reconciler.emulator.protocol import CONTENT_TYPE, MAX_BODY_BYTES, Endpoint
 from reconciler.emulator.store import Store
 
@@ -199,6 +200,11 @@ class Emulator:
     @force_error.setter
     def force_error(self, error_type: str | None) -> None:
         self._endpoint.force_error = error_type
+
+    @property
+    def faults(self) -> FaultPlan:
+        """The live fault settings; tests may change the rates between calls."""
+        return self._endpoint.faults
 
     @property
     def port(self) -> int:

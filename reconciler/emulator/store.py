@@ -140,6 +140,12 @@ class Store:
         if outermost:
             self._persist()
 
+    def clear(self) -> None:
+        """Forget every key pair in every region (tests reuse one emulator)."""
+        with self.transaction():
+            self._regions.clear()
+            self._version += 1
+
     def insert(self, region: str, record: KeyPairRecord) -> bool:
         """Add ``record``; False (and no change) if its name is taken in ``region``."""
         with self.transaction():

@@ -8,7 +8,8 @@ with ``commit``. Read-only commands call ``read`` without the lock.
 from __future__ import annotations
 
 import contextlib
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from reconciler.model import Address, StateEntry
 from reconciler.state.document import StateDocument
@@ -20,7 +21,13 @@ class JournalWriter(Protocol):
 
     def intent(self, op: str, address: Address) -> str: ...
     def keygen(
-        self, intent_id: str, address: Address, private_key: str, public_key: str
+        self,
+        intent_id: str,
+        address: Address,
+        private_key: str | None,
+        public_key: str,
+        *,
+        private_key_sealed: Mapping[str, Any] | None = None,
     ) -> None: ...
     def result(self, intent_id: str, entry: StateEntry) -> None: ...
     def removed(self, intent_id: str, address: Address) -> None: ...

@@ -162,6 +162,8 @@ def pending_to_json(pending: PendingCreate) -> dict[str, Any]:
     }
     if pending.private_key is not None:
         data["privateKey"] = pending.private_key
+    if pending.private_key_sealed is not None:
+        data["privateKeySealed"] = dict(pending.private_key_sealed)
     if pending.public_key is not None:
         data["publicKey"] = pending.public_key
     return data
@@ -183,11 +185,11 @@ def parse_entry(data: object, where: str) -> StateEntry:
         tags=_tags(obj, where),
         public_key_base64=optional_text_field(obj, "publicKeyBase64", where),
         private_key=optional_text_field(obj, "privateKey", where),
-        private_key_sealed=_optional_object(obj, "privateKeySealed", where),
+        private_key_sealed=optional_object_field(obj, "privateKeySealed", where),
         support_code=optional_text_field(obj, "supportCode", where) or "",
-        location=_optional_object(obj, "location", where),
+        location=optional_object_field(obj, "location", where),
         resource_type=optional_text_field(obj, "resourceType", where) or "KeyPair",
-        operation=_optional_object(obj, "operation", where),
+        operation=optional_object_field(obj, "operation", where),
         imported_public_key=optional_text_field(obj, "importedPublicKey", where),
     )
 
@@ -206,6 +208,7 @@ def parse_pending(data: object, where: str) -> PendingCreate:
         operation=operation,
         private_key=optional_text_field(obj, "privateKey", where),
         public_key=optional_text_field(obj, "publicKey", where),
+        private_key_sealed=optional_object_field(obj, "privateKeySealed", where),
     )
 
 
@@ -301,7 +304,7 @@ def number_field(obj: Mapping[str, Any], key: str, where: str) -> float:
     return float(value)
 
 
-def _optional_object(obj: Mapping[str, Any], key: str, where: str) -> dict[str, Any] | None:
+def optional_object_field(obj: Mapping[str, Any], key: str, where: str) -> dict[str, Any] | None:
     value = obj.get(key)
     if value is None:
         return None

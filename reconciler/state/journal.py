@@ -15,6 +15,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -80,15 +81,23 @@ class Journal:
         )
         return intent_id
 
-    def keygen(self, intent_id: str, address: Address, private_key: str, public_key: str) -> None:
-        """Record a locally generated key pair before it is imported."""
+    def keygen(
+        self,
+        intent_id: str,
+        address: Address,
+        private_key: str | None,
+        public_key: str,
+        *,
+        private_key_sealed: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record a locally generated key pair (its private half in clear or sealed)."""
         self._append(
             {
                 "kind": "keygen",
                 "id": intent_id,
                 "region": address.region,
                 "name": address.name,
-                "privateKey": private_key,
+                **keygen_key(private_key, private_key_sealed),
                 "publicKey": public_key,
             }
         )
@@ -194,6 +203,17 @@ class Journal:
             hint="no further changes are made; results already journaled are kept "
             "and compacted into the state by the next run",
         )
+
+
+def keygen_key(
+    private_key: str | None, private_key_sealed: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The private-key member of a keygen record: sealed when it was sealed, else clear."""
+    if private_key_sealed is not None:
+        return {"privateKeySealed": dict(private_key_sealed)}
+    if private_key is None:
+        raise ValueError("a keygen record needs the private key, in clear or sealed")
+    return {"privateKey": private_key}
 
 
 def read_journal(path: Path, *, allow_insecure: bool = False) -> list[dict[str, Any]]:

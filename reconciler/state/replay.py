@@ -28,6 +28,7 @@ from reconciler.state.document import (
     FormatError,
     StateDocument,
     number_field,
+    optional_object_field,
     parse_address,
     parse_entry,
     text_field,
@@ -48,8 +49,9 @@ class _Intent:
 class _Keygen:
     id: str
     address: Address
-    private_key: str
+    private_key: str | None
     public_key: str
+    private_key_sealed: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,7 @@ def replay(
                     operation="generate",
                     private_key=record.private_key,
                     public_key=record.public_key,
+                    private_key_sealed=record.private_key_sealed,
                 )
     return out
 
@@ -133,11 +136,13 @@ def _parse(record: Mapping[str, Any], where: str) -> _Record:
                 number_field(record, "at", where),
             )
         if kind == "keygen":
+            sealed = optional_object_field(record, "privateKeySealed", where)
             return _Keygen(
                 record_id,
                 parse_address(record, where),
-                text_field(record, "privateKey", where),
+                None if sealed is not None else text_field(record, "privateKey", where),
                 text_field(record, "publicKey", where),
+                sealed,
             )
         if kind == "result":
             if record.get("removed") is True:

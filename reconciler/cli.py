@@ -1,0 +1,225 @@
+"""Command line: parse, call one function, map errors to exit codes.
+
+This is the only module (with ``render``'s output helpers) that writes to the
+terminal. Every ReconcilerError becomes one line plus a hint and exit 1; any
+other exception becomes "internal error" (traceback only with -v). Private
+keys are written only by `key get` and `state show --reveal`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from reconciler import __version__, render
+from reconciler.errors import EXIT_ERROR, ManifestError, ReconcilerError
+
+log = logging.getLogger("reconciler")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("common options")
+    g.add_argument(
+        "--state",
+        help="file path or s3://BUCKET/KEY (default: the backend in reconciler.yaml, "
+        "else reconciler.state.json)",
+    )
+    g.add_argument(
+        "--region", action="append", default=[], metavar="REGION", help="only this region"
+    )
+    g.add_argument(
+        "--local", action="store_true", help="use an embedded Lightsail emulator (.reconciler/)"
+    )
+    g.add_argument("--allow-insecure-state", action="store_true", help=argparse.SUPPRESS)
+    g.add_argument(
+        "--lock-timeout", type=float, default=0.0, metavar="SECONDS", help="wait for the lock"
+    )
+    g.add_argument(
+        "--age-identity",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="age identity file that opens sealed private keys (repeatable)",
+    )
+    g.add_argument("-v", "--verbose", action="count", default=0, help="more detail on stderr")
+
+
+def _encryption(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--encrypt-with",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="encrypt private keys in the state for kms:KEY_ID or age:RECIPIENT "
+        "(repeatable; remembered in the state)",
+    )
+
+
+def _planning(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--prune", action="store_true", help="delete key pairs removed from the manifests"
+    )
+    parser.add_argument("--max-deletes", type=int, metavar="N", help="refuse plans deleting more")
+    parser.add_argument(
+        "--replace",
+        action="append",
+        default=[],
+        metavar="REGION/NAME",
+        help="replace this key pair (e.g. one whose key material was lost)",
+    )
+    parser.add_argument("--parallelism", type=int, default=10, metavar="N")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reconciler",
+        description="Declarative reconciler for AWS Lightsail SSH key pairs.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("validate", help="check manifests offline")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--format", choices=["text", "github", "json"], default="text")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+
+    p = sub.add_parser("plan", help="show what apply would change")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    p.add_argument(
+        "--detailed-exitcode", action="store_true", help="exit 2 when changes are pending"
+    )
+    p.add_argument("--out", metavar="FILE", help="save the plan for `reconciler apply FILE`")
+    _planning(p)
+    _common(p)
+
+    p = sub.add_parser("apply", help="make Lightsail match the manifests")
+    p.add_argument("paths", nargs="+", metavar="PLAN_FILE|PATH")
+    p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+    _planning(p)
+    _encryption(p)
+    _common(p)
+
+    p = sub.add_parser("destroy", help="delete every key pair the manifests declare")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--auto-approve", action="store_true")
+    p.add_argument("--parallelism", type=int, default=10, metavar="N")
+    _common(p)
+
+    p = sub.add_parser("drift", help="compare manifests, state and Lightsail")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    p.add_argument("--include-unmanaged", action="store_true")
+    p.add_argument("--refresh", action="store_true", help="update the state to what is live")
+    _common(p)
+
+    p = sub.add_parser("import", help="adopt an existing key pair into the state")
+    p.add_argument("address", metavar="REGION/NAME")
+    p.add_argument("--tags-from", metavar="PATH", help="manifests whose tags it should get")
+    _common(p)
+
+    p = sub.add_parser("state", help="inspect or edit the state")
+    ssub = p.add_subparsers(dest="state_command", metavar="SUBCOMMAND", required=True)
+    sp = ssub.add_parser("list", help="list key pairs in the state")
+    _common(sp)
+    sp = ssub.add_parser("show", help="show one key pair")
+    sp.add_argument("address", metavar="REGION/NAME")
+    sp.add_argument("--reveal", action="store_true", help="include the private key")
+    _common(sp)
+    sp = ssub.add_parser("encrypt", help="encrypt the private keys in the state")
+    _encryption(sp)
+    _common(sp)
+    sp = ssub.add_parser("decrypt", help="store the private keys in clear again")
+    _common(sp)
+    sp = ssub.add_parser("rm", help="forget a key pair (Lightsail is not touched)")
+    sp.add_argument("address", metavar="REGION/NAME")
+    _common(sp)
+
+    p = sub.add_parser("key", help="private and public keys from the state")
+    ksub = p.add_subparsers(dest="key_command", metavar="SUBCOMMAND", required=True)
+    kp = ksub.add_parser("get", help="write the private key PEM (or --public) to stdout")
+    kp.add_argument("address", metavar="REGION/NAME")
+    kp.add_argument("--public", action="store_true")
+    _common(kp)
+
+    p = sub.add_parser("force-unlock", help="remove a state lock left behind")
+    p.add_argument("lock_id", metavar="LOCK_ID")
+    p.add_argument(
+        "--force", action="store_true", help="even if the holder still runs on this host"
+    )
+    _common(p)
+
+    from reconciler.emulator import cli as emulator_cli
+
+    p = sub.add_parser("emulator", help="run a local Lightsail endpoint")
+    emulator_cli.add_arguments(p)
+    return parser
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("reconciler")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    # botocore at DEBUG logs response bodies, which may hold private keys.
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _error(err: ReconcilerError) -> None:
+    sys.stderr.write(f"Error: {err.message}\n")
+    if isinstance(err, ManifestError):
+        sys.stderr.write(render.problems_text(err.problems))
+    if err.hint:
+        sys.stderr.write(f"  -> {err.hint}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    verbose = getattr(args, "verbose", 0) or 0
+    _setup_logging(verbose)
+    try:
+        return dispatch(args)
+    except ReconcilerError as err:
+        _error(err)
+        return err.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("Interrupted.\n")
+        return 130
+    except BrokenPipeError:
+        return EXIT_ERROR
+    except Exception as err:
+        log.debug("internal error", exc_info=True)
+        sys.stderr.write(
+            f"Error: internal error ({type(err).__name__}); run again with -vv for details\n"
+        )
+        return EXIT_ERROR
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    from reconciler import commands
+
+    handlers: dict[str, Any] = {
+        "validate": commands.validate,
+        "plan": commands.plan,
+        "apply": commands.apply,
+        "destroy": commands.destroy,
+        "drift": commands.drift,
+        "import": commands.import_,
+        "state": commands.state,
+        "key": commands.key,
+        "force-unlock": commands.force_unlock,
+    }
+    if args.command == "emulator":
+        from reconciler.emulator import cli as emulator_cli
+
+        return emulator_cli.run(args)
+    result: int = handlers[args.command](args)
+    return result

@@ -1,0 +1,345 @@
+"""One function per command: take parsed arguments, do the work, return an exit code.
+
+Each reads its inputs through ``workflow`` and writes its output through
+``render``; none holds logic the others need.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from reconciler import render, savedplan, workflow
+from reconciler.errors import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    ApplyError,
+    ManifestError,
+    StateError,
+    UsageError,
+)
+from reconciler.executor import ApplyResult, Executor
+from reconciler.manifest import load_desired
+from reconciler.model import Address, DesiredSet, StateEntry
+from reconciler.plan import Plan
+from reconciler.project import load_project, resolve_state
+from reconciler.state import StateBackend, StateDocument, crypto, entry_to_json
+
+
+def _options(args: argparse.Namespace) -> workflow.Options:
+    state: str | None = getattr(args, "state", None)
+    extra: dict[str, str] = {}
+    if not getattr(args, "local", False):
+        # --local keeps its state beside the embedded emulator, never in the
+        # team's real backend.
+        state, extra = resolve_state(state, load_project())
+    return workflow.Options(
+        state=state,
+        extra=dict(extra),
+        regions=tuple(getattr(args, "region", ()) or ()),
+        local=getattr(args, "local", False),
+        allow_insecure_state=getattr(args, "allow_insecure_state", False),
+        lock_timeout=getattr(args, "lock_timeout", 0.0),
+        parallelism=max(1, getattr(args, "parallelism", 10)),
+        replace=tuple(Address.parse(a) for a in getattr(args, "replace", ()) or ()),
+        prune=getattr(args, "prune", False),
+        max_deletes=getattr(args, "max_deletes", None),
+        encrypt_with=tuple(getattr(args, "encrypt_with", ()) or ()),
+        age_identities=tuple(getattr(args, "age_identity", ()) or ()),
+    )
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def validate(args: argparse.Namespace) -> int:
+    try:
+        desired = load_desired(workflow.manifest_paths(args.paths))
+    except ManifestError as err:
+        if args.format == "github":
+            _out(render.problems_github(err.problems))
+        elif args.format == "json":
+            _out(render.dumps({"valid": False, "problems": [_problem(p) for p in err.problems]}))
+        else:
+            _out(render.problems_text(err.problems))
+        sys.stderr.write(f"Error: {err.message}\n")
+        return EXIT_ERROR
+    count = len(desired.key_pairs)
+    if args.format == "json":
+        _out(render.dumps({"valid": True, "keyPairs": count, "problems": []}))
+    else:
+        sys.stderr.write(f"Valid: {count} key pair(s) in {len(desired.files)} file(s).\n")
+    return EXIT_OK
+
+
+def _problem(p: object) -> dict[str, object]:
+    return {k: getattr(p, k) for k in ("file", "line", "column", "message", "rule")}
+
+
+def _render_plan(plan: Plan, fmt: str) -> str:
+    if fmt == "json":
+        return render.dumps(render.plan_json(plan))
+    if fmt == "markdown":
+        return render.plan_markdown(plan)
+    return render.plan_text(plan, color=render.use_color(sys.stdout))
+
+
+def plan(args: argparse.Namespace) -> int:
+    options = _options(args)
+    desired = load_desired(workflow.manifest_paths(args.paths))
+    backend = workflow.open_backend(options)
+    doc = backend.read()
+    with workflow.lightsail_for(options) as lightsail:
+        result, _live = workflow.build_plan(desired, doc, lightsail, options)
+    _out(_render_plan(result, args.format))
+    result.raise_if_unsafe()
+    if args.out:
+        savedplan.write(args.out, result, desired, options, backend.location)
+        sys.stderr.write(
+            f"Saved the plan to {args.out}; apply it with `reconciler apply {args.out}`.\n"
+        )
+    if result.findings:
+        return EXIT_ERROR
+    if args.detailed_exitcode and result.has_changes:
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+def _confirm(args: argparse.Namespace, verb: str) -> None:
+    if args.auto_approve:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"{verb} needs confirmation, and there is no terminal to ask on; nothing was changed",
+            hint="pass --auto-approve in pipelines",
+        )
+    sys.stderr.write(f"\nDo you want to {verb}? Only 'yes' will be accepted.\n  Enter a value: ")
+    sys.stderr.flush()
+    if sys.stdin.readline().strip() != "yes":
+        raise ApplyError(f"{verb} cancelled; nothing was changed")
+
+
+def _execute(
+    args: argparse.Namespace,
+    options: workflow.Options,
+    desired: DesiredSet,
+    *,
+    command: str,
+    destroy: bool = False,
+    saved: savedplan.SavedPlan | None = None,
+) -> int:
+    backend = workflow.open_backend(options)
+    with backend.lock(command, timeout=options.lock_timeout):
+        doc = backend.begin()
+        with workflow.lightsail_for(options) as lightsail:
+            result, _live = workflow.build_plan(desired, doc, lightsail, options, destroy=destroy)
+            if saved is not None:
+                saved.check(doc, result)
+            _out(render.plan_text(result, color=render.use_color(sys.stdout)))
+            result.raise_if_unsafe()
+            if not result.changes and not result.stale_pending:
+                _warn_unencrypted(doc, backend.location)
+                return EXIT_ERROR if result.findings else EXIT_OK
+            if result.changes and saved is None:
+                _confirm(args, "destroy these key pairs" if destroy else "perform these actions")
+            sealer = _sealer(options, doc, backend) if result.changes else None
+            progress = render.Progress(len(result.changes))
+            executor = Executor(
+                lightsail,
+                backend.journal(),
+                parallelism=options.parallelism,
+                seal=None if sealer is None else sealer.seal,
+                on_progress=progress,
+            )
+            try:
+                outcome = executor.run(result)
+            finally:
+                doc = backend.commit()
+    code = _summarize(result, outcome)
+    _warn_unencrypted(doc, backend.location)
+    return code
+
+
+def _sealer(
+    options: workflow.Options, doc: StateDocument, backend: StateBackend
+) -> crypto.Sealer | None:
+    """The run's sealer, made (and a new --encrypt-with recorded) before any change."""
+    sealer = workflow.sealer_for(options, doc)
+    if sealer is not None and options.encrypt_with:
+        setting = [spec.to_json() for spec in sealer.specs]
+        if setting != doc.encryption:
+            doc.encryption = setting
+            backend.write(doc)
+    return sealer
+
+
+def _warn_unencrypted(doc: StateDocument, location: str) -> None:
+    count = crypto.unencrypted_count([*doc.entries.values(), *doc.pending.values()])
+    warning = crypto.unencrypted_warning(count, location)
+    if warning is not None:
+        sys.stderr.write(warning + "\n")
+
+
+def _summarize(result: Plan, outcome: ApplyResult) -> int:
+    counts = {"added": 0, "changed": 0, "destroyed": 0}
+    for change in outcome.succeeded:
+        if change.deletes:
+            counts["destroyed"] += 1
+        if change.creates is not None:
+            counts["added"] += 1
+        elif not change.deletes:
+            counts["changed"] += 1
+    sys.stderr.write(
+        f"\nApply {'complete' if outcome.ok else 'finished with errors'}! "
+        f"{counts['added']} added, {counts['changed']} changed, {counts['destroyed']} destroyed, "
+        f"{len(outcome.failed)} failed.\n"
+    )
+    for failure in outcome.failed:
+        sys.stderr.write(f"Error: {failure.message}\n")
+        if failure.hint:
+            sys.stderr.write(f"  -> {failure.hint}\n")
+    for finding in result.findings:
+        sys.stderr.write(f"Error: {finding.message}\n  -> {finding.hint}\n")
+    return EXIT_OK if outcome.ok and not result.findings else EXIT_ERROR
+
+
+def apply(args: argparse.Namespace) -> int:
+    options = _options(args)
+    saved = savedplan.load_if_saved(args.paths)
+    if saved is not None:
+        options = saved.apply_options(options)
+        return _execute(args, options, saved.desired, command="apply", saved=saved)
+    desired = load_desired(workflow.manifest_paths(args.paths))
+    return _execute(args, options, desired, command="apply")
+
+
+def destroy(args: argparse.Namespace) -> int:
+    options = _options(args)
+    desired = load_desired(workflow.manifest_paths(args.paths))
+    return _execute(args, options, desired, command="destroy", destroy=True)
+
+
+def drift(args: argparse.Namespace) -> int:
+    from reconciler import drift as drift_mod
+
+    return drift_mod.run(args, _options(args))
+
+
+def import_(args: argparse.Namespace) -> int:
+    from reconciler import adopt
+
+    return adopt.run(args, _options(args))
+
+
+def _entry(doc: StateDocument, text: str) -> StateEntry:
+    address = Address.parse(text)
+    entry = doc.entries.get(address)
+    if entry is None:
+        raise StateError(
+            f"{address} is not in the state", hint="`reconciler state list` shows what is"
+        )
+    return entry
+
+
+def state(args: argparse.Namespace) -> int:
+    options = _options(args)
+    backend = workflow.open_backend(options)
+    if args.state_command in ("encrypt", "decrypt"):
+        return _seal_state(args.state_command == "encrypt", options, backend)
+    if args.state_command == "rm":
+        with backend.lock("state rm", timeout=options.lock_timeout):
+            doc = backend.begin()
+            entry = _entry(doc, args.address)
+            del doc.entries[entry.address]
+            backend.write(doc)
+        sys.stderr.write(f"Removed {entry.address} from the state; Lightsail was not touched.\n")
+        return EXIT_OK
+    doc = backend.read()
+    if args.state_command == "list":
+        for address in sorted(doc.entries):
+            e = doc.entries[address]
+            held = "sealed" if e.private_key_sealed else "held" if e.private_key else "none"
+            _out(f"{address}\t{e.origin}\t{e.fingerprint}\tprivate-key:{held}\n")
+        for address in sorted(doc.pending):
+            _out(f"{address}\tpending\t-\tinterrupted {doc.pending[address].operation}\n")
+        return EXIT_OK
+    entry = _entry(doc, args.address)
+    data = entry_to_json(entry)
+    if args.reveal:
+        data["privateKey"] = _private_key(entry, options)
+    elif "privateKey" in data or "privateKeySealed" in data:
+        data.pop("privateKeySealed", None)
+        data["privateKey"] = "(sensitive: add --reveal, or use `reconciler key get`)"
+    _out(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return EXIT_OK
+
+
+def _seal_state(encrypt: bool, options: workflow.Options, backend: StateBackend) -> int:
+    command = "state encrypt" if encrypt else "state decrypt"
+    with backend.lock(command, timeout=options.lock_timeout):
+        doc = backend.begin()
+        unsealer = workflow.unsealer_for(options)
+        if encrypt:
+            sealer = workflow.sealer_for(options, doc)
+            if sealer is None:
+                raise UsageError(
+                    "state encrypt needs a recipient",
+                    hint="pass --encrypt-with kms:KEY_ID or --encrypt-with age:RECIPIENT "
+                    "(repeat it for several)",
+                )
+            changed = crypto.seal_entries(doc.entries, sealer, unsealer=unsealer)
+            doc.encryption = [spec.to_json() for spec in sealer.specs]
+        else:
+            changed = crypto.unseal_entries(doc.entries, unsealer)
+            doc.encryption = []
+        doc.entries.update(changed)
+        backend.write(doc)
+        # Twice, so the previous version kept as a backup holds no key in clear either.
+        backend.write(doc)
+    verb = "Encrypted" if encrypt else "Decrypted"
+    sys.stderr.write(f"{verb} {len(changed)} private key(s) in {backend.location}.\n")
+    if encrypt and changed:
+        sys.stderr.write(
+            "Copies made before now (older S3 object versions, your own backups) still hold "
+            "them in clear.\n"
+        )
+    return EXIT_OK
+
+
+def _private_key(entry: StateEntry, options: workflow.Options) -> str | None:
+    if entry.private_key is not None:
+        return entry.private_key
+    if entry.private_key_sealed is not None:
+        unsealer = workflow.unsealer_for(options)
+        return unsealer.unseal(entry.private_key_sealed, entry.address)
+    return None
+
+
+def key(args: argparse.Namespace) -> int:
+    options = _options(args)
+    doc = workflow.open_backend(options).read()
+    entry = _entry(doc, args.address)
+    if args.public:
+        if not entry.public_key_base64:
+            raise StateError(f"{entry.address}: the state holds no public key for it")
+        _out(entry.public_key_base64.strip() + "\n")
+        return EXIT_OK
+    pem = _private_key(entry, options)
+    if pem is None:
+        raise StateError(
+            f"{entry.address} has no private key in the state (origin: {entry.origin})",
+            hint="imported and adopted key pairs keep their private key wherever it was made",
+        )
+    _out(pem if pem.endswith("\n") else pem + "\n")
+    return EXIT_OK
+
+
+def force_unlock(args: argparse.Namespace) -> int:
+    backend = workflow.open_backend(_options(args))
+    backend.force_unlock(args.lock_id, force=args.force)
+    sys.stderr.write(f"Lock {args.lock_id} removed from {backend.location}.\n")
+    return EXIT_OK

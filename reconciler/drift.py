@@ -1,0 +1,263 @@
+"""Drift detection: how far reality and the state have moved from each other.
+
+``find_drift`` is pure: (desired, state, live) -> findings, each with a kind:
+
+- ``deleted``: in state, gone from Lightsail;
+- ``tags-changed``: live tags differ from the state;
+- ``fingerprint-changed``: key material was replaced outside the tool;
+- ``pending``: the manifests differ from the state (an apply is due);
+- ``lost-key``: a create went live but its private key never reached the state;
+- ``unmanaged``: live, in neither state nor manifests (only when asked).
+
+``run`` is the `drift` command: read, report, optionally refresh the state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any
+
+from reconciler import render, workflow
+from reconciler.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
+from reconciler.manifest import load_desired
+from reconciler.model import Address, DesiredSet, LiveSnapshot, PendingCreate, StateEntry
+from reconciler.plan import diff_tags, manifest_replace_reason
+
+DRIFT_FORMAT_VERSION = 1
+MARKER = "<!-- lightsail-reconciler:drift -->"
+
+
+class DriftKind(StrEnum):
+    DELETED = "deleted"
+    TAGS_CHANGED = "tags-changed"
+    FINGERPRINT_CHANGED = "fingerprint-changed"
+    PENDING = "pending"
+    LOST_KEY = "lost-key"
+    UNMANAGED = "unmanaged"
+
+
+@dataclass(frozen=True, slots=True)
+class DriftFinding:
+    kind: DriftKind
+    address: Address
+    detail: str
+    expected: Any = None
+    actual: Any = None
+
+
+def find_drift(
+    desired: DesiredSet,
+    entries: Mapping[Address, StateEntry],
+    pending: Mapping[Address, PendingCreate],
+    live: LiveSnapshot,
+    *,
+    include_unmanaged: bool = False,
+    regions: Collection[str] | None = None,
+) -> list[DriftFinding]:
+    out: list[DriftFinding] = []
+
+    def considered(a: Address) -> bool:
+        return a.region in live.regions and (regions is None or a.region in regions)
+
+    for address in sorted(entries):
+        if not considered(address):
+            continue
+        entry = entries[address]
+        have = live.key_pairs.get(address)
+        if have is None:
+            out.append(DriftFinding(DriftKind.DELETED, address, "in state, gone from Lightsail"))
+            continue
+        if entry.fingerprint and have.fingerprint and entry.fingerprint != have.fingerprint:
+            out.append(
+                DriftFinding(
+                    DriftKind.FINGERPRINT_CHANGED,
+                    address,
+                    "key material was replaced outside the tool",
+                    entry.fingerprint,
+                    have.fingerprint,
+                )
+            )
+        if diff_tags(entry.tags, have.tags):
+            out.append(
+                DriftFinding(
+                    DriftKind.TAGS_CHANGED,
+                    address,
+                    "tags were changed outside the tool",
+                    dict(sorted(entry.tags.items())),
+                    dict(sorted(have.tags.items())),
+                )
+            )
+    for address in sorted(pending):
+        if not considered(address) or address not in live.key_pairs or address in entries:
+            continue
+        if pending[address].operation == "create":
+            out.append(
+                DriftFinding(
+                    DriftKind.LOST_KEY,
+                    address,
+                    "created in Lightsail, but its private key never reached the state",
+                )
+            )
+        else:
+            # The key was generated here and is held: nothing is lost, but an
+            # apply (or `reconciler import`) still has to record it.
+            out.append(
+                DriftFinding(
+                    DriftKind.PENDING,
+                    address,
+                    "imported by an interrupted run with a locally generated key; "
+                    "not yet recorded in the state",
+                )
+            )
+    for address in sorted(set(desired.key_pairs) | set(entries)):
+        if not considered(address):
+            continue
+        want = desired.key_pairs.get(address)
+        stated = entries.get(address)
+        if want is None:
+            out.append(DriftFinding(DriftKind.PENDING, address, "in state, not in the manifests"))
+        elif stated is None:
+            if address not in pending or address not in live.key_pairs:
+                out.append(DriftFinding(DriftKind.PENDING, address, "declared, not yet applied"))
+        elif diff_tags(stated.tags, want.tags):
+            out.append(
+                DriftFinding(
+                    DriftKind.PENDING,
+                    address,
+                    "manifest tags differ from the state",
+                    dict(sorted(want.tags.items())),
+                    dict(sorted(stated.tags.items())),
+                )
+            )
+        elif (reason := manifest_replace_reason(want, stated)) is not None:
+            out.append(DriftFinding(DriftKind.PENDING, address, reason))
+    if include_unmanaged:
+        known = set(entries) | set(desired.key_pairs) | set(pending)
+        for address in sorted(live.key_pairs):
+            if address not in known and considered(address):
+                out.append(DriftFinding(DriftKind.UNMANAGED, address, "in Lightsail, in neither"))
+    return sorted(out, key=lambda f: (f.address, list(DriftKind).index(f.kind)))
+
+
+def refreshed(
+    entries: Mapping[Address, StateEntry], live: LiveSnapshot
+) -> dict[Address, StateEntry]:
+    """The state entries updated to what is live: gone ones dropped, tags taken."""
+    out: dict[Address, StateEntry] = {}
+    for address, entry in entries.items():
+        if address.region not in live.regions:
+            out[address] = entry
+            continue
+        have = live.key_pairs.get(address)
+        if have is not None:
+            out[address] = replace(entry, tags=dict(have.tags))
+    return out
+
+
+def report_json(findings: list[DriftFinding], live: LiveSnapshot) -> dict[str, Any]:
+    counts = {kind.value: 0 for kind in DriftKind}
+    for f in findings:
+        counts[f.kind.value] += 1
+    return {
+        "formatVersion": DRIFT_FORMAT_VERSION,
+        # A region that could not be read may hide drift: not in sync.
+        "inSync": not findings and not live.failed_regions,
+        "regions": list(live.regions),
+        "failedRegions": dict(live.failed_regions),
+        "summary": counts,
+        "findings": [
+            {
+                "kind": f.kind.value,
+                "address": str(f.address),
+                "region": f.address.region,
+                "name": f.address.name,
+                "detail": f.detail,
+                "expected": f.expected,
+                "actual": f.actual,
+            }
+            for f in findings
+        ],
+    }
+
+
+def report_text(findings: list[DriftFinding], live: LiveSnapshot) -> str:
+    lines = [f"Regions read: {', '.join(live.regions) or '(none)'}"]
+    for region, message in sorted(live.failed_regions.items()):
+        lines.append(f"Error: {region} could not be read: {message}")
+    if not findings:
+        if live.failed_regions:
+            lines.append("No drift in the regions read; the others could not be checked.")
+        else:
+            lines.append("No drift: manifests, state and Lightsail agree.")
+        return "\n".join(lines) + "\n"
+    lines.append("")
+    for f in findings:
+        lines.append(f"  {f.kind.value:<20} {f.address}  {f.detail}")
+        if f.expected is not None or f.actual is not None:
+            lines.append(f"  {'':<20} expected {_short(f.expected)}; actual {_short(f.actual)}")
+    lines.append("")
+    lines.append(f"Drift: {len(findings)} finding(s).")
+    return "\n".join(lines) + "\n"
+
+
+def _short(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def report_markdown(findings: list[DriftFinding], live: LiveSnapshot) -> str:
+    head = [MARKER]
+    failed = [
+        f"- :x: {region} could not be read: {message}"
+        for region, message in sorted(live.failed_regions.items())
+    ]
+    if not findings:
+        where = " in the regions read" if failed else ""
+        head.append(f"### Lightsail key pairs: no drift{where}")
+        return "\n".join(head + (["", *failed] if failed else [])) + "\n"
+    head.append(f"### Lightsail key pairs: {len(findings)} drift finding(s)")
+    if failed:
+        head.extend(["", *failed])
+    head.extend(["", "| kind | key pair | detail |", "| --- | --- | --- |"])
+    head.extend(f"| `{f.kind}` | `{f.address}` | {f.detail} |" for f in findings)
+    detail = ["", "<details><summary>Details</summary>", "", "```json"]
+    detail.append(render.dumps(report_json(findings, live)).rstrip())
+    detail.extend(["```", "", "</details>"])
+    return render.cap_markdown("\n".join(head + detail) + "\n", command="reconciler drift")
+
+
+def run(args: argparse.Namespace, options: workflow.Options) -> int:
+    desired = load_desired(workflow.manifest_paths(args.paths))
+    backend = workflow.open_backend(options)
+    doc = backend.read()
+    with workflow.lightsail_for(options) as lightsail:
+        live = lightsail.snapshot(workflow.regions_to_read(desired, doc, options))
+    findings = find_drift(
+        desired,
+        doc.entries,
+        doc.pending,
+        live,
+        include_unmanaged=args.include_unmanaged,
+        regions=options.region_filter,
+    )
+    if args.format == "json":
+        sys.stdout.write(render.dumps(report_json(findings, live)))
+    elif args.format == "markdown":
+        sys.stdout.write(report_markdown(findings, live))
+    else:
+        sys.stdout.write(report_text(findings, live))
+    if args.refresh:
+        with backend.lock("drift --refresh", timeout=options.lock_timeout):
+            current = backend.begin()
+            new_entries = refreshed(current.entries, live)
+            if new_entries != current.entries:
+                current.entries = new_entries
+                backend.write(current)
+                sys.stderr.write("State refreshed from Lightsail.\n")
+    if live.failed_regions:
+        return EXIT_ERROR
+    return EXIT_CHANGES if findings else EXIT_OK

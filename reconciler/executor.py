@@ -1,0 +1,340 @@
+"""Carries out a Plan against Lightsail with bounded parallelism.
+
+Every mutating call is preceded by a durable intent in the write-ahead
+journal, and every result is journaled before anything else happens with it:
+a private key returned by CreateKeyPair is on disk (fsync) before the worker
+so much as logs that the call succeeded. A create whose outcome is unknown is
+checked with GetKeyPair and never blindly repeated; if it went live without
+its key reaching us, its intent is left open so the next plan reports it as
+``key material lost``.
+
+Independent changes run concurrently; one failing does not stop the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from reconciler.errors import LightsailError
+from reconciler.keys import generate_rsa
+from reconciler.lightsail import AmbiguousOutcome, CreatedKeyPair, Lightsail, tags_from_api
+from reconciler.model import Address, LiveKeyPair, Origin, StateEntry, Tags
+from reconciler.plan import Action, Change, Plan, diff_tags
+from reconciler.state.backend import JournalWriter
+
+log = logging.getLogger(__name__)
+
+CREATE_ATTEMPTS = 3
+
+
+# Seals a private key for its key pair's address; must not touch the network.
+Seal = Callable[[Address, str], Mapping[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    address: Address
+    action: Action
+    message: str
+    hint: str | None = None
+    lost_key: bool = False
+
+
+@dataclass
+class ApplyResult:
+    succeeded: list[Change] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+class KeyMaterialLost(Exception):
+    """A create took effect in Lightsail but its private key never reached us."""
+
+
+class Executor:
+    def __init__(
+        self,
+        lightsail: Lightsail,
+        journal: JournalWriter,
+        *,
+        parallelism: int = 10,
+        seal: Seal | None = None,
+        on_progress: Callable[[Change, Failure | None], None] | None = None,
+    ) -> None:
+        self.lightsail = lightsail
+        self.journal = journal
+        self.parallelism = max(1, parallelism)
+        self.seal = seal
+        self.on_progress = on_progress
+        self._lock = threading.Lock()
+
+    def run(self, plan: Plan) -> ApplyResult:
+        for pending in plan.stale_pending:
+            # The interrupted call never took effect: close its intent.
+            self.journal.failed(pending.intent_id, "not live at the next plan; no effect")
+        result = ApplyResult()
+        if not plan.changes:
+            return result
+        with ThreadPoolExecutor(max_workers=min(self.parallelism, len(plan.changes))) as pool:
+            for change, failure in pool.map(self._run_one, plan.changes):
+                if failure is None:
+                    result.succeeded.append(change)
+                else:
+                    result.failed.append(failure)
+        return result
+
+    def _run_one(self, change: Change) -> tuple[Change, Failure | None]:
+        failure: Failure | None = None
+        try:
+            self._apply(change)
+        except KeyMaterialLost as e:
+            failure = Failure(
+                change.address,
+                change.action,
+                str(e),
+                hint=f"replace it: `reconciler apply --replace {change.address}`",
+                lost_key=True,
+            )
+        except LightsailError as e:
+            failure = Failure(change.address, change.action, e.message, e.hint)
+        except Exception as e:  # a bug must not hide the other workers' results
+            log.debug("unexpected error applying %s", change.address, exc_info=True)
+            failure = Failure(change.address, change.action, f"internal error: {type(e).__name__}")
+        if self.on_progress is not None:
+            with self._lock:
+                self.on_progress(change, failure)
+        return change, failure
+
+    # -- one change ---------------------------------------------------------
+
+    def _apply(self, change: Change) -> None:
+        action = change.action
+        if action is Action.DELETE or action is Action.REPLACE:
+            self._delete(change)
+        if action is Action.ADOPT:
+            self.adopt(change)
+        elif action is Action.UPDATE_TAGS:
+            self._update_tags(change)
+        step = change.creates
+        if step is Action.CREATE:
+            self._create(change)
+        elif step is Action.IMPORT:
+            assert change.public_key is not None
+            self._import(change, change.public_key, private_key=None)
+        elif step is Action.GENERATE:
+            self._generate(change)
+
+    def _protect(self, entry: StateEntry) -> StateEntry:
+        if self.seal is None or entry.private_key is None:
+            return entry
+        sealed = self.seal(entry.address, entry.private_key)
+        return replace(entry, private_key=None, private_key_sealed=sealed)
+
+    def _create(self, change: Change) -> None:
+        address = change.address
+        tags = dict(change.after_tags or {})
+        intent = self.journal.intent("create", address)
+        ambiguous = False
+        for _attempt in range(CREATE_ATTEMPTS):
+            try:
+                created = self.lightsail.create_key_pair(address, tags)
+            except AmbiguousOutcome as e:
+                log.info("%s: create outcome unknown (%s); checking", address, e.cause)
+                ambiguous = True
+                if self.lightsail.get_key_pair(address) is not None:
+                    raise KeyMaterialLost(_lost_message(address)) from None
+                continue
+            except LightsailError as e:
+                if e.detail == "NameExists" and ambiguous:
+                    raise KeyMaterialLost(_lost_message(address)) from None
+                self.journal.failed(intent, e.message)
+                if e.detail == "NameExists":
+                    raise LightsailError(
+                        f"creating {address}: the name was taken in Lightsail after the plan "
+                        "was made",
+                        code=e.code,
+                        detail=e.detail,
+                        hint=f"run `reconciler plan` again; adopt it with "
+                        f"`reconciler import {address}` if it is yours",
+                    ) from None
+                raise
+            entry = self._protect(_created_entry(address, created, tags))
+            self.journal.result(intent, entry)  # durable before anything else
+            if not entry.fingerprint:
+                live = self.lightsail.get_key_pair(address)
+                if live is not None:
+                    self.journal.result(intent, replace(entry, fingerprint=live.fingerprint))
+            return
+        # Every attempt's outcome was unknown and the key pair is not live:
+        # nothing was created, so the intent is closed.
+        self.journal.failed(intent, "CreateKeyPair kept failing")
+        raise LightsailError(
+            f"creating {address}: Lightsail kept failing",
+            code="ServiceException",
+            hint="run again; nothing was created",
+        )
+
+    def _generate(self, change: Change) -> None:
+        key = generate_rsa()
+        self._import(change, key.public_openssh, private_key=key.private_pem)
+
+    def _import(self, change: Change, public_key: str, *, private_key: str | None) -> None:
+        address = change.address
+        op = "generate" if private_key is not None else "import"
+        intent = self.journal.intent(op, address)
+        sealed: Mapping[str, Any] | None = None
+        if private_key is not None:
+            if self.seal is not None:
+                # Sealed before it is journaled: the key is never on disk in clear.
+                sealed, private_key = self.seal(address, private_key), None
+            self.journal.keygen(intent, address, private_key, public_key, private_key_sealed=sealed)
+        operation: Mapping[str, Any] | None = None
+        for attempt in range(CREATE_ATTEMPTS):
+            try:
+                operation = self.lightsail.import_key_pair(address, public_key)
+                break
+            except AmbiguousOutcome:
+                if self.lightsail.get_key_pair(address) is not None:
+                    break  # our import went through; the key is one we hold
+                if attempt + 1 == CREATE_ATTEMPTS:
+                    self.journal.failed(intent, "ImportKeyPair kept failing")
+                    raise LightsailError(
+                        f"importing {address}: Lightsail kept failing", code="ServiceException"
+                    ) from None
+            except LightsailError as e:
+                if e.detail == "NameExists" and attempt > 0:
+                    break  # an earlier attempt with an unknown outcome went through
+                self.journal.failed(intent, e.message)
+                raise
+        live = self._must_get(address)
+        origin: Origin = "generated" if op == "generate" else "imported"
+        entry = StateEntry(
+            address=address,
+            origin=origin,
+            arn=live.arn,
+            fingerprint=live.fingerprint,
+            created_at=live.created_at,
+            tags=dict(live.tags),
+            public_key_base64=public_key,
+            private_key=private_key,
+            private_key_sealed=sealed,
+            support_code=live.support_code,
+            location={"availabilityZone": "all", "regionName": address.region},
+            operation=operation,
+            imported_public_key=_normalized(public_key),
+        )
+        entry = self._protect(entry)
+        self.journal.result(intent, entry)
+        self._set_tags(intent, entry, live.tags, change.after_tags or {})
+
+    def adopt(self, change: Change) -> None:
+        live = change.live
+        assert live is not None
+        recovered = change.recovered
+        intent = self.journal.intent("adopt", change.address)
+        entry = StateEntry(
+            address=change.address,
+            origin="generated" if recovered is not None else "adopted",
+            arn=live.arn,
+            fingerprint=live.fingerprint,
+            created_at=live.created_at,
+            tags=dict(live.tags),
+            public_key_base64=recovered.public_key if recovered else None,
+            private_key=recovered.private_key if recovered else None,
+            private_key_sealed=recovered.private_key_sealed if recovered else None,
+            support_code=live.support_code,
+            location={"availabilityZone": "all", "regionName": change.address.region},
+            imported_public_key=_normalized(recovered.public_key) if recovered else None,
+        )
+        entry = self._protect(entry)
+        self.journal.result(intent, entry)
+        self._set_tags(intent, entry, live.tags, change.after_tags or {})
+
+    def _update_tags(self, change: Change) -> None:
+        assert change.prior is not None and change.live is not None
+        intent = self.journal.intent("update-tags", change.address)
+        self._set_tags(intent, change.prior, change.live.tags, change.after_tags or {})
+
+    def _set_tags(self, intent: str, entry: StateEntry, current: Tags, wanted: Tags) -> None:
+        diff = diff_tags(current, wanted)
+        if not diff:
+            return
+        try:
+            # Removals first: a key pair at Lightsail's 50-tag limit can only
+            # swap a tag for another if the old one is gone before the new one lands.
+            self.lightsail.untag(entry.address, diff.remove)
+            self.lightsail.tag(entry.address, diff.set)
+        except LightsailError:
+            # Record what is really there now, then report the failure.
+            live = self.lightsail.get_key_pair(entry.address)
+            if live is not None:
+                self.journal.result(intent, replace(entry, tags=dict(live.tags)))
+            raise
+        self.journal.result(intent, replace(entry, tags=dict(wanted)))
+
+    def _delete(self, change: Change) -> None:
+        address = change.address
+        intent = self.journal.intent("delete", address)
+        if change.live is not None:
+            try:
+                self.lightsail.delete_key_pair(address, change.expected_fingerprint)
+            except LightsailError as e:
+                self.journal.failed(intent, e.message)
+                if e.detail == "FingerprintMismatch":
+                    raise LightsailError(
+                        f"deleting {address}: its key material was replaced outside the tool "
+                        "since it was recorded; not deleted",
+                        code=e.code,
+                        detail=e.detail,
+                        hint="run `reconciler drift` to inspect it",
+                    ) from None
+                raise
+        self.journal.removed(intent, address)
+
+    def _must_get(self, address: Address) -> LiveKeyPair:
+        live = self.lightsail.get_key_pair(address)
+        if live is None:
+            raise LightsailError(
+                f"{address}: imported but not readable afterwards", code="NotFoundException"
+            )
+        return live
+
+
+def _lost_message(address: Address) -> str:
+    return (
+        f"{address}: key material lost: Lightsail created the key pair but the response "
+        "carrying its private key was lost"
+    )
+
+
+def _normalized(public_key: str | None) -> str | None:
+    if public_key is None:
+        return None
+    parts = public_key.split()
+    return " ".join(parts[:2])
+
+
+def _created_entry(address: Address, created: CreatedKeyPair, tags: Tags) -> StateEntry:
+    kp = created.key_pair
+    return StateEntry(
+        address=address,
+        origin="created",
+        arn=str(kp.get("arn", "")),
+        fingerprint=str(kp.get("fingerprint", "")),
+        created_at=float(kp.get("createdAt", 0.0)),
+        tags=tags_from_api(kp["tags"]) if "tags" in kp else dict(tags),
+        public_key_base64=created.public_key_base64,
+        private_key=created.private_key,
+        support_code=str(kp.get("supportCode", "")),
+        location=kp.get("location"),
+        resource_type=str(kp.get("resourceType", "KeyPair")),
+        operation=created.operation,
+    )

@@ -1,0 +1,411 @@
+"""The only module that talks to Lightsail (through boto3).
+
+It reads live snapshots (paginated GetKeyPairs, regions concurrently) and
+carries out single mutating calls, turning every botocore failure into a
+``LightsailError`` that names the key pair and says what to do. Reads use
+botocore's retry modes; mutating calls retry only where that cannot create a
+duplicate (throttling is answered before any effect; a create whose outcome is
+unknown is checked with GetKeyPair, never blindly sent again).
+
+Never log request or response bodies: CreateKeyPair's holds a private key.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from reconciler.errors import CredentialsError, LightsailError
+from reconciler.model import Address, LiveKeyPair, LiveSnapshot, Tags
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Codes that mean "nothing happened, try again later".
+THROTTLING_CODES = frozenset(
+    {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
+)
+
+HINTS: Mapping[str, str] = {
+    "AccessDeniedException": (
+        "the credentials lack permission; allow lightsail:*KeyPair* and lightsail:*Resource "
+        "in the IAM policy of the profile in use"
+    ),
+    "AccountSetupInProgressException": (
+        "the account is still being set up; wait a few minutes and run again"
+    ),
+    "RegionSetupInProgressException": (
+        "Lightsail is still setting up this region for the account; wait and run again"
+    ),
+    "InvalidInputException": "fix the input named in the message and run again",
+    "NotFoundException": "it no longer exists in Lightsail; run `reconciler plan` to see the state",
+    "OperationFailureException": "Lightsail could not complete the operation; run again",
+    "ServiceException": "Lightsail had an internal error; run again (completed work is in state)",
+    "UnauthenticatedException": (
+        "the credentials were not accepted; check AWS_PROFILE / AWS_ACCESS_KEY_ID and the clock"
+    ),
+    "UnrecognizedClientException": (
+        "the access key is not known to AWS; check AWS_PROFILE / AWS_ACCESS_KEY_ID"
+    ),
+    "InvalidClientTokenId": "the access key is not known to AWS; check your credentials",
+    "ExpiredTokenException": "the session token has expired; refresh your credentials",
+}
+
+
+# Failures of the account or credentials, not of one region: no point going on.
+ACCOUNT_LEVEL_CODES = frozenset(
+    {
+        "AccessDeniedException",
+        "AccountSetupInProgressException",
+        "UnauthenticatedException",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ExpiredTokenException",
+        "NoCredentials",
+    }
+)
+
+
+class AmbiguousOutcome(Exception):
+    """A mutating call may or may not have taken effect (5xx, lost connection)."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+
+def error_code(error: botocore.exceptions.ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _detail_code(error: botocore.exceptions.ClientError) -> str:
+    """Lightsail's finer-grained ``code`` member (e.g. NameExists), if any."""
+    return str(error.response.get("code", ""))
+
+
+def translate(error: Exception, what: str) -> LightsailError:
+    """A botocore failure as a one-line LightsailError about ``what``."""
+    if isinstance(
+        error, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError
+    ):
+        return CredentialsError(
+            f"{what}: no AWS credentials found",
+            code="NoCredentials",
+            hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use --local",
+        )
+    if isinstance(error, botocore.exceptions.NoRegionError):
+        return CredentialsError(f"{what}: no AWS region configured", hint="set AWS_DEFAULT_REGION")
+    if isinstance(error, botocore.exceptions.ClientError):
+        code = error_code(error)
+        message = str(error.response.get("Error", {}).get("Message", "")) or code
+        detail = _detail_code(error)
+        suffix = f" ({code}{'/' + detail if detail else ''})"
+        return LightsailError(
+            f"{what}: {message}{suffix}", code=code, detail=detail, hint=HINTS.get(code)
+        )
+    if isinstance(
+        error, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectionError
+    ):
+        return LightsailError(
+            f"{what}: cannot reach Lightsail ({type(error).__name__})",
+            code="ConnectionError",
+            hint="check the network, AWS_ENDPOINT_URL_LIGHTSAIL, or run again",
+        )
+    if isinstance(error, botocore.exceptions.BotoCoreError):
+        return LightsailError(f"{what}: {error}", code=type(error).__name__)
+    return LightsailError(f"{what}: {type(error).__name__}", code=type(error).__name__)
+
+
+def _is_ambiguous(error: Exception) -> bool:
+    """True when a mutating call may have taken effect despite the error."""
+    if isinstance(error, botocore.exceptions.ClientError):
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        return status >= 500
+    return isinstance(
+        error,
+        botocore.exceptions.ConnectionError
+        | botocore.exceptions.HTTPClientError
+        | botocore.exceptions.ReadTimeoutError,
+    )
+
+
+def _epoch(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return round(value.timestamp(), 3)
+    if isinstance(value, dict):
+        return {k: _epoch(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_epoch(v) for v in value]
+    return value
+
+
+def tags_from_api(tags: Iterable[Mapping[str, Any]] | None) -> dict[str, str | None]:
+    return {t["key"]: t.get("value") for t in tags or ()}
+
+
+def tags_to_api(tags: Tags) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    for key in sorted(tags):
+        value = tags[key]
+        out.append({"key": key} if value is None else {"key": key, "value": value})
+    return out
+
+
+def live_from_api(region: str, kp: Mapping[str, Any]) -> LiveKeyPair:
+    return LiveKeyPair(
+        address=Address(region, kp["name"]),
+        arn=kp.get("arn", ""),
+        fingerprint=kp.get("fingerprint", ""),
+        created_at=_epoch(kp.get("createdAt", 0.0)) or 0.0,
+        tags=tags_from_api(kp.get("tags")),
+        support_code=kp.get("supportCode", ""),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedKeyPair:
+    """Everything CreateKeyPair returned. ``private_key`` is secret."""
+
+    key_pair: Mapping[str, Any]
+    public_key_base64: str
+    private_key: str = field(repr=False)
+    operation: Mapping[str, Any] | None
+
+
+@dataclass
+class ClientOptions:
+    endpoint_url: str | None = None
+    profile: str | None = None
+    max_attempts: int = 12
+    retry_mode: str = "adaptive"
+    connect_timeout: float = 10
+    read_timeout: float = 60
+    access_key: str | None = None
+    secret_key: str | None = None
+    pool_size: int = 10
+
+
+def kms_client_factory(profile: str | None = None) -> Callable[[str | None], Any]:
+    """KMS clients for state encryption, by region, from boto3's standard chain.
+
+    They honour AWS_ENDPOINT_URL_KMS (never --endpoint-url, which is Lightsail's).
+    """
+    config = Config(
+        retries={"mode": "standard", "total_max_attempts": 5},
+        connect_timeout=10,
+        read_timeout=30,
+        user_agent_extra="lightsail-reconciler",
+    )
+
+    def make(region: str | None) -> Any:
+        session = boto3.session.Session(profile_name=profile)
+        return session.client("kms", region_name=region, config=config)
+
+    return make
+
+
+class Lightsail:
+    """A boto3 Lightsail client per region, and the calls the reconciler makes."""
+
+    def __init__(self, options: ClientOptions | None = None) -> None:
+        self.options = options or ClientOptions()
+        self._lock = threading.Lock()
+        self._clients: dict[tuple[str, bool], Any] = {}
+        self._session: Any = None
+        self.sleep: Callable[[float], None] = time.sleep
+
+    def _boto_session(self) -> Any:
+        if self._session is None:
+            try:
+                self._session = boto3.session.Session(
+                    profile_name=self.options.profile,
+                    aws_access_key_id=self.options.access_key,
+                    aws_secret_access_key=self.options.secret_key,
+                )
+            except botocore.exceptions.BotoCoreError as e:
+                raise translate(e, "AWS configuration") from None
+        return self._session
+
+    def client(self, region: str, *, mutating: bool = False) -> Any:
+        """A cached client; mutating clients leave retries to ``_call``."""
+        key = (region, mutating)
+        with self._lock:
+            if key not in self._clients:
+                attempts = 1 if mutating else self.options.max_attempts
+                config = Config(
+                    retries={"mode": self.options.retry_mode, "total_max_attempts": attempts},
+                    connect_timeout=self.options.connect_timeout,
+                    read_timeout=self.options.read_timeout,
+                    max_pool_connections=max(10, self.options.pool_size),
+                    user_agent_extra="lightsail-reconciler",
+                )
+                self._clients[key] = self._boto_session().client(
+                    "lightsail",
+                    region_name=region,
+                    endpoint_url=self.options.endpoint_url,
+                    config=config,
+                )
+            return self._clients[key]
+
+    # -- reads --------------------------------------------------------------
+
+    def list_key_pairs(self, region: str) -> list[LiveKeyPair]:
+        """Every key pair in ``region`` (default key excluded), page by page."""
+        client = self.client(region)
+        result: list[LiveKeyPair] = []
+        token: str | None = None
+        try:
+            while True:
+                kwargs: dict[str, Any] = {"pageToken": token} if token else {}
+                page = client.get_key_pairs(**kwargs)
+                result.extend(live_from_api(region, kp) for kp in page.get("keyPairs", ()))
+                token = page.get("nextPageToken")
+                if not token:
+                    return result
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
+            raise translate(e, f"reading key pairs in {region}") from None
+
+    def get_key_pair(self, address: Address) -> LiveKeyPair | None:
+        try:
+            response = self.client(address.region).get_key_pair(keyPairName=address.name)
+        except botocore.exceptions.ClientError as e:
+            if error_code(e) == "NotFoundException":
+                return None
+            raise translate(e, f"reading {address}") from None
+        except botocore.exceptions.BotoCoreError as e:
+            raise translate(e, f"reading {address}") from None
+        return live_from_api(address.region, response["keyPair"])
+
+    def snapshot(self, regions: Iterable[str], *, parallelism: int = 4) -> LiveSnapshot:
+        """Read every region concurrently; a failing region is recorded, not fatal."""
+        ordered = sorted(set(regions))
+        key_pairs: dict[Address, LiveKeyPair] = {}
+        failed: dict[str, str] = {}
+        if not ordered:
+            return LiveSnapshot({}, ())
+
+        def read(region: str) -> tuple[str, list[LiveKeyPair] | LightsailError]:
+            try:
+                return region, self.list_key_pairs(region)
+            except LightsailError as e:
+                return region, e
+
+        with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(ordered)))) as pool:
+            results = list(pool.map(read, ordered))
+        for region, outcome in results:
+            if isinstance(outcome, CredentialsError) or (
+                isinstance(outcome, LightsailError) and outcome.code in ACCOUNT_LEVEL_CODES
+            ):
+                raise outcome
+            if isinstance(outcome, LightsailError):
+                failed[region] = outcome.message
+                continue
+            for kp in outcome:
+                key_pairs[kp.address] = kp
+        read_ok = tuple(r for r in ordered if r not in failed)
+        return LiveSnapshot(key_pairs, read_ok, failed)
+
+    # -- writes -------------------------------------------------------------
+
+    def _call(self, address: Address, what: str, fn: Callable[[], T]) -> T:
+        """Run a mutating call, retrying throttling only.
+
+        Raises AmbiguousOutcome when the call may have taken effect, and a
+        LightsailError when it certainly did not.
+        """
+        attempt = 0
+        while True:
+            try:
+                return fn()
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+                code = error_code(e) if isinstance(e, botocore.exceptions.ClientError) else ""
+                if code in THROTTLING_CODES and attempt + 1 < self.options.max_attempts:
+                    attempt += 1
+                    self.sleep(min(5.0, 0.05 * 2**attempt) * random.random())
+                    continue
+                if _is_ambiguous(e):
+                    raise AmbiguousOutcome(translate(e, f"{what} {address}").message) from None
+                raise translate(e, f"{what} {address}") from None
+
+    def create_key_pair(self, address: Address, tags: Tags) -> CreatedKeyPair:
+        client = self.client(address.region, mutating=True)
+        kwargs: dict[str, Any] = {"keyPairName": address.name}
+        if tags:
+            kwargs["tags"] = tags_to_api(tags)
+        response = self._call(address, "creating", lambda: client.create_key_pair(**kwargs))
+        return CreatedKeyPair(
+            key_pair=_epoch(response["keyPair"]),
+            public_key_base64=response.get("publicKeyBase64", ""),
+            private_key=response["privateKeyBase64"],
+            operation=_epoch(response.get("operation")),
+        )
+
+    def import_key_pair(self, address: Address, public_key: str) -> Mapping[str, Any] | None:
+        client = self.client(address.region, mutating=True)
+        response = self._call(
+            address,
+            "importing",
+            lambda: client.import_key_pair(keyPairName=address.name, publicKeyBase64=public_key),
+        )
+        operation: Mapping[str, Any] | None = _epoch(response.get("operation"))
+        return operation
+
+    def tag(self, address: Address, tags: Tags) -> None:
+        if not tags:
+            return
+        client = self.client(address.region, mutating=True)
+        self._retry_idempotent(
+            address,
+            "tagging",
+            lambda: client.tag_resource(resourceName=address.name, tags=tags_to_api(tags)),
+        )
+
+    def untag(self, address: Address, keys: Iterable[str]) -> None:
+        keys = sorted(keys)
+        if not keys:
+            return
+        client = self.client(address.region, mutating=True)
+        self._retry_idempotent(
+            address,
+            "untagging",
+            lambda: client.untag_resource(resourceName=address.name, tagKeys=keys),
+        )
+
+    def delete_key_pair(self, address: Address, expected_fingerprint: str | None) -> bool:
+        """Delete; False when it was already gone. A fingerprint mismatch raises."""
+        client = self.client(address.region, mutating=True)
+        kwargs: dict[str, Any] = {"keyPairName": address.name}
+        if expected_fingerprint:
+            kwargs["expectedFingerprint"] = expected_fingerprint
+        try:
+            self._retry_idempotent(address, "deleting", lambda: client.delete_key_pair(**kwargs))
+        except LightsailError as e:
+            if e.code == "NotFoundException":
+                return False
+            raise
+        return True
+
+    def _retry_idempotent(self, address: Address, what: str, fn: Callable[[], T]) -> T:
+        """Tag, untag and delete may be repeated safely after an unknown outcome."""
+        for attempt in range(4):
+            try:
+                return self._call(address, what, fn)
+            except AmbiguousOutcome as e:
+                if attempt == 3:
+                    raise LightsailError(
+                        e.cause, code="ServiceException", hint=HINTS["ServiceException"]
+                    ) from None
+                self.sleep(0.1 * 2**attempt)
+        raise AssertionError("unreachable")

@@ -1,0 +1,164 @@
+"""The steps commands share: open the state, read Lightsail, make a plan, apply it.
+
+Commands in ``cli.py`` parse arguments and call one function here; this module
+wires manifests, state, Lightsail and the planner together and decides
+nothing about output formats.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler.errors import UsageError
+from reconciler.lightsail import ClientOptions, Lightsail, kms_client_factory
+from reconciler.model import Address, DesiredSet, LiveSnapshot
+from reconciler.plan import Plan, make_plan
+from reconciler.state import LocalBackend, StateBackend, StateDocument, crypto
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STATE = "reconciler.state.json"
+LOCAL_CREDENTIAL = "local"
+
+
+def local_dir() -> str:
+    """Where --local keeps the embedded emulator's data and its state."""
+    return os.environ.get("RECONCILER_LOCAL_DIR") or ".reconciler"
+
+
+@dataclass
+class Options:
+    """What every command may be given, from flags and the environment."""
+
+    state: str | None = None
+    regions: tuple[str, ...] = ()
+    local: bool = False
+    allow_insecure_state: bool = False
+    lock_timeout: float = 0.0
+    parallelism: int = 10
+    endpoint_url: str | None = None
+    profile: str | None = None
+    replace: tuple[Address, ...] = ()
+    prune: bool = False
+    max_deletes: int | None = None
+    encrypt_with: tuple[str, ...] = ()
+    age_identities: tuple[str, ...] = ()
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def region_filter(self) -> Collection[str] | None:
+        return set(self.regions) if self.regions else None
+
+
+def state_location(options: Options) -> str:
+    if options.state:
+        return options.state
+    return os.path.join(local_dir(), "local.state.json") if options.local else DEFAULT_STATE
+
+
+def open_backend(options: Options) -> StateBackend:
+    location = state_location(options)
+    if location.startswith("s3://"):
+        from reconciler.state.s3 import S3Backend
+
+        return S3Backend.from_url(location, options)
+    if options.local:
+        os.makedirs(os.path.dirname(location) or ".", mode=0o700, exist_ok=True)
+    return LocalBackend(location, allow_insecure=options.allow_insecure_state)
+
+
+@contextlib.contextmanager
+def lightsail_for(options: Options) -> Iterator[Lightsail]:
+    """A Lightsail client; with --local, an embedded emulator is started for it."""
+    if not options.local:
+        yield Lightsail(
+            ClientOptions(
+                endpoint_url=options.endpoint_url,
+                profile=options.profile,
+                pool_size=options.parallelism,
+            )
+        )
+        return
+    from reconciler.emulator import Emulator, EmulatorConfig
+
+    os.makedirs(local_dir(), mode=0o700, exist_ok=True)
+    config = EmulatorConfig(data_path=os.path.join(local_dir(), "emulator.json"))
+    with Emulator(config) as emulator:
+        log.info("embedded Lightsail emulator at %s", emulator.url)
+        yield Lightsail(
+            ClientOptions(
+                endpoint_url=emulator.url,
+                access_key=LOCAL_CREDENTIAL,
+                secret_key=LOCAL_CREDENTIAL,
+                pool_size=options.parallelism,
+            )
+        )
+
+
+def sealer_for(options: Options, doc: StateDocument) -> crypto.Sealer | None:
+    """The run's sealer: --encrypt-with, else the state's own setting; None keeps keys in clear.
+
+    Made before any key pair is created: it is the only point that may call KMS.
+    """
+    specs = crypto.parse_specs(options.encrypt_with) or crypto.specs_from_json(doc.encryption)
+    if not specs:
+        return None
+    # --local credentials are the emulator's: KMS gets the standard chain.
+    return crypto.Sealer(specs, kms_client_factory=kms_client_factory(options.profile))
+
+
+def unsealer_for(options: Options) -> crypto.Unsealer:
+    return crypto.Unsealer(
+        age_identities=options.age_identities,
+        kms_client_factory=kms_client_factory(options.profile),
+    )
+
+
+def regions_to_read(desired: DesiredSet, doc: StateDocument, options: Options) -> list[str]:
+    regions = set(desired.regions)
+    regions.update(a.region for a in doc.entries)
+    regions.update(a.region for a in doc.pending)
+    if options.regions:
+        unknown = set(options.regions) - regions
+        if unknown and not regions & set(options.regions):
+            log.info(
+                "--region %s matches nothing in manifests or state", ", ".join(sorted(unknown))
+            )
+        regions &= set(options.regions)
+    return sorted(regions)
+
+
+def build_plan(
+    desired: DesiredSet,
+    doc: StateDocument,
+    lightsail: Lightsail,
+    options: Options,
+    *,
+    destroy: bool = False,
+) -> tuple[Plan, LiveSnapshot]:
+    live = lightsail.snapshot(regions_to_read(desired, doc, options))
+    plan = make_plan(
+        desired,
+        doc.entries,
+        doc.pending,
+        live,
+        lineage=doc.lineage,
+        serial=doc.serial,
+        prune=options.prune or destroy,
+        max_deletes=options.max_deletes,
+        replace=set(options.replace),
+        regions=options.region_filter,
+        destroy=destroy,
+    )
+    return plan, live
+
+
+def manifest_paths(paths: Sequence[str]) -> list[str]:
+    if not paths:
+        raise UsageError("no manifest paths given", hint="pass files or folders, e.g. `manifests/`")
+    return [str(Path(p)) for p in paths]
