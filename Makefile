@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check reconciler tests bench
-	$(BIN)/ruff format --check reconciler tests bench
+	$(BIN)/ruff check reconciler tests $(wildcard bench)
+	$(BIN)/ruff format --check reconciler tests $(wildcard bench)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

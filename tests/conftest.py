@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -40,6 +41,23 @@ def _clean_aws_env(
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("NO_COLOR", "1")
+
+
+@pytest.fixture(autouse=True)
+def _never_leak_private_keys(tmp_path: Path) -> Iterator[None]:
+    """An invariant of every test: no private key the reconciler holds ever
+    appears in what the CLI printed (at any verbosity), nor in any other file
+    it wrote (plan files, logs), and no traceback reaches a user."""
+    from tests import helpers
+
+    helpers.CLI_OUTPUTS.clear()
+    yield
+    outputs = list(helpers.CLI_OUTPUTS)
+    helpers.CLI_OUTPUTS.clear()
+    pems = helpers.held_private_keys(tmp_path)
+    helpers.assert_no_leak(outputs, pems)
+    assert not any("Traceback (most recent call last)" in out for out in outputs)
+    assert helpers.leaks_under(tmp_path, pems) == []
 
 
 @pytest.fixture

@@ -18,6 +18,13 @@ from cryptography.hazmat.primitives import serialization
 from reconciler.keys import public_key_of
 
 PEM_BODY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+PEM_BLOCK = re.compile(
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?:\\n|\n)(.*?)-----END [A-Z ]*PRIVATE KEY-----", re.S
+)
+
+# Everything the CLI printed during the current test; checked for leaks by
+# the autouse fixture in conftest.py after every test.
+CLI_OUTPUTS: list[str] = []
 
 
 def run_cli(
@@ -34,7 +41,7 @@ def run_cli(
         full_env["AWS_ENDPOINT_URL_LIGHTSAIL"] = endpoint
     if env:
         full_env.update(env)
-    return subprocess.run(
+    result = subprocess.run(
         [sys.executable, "-m", "reconciler", *args],
         cwd=cwd,
         env=full_env,
@@ -44,6 +51,32 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+    if args[:2] not in (("key", "get"),) and "--reveal" not in args:
+        CLI_OUTPUTS.extend((result.stdout, result.stderr))
+    return result
+
+
+def held_private_keys(root: Path) -> list[str]:
+    """Every PEM private key in the state files (state, backup, journal) under ``root``."""
+    pems: list[str] = []
+    for path in root.rglob("*"):
+        if path.is_file() and ".state.json" in path.name:
+            text = path.read_text(errors="replace")
+            pems.extend(m.group(1).replace("\\n", "\n") for m in PEM_BLOCK.finditer(text))
+    return pems
+
+
+def leaks_under(root: Path, pems: list[str]) -> list[str]:
+    """Files under ``root`` other than state files that hold private key material."""
+    secrets = private_key_secrets(pems)
+    found: list[str] = []
+    for path in root.rglob("*"):
+        if not path.is_file() or ".state.json" in path.name or path.stat().st_size > 50_000_000:
+            continue
+        text = path.read_text(errors="replace")
+        if any(secret in text for secret in secrets):
+            found.append(str(path))
+    return found
 
 
 def write_manifest(path: Path, region: str, key_pairs: str, defaults: str = "") -> Path:

@@ -24,7 +24,13 @@ from reconciler.manifest import load_desired
 from reconciler.plan import FindingKind, make_plan
 from reconciler.state import LocalBackend
 from tests.conftest import lightsail_client
-from tests.helpers import assert_no_leak, created_fingerprint, run_cli, write_manifest
+from tests.helpers import (
+    CLI_OUTPUTS,
+    assert_no_leak,
+    created_fingerprint,
+    run_cli,
+    write_manifest,
+)
 
 KEY_PAIRS = 200
 ROUNDS = 20
@@ -93,6 +99,7 @@ def crash_rounds(tmp_path: Path, emu: Emulator, seed: int, rounds: int) -> list[
         proc.send_signal(signal.SIGKILL)
         out, err = proc.communicate(timeout=30)
         outputs += [out, err]
+        CLI_OUTPUTS.extend((out, err))
         check_invariants(cwd, emu)
 
         rerun = run_cli("apply", "manifests", "--auto-approve", cwd=cwd, endpoint=emu.url)

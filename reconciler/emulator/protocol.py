@@ -70,6 +70,8 @@ class Endpoint:
         )
         # Set by tests: every call is answered with this error type, before any effect.
         self.force_error: str | None = None
+        # Region -> error type answered to every call in that region (tests).
+        self.region_errors: dict[str, str] = {}
         self.calls: collections.Counter[str] = collections.Counter()
         self.committed: collections.Counter[str] = collections.Counter()
         self._counter_lock = threading.Lock()
@@ -95,8 +97,9 @@ class Endpoint:
             if path.partition("?")[0] != "/" or not known:
                 raise errors.unknown_operation(target)
             draw = self.faults.draw()
-            if self.force_error is not None:
-                raise errors.forced(self.force_error)
+            forced = self.force_error or self.region_errors.get(region)
+            if forced is not None:
+                raise errors.forced(forced)
             if draw.before is Fault.THROTTLE:
                 raise errors.throttled()
             if draw.before is Fault.ERROR:

@@ -202,6 +202,12 @@ class Emulator:
         self._endpoint.force_error = error_type
 
     @property
+    def region_errors(self) -> dict[str, str]:
+        """Region -> error type answered to every call there, e.g. a region still
+        being set up (``RegionSetupInProgressException``). Empty: off."""
+        return self._endpoint.region_errors
+
+    @property
     def faults(self) -> FaultPlan:
         """The live fault settings; tests may change the rates between calls."""
         return self._endpoint.faults
