@@ -27,13 +27,14 @@ import pytest
 from botocore.exceptions import ClientError
 
 from reconciler import workflow
+from reconciler.emulator import Emulator, EmulatorConfig
 from reconciler.errors import LockHeldError, StaleStateError, StateError, UsageError
 from reconciler.model import Address, PendingCreate
 from reconciler.state import LocalBackend, LockInfo, StateBackend, StateDocument, read_journal
 from reconciler.state.document import dumps
 from reconciler.state.s3 import OPTION_SSE, S3Backend, parse_url
-from tests.conftest import aws_client
-from tests.helpers import run_cli
+from tests.conftest import aws_client, lightsail_client
+from tests.helpers import created_fingerprint, run_cli, write_manifest
 from tests.test_state_document import SECRET, make_entry
 
 WEB = Address("us-east-1", "web")
@@ -286,11 +287,47 @@ def test_sealed_private_keys_round_trip_untouched(backend: S3Backend, s3: Any, b
     assert backend.read().entries[WEB].private_key_sealed == sealed
 
 
-@pytest.mark.skip(reason="encryption of private keys at rest has not landed in this backend yet")
-def test_an_encrypted_state_round_trips_through_s3() -> None:
-    """Seal private keys (KMS envelope via moto's KMS, or an age recipient), write the
-    state through S3, read it back with the key to unseal: same entries, and no
-    plaintext private key in the state object, its backup or any journal object."""
+def test_an_encrypted_state_round_trips_through_s3(
+    tmp_path: Path, moto_url: str, s3: Any, bucket: str, url: str
+) -> None:
+    """apply --encrypt-with kms:KEY through the CLI with the state in S3: private keys
+    are sealed with moto's KMS, no object in the bucket holds one in clear, and
+    `key get` unseals the very key Lightsail holds the public half of."""
+    key_id = aws_client("kms", moto_url).create_key()["KeyMetadata"]["KeyId"]
+    write_manifest(tmp_path / "m.yaml", "us-east-1", "- name: web\n- name: db")
+    env = {"AWS_ENDPOINT_URL_S3": moto_url, "AWS_ENDPOINT_URL_KMS": moto_url}
+    with Emulator(EmulatorConfig(key_pool=2)) as emu:
+        common = ("--state", url)
+        applied = run_cli(
+            "apply", "m.yaml", "--auto-approve", "--encrypt-with", f"kms:{key_id}", *common,
+            cwd=tmp_path, endpoint=emu.url, env=env,
+        )  # fmt: skip
+        assert applied.returncode == 0, applied.stderr
+        assert "in clear" not in applied.stderr
+        listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+        for obj in listed:
+            body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+            assert b"PRIVATE KEY" not in body, obj["Key"]
+        document = json.loads(s3.get_object(Bucket=bucket, Key=KEY)["Body"].read())
+        entry = next(e for e in document["keyPairs"] if e["name"] == "web")
+        assert "privateKey" not in entry and entry["privateKeySealed"]["recipients"]
+        assert entry["fingerprint"] and entry["arn"]  # the rest stays readable
+
+        got = run_cli("key", "get", "us-east-1/web", *common, cwd=tmp_path, env=env)
+        assert got.returncode == 0, got.stderr
+        live = lightsail_client(emu.url).get_key_pair(keyPairName="web")["keyPair"]
+        assert created_fingerprint(got.stdout) == live["fingerprint"]
+
+        again = run_cli(
+            "plan",
+            "m.yaml",
+            "--detailed-exitcode",
+            *common,
+            cwd=tmp_path,
+            endpoint=emu.url,
+            env=env,
+        )
+        assert again.returncode == 0, again.stdout + again.stderr
 
 
 def test_writes_bump_the_serial_keep_the_lineage_and_back_up(
