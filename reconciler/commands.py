@@ -92,9 +92,9 @@ def plan(args: argparse.Namespace) -> int:
     options = _options(args)
     desired = load_desired(workflow.manifest_paths(args.paths))
     backend = workflow.open_backend(options)
-    doc = backend.read()
     with workflow.lightsail_for(options) as lightsail:
-        result, _live = workflow.build_plan(desired, doc, lightsail, options)
+        doc, live = workflow.observe(desired, backend.read, lightsail, options)
+        result, _ = workflow.build_plan(desired, doc, lightsail, options, live=live)
     _out(_render_plan(result, args.format))
     result.raise_if_unsafe()
     if args.out:
@@ -133,32 +133,36 @@ def _execute(
     saved: savedplan.SavedPlan | None = None,
 ) -> int:
     backend = workflow.open_backend(options)
-    with backend.lock(command, timeout=options.lock_timeout):
-        doc = backend.begin()
-        with workflow.lightsail_for(options) as lightsail:
-            result, _live = workflow.build_plan(desired, doc, lightsail, options, destroy=destroy)
-            if saved is not None:
-                saved.check(doc, result)
-            _out(render.plan_text(result, color=render.use_color(sys.stdout)))
-            result.raise_if_unsafe()
-            if not result.changes and not result.stale_pending:
-                _warn_unencrypted(doc, backend.location)
-                return EXIT_ERROR if result.findings else EXIT_OK
-            if result.changes and saved is None:
-                _confirm(args, "destroy these key pairs" if destroy else "perform these actions")
-            sealer = _sealer(options, doc, backend) if result.changes else None
-            progress = render.Progress(len(result.changes))
-            executor = Executor(
-                lightsail,
-                backend.journal(),
-                parallelism=options.parallelism,
-                seal=None if sealer is None else sealer.seal,
-                on_progress=progress,
-            )
-            try:
-                outcome = executor.run(result)
-            finally:
-                doc = backend.commit()
+    with (
+        backend.lock(command, timeout=options.lock_timeout),
+        workflow.lightsail_for(options) as lightsail,
+    ):
+        doc, live = workflow.observe(desired, backend.begin, lightsail, options)
+        result, _ = workflow.build_plan(
+            desired, doc, lightsail, options, destroy=destroy, live=live
+        )
+        if saved is not None:
+            saved.check(doc, result)
+        _out(render.plan_text(result, color=render.use_color(sys.stdout)))
+        result.raise_if_unsafe()
+        if not result.changes and not result.stale_pending:
+            _warn_unencrypted(doc, backend.location)
+            return EXIT_ERROR if result.findings else EXIT_OK
+        if result.changes and saved is None:
+            _confirm(args, "destroy these key pairs" if destroy else "perform these actions")
+        sealer = _sealer(options, doc, backend) if result.changes else None
+        progress = render.Progress(len(result.changes))
+        executor = Executor(
+            lightsail,
+            backend.journal(),
+            parallelism=options.parallelism,
+            seal=None if sealer is None else sealer.seal,
+            on_progress=progress,
+        )
+        try:
+            outcome = executor.run(result)
+        finally:
+            doc = backend.commit()
     code = _summarize(result, outcome)
     _warn_unencrypted(doc, backend.location)
     return code

@@ -233,9 +233,8 @@ def report_markdown(findings: list[DriftFinding], live: LiveSnapshot) -> str:
 def run(args: argparse.Namespace, options: workflow.Options) -> int:
     desired = load_desired(workflow.manifest_paths(args.paths))
     backend = workflow.open_backend(options)
-    doc = backend.read()
     with workflow.lightsail_for(options) as lightsail:
-        live = lightsail.snapshot(workflow.regions_to_read(desired, doc, options))
+        doc, live = workflow.observe(desired, backend.read, lightsail, options)
     findings = find_drift(
         desired,
         doc.entries,

@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,6 +134,29 @@ def regions_to_read(desired: DesiredSet, doc: StateDocument, options: Options) -
     return sorted(regions)
 
 
+def observe(
+    desired: DesiredSet,
+    read_state: Callable[[], StateDocument],
+    lightsail: Lightsail,
+    options: Options,
+) -> tuple[StateDocument, LiveSnapshot]:
+    """The state and a live snapshot, read at the same time.
+
+    The regions the manifests name are requested from Lightsail while the
+    state is parsed (network waits overlap CPU work); regions only the state
+    names are read afterwards.
+    """
+    early = [r for r in desired.regions if not options.regions or r in options.regions]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        reading = pool.submit(lightsail.snapshot, early)
+        doc = read_state()
+        live = reading.result()
+    rest = [r for r in regions_to_read(desired, doc, options) if r not in early]
+    if rest:
+        live = live.merged(lightsail.snapshot(rest))
+    return doc, live
+
+
 def build_plan(
     desired: DesiredSet,
     doc: StateDocument,
@@ -140,8 +164,10 @@ def build_plan(
     options: Options,
     *,
     destroy: bool = False,
+    live: LiveSnapshot | None = None,
 ) -> tuple[Plan, LiveSnapshot]:
-    live = lightsail.snapshot(regions_to_read(desired, doc, options))
+    if live is None:
+        live = lightsail.snapshot(regions_to_read(desired, doc, options))
     plan = make_plan(
         desired,
         doc.entries,

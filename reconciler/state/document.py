@@ -96,12 +96,20 @@ class StateDocument:
             ) from None
 
 
-def loads(data: bytes, *, source: str) -> StateDocument:
-    """Parse the bytes of a state file."""
+def decode(data: bytes, *, source: str) -> str:
+    """The text of a state file's bytes."""
     try:
-        parsed = json.loads(data)
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise StateError(f"state {source} is not UTF-8 text (byte {exc.start})") from None
+
+
+def loads(data: bytes | str, *, source: str) -> StateDocument:
+    """Parse the bytes (or decoded text) of a state file."""
+    if isinstance(data, bytes):
+        data = decode(data, source=source)
+    try:
+        parsed = json.loads(data)
     except json.JSONDecodeError as exc:
         raise StateError(
             f"state {source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
