@@ -1,0 +1,24 @@
+"""`make bench` keeps working: its quick mode runs every benchmark end to end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quick_benchmarks_run_and_report_every_figure() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    for figure in ("validate.", "plan.", "apply.", "memory.plan."):
+        assert figure in result.stdout, figure
+    assert "targets_met" in result.stdout
