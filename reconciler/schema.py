@@ -6,7 +6,7 @@ the offending YAML node, in words a user can act on.
 
 jsonschema is thorough but slow per node, so a yes/no check compiled from the
 same schema document answers "is this document valid?" first (see
-``compile_check``). It only ever accelerates: when it says "invalid", or when
+``schemacheck``). It only ever accelerates: when it says "invalid", or when
 the schema uses a keyword it does not know, jsonschema decides and reports.
 
 Lightsail's own limits on names and tags are checked by ``model.name_problem``
@@ -22,17 +22,22 @@ import functools
 import importlib.resources
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
 
 from reconciler.errors import Problem
+from reconciler.schemacheck import (
+    ANNOTATIONS,
+    Check,
+    UnsupportedSchema,
+    compile_check,
+    resolve_local,
+)
 from reconciler.yamlsafe import Document, JsonPath, clip, short_repr, type_name
 
 SCHEMA_FILE = "keypairs.schema.json"
-
-Check = Callable[[Any], bool]
 
 
 @functools.cache
@@ -67,10 +72,10 @@ def _fast_item_check() -> Check | None:
     document are those of its failing items, wherever they sit in the list.
     """
     array = keypairs_schema()["properties"]["keyPairs"]
-    if set(array) - _ANNOTATIONS - {"type", "items"}:
+    if set(array) - ANNOTATIONS - {"type", "items"}:
         return None
     try:
-        return _Compiler(keypairs_schema()).compile(array.get("items", True))
+        return compile_check(array.get("items", True), root=keypairs_schema())
     except UnsupportedSchema:
         return None
 
@@ -258,24 +263,9 @@ def _schema_at(schema_path: list[str | int]) -> Any:
     node: Any = root
     for part in schema_path:
         while isinstance(node, dict) and part not in node and "$ref" in node:
-            node = _resolve_local(root, node["$ref"])
+            node = resolve_local(root, node["$ref"])
         in_dict = isinstance(node, dict) and part in node
         if not (in_dict or (isinstance(node, list) and isinstance(part, int) and part < len(node))):
-            return None
-        node = node[part]
-    return node
-
-
-def _resolve_local(root: Any, ref: str) -> Any:
-    """The target of a ``#/...`` JSON-pointer reference within ``root``, or None."""
-    if ref == "#":
-        return root
-    if not ref.startswith("#/"):
-        return None
-    node = root
-    for part in ref[2:].split("/"):
-        part = part.replace("~1", "/").replace("~0", "~")
-        if not isinstance(node, dict) or part not in node:
             return None
         node = node[part]
     return node
@@ -331,208 +321,3 @@ def describe_path(path: JsonPath) -> str:
 
 def _problem(file: str, line: int, column: int, message: str, rule: str) -> Problem:
     return Problem(file, line, column, clip(message), rule)
-
-
-# --- a yes/no check compiled from the schema -------------------------------------------------
-
-
-class UnsupportedSchema(Exception):
-    """The schema uses something ``compile_check`` does not implement."""
-
-
-_ANNOTATIONS = frozenset(
-    {
-        "$schema",
-        "$id",
-        "$comment",
-        "$defs",
-        "title",
-        "description",
-        "markdownDescription",
-        "examples",
-        "default",
-        "deprecated",
-        "readOnly",
-        "writeOnly",
-        "format",  # annotation only without a format checker, as configured above
-    }
-)
-_TYPES: dict[str, type] = {
-    "string": str,
-    "object": dict,
-    "array": list,
-    "boolean": bool,
-    "null": type(None),
-}
-
-
-def compile_check(schema: Any) -> Check:
-    """A function answering exactly what ``Draft202012Validator(schema).is_valid`` would.
-
-    Covers the keywords the manifest schema uses, with jsonschema's semantics
-    (each keyword constrains only instances of its type; ``pattern`` is
-    ``re.search``; string equality for const/enum). Anything else raises
-    UnsupportedSchema, so a schema edit can slow validation down but never
-    make it wrong. Local ``#/$defs/...`` references only.
-    """
-    return _Compiler(schema).compile(schema)
-
-
-class _Compiler:
-    def __init__(self, root: Any) -> None:
-        self.root = root
-        self.refs: dict[str, Check] = {}
-
-    def compile(self, schema: Any) -> Check:
-        if schema is True:
-            return _accept
-        if schema is False:
-            return _reject
-        if not isinstance(schema, dict):
-            raise UnsupportedSchema(f"schema {schema!r}")
-        checks: list[Check] = []
-        if "type" in schema:
-            checks.append(self._type(schema["type"]))
-        for keyword, value in schema.items():
-            if keyword in _ANNOTATIONS or keyword == "type":
-                continue
-            if keyword in ("properties", "additionalProperties"):
-                if keyword == "properties" or "properties" not in schema:
-                    checks.append(self._properties(schema))
-                continue
-            build = getattr(self, "_kw_" + keyword.lstrip("$"), None)
-            if build is None:
-                raise UnsupportedSchema(keyword)
-            checks.append(build(value))
-        return _all(checks)
-
-    def _type(self, value: Any) -> Check:
-        names = [value] if isinstance(value, str) else value
-        try:
-            kinds = tuple(_TYPES[name] for name in names)
-        except (KeyError, TypeError):
-            raise UnsupportedSchema(f"type {value!r}") from None
-        return lambda x: isinstance(x, kinds)
-
-    def _properties(self, schema: dict[str, Any]) -> Check:
-        if "patternProperties" in schema:
-            raise UnsupportedSchema("patternProperties")
-        properties = {k: self.compile(v) for k, v in schema.get("properties", {}).items()}
-        extra = schema.get("additionalProperties")
-        additional = None if extra is None else self.compile(extra)
-
-        def check(x: Any) -> bool:
-            if not isinstance(x, dict):
-                return True
-            for key, value in x.items():
-                sub = properties.get(key)
-                if sub is None:
-                    sub = additional
-                    if sub is None:
-                        continue
-                if not sub(value):
-                    return False
-            return True
-
-        return check
-
-    def _strings(self, values: Any) -> frozenset[str]:
-        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            raise UnsupportedSchema("const/enum of non-strings")
-        return frozenset(values)
-
-    def _kw_const(self, value: Any) -> Check:
-        allowed = self._strings([value])
-        return lambda x: isinstance(x, str) and x in allowed
-
-    def _kw_enum(self, value: Any) -> Check:
-        allowed = self._strings(value)
-        return lambda x: isinstance(x, str) and x in allowed
-
-    def _kw_pattern(self, value: str) -> Check:
-        search = re.compile(value).search
-        return lambda x: not isinstance(x, str) or search(x) is not None
-
-    def _kw_minLength(self, n: int) -> Check:
-        return lambda x: not isinstance(x, str) or len(x) >= n
-
-    def _kw_maxLength(self, n: int) -> Check:
-        return lambda x: not isinstance(x, str) or len(x) <= n
-
-    def _kw_minProperties(self, n: int) -> Check:
-        return lambda x: not isinstance(x, dict) or len(x) >= n
-
-    def _kw_maxProperties(self, n: int) -> Check:
-        return lambda x: not isinstance(x, dict) or len(x) <= n
-
-    def _kw_minItems(self, n: int) -> Check:
-        return lambda x: not isinstance(x, list) or len(x) >= n
-
-    def _kw_maxItems(self, n: int) -> Check:
-        return lambda x: not isinstance(x, list) or len(x) <= n
-
-    def _kw_required(self, names: list[str]) -> Check:
-        return lambda x: not isinstance(x, dict) or all(name in x for name in names)
-
-    def _kw_propertyNames(self, schema: Any) -> Check:
-        sub = self.compile(schema)
-        return lambda x: not isinstance(x, dict) or all(sub(key) for key in x)
-
-    def _kw_items(self, schema: Any) -> Check:
-        sub = self.compile(schema)
-        return lambda x: not isinstance(x, list) or all(sub(item) for item in x)
-
-    def _kw_dependentSchemas(self, deps: dict[str, Any]) -> Check:
-        compiled = [(name, self.compile(s)) for name, s in deps.items()]
-        return lambda x: (
-            not isinstance(x, dict) or all(sub(x) for name, sub in compiled if name in x)
-        )
-
-    def _kw_allOf(self, schemas: list[Any]) -> Check:
-        return _all([self.compile(s) for s in schemas])
-
-    def _kw_anyOf(self, schemas: list[Any]) -> Check:
-        subs = [self.compile(s) for s in schemas]
-        return lambda x: any(sub(x) for sub in subs)
-
-    def _kw_oneOf(self, schemas: list[Any]) -> Check:
-        subs = [self.compile(s) for s in schemas]
-        return lambda x: sum(1 for sub in subs if sub(x)) == 1
-
-    def _kw_not(self, schema: Any) -> Check:
-        sub = self.compile(schema)
-        return lambda x: not sub(x)
-
-    def _kw_ref(self, ref: str) -> Check:
-        if ref in self.refs:
-            return self.refs[ref]
-        target = _resolve_local(self.root, ref)
-        if target is None:
-            raise UnsupportedSchema(f"$ref {ref!r}")
-        resolved: list[Check] = []
-        self.refs[ref] = lambda x: resolved[0](x)  # lets a schema refer to itself
-        resolved.append(self.compile(target))
-        self.refs[ref] = resolved[0]
-        return resolved[0]
-
-
-def _accept(x: Any) -> bool:
-    return True
-
-
-def _reject(x: Any) -> bool:
-    return False
-
-
-def _all(checks: list[Check]) -> Check:
-    """One check passing when all of ``checks`` pass, in order (no generator per call)."""
-    if not checks:
-        return _accept
-    combined = checks[-1]
-    for check in reversed(checks[:-1]):
-        combined = _both(check, combined)
-    return combined
-
-
-def _both(first: Check, second: Check) -> Check:
-    return lambda x: first(x) and second(x)

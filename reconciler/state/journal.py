@@ -9,28 +9,21 @@ fsync may cover many appends. Records are never logged: they hold key material.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
-import time
-import uuid
-from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from reconciler.errors import StateError
-from reconciler.model import Address, StateEntry
-from reconciler.state.document import entry_to_json
 from reconciler.state.files import IOStats, create_private, fsync_dir, read_private, write_all
+from reconciler.state.records import JournalRecords, decode_record, encode_record
 
 log = logging.getLogger(__name__)
 
-OPERATIONS = ("create", "import", "generate", "adopt", "update-tags", "delete")
 
-
-class Journal:
+class Journal(JournalRecords):
     """An append-only journal file, created exclusively with mode 0600."""
 
     def __init__(self, path: Path, *, stats: IOStats | None = None) -> None:
@@ -64,64 +57,6 @@ class Journal:
     def bytes_written(self) -> int:
         return self._stats.bytes
 
-    def intent(self, op: str, address: Address) -> str:
-        """Record that ``op`` on ``address`` is about to be called; returns the intent id."""
-        if op not in OPERATIONS:
-            raise ValueError(f"unknown journal operation {op!r}")
-        intent_id = str(uuid.uuid4())
-        self._append(
-            {
-                "kind": "intent",
-                "id": intent_id,
-                "op": op,
-                "region": address.region,
-                "name": address.name,
-                "at": time.time(),
-            }
-        )
-        return intent_id
-
-    def keygen(
-        self,
-        intent_id: str,
-        address: Address,
-        private_key: str | None,
-        public_key: str,
-        *,
-        private_key_sealed: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Record a locally generated key pair (its private half in clear or sealed)."""
-        self._append(
-            {
-                "kind": "keygen",
-                "id": intent_id,
-                "region": address.region,
-                "name": address.name,
-                **keygen_key(private_key, private_key_sealed),
-                "publicKey": public_key,
-            }
-        )
-
-    def result(self, intent_id: str, entry: StateEntry) -> None:
-        """Record the state entry a call produced (with its private key, if any)."""
-        self._append({"kind": "result", "id": intent_id, "entry": entry_to_json(entry)})
-
-    def removed(self, intent_id: str, address: Address) -> None:
-        """Record that a delete went through."""
-        self._append(
-            {
-                "kind": "result",
-                "id": intent_id,
-                "removed": True,
-                "region": address.region,
-                "name": address.name,
-            }
-        )
-
-    def failed(self, intent_id: str, error: str) -> None:
-        """Record that a call definitely had no effect."""
-        self._append({"kind": "failed", "id": intent_id, "error": error})
-
     def close(self) -> None:
         with self._sync:
             while self._syncing:
@@ -144,7 +79,7 @@ class Journal:
         self.close()
 
     def _append(self, record: dict[str, Any]) -> None:
-        line = (json.dumps(record, separators=(",", ":")) + "\n").encode("ascii")
+        line = encode_record(record)
         with self._append_lock:
             self._check_usable()
             try:
@@ -205,17 +140,6 @@ class Journal:
         )
 
 
-def keygen_key(
-    private_key: str | None, private_key_sealed: Mapping[str, Any] | None
-) -> dict[str, Any]:
-    """The private-key member of a keygen record: sealed when it was sealed, else clear."""
-    if private_key_sealed is not None:
-        return {"privateKeySealed": dict(private_key_sealed)}
-    if private_key is None:
-        raise ValueError("a keygen record needs the private key, in clear or sealed")
-    return {"privateKey": private_key}
-
-
 def read_journal(path: Path, *, allow_insecure: bool = False) -> list[dict[str, Any]]:
     """The records of a journal file, oldest first ([] if there is none).
 
@@ -230,15 +154,8 @@ def read_journal(path: Path, *, allow_insecure: bool = False) -> list[dict[str, 
         log.warning("ignoring an incomplete last record (%d bytes) in journal %s", len(tail), path)
     records: list[dict[str, Any]] = []
     for number, line in enumerate(lines, start=1):
-        record: object = None
-        reason = "not a JSON object"
-        try:
-            record = json.loads(line)
-        except UnicodeDecodeError:
-            reason = "not UTF-8 text"
-        except json.JSONDecodeError as exc:
-            reason = f"{exc.msg} at column {exc.colno}"
-        if isinstance(record, dict):
+        record, reason = decode_record(line)
+        if record is not None:
             records.append(record)
             continue
         if number == len(lines) and not tail:

@@ -83,6 +83,18 @@ class LockInfo:
         except (KeyError, TypeError, ValueError):
             return None
 
+    @classmethod
+    def parse(cls, raw: bytes) -> LockInfo | None:
+        """The holder a lock's content names; None if it is empty or unreadable."""
+        try:
+            return cls.from_json(json.loads(raw)) if raw else None
+        except ValueError:
+            return None
+
+    def encode(self) -> bytes:
+        """The content of a lock this holder takes."""
+        return json.dumps(asdict(self)).encode()
+
 
 class HeldLock:
     """A lock this process holds; ``release`` removes the file, then drops the flock."""
@@ -153,29 +165,53 @@ def force_unlock(path: Path, lock_id: str, *, force: bool = False) -> None:
     except FileNotFoundError:
         raise StateError(f"the state is not locked (no lock file {path})") from None
     try:
-        info = _read_info(fd)
-        if info is None or info.id != lock_id:
-            held_id = "no readable lock ID" if info is None else f"lock ID {info.id}"
-            raise StateError(
-                f"lock ID does not match: {path} has {held_id}, not {lock_id}",
-                hint="copy the lock ID from the 'state is locked' message",
-            )
+        info = matching_holder(_read_info(fd), lock_id, str(path))
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             held = False
         except BlockingIOError:
             held = True
-        if held and info.host == socket.gethostname() and _alive(info.pid) and not force:
-            raise StateError(
-                f"the run holding the lock is still running: {info.describe()}",
-                hint="let it finish or stop it; forcing the unlock anyway lets two runs "
-                "write the state at once",
-            )
+        if held and not force:
+            refuse_live_holder(info)
         if _is_file_at(fd, path):
             os.unlink(path)
         log.warning("removed the state lock held by %s", info.describe())
     finally:
         os.close(fd)
+
+
+def matching_holder(info: LockInfo | None, lock_id: str, where: str) -> LockInfo:
+    """``info`` if the lock at ``where`` has ID ``lock_id``; a StateError if it has not."""
+    if info is None or info.id != lock_id:
+        held_id = "no readable lock ID" if info is None else f"lock ID {info.id}"
+        raise StateError(
+            f"lock ID does not match: {where} has {held_id}, not {lock_id}",
+            hint="copy the lock ID from the 'state is locked' message",
+        )
+    return info
+
+
+def refuse_live_holder(info: LockInfo) -> None:
+    """A StateError if the lock's holder is a process still running on this host."""
+    if info.host == socket.gethostname() and process_alive(info.pid):
+        raise StateError(
+            f"the run holding the lock is still running: {info.describe()}",
+            hint="let it finish or stop it; forcing the unlock anyway lets two runs "
+            "write the state at once",
+        )
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (also when another user runs it)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _take(path: Path, fd: int, command: str) -> HeldLock:
@@ -191,7 +227,7 @@ def _take(path: Path, fd: int, command: str) -> HeldLock:
         )
     info = LockInfo.for_this_process(command)
     os.ftruncate(fd, 0)
-    write_all(fd, json.dumps(asdict(info)).encode())
+    write_all(fd, info.encode())
     return HeldLock(path, fd, info)
 
 
@@ -218,9 +254,9 @@ def _open_lock_file(path: Path) -> int:
 def _read_info(fd: int) -> LockInfo | None:
     try:
         raw = os.pread(fd, _MAX_INFO_BYTES, 0)
-        return LockInfo.from_json(json.loads(raw)) if raw else None
-    except (OSError, ValueError):
+    except OSError:
         return None
+    return LockInfo.parse(raw)
 
 
 def _held_error(holder: LockInfo | None, timeout: float) -> LockHeldError:
@@ -241,18 +277,6 @@ def _is_file_at(fd: int, path: Path) -> bool:
         return False
     held = os.fstat(fd)
     return (held.st_dev, held.st_ino) == (at_path.st_dev, at_path.st_ino)
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _user() -> str:

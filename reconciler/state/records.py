@@ -1,0 +1,109 @@
+"""The write-ahead record format, shared by every journal: what each record holds, as a line.
+
+``JournalRecords`` builds the five kinds of record (intent, keygen, result,
+removed, failed) and hands each to its subclass's ``_append``, which makes it
+durable (an fsync'd file, an S3 object). ``encode_record`` and ``decode_record``
+turn a record into one JSON line and back. Records hold key material: nothing
+here logs them or quotes them in a message.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
+
+from reconciler.model import Address, StateEntry
+from reconciler.state.document import entry_to_json
+
+OPERATIONS = ("create", "import", "generate", "adopt", "update-tags", "delete")
+
+
+class JournalRecords(ABC):
+    """The records a run journals; ``_append`` returns once its record is durable."""
+
+    def intent(self, op: str, address: Address) -> str:
+        """Record that ``op`` on ``address`` is about to be called; returns the intent id."""
+        if op not in OPERATIONS:
+            raise ValueError(f"unknown journal operation {op!r}")
+        intent_id = str(uuid.uuid4())
+        self._append(
+            {"kind": "intent", "id": intent_id, "op": op, **_address(address), "at": time.time()}
+        )
+        return intent_id
+
+    def keygen(
+        self,
+        intent_id: str,
+        address: Address,
+        private_key: str | None,
+        public_key: str,
+        *,
+        private_key_sealed: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record a locally generated key pair (its private half in clear or sealed)."""
+        self._append(
+            {
+                "kind": "keygen",
+                "id": intent_id,
+                **_address(address),
+                **keygen_key(private_key, private_key_sealed),
+                "publicKey": public_key,
+            }
+        )
+
+    def result(self, intent_id: str, entry: StateEntry) -> None:
+        """Record the state entry a call produced (with its private key, if any)."""
+        self._append({"kind": "result", "id": intent_id, "entry": entry_to_json(entry)})
+
+    def removed(self, intent_id: str, address: Address) -> None:
+        """Record that a delete went through."""
+        self._append({"kind": "result", "id": intent_id, "removed": True, **_address(address)})
+
+    def failed(self, intent_id: str, error: str) -> None:
+        """Record that a call definitely had no effect."""
+        self._append({"kind": "failed", "id": intent_id, "error": error})
+
+    @abstractmethod
+    def _append(self, record: dict[str, Any]) -> None:
+        """Store ``record``; return only once it is durable."""
+
+
+def keygen_key(
+    private_key: str | None, private_key_sealed: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The private-key member of a keygen record: sealed when it was sealed, else clear."""
+    if private_key_sealed is not None:
+        return {"privateKeySealed": dict(private_key_sealed)}
+    if private_key is None:
+        raise ValueError("a keygen record needs the private key, in clear or sealed")
+    return {"privateKey": private_key}
+
+
+def encode_record(record: Mapping[str, Any]) -> bytes:
+    """``record`` as one compact JSON line, ASCII only (other text is escaped)."""
+    return (json.dumps(record, separators=(",", ":")) + "\n").encode("ascii")
+
+
+def decode_record(line: bytes) -> tuple[dict[str, Any] | None, str]:
+    """The record on one journal line; else None and why it is not one (never its text).
+
+    Only undecodable text and malformed JSON are answered here; any other
+    ValueError from the JSON parser reaches the caller.
+    """
+    try:
+        record = json.loads(line)
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
+    except json.JSONDecodeError as exc:
+        return None, f"{exc.msg} at column {exc.colno}"
+    if not isinstance(record, dict):
+        return None, "not a JSON object"
+    return record, ""
+
+
+def _address(address: Address) -> dict[str, str]:
+    return {"region": address.region, "name": address.name}
