@@ -79,6 +79,10 @@ ACCOUNT_LEVEL_CODES = frozenset(
 )
 
 
+# Tag, untag and delete after a 5xx or a dropped connection: safe to repeat.
+IDEMPOTENT_ATTEMPTS = 8
+
+
 class AmbiguousOutcome(Exception):
     """A mutating call may or may not have taken effect (5xx, lost connection)."""
 
@@ -415,13 +419,13 @@ class Lightsail:
 
     def _retry_idempotent(self, address: Address, what: str, fn: Callable[[], T]) -> T:
         """Tag, untag and delete may be repeated safely after an unknown outcome."""
-        for attempt in range(4):
+        for attempt in range(IDEMPOTENT_ATTEMPTS):
             try:
                 return self._call(address, what, fn)
             except AmbiguousOutcome as e:
-                if attempt == 3:
+                if attempt + 1 == IDEMPOTENT_ATTEMPTS:
                     raise LightsailError(
                         e.cause, code="ServiceException", hint=HINTS["ServiceException"]
                     ) from None
-                self.sleep(0.1 * 2**attempt)
+                self.sleep(min(5.0, 0.05 * 2**attempt) * random.random())
         raise AssertionError("unreachable")
