@@ -133,7 +133,9 @@ def measure_plan(params: dict[str, Any]) -> dict[str, Any]:
     backend = workflow.open_backend(options)
     lightsail = Lightsail(ClientOptions(pool_size=options.parallelism))
     # As `reconciler plan` does: the state is parsed while Lightsail answers.
-    doc, live = workflow.observe(desired, backend.read, lightsail, options)
+    doc, live = workflow.observe(
+        desired, workflow.read_without_secrets(backend), lightsail, options
+    )
     observed = time.perf_counter()
     plan, _ = workflow.build_plan(desired, doc, lightsail, options, live=live)
     diffed = time.perf_counter()

@@ -93,7 +93,9 @@ def plan(args: argparse.Namespace) -> int:
     desired = load_desired(workflow.manifest_paths(args.paths))
     backend = workflow.open_backend(options)
     with workflow.lightsail_for(options) as lightsail:
-        doc, live = workflow.observe(desired, backend.read, lightsail, options)
+        doc, live = workflow.observe(
+            desired, workflow.read_without_secrets(backend), lightsail, options
+        )
         result, _ = workflow.build_plan(desired, doc, lightsail, options, live=live)
     _out(_render_plan(result, args.format))
     result.raise_if_unsafe()

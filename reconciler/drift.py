@@ -234,7 +234,9 @@ def run(args: argparse.Namespace, options: workflow.Options) -> int:
     desired = load_desired(workflow.manifest_paths(args.paths))
     backend = workflow.open_backend(options)
     with workflow.lightsail_for(options) as lightsail:
-        doc, live = workflow.observe(desired, backend.read, lightsail, options)
+        doc, live = workflow.observe(
+            desired, workflow.read_without_secrets(backend), lightsail, options
+        )
     findings = find_drift(
         desired,
         doc.entries,

@@ -8,6 +8,7 @@ nothing about output formats.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -132,6 +133,11 @@ def regions_to_read(desired: DesiredSet, doc: StateDocument, options: Options) -
             )
         regions &= set(options.regions)
     return sorted(regions)
+
+
+def read_without_secrets(backend: StateBackend) -> Callable[[], StateDocument]:
+    """A reader of the state that leaves private keys out, for plans and drift."""
+    return functools.partial(backend.read, secrets=False)
 
 
 def observe(

@@ -48,8 +48,12 @@ class StateBackend(Protocol):
         """Bytes written so far, state writes and journal appends together."""
         ...
 
-    def read(self) -> StateDocument:
-        """The state with any journal replayed, in memory; writes nothing, needs no lock."""
+    def read(self, *, secrets: bool = True) -> StateDocument:
+        """The state with any journal replayed, in memory; writes nothing, needs no lock.
+
+        ``secrets=False`` leaves private keys out (a plan or drift report needs
+        none of them); the document is then marked redacted and cannot be written.
+        """
         ...
 
     def lock(

@@ -48,6 +48,8 @@ class StateDocument:
     entries: dict[Address, StateEntry] = field(default_factory=dict)
     pending: dict[Address, PendingCreate] = field(default_factory=dict)
     encryption: list[dict[str, str]] = field(default_factory=list)
+    # Read without private keys (for plans on large states); never written back.
+    redacted: bool = field(default=False, compare=False)
 
     def __repr__(self) -> str:
         return (
@@ -69,6 +71,7 @@ class StateDocument:
             dict(self.entries),
             dict(self.pending),
             [dict(item) for item in self.encryption],
+            self.redacted,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -96,6 +99,12 @@ class StateDocument:
             ) from None
 
 
+def refuse_redacted(doc: StateDocument, location: str) -> None:
+    """A document read without its private keys must never replace the state."""
+    if doc.redacted:
+        raise StateError(f"refusing to write {location} from a copy read without private keys")
+
+
 def decode(data: bytes, *, source: str) -> str:
     """The text of a state file's bytes."""
     try:
@@ -104,12 +113,24 @@ def decode(data: bytes, *, source: str) -> str:
         raise StateError(f"state {source} is not UTF-8 text (byte {exc.start})") from None
 
 
-def loads(data: bytes | str, *, source: str) -> StateDocument:
-    """Parse the bytes (or decoded text) of a state file."""
+def _without_secrets(obj: dict[str, Any]) -> dict[str, Any]:
+    """Drop private keys as each object is parsed, before the next is read."""
+    obj.pop("privateKey", None)
+    obj.pop("privateKeySealed", None)
+    return obj
+
+
+def loads(data: bytes | str, *, source: str, secrets: bool = True) -> StateDocument:
+    """Parse the bytes (or decoded text) of a state file.
+
+    With ``secrets=False`` private keys are dropped while parsing, so a plan
+    over 100,000 key pairs never holds them all; such a document is marked
+    ``redacted`` and backends refuse to write it.
+    """
     if isinstance(data, bytes):
         data = decode(data, source=source)
     try:
-        parsed = json.loads(data)
+        parsed = json.loads(data, object_hook=None if secrets else _without_secrets)
     except json.JSONDecodeError as exc:
         raise StateError(
             f"state {source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
@@ -118,7 +139,9 @@ def loads(data: bytes | str, *, source: str) -> StateDocument:
         ) from None
     if not isinstance(parsed, dict):
         raise StateError(f"state {source} is malformed: expected a JSON object at the top level")
-    return StateDocument.from_json(parsed, source=source)
+    doc = StateDocument.from_json(parsed, source=source)
+    doc.redacted = not secrets
+    return doc
 
 
 def dumps(doc: StateDocument) -> bytes:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import StaleStateError, StateError
-from reconciler.state.document import StateDocument, decode, dumps, loads
+from reconciler.state.document import StateDocument, decode, dumps, loads, refuse_redacted
 from reconciler.state.files import (
     IOStats,
     read_private,
@@ -60,10 +60,10 @@ class LocalBackend:
     def bytes_written(self) -> int:
         return self._stats.bytes
 
-    def read(self) -> StateDocument:
+    def read(self, *, secrets: bool = True) -> StateDocument:
         for _ in range(_READ_ATTEMPTS):
             before = self._identity()
-            doc = self._load()
+            doc = self._load(secrets=secrets)
             records = self._records()
             # A run that compacted between our two reads replaced the state and
             # removed the journal: read both again rather than miss its records.
@@ -115,6 +115,7 @@ class LocalBackend:
 
     def write(self, doc: StateDocument) -> None:
         self._require_lock("write")
+        refuse_redacted(doc, self.location)
         if self._journal is not None and self._journal.appends:
             raise StateError(
                 f"the journal of {self.location} holds records not yet in the state; "
@@ -184,7 +185,7 @@ class LocalBackend:
                 hint="run the command again",
             )
 
-    def _load(self) -> StateDocument | None:
+    def _load(self, *, secrets: bool = True) -> StateDocument | None:
         data = read_private(self.path, "state file", allow_insecure=self.allow_insecure)
         if data is None:
             return None
@@ -192,7 +193,7 @@ class LocalBackend:
         # key pairs is ~300 MB, and bytes, text and tree at once would triple it.
         text = decode(data, source=self.location)
         del data
-        return loads(text, source=self.location)
+        return loads(text, source=self.location, secrets=secrets)
 
     def _records(self) -> list[dict[str, Any]]:
         return read_journal(self.journal_path, allow_insecure=self.allow_insecure)

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.errors import StaleStateError, StateError, UsageError
-from reconciler.state.document import StateDocument, dumps, loads
+from reconciler.state.document import StateDocument, dumps, loads, refuse_redacted
 from reconciler.state.files import IOStats
 from reconciler.state.lock import LockInfo
 from reconciler.state.replay import replay
@@ -136,7 +136,7 @@ class S3Backend:
     def bytes_written(self) -> int:
         return self._stats.bytes
 
-    def read(self) -> StateDocument:
+    def read(self, *, secrets: bool = True) -> StateDocument:
         for _ in range(_READ_ATTEMPTS):
             current = self._bucket.get(self.key)
             keys = self._bucket.list(self.journal_prefix)
@@ -145,7 +145,7 @@ class S3Backend:
             # objects: read both again rather than miss its records.
             etag = None if current is None else current[1]
             if records is not None and (not keys or self._bucket.etag(self.key) == etag):
-                base = self._parse(current) or StateDocument.new()
+                base = self._parse(current, secrets=secrets) or StateDocument.new()
                 return replay(base, records, source=self._journal_url) if records else base
         raise StateError(f"state {self.location} kept changing while it was read", hint="run again")
 
@@ -209,6 +209,7 @@ class S3Backend:
 
     def write(self, doc: StateDocument) -> None:
         self._require_lock("write")
+        refuse_redacted(doc, self.location)
         if self._journal is not None and self._journal.appends:
             raise StateError(
                 f"the journal of {self.location} holds records not yet in the state; "
@@ -290,8 +291,12 @@ class S3Backend:
             hint="another run wrote it (was its lock forced?); run again",
         )
 
-    def _parse(self, current: tuple[bytes, str] | None) -> StateDocument | None:
-        return None if current is None else loads(current[0], source=self.location)
+    def _parse(
+        self, current: tuple[bytes, str] | None, *, secrets: bool = True
+    ) -> StateDocument | None:
+        if current is None:
+            return None
+        return loads(current[0], source=self.location, secrets=secrets)
 
     def _fetch_records(self, keys: list[str]) -> list[dict[str, Any]] | None:
         """The records of ``keys`` in order; None if one of them is gone."""
