@@ -94,7 +94,11 @@ class GeneratedKey:
 
 def generate_rsa(bits: int = 2048) -> GeneratedKey:
     """A fresh RSA key: PKCS#1 PEM private half, OpenSSH public half."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    return serialize_rsa(rsa.generate_private_key(public_exponent=65537, key_size=bits))
+
+
+def serialize_rsa(key: rsa.RSAPrivateKey) -> GeneratedKey:
+    """An RSA key as Lightsail hands keys out: PKCS#1 PEM and an OpenSSH line."""
     private_pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.TraditionalOpenSSL,

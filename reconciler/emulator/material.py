@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from reconciler.keys import PublicKey
+from reconciler.keys import PublicKey, serialize_rsa
 
 RSA_BITS = 2048
 
@@ -55,15 +55,8 @@ def imported_fingerprint(public_key: PublicKey) -> str:
 
 def generate_key() -> KeyMaterial:
     key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
-    private_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    ).decode("ascii")
-    public = key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    )
-    return KeyMaterial(private_pem, public.decode("ascii"), created_fingerprint(key))
+    halves = serialize_rsa(key)
+    return KeyMaterial(halves.private_pem, halves.public_openssh, created_fingerprint(key))
 
 
 class KeySource:
