@@ -151,19 +151,19 @@ class Executor:
         address = change.address
         tags = dict(change.after_tags or {})
         intent = self.journal.intent("create", address)
-        ambiguous = False
+        ambiguous: AmbiguousOutcome | None = None
         for attempt in range(CREATE_ATTEMPTS):
             try:
                 created = self.lightsail.create_key_pair(address, tags)
             except AmbiguousOutcome as e:
                 log.info("%s: create outcome unknown (%s); checking", address, e.cause)
-                ambiguous = True
+                ambiguous = e
                 if self.lightsail.get_key_pair(address) is not None:
                     raise KeyMaterialLost(_lost_message(address)) from None
                 self.lightsail.sleep(_backoff(attempt))
                 continue
             except LightsailError as e:
-                if e.detail == "NameExists" and ambiguous:
+                if e.detail == "NameExists" and ambiguous is not None:
                     raise KeyMaterialLost(_lost_message(address)) from None
                 self.journal.failed(intent, e.message)
                 if e.detail == "NameExists":
@@ -185,11 +185,13 @@ class Executor:
             return
         # Every attempt's outcome was unknown and the key pair is not live:
         # nothing was created, so the intent is closed.
+        code = ambiguous.code if ambiguous is not None else "ServiceException"
         self.journal.failed(intent, "CreateKeyPair kept failing")
         raise LightsailError(
-            f"creating {address}: Lightsail kept failing",
-            code="ServiceException",
-            hint="run again; nothing was created",
+            f"creating {address}: Lightsail failed {CREATE_ATTEMPTS} times and did not "
+            f"create it ({code})",
+            code=code,
+            hint="nothing was created; run again later",
         )
 
     def _generate(self, change: Change) -> None:
@@ -211,13 +213,16 @@ class Executor:
             try:
                 operation = self.lightsail.import_key_pair(address, public_key)
                 break
-            except AmbiguousOutcome:
+            except AmbiguousOutcome as e:
                 if self.lightsail.get_key_pair(address) is not None:
                     break  # our import went through; the key is one we hold
                 if attempt + 1 == CREATE_ATTEMPTS:
                     self.journal.failed(intent, "ImportKeyPair kept failing")
                     raise LightsailError(
-                        f"importing {address}: Lightsail kept failing", code="ServiceException"
+                        f"importing {address}: Lightsail failed {CREATE_ATTEMPTS} times and "
+                        f"did not import it ({e.code})",
+                        code=e.code,
+                        hint="nothing was imported; run again later",
                     ) from None
                 self.lightsail.sleep(_backoff(attempt))
             except LightsailError as e:

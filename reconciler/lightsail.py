@@ -86,9 +86,10 @@ IDEMPOTENT_ATTEMPTS = 8
 class AmbiguousOutcome(Exception):
     """A mutating call may or may not have taken effect (5xx, lost connection)."""
 
-    def __init__(self, cause: str) -> None:
+    def __init__(self, cause: str, code: str = "") -> None:
         super().__init__(cause)
         self.cause = cause
+        self.code = code or "ConnectionError"
 
 
 def error_code(error: botocore.exceptions.ClientError) -> str:
@@ -356,7 +357,8 @@ class Lightsail:
                     self.sleep(min(5.0, 0.05 * 2**attempt) * random.random())
                     continue
                 if _is_ambiguous(e):
-                    raise AmbiguousOutcome(translate(e, f"{what} {address}").message) from None
+                    failure = translate(e, f"{what} {address}")
+                    raise AmbiguousOutcome(failure.message, failure.code) from None
                 raise translate(e, f"{what} {address}") from None
 
     def create_key_pair(self, address: Address, tags: Tags) -> CreatedKeyPair:

@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 
 from reconciler.emulator import Emulator, EmulatorConfig
+from reconciler.keys import generate_rsa
 from tests.conftest import lightsail_client
 from tests.helpers import (
     assert_no_leak,
@@ -218,3 +219,43 @@ def test_local_flag_runs_the_whole_flow_without_an_account(project: Path) -> Non
     again = run_cli("plan", "manifests", "--local", "--detailed-exitcode", cwd=project, env=env)
     assert again.returncode == 0, again.stdout + again.stderr
     assert stat.S_IMODE(os.stat(state).st_mode) == 0o600
+
+
+SERVICE_ERRORS = [
+    "AccessDeniedException",
+    "AccountSetupInProgressException",
+    "InvalidInputException",
+    "NotFoundException",
+    "OperationFailureException",
+    "RegionSetupInProgressException",
+    "ServiceException",
+    "UnauthenticatedException",
+]
+
+
+@pytest.mark.parametrize("code", SERVICE_ERRORS)
+def test_a_failing_create_names_the_key_pair_and_keeps_what_succeeded(
+    tmp_path: Path, code: str
+) -> None:
+    key = generate_rsa()
+    write_manifest(
+        tmp_path / "m.yaml",
+        "us-east-1",
+        f"""
+        - name: imported
+          publicKey: "{key.public_openssh}"
+        - name: web
+        """,
+    )
+    with Emulator(EmulatorConfig(key_pool=1)) as emu:
+        emu.operation_errors["CreateKeyPair"] = code
+        result = run_cli("apply", "m.yaml", "--auto-approve", cwd=tmp_path, endpoint=emu.url)
+        assert result.returncode == 1
+        errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+        assert len(errors) == 1, result.stderr
+        assert errors[0].startswith("Error: creating us-east-1/web: ") and code in errors[0]
+        hint = result.stderr.splitlines()[result.stderr.splitlines().index(errors[0]) + 1]
+        assert hint.startswith("  -> ") and len(hint) > 20
+        # The import went through and is recorded; the failed create left nothing behind.
+        assert set(state_entries(tmp_path / "reconciler.state.json")) == {"us-east-1/imported"}
+        assert emu.committed["CreateKeyPair"] == 0

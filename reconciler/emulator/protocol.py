@@ -70,8 +70,10 @@ class Endpoint:
         )
         # Set by tests: every call is answered with this error type, before any effect.
         self.force_error: str | None = None
-        # Region -> error type answered to every call in that region (tests).
+        # Region -> error type answered to every call in that region, and
+        # operation -> error type answered to every call of it (tests).
         self.region_errors: dict[str, str] = {}
+        self.operation_errors: dict[str, str] = {}
         self.calls: collections.Counter[str] = collections.Counter()
         self.committed: collections.Counter[str] = collections.Counter()
         self._counter_lock = threading.Lock()
@@ -97,7 +99,11 @@ class Endpoint:
             if path.partition("?")[0] != "/" or not known:
                 raise errors.unknown_operation(target)
             draw = self.faults.draw()
-            forced = self.force_error or self.region_errors.get(region)
+            forced = (
+                self.force_error
+                or self.operation_errors.get(operation)
+                or self.region_errors.get(region)
+            )
             if forced is not None:
                 raise errors.forced(forced)
             if draw.before is Fault.THROTTLE:

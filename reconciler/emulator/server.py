@@ -208,6 +208,11 @@ class Emulator:
         return self._endpoint.region_errors
 
     @property
+    def operation_errors(self) -> dict[str, str]:
+        """Operation -> error type answered to every call of it, before any effect."""
+        return self._endpoint.operation_errors
+
+    @property
     def faults(self) -> FaultPlan:
         """The live fault settings; tests may change the rates between calls."""
         return self._endpoint.faults
