@@ -47,6 +47,21 @@ class IOStats:
             self._parent.wrote(count)
 
 
+class CountsWrites:
+    """``fsync_count`` and ``bytes_written`` from an ``IOStats``, as benchmarks read them."""
+
+    _stats: IOStats
+
+    @property
+    def fsync_count(self) -> int:
+        """Durable writes so far (fsync calls; PUTs for S3)."""
+        return self._stats.fsyncs
+
+    @property
+    def bytes_written(self) -> int:
+        return self._stats.bytes
+
+
 def refuse_symlink(path: Path, what: str) -> os.stat_result | None:
     """``lstat`` of ``path`` (None if absent); a symbolic link is refused."""
     try:

@@ -17,13 +17,20 @@ from types import TracebackType
 from typing import Any
 
 from reconciler.errors import StateError
-from reconciler.state.files import IOStats, create_private, fsync_dir, read_private, write_all
+from reconciler.state.files import (
+    CountsWrites,
+    IOStats,
+    create_private,
+    fsync_dir,
+    read_private,
+    write_all,
+)
 from reconciler.state.records import JournalRecords, decode_record, encode_record
 
 log = logging.getLogger(__name__)
 
 
-class Journal(JournalRecords):
+class Journal(JournalRecords, CountsWrites):
     """An append-only journal file, created exclusively with mode 0600."""
 
     def __init__(self, path: Path, *, stats: IOStats | None = None) -> None:
@@ -48,14 +55,6 @@ class Journal(JournalRecords):
         except OSError as exc:
             self.close()
             raise StateError(f"cannot make journal {path} durable: {exc.strerror}") from None
-
-    @property
-    def fsync_count(self) -> int:
-        return self._stats.fsyncs
-
-    @property
-    def bytes_written(self) -> int:
-        return self._stats.bytes
 
     def close(self) -> None:
         with self._sync:

@@ -18,6 +18,7 @@ from typing import Any
 from reconciler.errors import StaleStateError, StateError
 from reconciler.state.document import StateDocument, decode, dumps, loads, refuse_redacted
 from reconciler.state.files import (
+    CountsWrites,
     IOStats,
     read_private,
     refuse_symlink,
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 _READ_ATTEMPTS = 5
 
 
-class LocalBackend:
+class LocalBackend(CountsWrites):
     """A local state file; see ``StateBackend`` for the protocol it follows."""
 
     def __init__(self, path: str | Path, *, allow_insecure: bool = False) -> None:
@@ -51,14 +52,6 @@ class LocalBackend:
 
     def __repr__(self) -> str:
         return f"LocalBackend({self.location!r})"
-
-    @property
-    def fsync_count(self) -> int:
-        return self._stats.fsyncs
-
-    @property
-    def bytes_written(self) -> int:
-        return self._stats.bytes
 
     def read(self, *, secrets: bool = True) -> StateDocument:
         for _ in range(_READ_ATTEMPTS):

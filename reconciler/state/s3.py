@@ -28,7 +28,7 @@ from typing import Any
 
 from reconciler.errors import StaleStateError, StateError, UsageError
 from reconciler.state.document import StateDocument, dumps, loads, refuse_redacted
-from reconciler.state.files import IOStats
+from reconciler.state.files import CountsWrites, IOStats
 from reconciler.state.lock import LockInfo
 from reconciler.state.replay import replay
 from reconciler.state.s3_journal import S3Journal, parse_records
@@ -72,7 +72,7 @@ class _Seen:
     doc: StateDocument
 
 
-class S3Backend:
+class S3Backend(CountsWrites):
     """A state object in S3; see ``StateBackend`` for the protocol it follows."""
 
     def __init__(
@@ -126,15 +126,6 @@ class S3Backend:
 
     def __repr__(self) -> str:
         return f"S3Backend({self.location!r})"
-
-    @property
-    def fsync_count(self) -> int:
-        """Durable writes so far: PUTs of the state and of journal objects."""
-        return self._stats.fsyncs
-
-    @property
-    def bytes_written(self) -> int:
-        return self._stats.bytes
 
     def read(self, *, secrets: bool = True) -> StateDocument:
         for _ in range(_READ_ATTEMPTS):
