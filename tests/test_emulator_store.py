@@ -7,6 +7,7 @@ import os
 import stat
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -149,3 +150,12 @@ def test_a_missing_directory_is_made_and_an_empty_file_is_an_empty_store(tmp_pat
     empty = tmp_path / "empty.json"
     empty.touch()
     assert Store(str(empty)).regions() == []
+
+
+def test_set_created_at_backdates_a_key_pair_as_seen_through_boto3(
+    emulator: Any, lightsail: Any
+) -> None:
+    lightsail.create_key_pair(keyPairName="old")
+    emulator.store.set_created_at("us-east-1", "old", 1_000_000_000.0)
+    created = lightsail.get_key_pair(keyPairName="old")["keyPair"]["createdAt"]
+    assert created.timestamp() == 1_000_000_000.0

@@ -174,6 +174,15 @@ class Store:
             record.tags = freeze_tags(tags)
             self._version += 1
 
+    def set_created_at(self, region: str, name: str, created_at: float) -> None:
+        """Test hook: make a key pair look older (or newer) than it is, never by sleeping."""
+        with self.transaction():
+            record = self.get(region, name)
+            if record is None:
+                raise KeyError(name)
+            record.created_at = created_at
+            self._version += 1
+
     def seed_key_pairs(
         self,
         region: str,
