@@ -58,6 +58,18 @@ def _encryption(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _key_store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--key-store",
+        metavar="STORE",
+        help="keep new private keys in state, ssm:/PATH/{region}/{name} or "
+        "secretsmanager:PREFIX/{region}/{name} (remembered in the state)",
+    )
+    parser.add_argument(
+        "--key-store-kms-key-id", metavar="KEY_ID", help="KMS key for the ssm/secretsmanager store"
+    )
+
+
 def _planning(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--prune", action="store_true", help="delete key pairs removed from the manifests"
@@ -101,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
     _planning(p)
     _encryption(p)
+    _key_store(p)
     _common(p)
 
     p = sub.add_parser("destroy", help="delete every key pair the manifests declare")
@@ -133,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     _encryption(sp)
     _common(sp)
     sp = ssub.add_parser("decrypt", help="store the private keys in clear again")
+    _common(sp)
+    sp = ssub.add_parser("migrate-keys", help="move every private key to another key store")
+    sp.add_argument(
+        "--to", required=True, metavar="STORE", help="state, ssm:... or secretsmanager:..."
+    )
+    sp.add_argument("--kms-key-id", metavar="KEY_ID", help="KMS key for the new store")
     _common(sp)
     sp = ssub.add_parser("rm", help="forget a key pair (Lightsail is not touched)")
     sp.add_argument("address", metavar="REGION/NAME")

@@ -7,6 +7,7 @@ Each reads its inputs through ``workflow`` and writes its output through
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -21,6 +22,7 @@ from reconciler.errors import (
     UsageError,
 )
 from reconciler.executor import ApplyResult, Executor
+from reconciler.keystore import commands as key_commands
 from reconciler.manifest import load_desired
 from reconciler.model import Address, DesiredSet, StateEntry
 from reconciler.plan import Plan
@@ -31,11 +33,18 @@ from reconciler.state import StateBackend, StateDocument, crypto, entry_to_json
 def _options(args: argparse.Namespace) -> workflow.Options:
     state: str | None = getattr(args, "state", None)
     extra: dict[str, str] = {}
+    key_store: str | None = getattr(args, "key_store", None)
+    key_kms: str | None = getattr(args, "key_store_kms_key_id", None)
     if not getattr(args, "local", False):
         # --local keeps its state beside the embedded emulator, never in the
         # team's real backend.
-        state, extra = resolve_state(state, load_project())
+        project = load_project()
+        state, extra = resolve_state(state, project)
+        if key_store is None and project is not None and project.keys is not None:
+            key_store, key_kms = project.keys.spec, project.keys.kms_key_id
     return workflow.Options(
+        key_store=key_store,
+        key_store_kms_key_id=key_kms,
         state=state,
         extra=dict(extra),
         regions=tuple(getattr(args, "region", ()) or ()),
@@ -97,6 +106,11 @@ def plan(args: argparse.Namespace) -> int:
             desired, workflow.read_without_secrets(backend), lightsail, options
         )
         result, _ = workflow.build_plan(desired, doc, lightsail, options, live=live)
+    stored = key_commands.check(options, doc, options.region_filter)
+    if stored:
+        result = dataclasses.replace(
+            result, findings=result.findings + key_commands.plan_findings(stored)
+        )
     _out(_render_plan(result, args.format))
     result.raise_if_unsafe()
     if args.out:
@@ -147,6 +161,7 @@ def _execute(
             saved.check(doc, result)
         _out(render.plan_text(result, color=render.use_color(sys.stdout)))
         result.raise_if_unsafe()
+        custody = key_commands.prepare(options, doc, backend)
         if not result.changes and not result.stale_pending:
             _warn_unencrypted(doc, backend.location)
             return EXIT_ERROR if result.findings else EXIT_OK
@@ -160,6 +175,8 @@ def _execute(
             parallelism=options.parallelism,
             seal=None if sealer is None else sealer.seal,
             on_progress=progress,
+            keep=custody.keep if custody.remote else None,
+            forget=custody.forget,
         )
         try:
             outcome = executor.run(result)
@@ -256,6 +273,8 @@ def state(args: argparse.Namespace) -> int:
     backend = workflow.open_backend(options)
     if args.state_command in ("encrypt", "decrypt"):
         return _seal_state(args.state_command == "encrypt", options, backend)
+    if args.state_command == "migrate-keys":
+        return key_commands.migrate_keys(args, options)
     if args.state_command == "rm":
         with backend.lock("state rm", timeout=options.lock_timeout):
             doc = backend.begin()
@@ -269,6 +288,8 @@ def state(args: argparse.Namespace) -> int:
         for address in sorted(doc.entries):
             e = doc.entries[address]
             held = "sealed" if e.private_key_sealed else "held" if e.private_key else "none"
+            if e.private_key_ref is not None:
+                held = e.private_key_ref.get("store", "").split(":", 1)[0]
             _out(f"{address}\t{e.origin}\t{e.fingerprint}\tprivate-key:{held}\n")
         for address in sorted(doc.pending):
             _out(f"{address}\tpending\t-\tinterrupted {doc.pending[address].operation}\n")
@@ -276,7 +297,7 @@ def state(args: argparse.Namespace) -> int:
     entry = _entry(doc, args.address)
     data = entry_to_json(entry)
     if args.reveal:
-        data["privateKey"] = _private_key(entry, options)
+        data["privateKey"] = _private_key(entry, options, doc)
     elif "privateKey" in data or "privateKeySealed" in data:
         data.pop("privateKeySealed", None)
         data["privateKey"] = "(sensitive: add --reveal, or use `reconciler key get`)"
@@ -316,12 +337,11 @@ def _seal_state(encrypt: bool, options: workflow.Options, backend: StateBackend)
     return EXIT_OK
 
 
-def _private_key(entry: StateEntry, options: workflow.Options) -> str | None:
+def _private_key(entry: StateEntry, options: workflow.Options, doc: StateDocument) -> str | None:
     if entry.private_key is not None:
         return entry.private_key
-    if entry.private_key_sealed is not None:
-        unsealer = workflow.unsealer_for(options)
-        return unsealer.unseal(entry.private_key_sealed, entry.address)
+    if entry.has_private_key:
+        return key_commands.custody_for(options, doc).read(entry)
     return None
 
 
@@ -334,10 +354,11 @@ def key(args: argparse.Namespace) -> int:
             raise StateError(f"{entry.address}: the state holds no public key for it")
         _out(entry.public_key_base64.strip() + "\n")
         return EXIT_OK
-    pem = _private_key(entry, options)
+    pem = _private_key(entry, options, doc)
     if pem is None:
         raise StateError(
-            f"{entry.address} has no private key in the state (origin: {entry.origin})",
+            f"{entry.address} has no private key in the state or a key store "
+            f"(origin: {entry.origin})",
             hint="imported and adopted key pairs keep their private key wherever it was made",
         )
     _out(pem if pem.endswith("\n") else pem + "\n")

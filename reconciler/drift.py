@@ -7,7 +7,12 @@
 - ``fingerprint-changed``: key material was replaced outside the tool;
 - ``pending``: the manifests differ from the state (an apply is due);
 - ``lost-key``: a create went live but its private key never reached the state;
-- ``unmanaged``: live, in neither state nor manifests (only when asked).
+- ``unmanaged``: live, in neither state nor manifests (only when asked);
+- ``key-missing``: the key store no longer holds the private key the state refers to;
+- ``key-fingerprint-changed``: the stored key is labelled with another fingerprint.
+
+The last two come from the key stores' metadata (``keystore.Custody.check``),
+never from reading a secret value.
 
 ``run`` is the `drift` command: read, report, optionally refresh the state.
 """
@@ -24,6 +29,8 @@ from typing import Any
 
 from reconciler import render, workflow
 from reconciler.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
+from reconciler.keystore import KeyProblem, KeyProblemKind
+from reconciler.keystore import commands as key_commands
 from reconciler.manifest import load_desired
 from reconciler.model import Address, DesiredSet, LiveSnapshot, PendingCreate, StateEntry
 from reconciler.plan import diff_tags, manifest_replace_reason
@@ -39,6 +46,8 @@ class DriftKind(StrEnum):
     PENDING = "pending"
     LOST_KEY = "lost-key"
     UNMANAGED = "unmanaged"
+    KEY_MISSING = "key-missing"
+    KEY_FINGERPRINT_CHANGED = "key-fingerprint-changed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +153,20 @@ def find_drift(
     return sorted(out, key=lambda f: (f.address, list(DriftKind).index(f.kind)))
 
 
+def with_key_problems(
+    findings: list[DriftFinding], problems: list[KeyProblem]
+) -> list[DriftFinding]:
+    """``findings`` and the key stores' problems, in report order."""
+    kinds = {
+        KeyProblemKind.MISSING: DriftKind.KEY_MISSING,
+        KeyProblemKind.FINGERPRINT: DriftKind.KEY_FINGERPRINT_CHANGED,
+    }
+    extra = [
+        DriftFinding(kinds[p.kind], p.address, p.detail, p.expected, p.actual) for p in problems
+    ]
+    return sorted([*findings, *extra], key=lambda f: (f.address, list(DriftKind).index(f.kind)))
+
+
 def refreshed(
     entries: Mapping[Address, StateEntry], live: LiveSnapshot
 ) -> dict[Address, StateEntry]:
@@ -245,6 +268,7 @@ def run(args: argparse.Namespace, options: workflow.Options) -> int:
         include_unmanaged=args.include_unmanaged,
         regions=options.region_filter,
     )
+    findings = with_key_problems(findings, key_commands.check(options, doc, options.region_filter))
     if args.format == "json":
         sys.stdout.write(render.dumps(report_json(findings, live)))
     elif args.format == "markdown":

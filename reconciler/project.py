@@ -18,6 +18,13 @@ and every problem is reported at once with its file, line and column::
       type: local
       path: state/reconciler.state.json   # relative to the project file
 
+A ``keys`` section chooses where new private keys are kept (``--key-store``
+overrides it)::
+
+    keys:
+      store: ssm:/lightsail/{region}/{name}   # or secretsmanager:PREFIX/{region}/{name}, state
+      kmsKeyId: alias/lightsail-keys          # optional
+
 ``--state`` overrides the location; the S3 region and encryption settings
 still apply when both name S3 locations. Nothing here touches the network.
 """
@@ -30,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import Problem, UsageError
+from reconciler.keystore.custody import KeySetting
+from reconciler.keystore.registry import spec_problem
 from reconciler.state.s3 import (
     BUCKET_NAME,
     OPTION_KMS_KEY_ID,
@@ -68,6 +77,7 @@ class ProjectConfig:
 
     path: Path
     backend: S3Settings | LocalSettings
+    keys: KeySetting | None = None
 
     def state_url(self) -> str:
         """The state location, as ``--state`` would name it."""
@@ -114,16 +124,19 @@ def read_project(path: Path) -> ProjectConfig:
     if not problems and len(documents) > 1:
         problems = [Problem(file, 1, 1, "a project file holds one YAML document", "project")]
     backend = None
+    keys: KeySetting | None = None
     if not problems:
         document = documents[0] if documents else Document(None, {}, {})
-        backend, problems = _Checker(document, file, path.parent).backend()
+        checker = _Checker(document, file, path.parent)
+        backend, problems = checker.backend()
+        keys = checker.keys()
     if problems or backend is None:
         count = f"{len(problems)} problems" if len(problems) != 1 else "a problem"
         raise UsageError(
             f"{count} in project file {file}:\n" + "\n".join(f"  {p}" for p in problems),
             hint=f"fix {file}, or name the state with --state",
         )
-    return ProjectConfig(path, backend)
+    return ProjectConfig(path, backend, keys)
 
 
 def resolve_state(
@@ -154,8 +167,10 @@ class _Checker:
             self._problem((), "a 'backend' section is required")
             return None, self.problems
         for name in data:
-            if name != "backend":
-                self._problem((name,), f"unknown field '{name}' (expected: backend)", key=True)
+            if name not in ("backend", "keys"):
+                self._problem(
+                    (name,), f"unknown field '{name}' (expected: backend, keys)", key=True
+                )
         section = data["backend"]
         if not isinstance(section, Mapping):
             self._problem(("backend",), "'backend' must be a mapping with a 'type'")
@@ -175,6 +190,32 @@ class _Checker:
                 )
         result = self._s3(section) if kind == "s3" else self._local(section)
         return (None if self.problems else result), self.problems
+
+    def keys(self) -> KeySetting | None:
+        """The ``keys`` section, if any; its problems join ``self.problems``."""
+        data = self.document.data
+        if not isinstance(data, Mapping) or "keys" not in data:
+            return None
+        section = data["keys"]
+        if not isinstance(section, Mapping):
+            self._problem(("keys",), "'keys' must be a mapping with a 'store'")
+            return None
+        for name in section:
+            if name not in ("store", "kmsKeyId"):
+                self._problem(
+                    ("keys", name),
+                    f"unknown field 'keys.{name}' (expected: store, kmsKeyId)",
+                    key=True,
+                )
+        store = self._text(section, "store", required=True, where="keys")
+        kms_key_id = self._text(section, "kmsKeyId", where="keys")
+        if store is None:
+            return None
+        problem = spec_problem(store, kms_key_id)
+        if problem is not None:
+            self._problem(("keys", "store"), problem)
+            return None
+        return KeySetting(store, kms_key_id)
 
     def _s3(self, section: Mapping[str, Any]) -> S3Settings | None:
         bucket = self._text(section, "bucket", required=True)
@@ -216,14 +257,21 @@ class _Checker:
             self._problem(("backend", "path"), "an s3:// location needs type: s3")
         return LocalSettings(self.directory / path)
 
-    def _text(self, section: Mapping[str, Any], name: str, *, required: bool = False) -> str | None:
+    def _text(
+        self,
+        section: Mapping[str, Any],
+        name: str,
+        *,
+        required: bool = False,
+        where: str = "backend",
+    ) -> str | None:
         value = section.get(name)
         if value is None:
             if required:
-                self._problem(("backend",), f"backend.{name} is required for this backend")
+                self._problem((where,), f"{where}.{name} is required for this {where}")
             return None
         if not isinstance(value, str) or not value.strip():
-            self._problem(("backend", name), f"backend.{name} must be a non-empty string")
+            self._problem((where, name), f"{where}.{name} must be a non-empty string")
             return None
         return value
 

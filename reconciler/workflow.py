@@ -51,6 +51,9 @@ class Options:
     encrypt_with: tuple[str, ...] = ()
     age_identities: tuple[str, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
+    # The key store for new private keys (--key-store, else reconciler.yaml's keys:).
+    key_store: str | None = None
+    key_store_kms_key_id: str | None = None
 
     @property
     def region_filter(self) -> Collection[str] | None:
