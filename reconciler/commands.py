@@ -161,12 +161,13 @@ def _execute(
             saved.check(doc, result)
         _out(render.plan_text(result, color=render.use_color(sys.stdout)))
         result.raise_if_unsafe()
-        custody = key_commands.prepare(options, doc, backend)
         if not result.changes and not result.stale_pending:
+            key_commands.prepare(options, doc, backend)
             _warn_unencrypted(doc, backend.location)
             return EXIT_ERROR if result.findings else EXIT_OK
         if result.changes and saved is None:
             _confirm(args, "destroy these key pairs" if destroy else "perform these actions")
+        custody = key_commands.prepare(options, doc, backend)
         sealer = _sealer(options, doc, backend) if result.changes else None
         progress = render.Progress(len(result.changes))
         executor = Executor(

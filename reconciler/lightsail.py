@@ -237,9 +237,11 @@ def aws_client_factory(service: str, profile: str | None = None) -> Callable[[st
 
     The key stores' clients: boto3's standard chain, AWS_ENDPOINT_URL_<SERVICE>
     honoured (never --endpoint-url, which is Lightsail's). One client per region.
+    Adaptive retries pace a large apply under SSM's and Secrets Manager's write
+    quotas; a retried write that had taken effect is recognised by its labels.
     """
     config = Config(
-        retries={"mode": "standard", "total_max_attempts": 5},
+        retries={"mode": "adaptive", "total_max_attempts": 10},
         connect_timeout=10,
         read_timeout=30,
         user_agent_extra="lightsail-reconciler",

@@ -389,3 +389,89 @@ def test_migrate_keys_round_trip_survives_an_interruption(
         assert key_fingerprint(key_get(project, name, moto_url), origin_of(name)) == live[name]
     plan = run_cli("plan", "manifests", cwd=project, endpoint=emulator.url)
     assert plan.returncode == 0 and "No changes" in plan.stdout
+
+
+def test_sealed_journal_then_ssm_with_a_kms_key(
+    project: Path, emulator: Emulator, moto_url: str
+) -> None:
+    from tests.test_crypto_cli import age_identity
+
+    recipient, identity = age_identity(project)
+    key_id = aws_client("kms", moto_url).create_key()["KeyMetadata"]["Arn"]
+    prefix = unique("sealed")
+    spec = f"ssm:/{prefix}/{{region}}/{{name}}"
+    ssm = aws_client("ssm", moto_url)
+    # web's store write fails (someone else's parameter is in the way).
+    squatter = f"/{prefix}/{R}/web"
+    ssm.put_parameter(Name=squatter, Value="other", Type="SecureString")
+    env = aws_env(moto_url)
+    applied = run_cli(
+        "apply",
+        "manifests",
+        "--auto-approve",
+        f"--encrypt-with=age:{recipient}",
+        f"--key-store={spec}",
+        f"--key-store-kms-key-id={key_id}",
+        cwd=project,
+        endpoint=emulator.url,
+        env=env,
+    )
+    assert applied.returncode == 1 and "not overwritten" in applied.stderr
+    state = load_state(project / "reconciler.state.json")
+    assert state["keys"] == {"store": spec, "kmsKeyId": key_id}
+    entries = state_entries(project / "reconciler.state.json")
+    # Journaled sealed, so kept sealed: never in clear on disk.
+    assert "privateKeySealed" in entries[f"{R}/web"] and "privateKey" not in entries[f"{R}/web"]
+    assert no_private_key_text(project) == []
+    ssm.delete_parameter(Name=squatter)
+    # Storing it now needs the key opened: without the identity it stays sealed.
+    refused = run_cli(
+        "apply", "manifests", "--auto-approve", cwd=project, endpoint=emulator.url, env=env
+    )
+    assert refused.returncode == 1 and "--age-identity" in refused.stderr
+    again = run_cli(
+        "apply",
+        "manifests",
+        "--auto-approve",
+        f"--age-identity={identity}",
+        cwd=project,
+        endpoint=emulator.url,
+        env=env,
+    )
+    assert again.returncode == 0, again.stderr
+    for entry in load_state(project / "reconciler.state.json")["keyPairs"]:
+        assert "privateKeySealed" not in entry and "privateKey" not in entry
+    [param] = ssm.describe_parameters(
+        ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [squatter]}]
+    )["Parameters"]
+    assert param["KeyId"] == key_id
+    # The store holds the key: no age identity needed to read it.
+    pem = key_get(project, "web", moto_url)
+    assert key_fingerprint(pem, "created") == live_fingerprints(emulator)["web"]
+    assert no_private_key_text(project) == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "problem"),
+    [
+        ("vault:/x/{region}/{name}", "unknown key store"),
+        ("ssm:/x/{name}", "must contain {region} and {name}"),
+        ("ssm:/x/{region}/{name}/{team}", "unknown placeholder {team}"),
+        ("ssm:/x y/{region}/{name}", "not a valid SSM parameter name template"),
+        ("secretsmanager:x/{region}/{name}!", "not a valid Secrets Manager name template"),
+        ("state:/x", "takes no location"),
+    ],
+)
+def test_a_bad_store_spec_is_one_clear_line(spec: str, problem: str) -> None:
+    from reconciler.keystore import spec_problem
+
+    message = spec_problem(spec)
+    assert message is not None and problem in message
+
+
+def test_good_store_specs_are_accepted_offline() -> None:
+    from reconciler.keystore import spec_problem
+
+    for spec in ("state", "ssm:/a/{account}/{region}/{name}", "secretsmanager:a/{region}/{name}"):
+        assert spec_problem(spec) is None, spec
+    assert spec_problem("state", "alias/k") is not None

@@ -115,7 +115,8 @@ def migrate_keys(args: argparse.Namespace, options: workflow.Options) -> int:
         sealer = workflow.sealer_for(options, doc) if target.spec == STATE else None
         custody = custody_for(options, doc, sealer=sealer, setting=target)
         moved = custody.migrate(doc, target, backend.write)
-        # Once more, so the previous version kept as a backup holds no moved key.
-        backend.write(doc)
+        if moved:
+            # Once more, so the previous version kept as a backup holds no moved key.
+            backend.write(doc)
     sys.stderr.write(f"Moved {moved} private key(s) to {custody.target.spec}.\n")
     return EXIT_OK
