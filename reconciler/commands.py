@@ -35,6 +35,8 @@ def _options(args: argparse.Namespace) -> workflow.Options:
     extra: dict[str, str] = {}
     key_store: str | None = getattr(args, "key_store", None)
     key_kms: str | None = getattr(args, "key_store_kms_key_id", None)
+    if key_store is not None:
+        key_commands.check_spec(key_store, key_kms, "--key-store")
     if not getattr(args, "local", False):
         # --local keeps its state beside the embedded emulator, never in the
         # team's real backend.

@@ -475,3 +475,24 @@ def test_good_store_specs_are_accepted_offline() -> None:
     for spec in ("state", "ssm:/a/{account}/{region}/{name}", "secretsmanager:a/{region}/{name}"):
         assert spec_problem(spec) is None, spec
     assert spec_problem("state", "alias/k") is not None
+
+
+def test_a_bad_key_store_flag_changes_nothing(project: Path, emulator: Emulator) -> None:
+    bad = run_cli(
+        "apply",
+        "manifests",
+        "--auto-approve",
+        "--key-store=ssm:/x/{name}",
+        cwd=project,
+        endpoint=emulator.url,
+    )
+    assert bad.returncode == 1
+    assert bad.stderr.startswith(
+        "Error: --key-store: key store 'ssm:/x/{name}': "
+        "the location must contain {region} and {name}"
+    )
+    assert not (project / "reconciler.state.json").exists()
+    assert live_fingerprints(emulator) == {}
+    moved = run_cli("state", "migrate-keys", "--to", "vault:x", cwd=project)
+    assert moved.returncode == 1 and "--to: unknown key store 'vault:x'" in moved.stderr
+    assert not (project / "reconciler.state.json").exists()

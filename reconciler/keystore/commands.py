@@ -13,13 +13,24 @@ import sys
 from collections.abc import Collection, Iterable
 
 from reconciler import workflow
-from reconciler.errors import EXIT_OK
+from reconciler.errors import EXIT_OK, UsageError
 from reconciler.keystore.custody import Custody, KeyProblem, KeyProblemKind, KeySetting
-from reconciler.keystore.registry import STATE, StoreContext
+from reconciler.keystore.registry import STATE, StoreContext, spec_problem
 from reconciler.lightsail import aws_client_factory
 from reconciler.model import StateEntry
 from reconciler.plan import Finding, FindingKind
 from reconciler.state import StateBackend, StateDocument, crypto
+
+
+def check_spec(spec: str, kms_key_id: str | None, where: str) -> None:
+    """A UsageError naming ``where`` if ``spec`` names no key store (no network call)."""
+    problem = spec_problem(spec, kms_key_id)
+    if problem is not None:
+        raise UsageError(
+            f"{where}: {problem}",
+            hint="use one of: state, ssm:/lightsail/{region}/{name} or "
+            "secretsmanager:lightsail/{region}/{name}",
+        )
 
 
 def setting_for(options: workflow.Options, doc: StateDocument) -> KeySetting:
@@ -108,6 +119,7 @@ def plan_findings(problems: Iterable[KeyProblem]) -> tuple[Finding, ...]:
 
 
 def migrate_keys(args: argparse.Namespace, options: workflow.Options) -> int:
+    check_spec(args.to, getattr(args, "kms_key_id", None), "--to")
     backend = workflow.open_backend(options)
     target = KeySetting(args.to, getattr(args, "kms_key_id", None))
     with backend.lock("state migrate-keys", timeout=options.lock_timeout):
