@@ -496,3 +496,36 @@ def test_a_bad_key_store_flag_changes_nothing(project: Path, emulator: Emulator)
     moved = run_cli("state", "migrate-keys", "--to", "vault:x", cwd=project)
     assert moved.returncode == 1 and "--to: unknown key store 'vault:x'" in moved.stderr
     assert not (project / "reconciler.state.json").exists()
+
+
+@pytest.mark.parametrize("scheme", ["ssm", "secretsmanager"])
+def test_store_writes_are_idempotent_and_never_overwrite(moto_url: str, scheme: str) -> None:
+    from reconciler.keys import generate_rsa
+    from reconciler.keystore import KeyStoreConflict, StoreContext, open_store
+    from reconciler.model import Address, StateEntry
+
+    prefix = unique("idem")
+    spec = (
+        f"ssm:/{prefix}/{{region}}/{{name}}"
+        if scheme == "ssm"
+        else f"{scheme}:{prefix}/{{region}}/{{name}}"
+    )
+    context = StoreContext(
+        clients=lambda service: lambda region: aws_client(service, moto_url, region or R)
+    )
+    store = open_store(spec, context)
+    entry = StateEntry(Address(R, "web"), "generated", "arn", "", 0.0, {})
+    pem, other = generate_rsa().private_pem, generate_rsa().private_pem
+    first = store.put(entry, pem, lineage="L")
+    again = store.put(entry, pem, lineage="L")  # a retried write: success, same place
+    assert first.private_key_ref == again.private_key_ref
+    assert first.private_key_ref is not None
+    assert first.private_key_ref["fingerprint"] == key_fingerprint(pem, "generated")
+    with pytest.raises(KeyStoreConflict, match="already holds a different key"):
+        store.put(entry, other, lineage="L")
+    assert store.get(first) == pem  # not overwritten
+    meta = store.describe(first)
+    assert meta is not None and meta.labels["reconciler:lineage"] == "L"
+    gone = store.delete(first)
+    assert gone.private_key_ref is None and store.describe(first) is None
+    store.delete(first)  # deleting what is gone is fine
