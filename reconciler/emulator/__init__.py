@@ -15,13 +15,22 @@ responses). It never talks to AWS.
     store.py       thread-safe key pairs per region, sorted index, persistence
     material.py    RSA keys and the fingerprints the service reports
     faults.py      seeded fault decisions
+    ratelimit.py   token buckets per account and region (``--rate-limit``)
     errors.py      the service's error responses
     cli.py         `reconciler emulator` flags and the serve loop
 """
 
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.errors import EmulatorError
+from reconciler.emulator.ratelimit import RateLimit
 from reconciler.emulator.server import Emulator
 from reconciler.emulator.store import KeyPairRecord, Store
 
-__all__ = ["Emulator", "EmulatorConfig", "EmulatorError", "KeyPairRecord", "Store"]
+__all__ = [
+    "Emulator",
+    "EmulatorConfig",
+    "EmulatorError",
+    "KeyPairRecord",
+    "RateLimit",
+    "Store",
+]

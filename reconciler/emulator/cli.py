@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from reconciler.emulator.config import EmulatorConfig
+from reconciler.emulator.ratelimit import RateLimit
 from reconciler.emulator.server import Emulator
 from reconciler.errors import ReconcilerError
 
@@ -33,6 +34,13 @@ def _number(kind: Callable[[str], Any], low: float, high: float | None = None) -
         return value
 
     return parse
+
+
+def _rate_limit(text: str) -> RateLimit:
+    try:
+        return RateLimit.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,6 +84,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="serve RSA keys round-robin from this many pre-generated ones (0: a new key each)",
     )
+    parser.add_argument(
+        "--rate-limit",
+        metavar="[OPERATION=]RPS[:BURST]",
+        type=_rate_limit,
+        action="append",
+        default=[],
+        help="token bucket per account and region: RPS calls a second, bursts of BURST "
+        "(default RPS); with OPERATION= only for that operation; repeatable",
+    )
     parser.add_argument("--log-requests", action="store_true", help="log every request on stderr")
 
 
@@ -94,6 +111,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         commit_then_fail_rate=args.commit_then_fail_rate,
         page_size=args.page_size,
         key_pool=args.key_pool,
+        rate_limits=tuple(args.rate_limit),
     )
 
 

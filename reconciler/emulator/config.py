@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from reconciler.emulator.errors import EmulatorError
+from reconciler.emulator.ratelimit import RateLimit
 
 ACCOUNT_ID_PATTERN = re.compile(r"[0-9]{12}")
 
@@ -30,6 +31,9 @@ class EmulatorConfig:
     # >0: hand out RSA keys round-robin from this many pre-generated ones,
     # so load tests do not measure RSA generation. 0: a fresh key per create.
     key_pool: int = 0
+    # Token buckets per account and region (``RateLimit.parse("50:20")``,
+    # ``RateLimit.parse("CreateKeyPair=5:2")``); empty: no limit.
+    rate_limits: tuple[RateLimit, ...] = ()
 
     def check(self) -> None:
         """Raise ``EmulatorError`` naming every setting that cannot work."""
@@ -55,5 +59,20 @@ class EmulatorConfig:
             problems.append(f"page size {self.page_size} is less than 1")
         if self.key_pool < 0:
             problems.append(f"key pool {self.key_pool} is negative")
+        problems.extend(_rate_limit_problems(self.rate_limits))
         if problems:
             raise EmulatorError("invalid emulator settings: " + "; ".join(problems))
+
+
+def _rate_limit_problems(limits: tuple[RateLimit, ...]) -> list[str]:
+    from reconciler.emulator.operations import OPERATIONS
+
+    problems = []
+    for limit in limits:
+        if limit.operation is not None and limit.operation not in OPERATIONS:
+            problems.append(
+                f"rate limit {limit}: {limit.operation} is not an operation the emulator serves"
+            )
+        if limit.rate <= 0 or limit.burst < 1:
+            problems.append(f"rate limit {limit}: the rate must be positive and the burst >= 1")
+    return problems

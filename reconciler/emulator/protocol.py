@@ -3,7 +3,8 @@
 Order of work for every request, as the service would do it: count the call,
 add the configured latency, authenticate (the region comes from the
 signature's credential scope), resolve ``X-Amz-Target``, apply the faults
-that strike before any effect (throttling, 500s), decode and run the
+that strike before any effect (forced errors, the rate limit's token
+buckets, random throttling, 500s), decode and run the
 operation, then, for a committed change, the "lost response" fault. Any
 unexpected exception becomes a 500 ``ServiceException``: bad input never
 stops the emulator. This module does no socket I/O.
@@ -25,6 +26,7 @@ from reconciler.emulator.errors import ApiError
 from reconciler.emulator.faults import Fault, FaultPlan
 from reconciler.emulator.material import KeySource
 from reconciler.emulator.operations import OPERATIONS, KeyPairService
+from reconciler.emulator.ratelimit import RateLimiter
 from reconciler.emulator.shapes import decode_body
 from reconciler.emulator.sigv4 import parse_authorization, verify
 from reconciler.emulator.store import Store
@@ -74,13 +76,17 @@ class Endpoint:
         # operation -> error type answered to every call of it (tests).
         self.region_errors: dict[str, str] = {}
         self.operation_errors: dict[str, str] = {}
+        self.rate_limiter = RateLimiter(config.rate_limits)
         self.calls: collections.Counter[str] = collections.Counter()
+        # Calls refused by the rate limiter (not by the random throttle fault).
+        self.throttled: collections.Counter[str] = collections.Counter()
         self.committed: collections.Counter[str] = collections.Counter()
         self._counter_lock = threading.Lock()
 
     def reset_counters(self) -> None:
         with self._counter_lock:
             self.calls.clear()
+            self.throttled.clear()
             self.committed.clear()
 
     def _count(self, counter: collections.Counter[str], operation: str) -> None:
@@ -106,6 +112,9 @@ class Endpoint:
             )
             if forced is not None:
                 raise errors.forced(forced)
+            if not self.rate_limiter.allow(self.config.account_id, region, operation):
+                self._count(self.throttled, operation)
+                raise errors.throttled()
             if draw.before is Fault.THROTTLE:
                 raise errors.throttled()
             if draw.before is Fault.ERROR:

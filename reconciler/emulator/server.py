@@ -24,6 +24,7 @@ from reconciler.emulator import errors
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.faults import FaultPlan
 from reconciler.emulator.protocol import CONTENT_TYPE, MAX_BODY_BYTES, Endpoint
+from reconciler.emulator.ratelimit import RateLimiter
 from reconciler.emulator.store import Store
 
 logger = logging.getLogger(__name__)
@@ -170,7 +171,8 @@ class Emulator:
 
     ``with Emulator(EmulatorConfig()) as emu:`` serves on ``emu.url`` until
     the block ends. ``calls`` counts every request by operation, faulted or
-    not; ``committed`` counts the calls whose change was committed.
+    not; ``throttled`` the calls the rate limit refused; ``committed`` the
+    calls whose change was committed.
     """
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
@@ -184,6 +186,16 @@ class Emulator:
     @property
     def calls(self) -> collections.Counter[str]:
         return self._endpoint.calls
+
+    @property
+    def throttled(self) -> collections.Counter[str]:
+        """Calls refused by the rate limit, by operation."""
+        return self._endpoint.throttled
+
+    @property
+    def rate_limiter(self) -> RateLimiter:
+        """The live token buckets; ``configure`` changes the limits between calls."""
+        return self._endpoint.rate_limiter
 
     @property
     def committed(self) -> collections.Counter[str]:
