@@ -56,7 +56,8 @@ def test_the_data_file_is_private_and_written_atomically(tmp_path: Path) -> None
         client.create_key_pair(keyPairName="kp")
         assert stat.S_IMODE(os.stat(data).st_mode) == 0o600
         document = json.loads(data.read_text())
-        assert [r["name"] for r in document["regions"]["us-east-1"]] == ["kp"]
+        stored = document["accounts"]["123456789012"]["us-east-1"]["keyPairs"]
+        assert [r["name"] for r in stored] == ["kp"]
         # The service does not keep a created key pair's private key; neither does the file.
         assert "PRIVATE KEY" not in data.read_text()
         client.download_default_key_pair()
@@ -132,7 +133,7 @@ def test_seeded_key_pairs_look_like_real_ones_on_the_wire(emulator: Emulator) ->
 def test_seeding_refuses_names_in_use_and_invalid_prefixes() -> None:
     store = Store()
     store.seed_key_pairs("us-east-1", 5)
-    with pytest.raises(ValueError, match="already exists"):
+    with pytest.raises(ValueError, match="already in use"):
         store.seed_key_pairs("us-east-1", 5)
     with pytest.raises(ValueError, match="prefix"):
         store.seed_key_pairs("us-east-1", 5, prefix="bad.prefix")
@@ -159,3 +160,16 @@ def test_set_created_at_backdates_a_key_pair_as_seen_through_boto3(
     emulator.store.set_created_at("us-east-1", "old", 1_000_000_000.0)
     created = lightsail.get_key_pair(keyPairName="old")["keyPair"]["createdAt"]
     assert created.timestamp() == 1_000_000_000.0
+
+
+def test_a_version_1_data_file_is_read_into_the_default_account(tmp_path: Path) -> None:
+    data = tmp_path / "lightsail.json"
+    item = {"name": "old-kp", "id": "0f6e8f4e-3f5d-4a4e-9d7e-2b1c0a9f8e7d", "createdAt": 1.5}
+    item |= {"fingerprint": "aa:bb", "tags": {"env": "prod", "bare": None}}
+    data.write_text(
+        json.dumps({"format": "lightsail-emulator/v1", "regions": {"eu-west-2": [item]}})
+    )
+    with Emulator(EmulatorConfig(data_path=str(data), account_id="111122223333")) as emu:
+        pair = lightsail_client(emu.url, "eu-west-2").get_key_pair(keyPairName="old-kp")["keyPair"]
+        assert pair["arn"] == f"arn:aws:lightsail:eu-west-2:111122223333:KeyPair/{item['id']}"
+        assert pair["tags"] == [{"key": "env", "value": "prod"}, {"key": "bare"}]

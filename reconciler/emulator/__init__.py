@@ -10,9 +10,12 @@ responses). It never talks to AWS.
     server.py      Emulator: threaded HTTP/1.1 server, start/stop, counters
     protocol.py    the JSON 1.1 envelope: auth, target, faults, dispatch
     sigv4.py       Authorization header parsing and signature verification
-    operations.py  the eight key-pair operations and their response shapes
+    operations.py  the eight key-pair operations, and the registry of every operation
+    instances.py   CreateInstances, GetInstance(s), DeleteInstance
+    responses.py   pieces every response shares: operations, locations, page tokens
     shapes.py      request decoding and input validation per the model
-    store.py       thread-safe key pairs per region, sorted index, persistence
+    store.py       thread-safe key pairs and instances per account and region, persistence
+    records.py     the stored records and their JSON form
     material.py    RSA keys and the fingerprints the service reports
     faults.py      seeded fault decisions
     ratelimit.py   token buckets per account and region (``--rate-limit``)
@@ -24,12 +27,14 @@ from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.errors import EmulatorError
 from reconciler.emulator.ratelimit import RateLimit
 from reconciler.emulator.server import Emulator
-from reconciler.emulator.store import KeyPairRecord, Store
+from reconciler.emulator.store import AccountStore, InstanceRecord, KeyPairRecord, Store
 
 __all__ = [
+    "AccountStore",
     "Emulator",
     "EmulatorConfig",
     "EmulatorError",
+    "InstanceRecord",
     "KeyPairRecord",
     "RateLimit",
     "Store",

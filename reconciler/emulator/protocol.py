@@ -25,7 +25,7 @@ from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.errors import ApiError
 from reconciler.emulator.faults import Fault, FaultPlan
 from reconciler.emulator.material import KeySource
-from reconciler.emulator.operations import OPERATIONS, KeyPairService
+from reconciler.emulator.operations import OPERATIONS, LightsailService
 from reconciler.emulator.ratelimit import RateLimiter
 from reconciler.emulator.shapes import decode_body
 from reconciler.emulator.sigv4 import parse_authorization, verify
@@ -58,7 +58,7 @@ class Endpoint:
 
     def __init__(self, config: EmulatorConfig, store: Store) -> None:
         self.config = config
-        self.service = KeyPairService(
+        self.service = LightsailService(
             store,
             KeySource(config.key_pool),
             account_id=config.account_id,

@@ -178,7 +178,7 @@ class Emulator:
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         self.config = config or EmulatorConfig()
         self.config.check()
-        self.store = Store(self.config.data_path)
+        self.store = Store(self.config.data_path, account_id=self.config.account_id)
         self._endpoint = Endpoint(self.config, self.store)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
