@@ -10,6 +10,7 @@ responses). It never talks to AWS.
     server.py      Emulator: threaded HTTP/1.1 server, start/stop, counters
     protocol.py    the JSON 1.1 envelope: auth, target, faults, dispatch
     sigv4.py       Authorization header parsing and signature verification
+    accounts.py    access key -> account: --account mappings, STS for temporary keys
     operations.py  the eight key-pair operations, and the registry of every operation
     instances.py   CreateInstances, GetInstance(s), DeleteInstance
     responses.py   pieces every response shares: operations, locations, page tokens

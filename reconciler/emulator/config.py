@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reconciler.emulator.errors import EmulatorError
 from reconciler.emulator.ratelimit import RateLimit
@@ -20,7 +20,12 @@ class EmulatorConfig:
     # With both set, request signatures are verified against this key.
     access_key: str | None = None
     secret_key: str | None = None
+    # The default account: requests whose access key maps to no other one.
     account_id: str = "123456789012"
+    # Access key id -> account id (``--account AKID=ACCOUNT``).
+    accounts: dict[str, str] = field(default_factory=dict)
+    # Temporary credentials belong to the account this STS names for them.
+    sts_endpoint: str | None = None
     # Seeds the fault generator, so a fault sequence can be replayed.
     seed: int | None = None
     latency_ms: float = 0
@@ -44,6 +49,13 @@ class EmulatorConfig:
             problems.append("give both an access key and a secret key, or neither")
         if not ACCOUNT_ID_PATTERN.fullmatch(self.account_id):
             problems.append(f"account id {self.account_id!r} is not 12 digits")
+        for access_key, account in self.accounts.items():
+            if not access_key or not ACCOUNT_ID_PATTERN.fullmatch(account):
+                problems.append(f"account mapping {access_key}={account} is not AKID=12 digits")
+        if self.sts_endpoint is not None and not self.sts_endpoint.startswith(
+            ("http://", "https://")
+        ):
+            problems.append(f"STS endpoint {self.sts_endpoint!r} is not an http(s) URL")
         if self.latency_ms < 0:
             problems.append(f"latency {self.latency_ms} ms is negative")
         for label, rate in (

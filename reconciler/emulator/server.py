@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Any
 
 from reconciler.emulator import errors
+from reconciler.emulator.accounts import AccountMap
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.faults import FaultPlan
 from reconciler.emulator.protocol import CONTENT_TYPE, MAX_BODY_BYTES, Endpoint
@@ -191,6 +192,11 @@ class Emulator:
     def throttled(self) -> collections.Counter[str]:
         """Calls refused by the rate limit, by operation."""
         return self._endpoint.throttled
+
+    @property
+    def accounts(self) -> AccountMap:
+        """Access key -> account; ``lookups`` counts the questions asked of STS."""
+        return self._endpoint.accounts
 
     @property
     def rate_limiter(self) -> RateLimiter:
