@@ -278,6 +278,7 @@ class Emulator:
         if thread is not None:
             thread.join()
         self._server = self._thread = None
+        self.store.close()
 
     def __enter__(self) -> Emulator:
         return self.start()

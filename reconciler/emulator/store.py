@@ -9,24 +9,24 @@ across resource types, as Lightsail's are.
 
 A ``Store`` is the default account's view of the data and owns it;
 ``store.account(ACCOUNT_ID)`` is another account's view of the same data,
-under the same lock. With a data file every committed change is written
-before the response goes out (see ``_persist``). Private keys are kept only
-for the default key pair, as the service does.
+under the same lock. With a data file every committed change is logged and
+fsynced before the response goes out, in O(1) (see ``persist.py``); the
+log's records are the changes below, replayed on load. Private keys are kept
+only for the default key pair, as the service does.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import tempfile
 import threading
 import time
 from bisect import bisect_right, insort
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from reconciler.emulator.errors import EmulatorError
+from reconciler.emulator.persist import DataFile
 from reconciler.emulator.records import (
     InstanceRecord,
     KeyPairRecord,
@@ -108,16 +108,15 @@ class _Region:
 
 
 class _Data:
-    """Everything, for every account, and how it is persisted."""
+    """Everything, for every account, and the data file it is kept in."""
 
     def __init__(self, path: str | None) -> None:
-        self.path = path
+        self.file = DataFile(path) if path is not None else None
         self.lock = threading.RLock()
-        self.write_lock = threading.Lock()
         self.accounts: dict[str, dict[str, _Region]] = {}
         self.depth = 0
-        self.version = 0
-        self.saved_version = 0
+        # Changes made in the current outermost transaction, not yet logged.
+        self.pending: list[dict[str, Any]] = []
 
     def region(self, account: str, region: str) -> _Region:
         return self.accounts.setdefault(account, {}).setdefault(region, _Region())
@@ -125,6 +124,17 @@ class _Data:
     def find(self, account: str, region: str) -> _Region | None:
         regions = self.accounts.get(account)
         return regions.get(region) if regions else None
+
+    def flush(self) -> int:
+        """Log the pending changes (under the lock); the change number to sync up to."""
+        if self.file is None or not self.pending:
+            self.pending.clear()
+            return 0
+        records, self.pending = self.pending, []
+        upto = self.file.append(records)
+        if self.file.wants_compaction():
+            self.file.compact(document(self))
+        return upto
 
 
 class AccountStore:
@@ -192,20 +202,40 @@ class AccountStore:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """Hold the lock for a compound change; persist once the outermost one ends."""
+        """Hold the lock for a compound change; log it once the outermost one ends.
+
+        The log is written under the lock, so its order is the order of the
+        changes; the fsync happens after the lock is released, shared by
+        every request waiting for one.
+        """
         data = self._data
+        upto = 0
         with data.lock:
             data.depth += 1
             try:
                 yield
             finally:
                 data.depth -= 1
-                outermost = data.depth == 0
-        if outermost:
-            _persist(data)
+                if data.depth == 0:
+                    upto = data.flush()
+        if upto and data.file is not None:
+            data.file.sync(upto)
 
-    def _changed(self) -> None:
-        self._data.version += 1
+    def _changed(self, op: str, region: str, **change: Any) -> None:
+        """Record a change for the log (only when there is a data file)."""
+        if self._data.file is not None:
+            record = {"op": op, "account": self.account_id, "region": region, **change}
+            self._data.pending.append(record)
+
+    def _put(self, region: str, records: Sequence[KeyPairRecord | InstanceRecord]) -> None:
+        if self._data.file is None:
+            return
+        key_pairs = [encode_key_pair(r) for r in records if isinstance(r, KeyPairRecord)]
+        instances = [encode_instance(r) for r in records if isinstance(r, InstanceRecord)]
+        if key_pairs:
+            self._changed("putKeyPairs", region, items=key_pairs)
+        if instances:
+            self._changed("putInstances", region, items=instances)
 
     def insert(self, region: str, record: KeyPairRecord) -> bool:
         """Add ``record``; False (and no change) if its name is taken in ``region``."""
@@ -214,7 +244,7 @@ class AccountStore:
             if data.taken(record.name):
                 return False
             data.key_pairs.put(record)
-            self._changed()
+            self._put(region, [record])
             return True
 
     def remove(self, region: str, name: str) -> KeyPairRecord | None:
@@ -222,7 +252,7 @@ class AccountStore:
             data = self._data.find(self.account_id, region)
             record = data.key_pairs.pop(name) if data else None
             if record is not None:
-                self._changed()
+                self._changed("deleteKeyPair", region, name=name)
             return record
 
     def set_tags(self, region: str, name: str, tags: Mapping[str, str | None]) -> None:
@@ -234,7 +264,7 @@ class AccountStore:
             if record is None:
                 raise KeyError(name)
             record.tags = freeze_tags(tags)
-            self._changed()
+            self._put(region, [record])
 
     def set_created_at(self, region: str, name: str, created_at: float) -> None:
         """Test hook: make a key pair look older (or newer) than it is, never by sleeping."""
@@ -243,7 +273,7 @@ class AccountStore:
             if record is None:
                 raise KeyError(name)
             record.created_at = created_at
-            self._changed()
+            self._put(region, [record])
 
     def insert_instances(self, region: str, records: list[InstanceRecord]) -> list[str]:
         """Add every record, or none: the names already taken (empty when all were added)."""
@@ -252,7 +282,7 @@ class AccountStore:
             taken = [record.name for record in records if data.taken(record.name)]
             if not taken:
                 data.instances.put_many(records)
-                self._changed()
+                self._put(region, records)
             return taken
 
     def remove_instance(self, region: str, name: str) -> InstanceRecord | None:
@@ -260,7 +290,7 @@ class AccountStore:
             data = self._data.find(self.account_id, region)
             record = data.instances.pop(name) if data else None
             if record is not None:
-                self._changed()
+                self._changed("deleteInstance", region, name=name)
             return record
 
     def seed_key_pairs(
@@ -343,7 +373,7 @@ class AccountStore:
             if taken is not None:
                 raise ValueError(f"the name {taken!r} is already in use in {region}")
             table(data).put_many(records)
-            self._changed()
+            self._put(region, records)
 
 
 class Store(AccountStore):
@@ -351,8 +381,8 @@ class Store(AccountStore):
 
     def __init__(self, data_path: str | None = None, *, account_id: str = DEFAULT_ACCOUNT_ID):
         super().__init__(_Data(data_path), account_id)
-        if data_path is not None:
-            _open(self._data, data_path, account_id)
+        if self._data.file is not None:
+            _load(self._data, self._data.file, account_id)
 
     def account(self, account_id: str) -> AccountStore:
         """Another account's view of the same data (the default account's is this store)."""
@@ -367,28 +397,29 @@ class Store(AccountStore):
         """Forget everything in every account and region (tests reuse one emulator)."""
         with self.transaction():
             self._data.accounts.clear()
-            self._changed()
+            if self._data.file is not None:
+                self._data.pending.append({"op": "clear"})
+
+    def close(self) -> None:
+        """Fold the log into the data file and remove it; changes after this reopen it."""
+        with self._data.lock:
+            if self._data.file is not None:
+                self._data.file.close(document(self._data))
+
+    @property
+    def fsync_count(self) -> int:
+        return self._data.file.stats.fsyncs if self._data.file else 0
+
+    @property
+    def bytes_written(self) -> int:
+        return self._data.file.stats.bytes if self._data.file else 0
 
 
-# -- persistence ---------------------------------------------------------
+# -- the document and the change records ---------------------------------
 
 
-def _persist(data: _Data) -> None:
-    """Write the whole document, atomically; concurrent writers share one write."""
-    if data.path is None:
-        return
-    with data.write_lock:
-        with data.lock:
-            if data.version == data.saved_version:
-                return
-            version = data.version
-            document = _document(data)
-        text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
-        atomic_write(data.path, text.encode("utf-8"))
-        data.saved_version = version
-
-
-def _document(data: _Data) -> dict[str, Any]:
+def document(data: _Data) -> dict[str, Any]:
+    """Everything, as the data file's snapshot holds it."""
     accounts: dict[str, Any] = {}
     for account, regions in sorted(data.accounts.items()):
         shown = {
@@ -404,25 +435,18 @@ def _document(data: _Data) -> dict[str, Any]:
     return {"format": FORMAT, "accounts": accounts}
 
 
-def _open(data: _Data, path: str, default_account: str) -> None:
-    """Load ``path`` if it holds data; make its directory if it is missing."""
+def _load(data: _Data, file: DataFile, default_account: str) -> None:
+    snapshot, records = file.load()
     try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
-    except OSError as exc:
-        raise EmulatorError(f"cannot create the directory for {path}: {exc}") from exc
-    if os.path.exists(path) and os.path.getsize(path) > 0:
-        _load(data, path, default_account)
-
-
-def _load(data: _Data, path: str, default_account: str) -> None:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            document = json.load(handle)
-        load_document(data, document, default_account)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        if snapshot is not None:
+            load_document(data, snapshot, default_account)
+        for record in records:
+            apply_record(data, record)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise EmulatorError(
-            f"cannot read emulator data file {path}: {exc}",
-            hint="point --data at another file, or move this one away to start empty",
+            f"cannot read emulator data file {file.path}: {exc}",
+            hint="point --data at another file, or move this one (and its .log) away "
+            "to start empty",
         ) from exc
 
 
@@ -445,22 +469,20 @@ def load_document(data: _Data, document: Any, default_account: str) -> None:
             target.instances.put_many(decode_instance(i) for i in content.get("instances", []))
 
 
-def atomic_write(path: str, data: bytes) -> None:
-    """Replace ``path`` with ``data``: never a torn file, mode 0600 from the start."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temp = tempfile.mkstemp(prefix=".emulator-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+def apply_record(data: _Data, record: dict[str, Any]) -> None:
+    """Replay one logged change."""
+    op = record["op"]
+    if op == "clear":
+        data.accounts.clear()
+        return
+    region = data.region(str(record["account"]), str(record["region"]))
+    if op == "putKeyPairs":
+        region.key_pairs.put_many(decode_key_pair(item) for item in record["items"])
+    elif op == "putInstances":
+        region.instances.put_many(decode_instance(item) for item in record["items"])
+    elif op == "deleteKeyPair":
+        region.key_pairs.pop(str(record["name"]))
+    elif op == "deleteInstance":
+        region.instances.pop(str(record["name"]))
+    else:
+        raise ValueError(f"unknown change {op!r} in the log")
