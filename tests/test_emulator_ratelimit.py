@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from typing import Any
@@ -14,7 +12,8 @@ from botocore.exceptions import ClientError
 from reconciler.emulator import Emulator, EmulatorConfig, EmulatorError, RateLimit
 from reconciler.emulator.ratelimit import RateLimiter
 from tests.emulator_helpers import client, ed25519_openssh, error
-from tests.test_emulator_cli import ROOT, emulator_process
+from tests.test_emulator_cli import emulator_process, refused_flags
+from tests.test_emulator_faults import outcome
 
 
 class FakeClock:
@@ -153,16 +152,7 @@ def test_configure_replaces_the_limits_with_full_buckets() -> None:
 # -- over HTTP ---------------------------------------------------------------
 
 
-def outcome(call: Any) -> str:
-    try:
-        call()
-    except ClientError as exc:
-        error_type, _, message, status = error(exc)
-        return f"{status} {error_type} {message}"
-    return "ok"
-
-
-THROTTLED = "400 ThrottlingException Rate exceeded"
+THROTTLED = "400 ThrottlingException"
 
 
 def test_an_empty_bucket_answers_throttling_before_any_effect() -> None:
@@ -172,7 +162,9 @@ def test_an_empty_bucket_answers_throttling_before_any_effect() -> None:
         lightsail = client(emu.url)
         assert outcome(lambda: lightsail.create_key_pair(keyPairName="one")) == "ok"
         assert outcome(lambda: lightsail.create_key_pair(keyPairName="two")) == "ok"
-        assert outcome(lambda: lightsail.create_key_pair(keyPairName="three")) == THROTTLED
+        with pytest.raises(ClientError) as exc:
+            lightsail.create_key_pair(keyPairName="three")
+        assert error(exc.value) == ("ThrottlingException", None, "Rate exceeded", 400)
         assert outcome(lambda: lightsail.delete_key_pair(keyPairName="one")) == THROTTLED
         assert emu.store.names("us-east-1") == ["one", "two"]
         assert emu.calls == {"CreateKeyPair": 3, "DeleteKeyPair": 1}
@@ -228,13 +220,7 @@ def test_the_flag_reaches_the_server_and_a_bad_one_exits_2() -> None:
         lightsail = client(url)
         assert outcome(lightsail.get_key_pairs) == "ok"
         assert outcome(lightsail.get_key_pairs) == THROTTLED
-    result = subprocess.run(
-        [sys.executable, "-m", "reconciler.emulator", "--rate-limit", "5:0.5"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = refused_flags("--rate-limit", "5:0.5")
     assert result.returncode == 2
     assert "--rate-limit" in result.stderr and "a burst below 1" in result.stderr
     assert "Traceback" not in result.stderr

@@ -3,8 +3,10 @@
 It speaks the real wire protocol (AWS JSON 1.1 over HTTP, SigV4-signed) and
 behaves as ``lightsail-keypair-reference.md`` describes, including the
 reference's "Choices for the emulator" where the service is unverified. It
-can persist to a file and inject faults (latency, throttling, 500s, lost
-responses). It never talks to AWS.
+serves the key-pair operations and the instance operations key-pair safety
+needs, keeps each account's data apart, can persist to a file, meter calls
+with token buckets, and inject faults (latency, throttling, 500s, lost
+responses). It never talks to AWS (an STS it is pointed at aside).
 
     config.py      EmulatorConfig: address, data file, credentials, faults
     server.py      Emulator: threaded HTTP/1.1 server, start/stop, counters
@@ -15,7 +17,9 @@ responses). It never talks to AWS.
     instances.py   CreateInstances, GetInstance(s), DeleteInstance
     responses.py   pieces every response shares: operations, locations, page tokens
     shapes.py      request decoding and input validation per the model
-    store.py       thread-safe key pairs and instances per account and region, persistence
+    store.py       thread-safe views of the data per account; transactions and logging
+    tables.py      the data in memory: sorted tables per region; snapshot and change records
+    persist.py     the data file: snapshot plus fsynced append-only change log
     records.py     the stored records and their JSON form
     material.py    RSA keys and the fingerprints the service reports
     faults.py      seeded fault decisions

@@ -50,6 +50,8 @@ class DataFile:
         self.log_path = Path(path + LOG_SUFFIX)
         self.stats = IOStats()
         self.seq = 0
+        # The last change whose line is fully in the log (``seq`` runs ahead while writing).
+        self._written = 0
         self._fd: int | None = None
         self._log_bytes = 0
         self._snapshot_bytes = 0
@@ -70,7 +72,9 @@ class DataFile:
             seq = document.get("seq", 0)
             base = seq if isinstance(seq, int) else 0
         self.seq = base
-        return document, self._read_log(base)
+        records = self._read_log(base)
+        self._written = self.seq
+        return document, records
 
     def _read_snapshot(self) -> Any:
         try:
@@ -142,6 +146,7 @@ class DataFile:
             lines.append(json.dumps(record, separators=(",", ":"), ensure_ascii=False))
         data = ("\n".join(lines) + "\n").encode("utf-8")
         write_all(self._log_fd(), data)
+        self._written = self.seq
         self.stats.wrote(len(data))
         self._log_bytes += len(data)
         return self.seq
@@ -151,7 +156,7 @@ class DataFile:
         with self._sync_lock:
             if self._synced >= upto or self._fd is None:
                 return
-            target = self.seq
+            target = self._written
             fsync(self._fd, self.stats)
             self._synced = max(self._synced, target)
 
@@ -169,7 +174,7 @@ class DataFile:
             fsync(self._fd, self.stats)
         self._log_bytes = 0
         with self._sync_lock:
-            self._synced = self.seq
+            self._synced = self._written
 
     def close(self, document: dict[str, Any] | None) -> None:
         """Compact (when ``document`` is given and anything is logged) and remove the log."""

@@ -2,9 +2,8 @@
 
 One re-entrant lock guards everything; compound check-then-act steps (a name
 must be free, a fingerprint must match) run inside ``transaction()`` so that
-concurrent requests cannot interleave them. Each region keeps its names in a
-sorted list beside the record dict, so a page of GetKeyPairs is a bisect and
-a slice even with 100,000 key pairs stored. Names are unique per region
+concurrent requests cannot interleave them. The data itself and its JSON
+form are in ``tables.py``. Names are unique per region
 across resource types, as Lightsail's are.
 
 A ``Store`` is the default account's view of the data and owns it;
@@ -18,29 +17,27 @@ only for the default key pair, as the service does.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
-import threading
 import time
-from bisect import bisect_right, insort
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 from reconciler.emulator.errors import EmulatorError
 from reconciler.emulator.persist import DataFile
 from reconciler.emulator.records import (
     InstanceRecord,
     KeyPairRecord,
-    decode_instance,
-    decode_key_pair,
     encode_instance,
     encode_key_pair,
     freeze_tags,
     uuid4_text,
 )
+from reconciler.emulator.tables import Data, Region, Table, apply_record, document, load_document
 from reconciler.model import name_problem
 
-FORMAT = "lightsail-emulator/v2"
-FORMAT_V1 = "lightsail-emulator/v1"
+log = logging.getLogger(__name__)
+
 DEFAULT_ACCOUNT_ID = "123456789012"
 
 __all__ = ["AccountStore", "InstanceRecord", "KeyPairRecord", "Store", "freeze_tags"]
@@ -48,99 +45,10 @@ __all__ = ["AccountStore", "InstanceRecord", "KeyPairRecord", "Store", "freeze_t
 R = TypeVar("R", KeyPairRecord, InstanceRecord)
 
 
-class _Table(Generic[R]):
-    """Records of one type in one region, by name, with the names kept sorted."""
-
-    __slots__ = ("order", "records")
-
-    def __init__(self) -> None:
-        self.records: dict[str, R] = {}
-        self.order: list[str] = []
-
-    def put(self, record: R) -> None:
-        """Insert or replace."""
-        if record.name not in self.records:
-            insort(self.order, record.name)
-        self.records[record.name] = record
-
-    def put_many(self, records: Iterable[R]) -> None:
-        fresh = False
-        for record in records:
-            fresh = fresh or record.name not in self.records
-            if record.name not in self.records:
-                self.order.append(record.name)
-            self.records[record.name] = record
-        if fresh:
-            self.order.sort()
-
-    def pop(self, name: str) -> R | None:
-        record = self.records.pop(name, None)
-        if record is not None:
-            del self.order[bisect_right(self.order, name) - 1]
-        return record
-
-    def page(self, after: str | None, limit: int, skip: str | None) -> tuple[list[R], bool]:
-        order = self.order
-        index = 0 if after is None else bisect_right(order, after)
-        found: list[R] = []
-        while index < len(order) and len(found) < limit:
-            name = order[index]
-            index += 1
-            if name != skip:
-                found.append(self.records[name])
-        # ``skip`` is a single name, so one of the next two is a real one if any is.
-        more = any(name != skip for name in order[index : index + 2])
-        return found, more
-
-
-class _Region:
-    __slots__ = ("instances", "key_pairs")
-
-    def __init__(self) -> None:
-        self.key_pairs: _Table[KeyPairRecord] = _Table()
-        self.instances: _Table[InstanceRecord] = _Table()
-
-    def taken(self, name: str) -> bool:
-        return name in self.key_pairs.records or name in self.instances.records
-
-    def __bool__(self) -> bool:
-        return bool(self.key_pairs.records or self.instances.records)
-
-
-class _Data:
-    """Everything, for every account, and the data file it is kept in."""
-
-    def __init__(self, path: str | None) -> None:
-        self.file = DataFile(path) if path is not None else None
-        self.lock = threading.RLock()
-        self.accounts: dict[str, dict[str, _Region]] = {}
-        self.depth = 0
-        # Changes made in the current outermost transaction, not yet logged.
-        self.pending: list[dict[str, Any]] = []
-
-    def region(self, account: str, region: str) -> _Region:
-        return self.accounts.setdefault(account, {}).setdefault(region, _Region())
-
-    def find(self, account: str, region: str) -> _Region | None:
-        regions = self.accounts.get(account)
-        return regions.get(region) if regions else None
-
-    def flush(self) -> int:
-        """Log the pending changes (under the lock); the change number to sync up to."""
-        if self.file is None or not self.pending:
-            self.pending.clear()
-            return 0
-        records, self.pending = self.pending, []
-        upto = self.file.append(records)
-        if self.file.wants_compaction():
-            self.file.compact(document(self))
-        return upto
-
-
 class AccountStore:
     """One account's key pairs and instances by region and name. Thread-safe."""
 
-    def __init__(self, data: _Data, account_id: str) -> None:
+    def __init__(self, data: Data, account_id: str) -> None:
         self._data = data
         self.account_id = account_id
 
@@ -356,7 +264,7 @@ class AccountStore:
         count: int,
         prefix: str,
         make: Callable[[str, bytes], R],
-        table: Callable[[_Region], _Table[R]],
+        table: Callable[[Region], Table[R]],
     ) -> None:
         if count <= 0:
             return
@@ -380,7 +288,7 @@ class Store(AccountStore):
     """Owns the data (in memory, or in a data file) and is the default account's view."""
 
     def __init__(self, data_path: str | None = None, *, account_id: str = DEFAULT_ACCOUNT_ID):
-        super().__init__(_Data(data_path), account_id)
+        super().__init__(Data(data_path), account_id)
         if self._data.file is not None:
             _load(self._data, self._data.file, account_id)
 
@@ -403,8 +311,13 @@ class Store(AccountStore):
     def close(self) -> None:
         """Fold the log into the data file and remove it; changes after this reopen it."""
         with self._data.lock:
-            if self._data.file is not None:
+            if self._data.file is None:
+                return
+            try:
                 self._data.file.close(document(self._data))
+            except OSError as exc:
+                # Nothing is lost: the log still holds every change, and is replayed on load.
+                log.warning("cannot fold the log into %s: %s", self._data.file.path, exc)
 
     @property
     def fsync_count(self) -> int:
@@ -415,27 +328,7 @@ class Store(AccountStore):
         return self._data.file.stats.bytes if self._data.file else 0
 
 
-# -- the document and the change records ---------------------------------
-
-
-def document(data: _Data) -> dict[str, Any]:
-    """Everything, as the data file's snapshot holds it."""
-    accounts: dict[str, Any] = {}
-    for account, regions in sorted(data.accounts.items()):
-        shown = {
-            region: {
-                "keyPairs": [encode_key_pair(r.key_pairs.records[n]) for n in r.key_pairs.order],
-                "instances": [encode_instance(r.instances.records[n]) for n in r.instances.order],
-            }
-            for region, r in sorted(regions.items())
-            if r
-        }
-        if shown:
-            accounts[account] = shown
-    return {"format": FORMAT, "accounts": accounts}
-
-
-def _load(data: _Data, file: DataFile, default_account: str) -> None:
+def _load(data: Data, file: DataFile, default_account: str) -> None:
     snapshot, records = file.load()
     try:
         if snapshot is not None:
@@ -448,41 +341,3 @@ def _load(data: _Data, file: DataFile, default_account: str) -> None:
             hint="point --data at another file, or move this one (and its .log) away "
             "to start empty",
         ) from exc
-
-
-def load_document(data: _Data, document: Any, default_account: str) -> None:
-    """Fill ``data`` from a v2 document, or a v1 one (whose key pairs are the default account's)."""
-    if not isinstance(document, dict):
-        raise ValueError("not a JSON object")
-    if document.get("format") == FORMAT_V1:
-        for region, items in document["regions"].items():
-            data.region(default_account, region).key_pairs.put_many(
-                decode_key_pair(item) for item in items
-            )
-        return
-    if document.get("format") != FORMAT:
-        raise ValueError(f"not a {FORMAT} document")
-    for account, regions in document["accounts"].items():
-        for region, content in regions.items():
-            target = data.region(str(account), region)
-            target.key_pairs.put_many(decode_key_pair(i) for i in content.get("keyPairs", []))
-            target.instances.put_many(decode_instance(i) for i in content.get("instances", []))
-
-
-def apply_record(data: _Data, record: dict[str, Any]) -> None:
-    """Replay one logged change."""
-    op = record["op"]
-    if op == "clear":
-        data.accounts.clear()
-        return
-    region = data.region(str(record["account"]), str(record["region"]))
-    if op == "putKeyPairs":
-        region.key_pairs.put_many(decode_key_pair(item) for item in record["items"])
-    elif op == "putInstances":
-        region.instances.put_many(decode_instance(item) for item in record["items"])
-    elif op == "deleteKeyPair":
-        region.key_pairs.pop(str(record["name"]))
-    elif op == "deleteInstance":
-        region.instances.pop(str(record["name"]))
-    else:
-        raise ValueError(f"unknown change {op!r} in the log")
