@@ -165,6 +165,7 @@ class _ManifestReader:
         self._tag_cache: dict[tuple[str, str | None], list[str]] = {}
         self._key_files: dict[Path, tuple[str | None, str | None]] = {}
         self._budget = MAX_PROBLEMS_PER_FILE  # problems the current file may still add
+        self._alias_notes: dict[tuple[int, int], str] = {}  # of the current document
 
     def read(self, paths: Sequence[str | os.PathLike[str]]) -> model.DesiredSet:
         files, problems = manifest_files(paths)
@@ -189,6 +190,8 @@ class _ManifestReader:
 
     def _add(self, problems: list[Problem]) -> None:
         """Record problems of the current file; past the budget, stop checking it."""
+        if self._alias_notes:
+            problems = [self._with_alias_note(p) for p in problems]
         if len(problems) >= self._budget:
             self.problems.extend(problems[: self._budget])
             last = self.problems[-1]
@@ -198,10 +201,19 @@ class _ManifestReader:
         self.problems.extend(problems)
         self._budget -= len(problems)
 
+    def _with_alias_note(self, problem: Problem) -> Problem:
+        """A problem at a place an alias was used also names the anchor it came from."""
+        note = self._alias_notes.get((problem.line, problem.column))
+        if note is None:
+            return problem
+        message = clip(problem.message + note)
+        return Problem(problem.file, problem.line, problem.column, message, problem.rule)
+
     def _report(self, file: str, position: tuple[int, int], message: str, rule: str) -> None:
         self._add([Problem(file, position[0], position[1], clip(message), rule)])
 
     def _document(self, document: Document, path: Path, file: str) -> None:
+        self._alias_notes = document.alias_notes() if document.aliases else {}
         self._add(schema.schema_problems(document, file, limit=self._budget))
         data = document.data
         if not schema.is_keypair_set(data):

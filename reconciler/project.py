@@ -3,7 +3,7 @@
 It is looked for in the working directory, then in each parent up to the root
 of the git repository around it (the working directory alone outside a
 repository), so a command run anywhere in a repository finds the same state.
-It is read as warily as a manifest (no aliases, no custom tags, limited size),
+It is read as warily as a manifest (bounded aliases, no custom tags, limited size),
 and every problem is reported at once with its file, line and column::
 
     backend:

@@ -195,7 +195,7 @@ def test_every_problem_is_reported_with_its_line_and_column(tmp_path: Path) -> N
             "backend.kmsKeyId needs encryption",
         ),
         ("backend: {type: s3\n", "invalid YAML"),
-        ("backend: &a {type: local, path: x}\nother: *a\n", "alias"),
+        ("backend: {type: local, path: *nowhere}\n", "alias *nowhere names no anchor"),
         ("backend: {type: local, path: x}\nbackend: {type: s3}\n", "duplicate"),
         ("backend: {type: local, path: x}\n---\nbackend: {type: local, path: y}\n", "one YAML"),
     ],
