@@ -9,6 +9,7 @@ builds a ``DesiredSet``. Every problem in every file is collected before one
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import stat
@@ -314,7 +315,35 @@ class _ManifestReader:
             generate_local=item.get("generate") == "local",
             prevent_destroy=item.get("preventDestroy") is True,
             adopt=item.get("adopt") is True,
+            policy_exceptions=self._exceptions(document, file, (*at, "policyExceptions"), item),
         )
+
+    def _exceptions(
+        self, document: Document, file: str, at: JsonPath, item: Mapping[str, Any]
+    ) -> tuple[model.PolicyException, ...]:
+        """The well-formed ``policyExceptions`` of a key pair; the schema reports the others."""
+        entries = item.get("policyExceptions")
+        if not isinstance(entries, list):
+            return ()
+        out: list[model.PolicyException] = []
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                continue
+            rule, reason, expires = entry.get("rule"), entry.get("reason"), entry.get("expires")
+            if not isinstance(rule, str) or not isinstance(reason, str):
+                continue
+            day = _day(expires)
+            if expires is not None and day is None:
+                self._report(
+                    file,
+                    document.position((*at, index, "expires")),
+                    f"expires must be a date, YYYY-MM-DD, not {clip(repr(expires))}",
+                    "policy-exception",
+                )
+                continue
+            line, column = document.position((*at, index))
+            out.append(model.PolicyException(rule, reason, day, model.Source(file, line, column)))
+        return tuple(out)
 
     def _key_file(self, manifest: Path, value: str) -> tuple[str | None, str | None]:
         """The normalised key in a publicKeyFile, or why it cannot be used."""
@@ -331,6 +360,20 @@ class _ManifestReader:
         if cached is None:
             cached = self._key_files[resolved] = _read_key_file(resolved, value)
         return cached
+
+
+def _day(value: Any) -> datetime.date | None:
+    """A date from YAML: a date, or an ISO YYYY-MM-DD string; None if it is neither."""
+    if isinstance(value, datetime.datetime):
+        return value.date()
+    if isinstance(value, datetime.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.date.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
 
 
 def _read_key_file(resolved: Path, value: str) -> tuple[str | None, str | None]:

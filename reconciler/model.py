@@ -6,6 +6,7 @@ the API reference gives them, so that ``validate`` and the emulator agree.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import re
 from collections.abc import Mapping
@@ -132,6 +133,16 @@ class Source:
 
 
 @dataclass(frozen=True, slots=True)
+class PolicyException:
+    """A key pair's leave from one policy rule: why, and until when (None: no end)."""
+
+    rule: str
+    reason: str
+    expires: datetime.date | None
+    source: Source
+
+
+@dataclass(frozen=True, slots=True)
 class DesiredKeyPair:
     """A key pair as the manifests want it."""
 
@@ -143,6 +154,7 @@ class DesiredKeyPair:
     generate_local: bool = False
     prevent_destroy: bool = False
     adopt: bool = False
+    policy_exceptions: tuple[PolicyException, ...] = ()
 
     @property
     def origin(self) -> Origin:

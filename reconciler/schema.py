@@ -25,8 +25,6 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import jsonschema
-
 from reconciler.errors import Problem
 from reconciler.schemacheck import (
     ANNOTATIONS,
@@ -51,6 +49,9 @@ def keypairs_schema() -> dict[str, Any]:
 @functools.cache
 def _validator() -> Any:
     # No format checker: the schema uses no formats, and format is annotation-only in 2020-12.
+    # Imported here: valid documents never need it (see fast_check), and it is slow to import.
+    import jsonschema
+
     return jsonschema.Draft202012Validator(keypairs_schema())
 
 
