@@ -48,7 +48,7 @@ class Policy:
         findings = list(_expired(desired, today))
         for configured in self.rules:
             findings.extend(_findings(configured, configured.rule.check(desired), today))
-        return findings
+        return sorted(findings, key=_place)
 
     def check_live(self, desired: DesiredSet, live: LiveSnapshot, *, now: float) -> list[Finding]:
         """Findings of the rules that need what Lightsail holds (max-key-age)."""
@@ -57,7 +57,11 @@ class Policy:
         for configured in self.rules:
             hits = configured.rule.check_live(desired, live, now)
             findings.extend(_findings(configured, hits, today))
-        return findings
+        return sorted(findings, key=_place)
+
+
+def _place(finding: Finding) -> tuple[str, int, int]:
+    return finding.file or "", finding.line, finding.column
 
 
 def _findings(
