@@ -23,7 +23,7 @@ from reconciler.findings import Finding, Report, from_problems
 from reconciler.manifest import default_root, load_desired
 from reconciler.model import DesiredSet
 from reconciler.policy import Policy
-from reconciler.project import find_project, read_project
+from reconciler.project import PROJECT_FILE, find_project, read_project
 
 if TYPE_CHECKING:
     from reconciler.drift import DriftFinding
@@ -34,7 +34,28 @@ if TYPE_CHECKING:
 def run(args: argparse.Namespace) -> int:
     if args.command == "policy":
         return policy_list()
-    return validate(args.paths, args.format)
+    paths = args.paths
+    if args.manifests:
+        paths = changed_manifests(args.manifests, args.paths)
+        if not paths:
+            return EXIT_OK  # nothing changed under the manifest folders
+    return validate(paths, args.format)
+
+
+def changed_manifests(folders: Sequence[str], changed: Sequence[str]) -> list[str]:
+    """The folders to validate when ``changed`` files touch them (or the project file).
+
+    A pre-commit hook sees every changed YAML file of the repository, CI files
+    included; only those under a manifests folder are manifests. The whole
+    folders are validated then, so that a name declared twice across files is
+    still caught when only one of them changed.
+    """
+    roots = [Path(folder).resolve() for folder in folders]
+    for name in changed:
+        path = Path(name).resolve()
+        if path.name == PROJECT_FILE or any(path.is_relative_to(root) for root in roots):
+            return list(folders)
+    return []
 
 
 def load_policy(start: Path | None = None) -> tuple[Policy, Path | None]:

@@ -94,7 +94,15 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("validate", help="check manifests offline")
-    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("paths", nargs="*", metavar="PATH")
+    p.add_argument(
+        "--manifests",
+        action="append",
+        default=[],
+        metavar="FOLDER",
+        help="folder of manifests (repeatable); PATHs are then changed files (as pre-commit "
+        "passes them), and the folders are validated when one is inside them",
+    )
     _format(p)
     p.add_argument("-v", "--verbose", action="count", default=0)
 
