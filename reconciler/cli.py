@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from reconciler import __version__, formats, render
+from reconciler import __version__, formats
 from reconciler.errors import EXIT_ERROR, ManifestError, ReconcilerError
 
 log = logging.getLogger("reconciler")
@@ -201,7 +201,7 @@ def _setup_logging(verbosity: int) -> None:
 def _error(err: ReconcilerError) -> None:
     sys.stderr.write(f"Error: {err.message}\n")
     if isinstance(err, ManifestError):
-        sys.stderr.write(render.problems_text(err.problems))
+        sys.stderr.write("".join(f"{p}\n" for p in err.problems))
     if err.hint:
         sys.stderr.write(f"  -> {err.hint}\n")
 

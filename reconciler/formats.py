@@ -5,7 +5,8 @@ Every format renders the three things a command may report: the findings of
 report (``drift``). The CLI's ``--format`` choices are ``FORMATS``' names;
 adding a format is one class here plus one entry in ``FORMATS``. Renderers
 return strings and never print; nothing here sees a private key. Imports of
-the drift module are deferred: ``validate`` must start without AWS modules.
+the plan renderers and the drift module are deferred: ``validate`` must start
+fast and without AWS modules.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from reconciler import render
 from reconciler.findings import Finding, Report
-from reconciler.plan import Plan
 
 if TYPE_CHECKING:
     from reconciler.drift import DriftFinding
     from reconciler.model import LiveSnapshot
+    from reconciler.plan import Plan
 
 REPORT_FORMAT_VERSION = 1
 
@@ -53,6 +53,8 @@ class Text(Format):
         return _lines(report.everything)
 
     def plan(self, plan: Plan, report: Report, *, color: bool = False) -> str:
+        from reconciler import render
+
         policy = f"\nPolicy:\n{_lines(report.policy)}" if report.policy else ""
         return render.plan_text(plan, color=color) + policy
 
@@ -88,6 +90,8 @@ class Json(Format):
     help = "JSON (findings as in schemas/finding.schema.json)"
 
     def check(self, report: Report) -> str:
+        from reconciler import render
+
         return render.dumps(
             {
                 "formatVersion": REPORT_FORMAT_VERSION,
@@ -100,11 +104,14 @@ class Json(Format):
         )
 
     def plan(self, plan: Plan, report: Report, *, color: bool = False) -> str:
+        from reconciler import render
+
         data = render.plan_json(plan)
         data["policy"] = [f.to_json() for f in report.policy]
         return render.dumps(data)
 
     def drift(self, found: list[DriftFinding], live: LiveSnapshot, report: Report) -> str:
+        from reconciler import render
         from reconciler.drift import report_json
 
         data = report_json(found, live)
@@ -123,12 +130,15 @@ class Markdown(Format):
         return head + "\n\n" + _table(report.everything)
 
     def plan(self, plan: Plan, report: Report, *, color: bool = False) -> str:
+        from reconciler import render
+
         text = render.plan_markdown(plan)
         if report.policy:
             text += "\n**Policy:**\n\n" + _table(report.policy)
         return render.cap_markdown(text)
 
     def drift(self, found: list[DriftFinding], live: LiveSnapshot, report: Report) -> str:
+        from reconciler import render
         from reconciler.drift import report_markdown
 
         text = report_markdown(found, live)

@@ -17,12 +17,11 @@ errors for those keywords are left to them so a problem is reported once.
 
 from __future__ import annotations
 
-import difflib
 import functools
-import importlib.resources
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from reconciler.errors import Problem
@@ -41,7 +40,9 @@ SCHEMA_FILE = "keypairs.schema.json"
 @functools.cache
 def keypairs_schema() -> dict[str, Any]:
     """The manifest schema shipped in the package."""
-    resource = importlib.resources.files("reconciler") / "schemas" / SCHEMA_FILE
+    # Beside this module (package data); not importlib.resources, whose zip support
+    # costs validate's start-up more than reading the schema itself.
+    resource = Path(__file__).with_name("schemas") / SCHEMA_FILE
     schema: dict[str, Any] = json.loads(resource.read_text(encoding="utf-8"))
     return schema
 
@@ -189,6 +190,8 @@ def _error_problems(
             if extra not in allowed:
                 line, column = document.key_position((*path, extra))
                 message = f"unknown field {short_repr(extra)} in {where}"
+                import difflib  # only when a field is unknown
+
                 near = difflib.get_close_matches(str(extra), allowed, n=1)
                 message += f"; did you mean {near[0]!r}?" if near else ""
                 message += f" (allowed: {', '.join(allowed)})"
