@@ -196,6 +196,8 @@ class KeySources(Rule):
 
     def check(self, desired: DesiredSet) -> Iterator[Hit]:
         for kp in _in_order(desired):
+            if kp.adopt:
+                continue  # made before and elsewhere: the tool chose no source for it
             source = key_source(kp)
             if source not in self.allowed:
                 allowed = ", ".join(self.allowed)
