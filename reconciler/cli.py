@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from reconciler import __version__, render
+from reconciler import __version__, formats
 from reconciler.errors import EXIT_ERROR, ManifestError, ReconcilerError
 
 log = logging.getLogger("reconciler")
@@ -85,7 +85,19 @@ def _planning(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--parallelism", type=int, default=10, metavar="N")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _format(parser: argparse.ArgumentParser) -> None:
+    names = formats.choices()
+    parser.add_argument(
+        "--format", choices=names, default=names[0], help=f"output format ({', '.join(names)})"
+    )
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; the emulator's flags are added only when ``argv`` runs it (or is None).
+
+    ``validate``, ``policy list`` and ``--help`` must start fast and offline:
+    nothing here imports boto3, botocore, the emulator or cryptography.
+    """
     parser = argparse.ArgumentParser(
         prog="reconciler",
         description="Declarative reconciler for AWS Lightsail SSH key pairs.",
@@ -94,13 +106,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("validate", help="check manifests offline")
-    p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--format", choices=["text", "github", "json"], default="text")
+    p.add_argument("paths", nargs="*", metavar="PATH")
+    p.add_argument(
+        "--manifests",
+        action="append",
+        default=[],
+        metavar="FOLDER",
+        help="folder of manifests (repeatable); PATHs are then changed files (as pre-commit "
+        "passes them), and the folders are validated when one is inside them",
+    )
+    _format(p)
     p.add_argument("-v", "--verbose", action="count", default=0)
+
+    p = sub.add_parser("policy", help="the policy rules of reconciler.yaml")
+    psub = p.add_subparsers(dest="policy_command", metavar="SUBCOMMAND", required=True)
+    pp = psub.add_parser("list", help="print the rules in force and where each is configured")
+    pp.add_argument("-v", "--verbose", action="count", default=0)
 
     p = sub.add_parser("plan", help="show what apply would change")
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    _format(p)
     p.add_argument(
         "--detailed-exitcode", action="store_true", help="exit 2 when changes are pending"
     )
@@ -124,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("drift", help="compare manifests, state and Lightsail")
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    _format(p)
     p.add_argument("--include-unmanaged", action="store_true")
     p.add_argument("--refresh", action="store_true", help="update the state to what is live")
     _common(p)
@@ -171,10 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
 
-    from reconciler.emulator import cli as emulator_cli
-
     p = sub.add_parser("emulator", help="run a local Lightsail endpoint")
-    emulator_cli.add_arguments(p)
+    if argv is None or next((a for a in argv if not a.startswith("-")), None) == "emulator":
+        from reconciler.emulator import cli as emulator_cli
+
+        emulator_cli.add_arguments(p)
     return parser
 
 
@@ -194,13 +220,14 @@ def _setup_logging(verbosity: int) -> None:
 def _error(err: ReconcilerError) -> None:
     sys.stderr.write(f"Error: {err.message}\n")
     if isinstance(err, ManifestError):
-        sys.stderr.write(render.problems_text(err.problems))
+        sys.stderr.write("".join(f"{p}\n" for p in err.problems))
     if err.hint:
         sys.stderr.write(f"  -> {err.hint}\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     verbose = getattr(args, "verbose", 0) or 0
     _setup_logging(verbose)
@@ -223,10 +250,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def dispatch(args: argparse.Namespace) -> int:
+    if args.command in ("validate", "policy"):  # offline commands: a fast start, no AWS modules
+        from reconciler import checks
+
+        return checks.run(args)
     from reconciler import commands
 
     handlers: dict[str, Any] = {
-        "validate": commands.validate,
         "plan": commands.plan,
         "apply": commands.apply,
         "destroy": commands.destroy,

@@ -11,13 +11,12 @@ import dataclasses
 import json
 import sys
 
-from reconciler import render, savedplan, workflow
+from reconciler import checks, formats, render, savedplan, workflow
 from reconciler.errors import (
     EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_OK,
     ApplyError,
-    ManifestError,
     StateError,
     UsageError,
 )
@@ -67,38 +66,6 @@ def _out(text: str) -> None:
     sys.stdout.flush()
 
 
-def validate(args: argparse.Namespace) -> int:
-    try:
-        desired = load_desired(workflow.manifest_paths(args.paths))
-    except ManifestError as err:
-        if args.format == "github":
-            _out(render.problems_github(err.problems))
-        elif args.format == "json":
-            _out(render.dumps({"valid": False, "problems": [_problem(p) for p in err.problems]}))
-        else:
-            _out(render.problems_text(err.problems))
-        sys.stderr.write(f"Error: {err.message}\n")
-        return EXIT_ERROR
-    count = len(desired.key_pairs)
-    if args.format == "json":
-        _out(render.dumps({"valid": True, "keyPairs": count, "problems": []}))
-    else:
-        sys.stderr.write(f"Valid: {count} key pair(s) in {len(desired.files)} file(s).\n")
-    return EXIT_OK
-
-
-def _problem(p: object) -> dict[str, object]:
-    return {k: getattr(p, k) for k in ("file", "line", "column", "message", "rule")}
-
-
-def _render_plan(plan: Plan, fmt: str) -> str:
-    if fmt == "json":
-        return render.dumps(render.plan_json(plan))
-    if fmt == "markdown":
-        return render.plan_markdown(plan)
-    return render.plan_text(plan, color=render.use_color(sys.stdout))
-
-
 def plan(args: argparse.Namespace) -> int:
     options = _options(args)
     desired = load_desired(workflow.manifest_paths(args.paths))
@@ -113,14 +80,16 @@ def plan(args: argparse.Namespace) -> int:
         result = dataclasses.replace(
             result, findings=result.findings + key_commands.plan_findings(stored)
         )
-    _out(_render_plan(result, args.format))
+    report = checks.plan_report(result, desired, live)
+    color = render.use_color(sys.stdout)
+    _out(formats.get(args.format).plan(result, report, color=color))
     result.raise_if_unsafe()
     if args.out:
         savedplan.write(args.out, result, desired, options, backend.location)
         sys.stderr.write(
             f"Saved the plan to {args.out}; apply it with `reconciler apply {args.out}`.\n"
         )
-    if result.findings:
+    if result.findings or report.errors:
         return EXIT_ERROR
     if args.detailed_exitcode and result.has_changes:
         return EXIT_CHANGES

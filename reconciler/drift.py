@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from reconciler import render, workflow
+from reconciler import checks, formats, render, workflow
 from reconciler.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
 from reconciler.keystore import KeyProblem, KeyProblemKind
 from reconciler.keystore import commands as key_commands
@@ -269,12 +269,8 @@ def run(args: argparse.Namespace, options: workflow.Options) -> int:
         regions=options.region_filter,
     )
     findings = with_key_problems(findings, key_commands.check(options, doc, options.region_filter))
-    if args.format == "json":
-        sys.stdout.write(render.dumps(report_json(findings, live)))
-    elif args.format == "markdown":
-        sys.stdout.write(report_markdown(findings, live))
-    else:
-        sys.stdout.write(report_text(findings, live))
+    report = checks.drift_report(findings, desired, live)
+    sys.stdout.write(formats.get(args.format).drift(findings, live, report))
     if args.refresh:
         with backend.lock("drift --refresh", timeout=options.lock_timeout):
             current = backend.begin()
@@ -283,6 +279,6 @@ def run(args: argparse.Namespace, options: workflow.Options) -> int:
                 current.entries = new_entries
                 backend.write(current)
                 sys.stderr.write("State refreshed from Lightsail.\n")
-    if live.failed_regions:
+    if live.failed_regions or report.policy_errors:
         return EXIT_ERROR
     return EXIT_CHANGES if findings else EXIT_OK

@@ -1,4 +1,4 @@
-"""Plans, problems and apply summaries as text, JSON, markdown or annotations.
+"""Plans and apply summaries as text, JSON or markdown (``formats`` chooses among them).
 
 Renderers return strings; only the CLI writes them out. Nothing here ever
 sees a private key: Change and Plan carry none (a recovered generated key is
@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, TextIO
 
-from reconciler.errors import Problem
 from reconciler.model import Tags
 from reconciler.plan import SYMBOLS, Action, Change, Plan, diff_tags
 
@@ -230,24 +229,6 @@ def cap_markdown(text: str, *, command: str = "reconciler plan") -> str:
     if "<details>" in cut and "</details>" not in cut:
         cut += "\n</details>"
     return cut + note
-
-
-def problems_text(problems: Iterable[Problem]) -> str:
-    return "".join(f"{p}\n" for p in problems)
-
-
-def problems_github(problems: Iterable[Problem]) -> str:
-    def esc(value: str) -> str:
-        return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-    def esc_prop(value: str) -> str:
-        return esc(value).replace(":", "%3A").replace(",", "%2C")
-
-    return "".join(
-        f"::error file={esc_prop(p.file)},line={p.line},col={p.column}::"
-        f"{esc(p.message + (f' [{p.rule}]' if p.rule else ''))}\n"
-        for p in problems
-    )
 
 
 def dumps(data: Mapping[str, Any] | list[Any]) -> str:

@@ -1,0 +1,471 @@
+"""Build plain data from PyYAML's event stream, one small method per kind of event.
+
+``yamlsafe`` owns the policy and the public API; this module is the walker it
+runs. It keeps an explicit stack instead of recursing, so nesting costs no
+Python frames, and it expands anchors, aliases and merge keys (``<<``) itself
+rather than through PyYAML's composer, so that expansion is *counted* before
+anything is built: every node carries its size (nodes it stands for once
+aliases are expanded) and its height, and an alias that would push the
+document past ``MAX_ALIAS_NODES`` expanded nodes or ``MAX_DEPTH`` levels stops
+the file with one problem at the alias. A "billion laughs" is refused after a
+few dozen events, without allocating anything.
+
+An alias shares the anchored Python object rather than copying it: nothing
+downstream mutates parsed data, and sharing keeps memory flat. Positions are
+recorded only for nodes written in the file; a node reached through an alias
+reports the alias (its use site), and ``Document.aliases`` says which anchor
+that alias names, so messages can mention both.
+
+Merge keys follow YAML's merge rule: keys written in the mapping win over
+merged ones, and an earlier merged mapping wins over a later one, silently;
+a key written twice in one mapping is still a ``duplicate-key`` problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.events import (
+    AliasEvent,
+    DocumentEndEvent,
+    DocumentStartEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+)
+from yaml.nodes import ScalarNode
+
+from reconciler.errors import Problem
+
+MAX_DEPTH = 64
+MAX_PROBLEMS_PER_FILE = 100
+MAX_MESSAGE_LENGTH = 300
+# Nodes that aliases may add to one document. Aliasing a tag set on every key
+# pair of a large file stays far below; an alias bomb passes it within a few levels.
+MAX_ALIAS_NODES = 100_000
+
+JsonPath = tuple[str | int, ...]
+Position = tuple[int, int]
+AnchorRef = tuple[str, Position]  # anchor name, and where the anchor was written
+
+_YAML = "tag:yaml.org,2002:"
+STR_TAG = _YAML + "str"
+MERGE_TAG = _YAML + "merge"
+_MAP_TAGS = frozenset({None, "!", _YAML + "map"})
+_SEQ_TAGS = frozenset({None, "!", _YAML + "seq"})
+_SCALAR_CONSTRUCTORS: dict[str, Callable[[SafeConstructor, ScalarNode], Any]] = {
+    _YAML + "null": SafeConstructor.construct_yaml_null,
+    _YAML + "bool": SafeConstructor.construct_yaml_bool,
+    _YAML + "int": SafeConstructor.construct_yaml_int,
+    _YAML + "float": SafeConstructor.construct_yaml_float,
+    _YAML + "timestamp": SafeConstructor.construct_yaml_timestamp,
+    _YAML + "binary": SafeConstructor.construct_yaml_binary,
+}
+_CONSTRUCTOR = SafeConstructor()
+# Plain scalars this short are resolved once per read and then looked up:
+# tag values such as ``prod`` repeat on every key pair.
+_CACHEABLE_LENGTH = 64
+
+_MAP, _SEQ, _SKIP, _ROOT = 0, 1, 2, 3
+EXPECT_KEY: Any = object()  # a mapping frame waiting for its next key
+DISCARD: Any = object()  # a node dropped after reporting why (the data is incomplete)
+DUPLICATE: Any = object()  # the value of a repeated key, dropped (the first one is kept)
+MERGE: Any = object()  # the key ``<<``: its value is merged into the mapping at its end
+
+
+class Stop(Exception):
+    """Reading this file cannot usefully continue."""
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    """One finished document: its data and where each of its nodes was written."""
+
+    data: Any
+    values: dict[JsonPath, Position]
+    keys: dict[JsonPath, Position]
+    damaged: frozenset[JsonPath]
+    aliases: dict[JsonPath, AnchorRef]
+
+
+@dataclass(slots=True)
+class _Anchor:
+    value: Any
+    size: int  # nodes the value stands for, aliases expanded
+    height: int  # levels of nesting below it
+    position: Position
+    open: bool = False  # a collection still being read: an alias to it would be a cycle
+
+
+class _Frame:
+    """A collection being read (or skipped), and what its parent needs to know when it ends."""
+
+    __slots__ = ("anchor", "height", "key", "key_at", "kind", "merges", "path", "size", "value")
+
+    def __init__(self, kind: int, value: Any = None, path: JsonPath = ()) -> None:
+        self.kind = kind
+        self.value = value
+        self.path = path
+        self.key: Any = EXPECT_KEY
+        self.key_at: Position = (0, 0)
+        self.merges: list[tuple[Any, JsonPath, Position]] | None = None
+        self.anchor: str | None = None
+        self.size = 1
+        self.height = 0
+
+
+def clip(message: str) -> str:
+    """Keep messages readable whatever the input."""
+    if len(message) <= MAX_MESSAGE_LENGTH:
+        return message
+    return message[: MAX_MESSAGE_LENGTH - 3] + "..."
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters: values in messages may be megabytes long."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _at(event: Any) -> Position:
+    mark = event.start_mark
+    return mark.line + 1, mark.column + 1
+
+
+class Walker:
+    """Turns the events of one file into ``Built`` documents, reporting problems as it goes."""
+
+    def __init__(self, loader: Any, file: str, problems: list[Problem]) -> None:
+        self.loader = loader
+        self.file = file
+        self.problems = problems
+        self.cache: dict[str, Any] = {}
+        self.documents: list[Built] = []
+        self._new_document()
+
+    def _new_document(self) -> None:
+        self.values: dict[JsonPath, Position] = {}
+        self.keys: dict[JsonPath, Position] = {}
+        self.damaged: set[JsonPath] = set()
+        self.aliases: dict[JsonPath, AnchorRef] = {}
+        self.anchors: dict[str, _Anchor] = {}
+        self.alias_nodes = 0
+        self.stack: list[_Frame] = []
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> list[Built]:
+        get_event = self.loader.get_event
+        on_node = self._node
+        while True:
+            event = get_event()
+            cls = event.__class__
+            if cls is ScalarEvent or cls is MappingStartEvent or cls is SequenceStartEvent:
+                on_node(event, cls)
+            elif cls is MappingEndEvent or cls is SequenceEndEvent:
+                self._end_collection()
+            elif cls is AliasEvent:
+                on_node(event, cls)
+            elif cls is DocumentStartEvent:
+                self._new_document()
+                self.stack = [_Frame(_ROOT, [])]
+            elif cls is DocumentEndEvent:
+                self._end_document()
+            elif cls is StreamEndEvent:
+                return self.documents
+
+    def report(self, event: Any, message: str, rule: str = "yaml") -> None:
+        self.report_at(_at(event), message, rule)
+
+    def report_at(self, position: Position, message: str, rule: str = "yaml") -> None:
+        line, column = position
+        self.problems.append(Problem(self.file, line, column, clip(message), rule))
+        if len(self.problems) >= MAX_PROBLEMS_PER_FILE:
+            message = f"more than {MAX_PROBLEMS_PER_FILE} problems; stopped reading this file"
+            self.problems.append(Problem(self.file, line, column, message, rule))
+            raise Stop
+
+    # --- a node: scalar, alias or the start of a collection ---------------------------------
+
+    def _node(self, event: Any, cls: type) -> None:
+        top = self.stack[-1]
+        collection = cls is MappingStartEvent or cls is SequenceStartEvent
+        if collection and len(self.stack) > MAX_DEPTH:
+            self.report(
+                event, f"nesting is deeper than {MAX_DEPTH} levels; stopped reading the file"
+            )
+            raise Stop
+        if top.kind == _SKIP:
+            if collection:
+                self.stack.append(_Frame(_SKIP))
+            return
+        if top.kind == _MAP and top.key is EXPECT_KEY:
+            self._key(top, event, cls, collection)
+            return
+        anchor = None
+        if cls is ScalarEvent:
+            value = self._scalar(event)
+        elif cls is AliasEvent:
+            anchor = self._alias(event)
+            value = DISCARD if anchor is None else anchor.value
+        else:
+            value = self._collection_value(event, cls)
+        path = self._place(top, value, event)
+        if path is None:
+            if collection:
+                self.stack.append(_Frame(_SKIP))
+            if cls is not AliasEvent and event.anchor is not None:
+                self.anchors[event.anchor] = _Anchor(DISCARD, 1, 0, _at(event))
+            return
+        if collection:
+            self._open(value, path, event)
+        elif anchor is not None:
+            top.size += anchor.size
+            top.height = max(top.height, anchor.height + 1)
+            self.aliases[path] = (event.anchor, anchor.position)
+        else:
+            top.size += 1
+            top.height = max(top.height, 1)
+            if event.anchor is not None:
+                self.anchors[event.anchor] = _Anchor(value, 1, 0, _at(event))
+
+    def _collection_value(self, event: Any, cls: type) -> Any:
+        if event.tag not in (_MAP_TAGS if cls is MappingStartEvent else _SEQ_TAGS):
+            self.report(event, _tag_message(event.tag, None, False))
+            return DISCARD
+        return {} if cls is MappingStartEvent else []
+
+    def _open(self, value: Any, path: JsonPath, event: Any) -> None:
+        frame = _Frame(_MAP if isinstance(value, dict) else _SEQ, value, path)
+        if event.anchor is not None:
+            frame.anchor = event.anchor
+            self.anchors[event.anchor] = _Anchor(value, 0, 0, _at(event), open=True)
+        self.stack.append(frame)
+
+    def _place(self, top: _Frame, value: Any, event: Any) -> JsonPath | None:
+        """Put a node's value into its parent; its path, or None if it was dropped."""
+        if top.kind == _MAP:
+            key = top.key
+            top.key = EXPECT_KEY
+            if key is DUPLICATE or key is DISCARD or value is DISCARD:
+                if key is not DUPLICATE:
+                    self.damaged.add(top.path)
+                return None
+            if key is MERGE:
+                path = (*top.path, "<<")
+                if top.merges is None:
+                    top.merges = []
+                top.merges.append((value, path, _at(event)))
+            else:
+                path = (*top.path, key)
+                top.value[key] = value
+                self.keys[path] = top.key_at
+        elif value is DISCARD:
+            if top.kind == _SEQ:
+                self.damaged.add(top.path)
+            return None
+        elif top.kind == _SEQ:
+            path = (*top.path, len(top.value))
+            top.value.append(value)
+        else:  # _ROOT
+            path = ()
+            top.value.append(value)
+        self.values[path] = _at(event)
+        return path
+
+    # --- keys -------------------------------------------------------------------------------
+
+    def _key(self, top: _Frame, event: Any, cls: type, collection: bool) -> None:
+        if collection:
+            if self._collection_value(event, cls) is not DISCARD:
+                self.report(event, "mapping keys must be plain strings, not collections")
+            self.stack.append(_Frame(_SKIP))
+            key = DISCARD
+        elif cls is AliasEvent:
+            anchor = self._alias(event)
+            value = DISCARD if anchor is None else anchor.value
+            key = self._accept_key(top, value, event, short_repr(value))
+        elif event.tag is None and event.implicit[0] and event.value == "<<":
+            key = self._merge_key(top, event)
+        else:
+            key = self._accept_key(top, self._scalar(event), event, short_repr(event.value))
+        if key is DISCARD:
+            self.damaged.add(top.path)
+        top.key = key
+
+    def _merge_key(self, top: _Frame, event: Any) -> Any:
+        if top.merges is not None:
+            self.report(
+                event,
+                "duplicate merge key '<<': merge a list instead, <<: [*a, *b]",
+                "duplicate-key",
+            )
+            return DUPLICATE
+        top.merges = []
+        return MERGE
+
+    def _accept_key(self, frame: _Frame, key: Any, event: Any, shown: str) -> Any:
+        """The key a mapping frame stores its next value under; DISCARD or DUPLICATE if none."""
+        if key is DISCARD:
+            return DISCARD
+        if not isinstance(key, str):
+            self.report(
+                event, f"mapping key {shown} is read as {type_name(key)}, not a string; quote it"
+            )
+            return DISCARD
+        if key in frame.value:
+            line, column = self.keys.get((*frame.path, key), (0, 0))
+            self.report(
+                event,
+                f"duplicate key {short_repr(key)}: first at line {line} column {column}; "
+                "YAML would silently keep only the last",
+                "duplicate-key",
+            )
+            return DUPLICATE
+        frame.key_at = _at(event)
+        return key
+
+    # --- scalars and aliases ----------------------------------------------------------------
+
+    def _scalar(self, event: Any) -> Any:
+        """The Python value of a scalar event, or DISCARD after reporting why not."""
+        value: str = event.value
+        tag = event.tag
+        if tag is None or tag == "!":
+            if not event.implicit[0]:
+                return value
+            cached = self.cache.get(value, DISCARD)
+            if cached is not DISCARD:
+                return cached
+            tag = self.loader.resolve(ScalarNode, value, event.implicit)
+        if tag == STR_TAG:
+            result: Any = value
+        else:
+            construct = _SCALAR_CONSTRUCTORS.get(tag)
+            if construct is None:
+                self.report(event, _tag_message(tag, value, bool(event.implicit[0])))
+                return DISCARD
+            try:
+                result = construct(_CONSTRUCTOR, ScalarNode(tag, value))
+            except (yaml.YAMLError, ValueError, TypeError, OverflowError) as error:
+                kind = tag.rsplit(":", 1)[-1]
+                self.report(event, f"cannot read {short_repr(value)} as {kind}: {error}")
+                return DISCARD
+        if event.tag is None and len(value) <= _CACHEABLE_LENGTH:
+            self.cache[value] = result
+        return result
+
+    def _alias(self, event: Any) -> _Anchor | None:
+        """The anchor an alias names, counted against the bounds; None if unusable."""
+        name = event.anchor
+        anchor = self.anchors.get(name)
+        if anchor is None:
+            self.report(event, f"alias *{name} names no anchor above it; define &{name} first")
+            return None
+        if anchor.open:
+            self.report(event, f"alias *{name} is inside the node &{name} it names (a cycle)")
+            return None
+        if anchor.value is DISCARD:
+            return None  # why was reported at the anchor
+        self.alias_nodes += anchor.size
+        if self.alias_nodes > MAX_ALIAS_NODES:
+            self._refuse(event, anchor, f"aliases expand to more than {MAX_ALIAS_NODES} nodes")
+        if len(self.stack) + anchor.height > MAX_DEPTH:
+            self._refuse(event, anchor, f"aliases nest deeper than {MAX_DEPTH} levels")
+        return anchor
+
+    def _refuse(self, event: Any, anchor: _Anchor, what: str) -> None:
+        line, column = anchor.position
+        self.report(
+            event,
+            f"{what} (*{event.anchor}, anchored at line {line} column {column}); "
+            "refusing a possible alias bomb; stopped reading the file",
+        )
+        raise Stop
+
+    # --- ends -------------------------------------------------------------------------------
+
+    def _end_collection(self) -> None:
+        frame = self.stack.pop()
+        if frame.kind == _SKIP:
+            return
+        if frame.merges:
+            self._merge(frame)
+        parent = self.stack[-1]
+        parent.size += frame.size
+        parent.height = max(parent.height, frame.height + 1)
+        if frame.anchor is not None:
+            anchor = self.anchors[frame.anchor]
+            anchor.size, anchor.height, anchor.open = frame.size, frame.height, False
+
+    def _merge(self, frame: _Frame) -> None:
+        """Add the entries of ``<<`` mappings the frame does not already have (YAML's rule)."""
+        assert frame.merges is not None
+        mapping: dict[str, Any] = frame.value
+        for source, path, position in frame.merges:
+            parts = [(source, path)]
+            if isinstance(source, list):
+                parts = [(item, (*path, i)) for i, item in enumerate(source)]
+            for part, part_path in parts:
+                if not isinstance(part, dict):
+                    self.report_at(
+                        position,
+                        "a merge key '<<' takes a mapping or a list of mappings, "
+                        f"not {type_name(part)}",
+                    )
+                    self.damaged.add(frame.path)
+                    continue
+                anchor = self.aliases.get(part_path)
+                for key, value in part.items():
+                    if key in mapping:
+                        continue
+                    mapping[key] = value
+                    entry = (*frame.path, key)
+                    self.values[entry] = self.keys[entry] = position
+                    if anchor is not None:
+                        self.aliases[entry] = anchor
+
+    def _end_document(self) -> None:
+        holder = self.stack[0].value
+        if holder and holder[0] is not None:  # empty documents are skipped
+            self.documents.append(
+                Built(holder[0], self.values, self.keys, frozenset(self.damaged), self.aliases)
+            )
+        self.stack = []
+
+
+def _tag_message(tag: str, value: str | None, implicit: bool) -> str:
+    if tag == MERGE_TAG:
+        return "'<<' is a merge key; quote it to use it as a value"
+    if implicit and value is not None:
+        shown = short_repr(value)
+        return f"{shown} is read as YAML tag {tag!r}, which manifests do not accept; quote it"
+    return f"the YAML tag {tag!r} is not allowed in manifests"
+
+
+def type_name(value: Any) -> str:
+    """What a YAML value is, in words: "a string", "an integer", "a date"..."""
+    if value is None:
+        return "null"
+    for kind, name in _TYPE_NAMES:
+        if isinstance(value, kind):
+            return name
+    return "a date" if hasattr(value, "isoformat") else type(value).__name__
+
+
+_TYPE_NAMES: tuple[tuple[type, str], ...] = (
+    (bool, "a boolean"),  # before int: bool is an int
+    (int, "an integer"),
+    (float, "a number"),
+    (str, "a string"),
+    (dict, "a mapping"),
+    (list, "a list"),
+    (bytes, "binary data"),
+)
