@@ -58,7 +58,25 @@ def _encryption(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _scoping(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="only this key pair, REGION/NAME, globs allowed (repeatable)",
+    )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="leave out this key pair, REGION/NAME, globs allowed (repeatable)",
+    )
+
+
 def _planning(parser: argparse.ArgumentParser) -> None:
+    _scoping(parser)
     parser.add_argument(
         "--prune", action="store_true", help="delete key pairs removed from the manifests"
     )
@@ -107,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--auto-approve", action="store_true")
     p.add_argument("--parallelism", type=int, default=10, metavar="N")
+    _scoping(p)
     _common(p)
 
     p = sub.add_parser("drift", help="compare manifests, state and Lightsail")
@@ -114,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "json", "markdown"], default="text")
     p.add_argument("--include-unmanaged", action="store_true")
     p.add_argument("--refresh", action="store_true", help="update the state to what is live")
+    _scoping(p)
     _common(p)
 
     p = sub.add_parser("import", help="adopt an existing key pair into the state")

@@ -25,6 +25,7 @@ from reconciler.manifest import load_desired
 from reconciler.model import Address, DesiredSet, StateEntry
 from reconciler.plan import Plan
 from reconciler.project import load_project, resolve_state
+from reconciler.scope import Scope
 from reconciler.state import StateBackend, StateDocument, crypto, entry_to_json
 
 
@@ -48,6 +49,7 @@ def _options(args: argparse.Namespace) -> workflow.Options:
         max_deletes=getattr(args, "max_deletes", None),
         encrypt_with=tuple(getattr(args, "encrypt_with", ()) or ()),
         age_identities=tuple(getattr(args, "age_identity", ()) or ()),
+        scope=Scope.parse(getattr(args, "target", ()) or (), getattr(args, "exclude", ()) or ()),
     )
 
 

@@ -237,11 +237,12 @@ def run(args: argparse.Namespace, options: workflow.Options) -> int:
         doc, live = workflow.observe(
             desired, workflow.read_without_secrets(backend), lightsail, options
         )
+    scope = options.scope
     findings = find_drift(
-        desired,
-        doc.entries,
-        doc.pending,
-        live,
+        scope.desired(desired),
+        scope.only(doc.entries),
+        scope.only(doc.pending),
+        scope.live(live),
         include_unmanaged=args.include_unmanaged,
         regions=options.region_filter,
     )
@@ -254,7 +255,9 @@ def run(args: argparse.Namespace, options: workflow.Options) -> int:
     if args.refresh:
         with backend.lock("drift --refresh", timeout=options.lock_timeout):
             current = backend.begin()
-            new_entries = refreshed(current.entries, live)
+            # Entries out of scope are kept exactly as they are.
+            new_entries = {a: e for a, e in current.entries.items() if not scope.covers(a)}
+            new_entries.update(refreshed(scope.only(current.entries), live))
             if new_entries != current.entries:
                 current.entries = new_entries
                 backend.write(current)

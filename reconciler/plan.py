@@ -153,6 +153,8 @@ class Plan:
     live_digest: str
     prune: bool = False
     max_deletes: int = 0
+    # Key pairs with changes or findings that a --target/--exclude scope left out.
+    left_out: tuple[Address, ...] = ()
 
     @property
     def has_changes(self) -> bool:
