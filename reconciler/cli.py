@@ -58,6 +58,15 @@ def _encryption(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="without a prompt, print no line per change: only the summaries and errors",
+    )
+
+
 def _scoping(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target",
@@ -117,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("apply", help="make Lightsail match the manifests")
     p.add_argument("paths", nargs="+", metavar="PLAN_FILE|PATH")
     p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+    _quiet(p)
     _planning(p)
     _encryption(p)
     _common(p)
@@ -124,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("destroy", help="delete every key pair the manifests declare")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--auto-approve", action="store_true")
+    _quiet(p)
     p.add_argument("--parallelism", type=int, default=10, metavar="N")
     _scoping(p)
     _common(p)

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 
+from reconciler import outcome as outcome_summary
 from reconciler import render, savedplan, workflow
 from reconciler.errors import (
     EXIT_CHANGES,
@@ -147,15 +148,19 @@ def _execute(
         )
         if saved is not None:
             saved.check(doc, result)
-        _out(render.plan_text(result, color=render.use_color(sys.stdout)))
+        quiet = args.quiet and (args.auto_approve or saved is not None)
+        if quiet:
+            _out(render.summary_line(result) + "\n")
+        else:
+            _out(render.plan_text(result, color=render.use_color(sys.stdout)))
         result.raise_if_unsafe()
         if not result.changes and not result.stale_pending:
             _warn_unencrypted(doc, backend.location)
-            return EXIT_ERROR if result.findings else EXIT_OK
+            return _summarize(result, None) if result.findings else EXIT_OK
         if result.changes and saved is None:
             _confirm(args, "destroy these key pairs" if destroy else "perform these actions")
         sealer = _sealer(options, doc, backend) if result.changes else None
-        progress = render.Progress(len(result.changes))
+        progress = None if quiet else render.Progress(len(result.changes))
         executor = Executor(
             lightsail,
             backend.journal(),
@@ -192,27 +197,15 @@ def _warn_unencrypted(doc: StateDocument, location: str) -> None:
         sys.stderr.write(warning + "\n")
 
 
-def _summarize(result: Plan, outcome: ApplyResult) -> int:
-    counts = {"added": 0, "changed": 0, "destroyed": 0}
-    for change in outcome.succeeded:
-        if change.deletes:
-            counts["destroyed"] += 1
-        if change.creates is not None:
-            counts["added"] += 1
-        elif not change.deletes:
-            counts["changed"] += 1
-    sys.stderr.write(
-        f"\nApply {'complete' if outcome.ok else 'finished with errors'}! "
-        f"{counts['added']} added, {counts['changed']} changed, {counts['destroyed']} destroyed, "
-        f"{len(outcome.failed)} failed.\n"
-    )
-    for failure in outcome.failed:
+def _summarize(result: Plan, outcome: ApplyResult | None) -> int:
+    sys.stderr.write(f"\n{outcome_summary.summary(result, outcome)}\n")
+    for failure in outcome.failed if outcome is not None else ():
         sys.stderr.write(f"Error: {failure.message}\n")
         if failure.hint:
             sys.stderr.write(f"  -> {failure.hint}\n")
     for finding in result.findings:
         sys.stderr.write(f"Error: {finding.message}\n  -> {finding.hint}\n")
-    return EXIT_OK if outcome.ok and not result.findings else EXIT_ERROR
+    return EXIT_OK if outcome_summary.succeeded(result, outcome) else EXIT_ERROR
 
 
 def apply(args: argparse.Namespace) -> int:
