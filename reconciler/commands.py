@@ -11,7 +11,7 @@ import json
 import sys
 
 from reconciler import outcome as outcome_summary
-from reconciler import render, savedplan, workflow
+from reconciler import protect, render, savedplan, workflow
 from reconciler.errors import (
     EXIT_CHANGES,
     EXIT_ERROR,
@@ -155,6 +155,7 @@ def _execute(
             _out(render.plan_text(result, color=render.use_color(sys.stdout)))
         result.raise_if_unsafe()
         if not result.changes and not result.stale_pending:
+            _record_protection(backend, doc, desired, options)
             _warn_unencrypted(doc, backend.location)
             return _summarize(result, None) if result.findings else EXIT_OK
         if result.changes and saved is None:
@@ -172,9 +173,21 @@ def _execute(
             outcome = executor.run(result)
         finally:
             doc = backend.commit()
+        _record_protection(backend, doc, desired, options)
     code = _summarize(result, outcome)
     _warn_unencrypted(doc, backend.location)
     return code
+
+
+def _record_protection(
+    backend: StateBackend, doc: StateDocument, desired: DesiredSet, options: workflow.Options
+) -> None:
+    """Under the lock: record each declared key pair's preventDestroy in its entry."""
+    changed = protect.recorded(doc.entries, desired, options.scope)
+    if changed:
+        doc.entries.update(changed)
+        backend.write(doc)
+        sys.stderr.write(f"Recorded preventDestroy of {len(changed)} key pair(s) in the state.\n")
 
 
 def _sealer(
@@ -251,6 +264,19 @@ def state(args: argparse.Namespace) -> int:
     backend = workflow.open_backend(options)
     if args.state_command in ("encrypt", "decrypt"):
         return _seal_state(args.state_command == "encrypt", options, backend)
+    if args.state_command == "unprotect":
+        with backend.lock("state unprotect", timeout=options.lock_timeout):
+            doc = backend.begin()
+            entry = _entry(doc, args.address)
+            if entry.prevent_destroy:
+                doc.entries[entry.address] = protect.unprotected(entry)
+                backend.write(doc)
+        sys.stderr.write(
+            f"{entry.address} is no longer protected by preventDestroy in the state"
+            f"{'' if entry.prevent_destroy else ' (it was not)'}; a manifest that still "
+            "declares preventDestroy: true records it again on the next apply.\n"
+        )
+        return EXIT_OK
     if args.state_command == "rm":
         with backend.lock("state rm", timeout=options.lock_timeout):
             doc = backend.begin()
