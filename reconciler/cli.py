@@ -147,9 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
     _scoping(p)
     _common(p)
 
-    p = sub.add_parser("import", help="adopt an existing key pair into the state")
-    p.add_argument("address", metavar="REGION/NAME")
+    p = sub.add_parser("import", help="adopt existing key pairs into the state")
+    p.add_argument("address", nargs="?", metavar="REGION/NAME")
     p.add_argument("--tags-from", metavar="PATH", help="manifests whose tags it should get")
+    p.add_argument(
+        "--all", action="store_true", help="every live key pair (in the --region(s) given)"
+    )
+    p.add_argument(
+        "--write-manifests", metavar="DIR", help="with --all: write one manifest per region here"
+    )
+    p.add_argument("--force", action="store_true", help="with --all: overwrite differing files")
+    p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--parallelism", type=int, default=10, metavar="N")
     _common(p)
 
     p = sub.add_parser("state", help="inspect or edit the state")

@@ -114,6 +114,11 @@ def plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def confirm(args: argparse.Namespace, verb: str) -> None:
+    """Ask at the terminal before ``verb``, unless --auto-approve; refuse without a terminal."""
+    _confirm(args, verb)
+
+
 def _confirm(args: argparse.Namespace, verb: str) -> None:
     if args.auto_approve:
         return
@@ -244,6 +249,17 @@ def drift(args: argparse.Namespace) -> int:
 
 
 def import_(args: argparse.Namespace) -> int:
+    if args.all:
+        if args.address:
+            raise UsageError("pass either REGION/NAME or --all, not both")
+        from reconciler import onboard
+
+        return onboard.run(args, _options(args))
+    if not args.address:
+        raise UsageError(
+            "import needs REGION/NAME",
+            hint="or --all --write-manifests DIR to adopt every live key pair",
+        )
     from reconciler import adopt
 
     return adopt.run(args, _options(args))
