@@ -147,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     _scoping(p)
     _common(p)
 
+    p = sub.add_parser("report", help="write an HTML page of the key pairs for scheduled jobs")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--out", metavar="FILE", help="the HTML file to write")
+    _scoping(p)
+    _common(p)
+
     p = sub.add_parser("import", help="adopt existing key pairs into the state")
     p.add_argument("address", nargs="?", metavar="REGION/NAME")
     p.add_argument("--tags-from", metavar="PATH", help="manifests whose tags it should get")
@@ -256,6 +262,7 @@ def dispatch(args: argparse.Namespace) -> int:
         "destroy": commands.destroy,
         "drift": commands.drift,
         "import": commands.import_,
+        "report": commands.report,
         "state": commands.state,
         "key": commands.key,
         "force-unlock": commands.force_unlock,

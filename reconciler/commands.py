@@ -248,6 +248,12 @@ def drift(args: argparse.Namespace) -> int:
     return drift_mod.run(args, _options(args))
 
 
+def report(args: argparse.Namespace) -> int:
+    from reconciler import report as report_mod
+
+    return report_mod.run(args, _options(args))
+
+
 def import_(args: argparse.Namespace) -> int:
     if args.all:
         if args.address:
