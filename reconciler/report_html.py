@@ -57,6 +57,7 @@ th { background: #eef1f6; position: sticky; top: 0; white-space: nowrap; }
 #keypairs th[aria-sort=ascending]::after { content: " \\25B2"; font-size: 10px; }
 #keypairs th[aria-sort=descending]::after { content: " \\25BC"; font-size: 10px; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+#keypairs td:nth-child(-n+4), #regions td { white-space: nowrap; }
 .tag { display: inline-block; background: #edf2f7; border-radius: 3px; padding: 0 5px; margin: 1px;
   font-size: 12px; white-space: nowrap; }
 .origin { font-size: 12px; padding: 0 6px; border-radius: 8px; background: #e2e8f0; }
