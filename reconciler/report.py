@@ -18,9 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from reconciler import workflow
-from reconciler.drift import DriftFinding, find_drift
+from reconciler.drift import DriftFinding, observe
 from reconciler.errors import EXIT_ERROR, EXIT_OK, UsageError
-from reconciler.manifest import load_desired
 from reconciler.model import Address, DesiredSet, LiveSnapshot, PendingCreate, StateEntry, Tags
 
 # What a key pair is, seen from the tool: an origin recorded in the state, or
@@ -138,30 +137,17 @@ def run(args: argparse.Namespace, options: workflow.Options) -> int:
 
     if not args.out:
         raise UsageError("report needs --out FILE", hint="e.g. --out report.html")
-    desired = load_desired(workflow.manifest_paths(args.paths))
-    backend = workflow.open_backend(options)
-    with workflow.lightsail_for(options) as lightsail:
-        doc, live = workflow.observe(
-            desired, workflow.read_without_secrets(backend), lightsail, options
-        )
-    scope = options.scope
-    findings = find_drift(
-        scope.desired(desired),
-        scope.only(doc.entries),
-        scope.only(doc.pending),
-        scope.live(live),
-        # Unmanaged key pairs show as such in their origin; not counted as findings.
-        include_unmanaged=False,
-        regions=options.region_filter,
-    )
+    # Unmanaged key pairs show as such in their origin; not counted as findings.
+    seen = observe(args.paths, options, include_unmanaged=False)
+    live = seen.live
     report = build_report(
-        scope.desired(desired),
-        scope.only(doc.entries),
-        scope.only(doc.pending),
-        scope.live(live),
-        findings,
+        seen.desired,
+        seen.entries,
+        seen.pending,
+        live,
+        seen.findings,
         now=time.time(),
-        source=backend.location,
+        source=seen.backend.location,
     )
     page = report_html.render(report)
     tmp = f"{args.out}.tmp{os.getpid()}"

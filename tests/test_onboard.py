@@ -155,3 +155,10 @@ def test_key_pairs_already_managed_keep_how_they_were_made(
     plan = run_cli("plan", "new", "--detailed-exitcode", cwd=tmp_path, endpoint=url)
     assert plan.returncode == 0, plan.stdout + plan.stderr
     assert "No changes. 4 unchanged." in plan.stdout
+
+
+def test_an_unknown_region_is_refused_before_anything_is_read(tmp_path: Path) -> None:
+    bad = run_cli("import", "--all", "--region", "mars-1", "--write-manifests", "m", cwd=tmp_path)
+    assert bad.returncode == 1
+    assert "Error: 'mars-1' is not a Lightsail region" in bad.stderr
+    assert not (tmp_path / "m").exists()

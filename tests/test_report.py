@@ -211,3 +211,16 @@ def test_clicking_a_header_sorts_by_that_column(page: Page) -> None:
     page.evaluate("document.querySelectorAll('#keypairs th')[0].click()")
     assert _visible(page)[0] == "eu-west-1/etl-000000"
     assert page.errors() == []
+
+
+def test_a_missing_browser_fails_in_ci_and_skips_loudly_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("CHROMIUM", raising=False)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="BROWSER TESTS NOT RUN: Chromium is missing"):
+        chromium_binary()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="apt-get install -y chromium"):
+        chromium_binary()
