@@ -241,6 +241,8 @@ class StateEntry:
     operation: Mapping[str, Any] | None = None
     # For imported/generated key pairs: the normalised public key imported.
     imported_public_key: str | None = None
+    # preventDestroy as last applied; it outlives the manifest entry.
+    prevent_destroy: bool = False
 
     @property
     def holds_private_key(self) -> bool:

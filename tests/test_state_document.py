@@ -68,7 +68,7 @@ def _fields(entry: StateEntry) -> dict[str, Any]:
 
 def test_new_document_has_version_fresh_lineage_and_serial_zero() -> None:
     a, b = StateDocument.new(), StateDocument.new()
-    assert a.version == FORMAT_VERSION == 1
+    assert a.version == FORMAT_VERSION == 2
     assert a.serial == 0
     assert a.lineage != b.lineage
     assert len(a.lineage) == 36
@@ -140,8 +140,7 @@ def test_older_versions_go_through_each_upgrade_step(monkeypatch: pytest.MonkeyP
         assert data["version"] == 2 and data["steps"] == ["1->2"]
         return {**data, "serial": data["serial"] + 100}
 
-    old = sample_doc().to_json()
-    assert old["version"] == 1
+    old = {**sample_doc().to_json(), "version": 1}
     monkeypatch.setattr(document_module, "FORMAT_VERSION", 3)
     monkeypatch.setattr(document_module, "_UPGRADES", {1: one_to_two, 2: two_to_three})
     doc = StateDocument.from_json(old, source="old.json")

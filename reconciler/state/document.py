@@ -17,14 +17,25 @@ from typing import Any, cast, get_args
 from reconciler.errors import StateError
 from reconciler.model import Address, Origin, PendingCreate, StateEntry
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 ORIGINS: tuple[str, ...] = get_args(Origin)
 PENDING_OPERATIONS = ("create", "generate")
 
 # _UPGRADES[n] turns a version-n document (parsed JSON) into a version n+1 one.
 # When the format changes: bump FORMAT_VERSION, add the step, never edit an old one.
-_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 may record ``preventDestroy`` per entry; version 1 entries had none.
+
+    Bumped so that a reconciler that does not know the field refuses the state
+    rather than rewriting it without the protection.
+    """
+    return data
+
+
+_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
 
 
 class FormatError(ValueError):
@@ -173,6 +184,8 @@ def entry_to_json(entry: StateEntry) -> dict[str, Any]:
             "importedPublicKey": entry.imported_public_key,
         }
     )
+    if entry.prevent_destroy:
+        data["preventDestroy"] = True
     return data
 
 
@@ -222,7 +235,15 @@ def parse_entry(data: object, where: str) -> StateEntry:
         resource_type=optional_text_field(obj, "resourceType", where) or "KeyPair",
         operation=optional_object_field(obj, "operation", where),
         imported_public_key=optional_text_field(obj, "importedPublicKey", where),
+        prevent_destroy=_optional_bool(obj, "preventDestroy", where),
     )
+
+
+def _optional_bool(obj: Mapping[str, Any], key: str, where: str) -> bool:
+    value = obj.get(key, False)
+    if not isinstance(value, bool):
+        raise FormatError(f"{where}: '{key}' must be true or false")
+    return value
 
 
 def parse_pending(data: object, where: str) -> PendingCreate:
