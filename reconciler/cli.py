@@ -70,7 +70,34 @@ def _key_store(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="without a prompt, print no line per change: only the summaries and errors",
+    )
+
+
+def _scoping(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="only this key pair, REGION/NAME, globs allowed (repeatable)",
+    )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="leave out this key pair, REGION/NAME, globs allowed (repeatable)",
+    )
+
+
 def _planning(parser: argparse.ArgumentParser) -> None:
+    _scoping(parser)
     parser.add_argument(
         "--prune", action="store_true", help="delete key pairs removed from the manifests"
     )
@@ -136,6 +163,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("apply", help="make Lightsail match the manifests")
     p.add_argument("paths", nargs="+", metavar="PLAN_FILE|PATH")
     p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+    _quiet(p)
     _planning(p)
     _encryption(p)
     _key_store(p)
@@ -144,7 +172,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("destroy", help="delete every key pair the manifests declare")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--auto-approve", action="store_true")
+    _quiet(p)
     p.add_argument("--parallelism", type=int, default=10, metavar="N")
+    _scoping(p)
     _common(p)
 
     p = sub.add_parser("drift", help="compare manifests, state and Lightsail")
@@ -152,11 +182,27 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     _format(p)
     p.add_argument("--include-unmanaged", action="store_true")
     p.add_argument("--refresh", action="store_true", help="update the state to what is live")
+    _scoping(p)
     _common(p)
 
-    p = sub.add_parser("import", help="adopt an existing key pair into the state")
-    p.add_argument("address", metavar="REGION/NAME")
+    p = sub.add_parser("report", help="write an HTML page of the key pairs for scheduled jobs")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--out", metavar="FILE", help="the HTML file to write")
+    _scoping(p)
+    _common(p)
+
+    p = sub.add_parser("import", help="adopt existing key pairs into the state")
+    p.add_argument("address", nargs="?", metavar="REGION/NAME")
     p.add_argument("--tags-from", metavar="PATH", help="manifests whose tags it should get")
+    p.add_argument(
+        "--all", action="store_true", help="every live key pair (in the --region(s) given)"
+    )
+    p.add_argument(
+        "--write-manifests", metavar="DIR", help="with --all: write one manifest per region here"
+    )
+    p.add_argument("--force", action="store_true", help="with --all: overwrite differing files")
+    p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--parallelism", type=int, default=10, metavar="N")
     _common(p)
 
     p = sub.add_parser("state", help="inspect or edit the state")
@@ -177,6 +223,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         "--to", required=True, metavar="STORE", help="state, ssm:... or secretsmanager:..."
     )
     sp.add_argument("--kms-key-id", metavar="KEY_ID", help="KMS key for the new store")
+    sp = ssub.add_parser("unprotect", help="drop the preventDestroy recorded for a key pair")
+    sp.add_argument("address", metavar="REGION/NAME")
     _common(sp)
     sp = ssub.add_parser("rm", help="forget a key pair (Lightsail is not touched)")
     sp.add_argument("address", metavar="REGION/NAME")
@@ -262,6 +310,7 @@ def dispatch(args: argparse.Namespace) -> int:
         "destroy": commands.destroy,
         "drift": commands.drift,
         "import": commands.import_,
+        "report": commands.report,
         "state": commands.state,
         "key": commands.key,
         "force-unlock": commands.force_unlock,

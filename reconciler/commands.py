@@ -11,7 +11,8 @@ import dataclasses
 import json
 import sys
 
-from reconciler import checks, formats, render, savedplan, workflow
+from reconciler import checks, formats, protect, render, savedplan, workflow
+from reconciler import outcome as outcome_summary
 from reconciler.errors import (
     EXIT_CHANGES,
     EXIT_ERROR,
@@ -26,6 +27,7 @@ from reconciler.manifest import load_desired
 from reconciler.model import Address, DesiredSet, StateEntry
 from reconciler.plan import Plan
 from reconciler.project import load_project, resolve_state
+from reconciler.scope import Scope
 from reconciler.state import StateBackend, StateDocument, crypto, entry_to_json
 
 
@@ -58,6 +60,7 @@ def _options(args: argparse.Namespace) -> workflow.Options:
         max_deletes=getattr(args, "max_deletes", None),
         encrypt_with=tuple(getattr(args, "encrypt_with", ()) or ()),
         age_identities=tuple(getattr(args, "age_identity", ()) or ()),
+        scope=Scope.parse(getattr(args, "target", ()) or (), getattr(args, "exclude", ()) or ()),
     )
 
 
@@ -75,7 +78,9 @@ def plan(args: argparse.Namespace) -> int:
             desired, workflow.read_without_secrets(backend), lightsail, options
         )
         result, _ = workflow.build_plan(desired, doc, lightsail, options, live=live)
-    stored = key_commands.check(options, doc, options.region_filter)
+    stored = key_commands.check(
+        options, doc, options.region_filter, entries=options.scope.only(doc.entries)
+    )
     if stored:
         result = dataclasses.replace(
             result, findings=result.findings + key_commands.plan_findings(stored)
@@ -94,6 +99,11 @@ def plan(args: argparse.Namespace) -> int:
     if args.detailed_exitcode and result.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
+
+
+def confirm(args: argparse.Namespace, verb: str) -> None:
+    """Ask at the terminal before ``verb``, unless --auto-approve; refuse without a terminal."""
+    _confirm(args, verb)
 
 
 def _confirm(args: argparse.Namespace, verb: str) -> None:
@@ -130,17 +140,22 @@ def _execute(
         )
         if saved is not None:
             saved.check(doc, result)
-        _out(render.plan_text(result, color=render.use_color(sys.stdout)))
+        quiet = args.quiet and (args.auto_approve or saved is not None)
+        if quiet:
+            _out(render.summary_line(result) + "\n")
+        else:
+            _out(render.plan_text(result, color=render.use_color(sys.stdout)))
         result.raise_if_unsafe()
         if not result.changes and not result.stale_pending:
+            _record_protection(backend, doc, desired, options)
             key_commands.prepare(options, doc, backend)
             _warn_unencrypted(doc, backend.location)
-            return EXIT_ERROR if result.findings else EXIT_OK
+            return _summarize(result, None) if result.findings else EXIT_OK
         if result.changes and saved is None:
             _confirm(args, "destroy these key pairs" if destroy else "perform these actions")
         custody = key_commands.prepare(options, doc, backend)
         sealer = _sealer(options, doc, backend) if result.changes else None
-        progress = render.Progress(len(result.changes))
+        progress = None if quiet else render.Progress(len(result.changes))
         executor = Executor(
             lightsail,
             backend.journal(),
@@ -154,9 +169,21 @@ def _execute(
             outcome = executor.run(result)
         finally:
             doc = backend.commit()
+        _record_protection(backend, doc, desired, options)
     code = _summarize(result, outcome)
     _warn_unencrypted(doc, backend.location)
     return code
+
+
+def _record_protection(
+    backend: StateBackend, doc: StateDocument, desired: DesiredSet, options: workflow.Options
+) -> None:
+    """Under the lock: record each declared key pair's preventDestroy in its entry."""
+    changed = protect.recorded(doc.entries, desired, options.scope)
+    if changed:
+        doc.entries.update(changed)
+        backend.write(doc)
+        sys.stderr.write(f"Recorded preventDestroy of {len(changed)} key pair(s) in the state.\n")
 
 
 def _sealer(
@@ -179,27 +206,15 @@ def _warn_unencrypted(doc: StateDocument, location: str) -> None:
         sys.stderr.write(warning + "\n")
 
 
-def _summarize(result: Plan, outcome: ApplyResult) -> int:
-    counts = {"added": 0, "changed": 0, "destroyed": 0}
-    for change in outcome.succeeded:
-        if change.deletes:
-            counts["destroyed"] += 1
-        if change.creates is not None:
-            counts["added"] += 1
-        elif not change.deletes:
-            counts["changed"] += 1
-    sys.stderr.write(
-        f"\nApply {'complete' if outcome.ok else 'finished with errors'}! "
-        f"{counts['added']} added, {counts['changed']} changed, {counts['destroyed']} destroyed, "
-        f"{len(outcome.failed)} failed.\n"
-    )
-    for failure in outcome.failed:
+def _summarize(result: Plan, outcome: ApplyResult | None) -> int:
+    sys.stderr.write(f"\n{outcome_summary.summary(result, outcome)}\n")
+    for failure in outcome.failed if outcome is not None else ():
         sys.stderr.write(f"Error: {failure.message}\n")
         if failure.hint:
             sys.stderr.write(f"  -> {failure.hint}\n")
     for finding in result.findings:
         sys.stderr.write(f"Error: {finding.message}\n  -> {finding.hint}\n")
-    return EXIT_OK if outcome.ok and not result.findings else EXIT_ERROR
+    return EXIT_OK if outcome_summary.succeeded(result, outcome) else EXIT_ERROR
 
 
 def apply(args: argparse.Namespace) -> int:
@@ -224,7 +239,24 @@ def drift(args: argparse.Namespace) -> int:
     return drift_mod.run(args, _options(args))
 
 
+def report(args: argparse.Namespace) -> int:
+    from reconciler import report as report_mod
+
+    return report_mod.run(args, _options(args))
+
+
 def import_(args: argparse.Namespace) -> int:
+    if args.all:
+        if args.address:
+            raise UsageError("pass either REGION/NAME or --all, not both")
+        from reconciler import onboard
+
+        return onboard.run(args, _options(args))
+    if not args.address:
+        raise UsageError(
+            "import needs REGION/NAME",
+            hint="or --all --write-manifests DIR to adopt every live key pair",
+        )
     from reconciler import adopt
 
     return adopt.run(args, _options(args))
@@ -247,6 +279,19 @@ def state(args: argparse.Namespace) -> int:
         return _seal_state(args.state_command == "encrypt", options, backend)
     if args.state_command == "migrate-keys":
         return key_commands.migrate_keys(args, options)
+    if args.state_command == "unprotect":
+        with backend.lock("state unprotect", timeout=options.lock_timeout):
+            doc = backend.begin()
+            entry = _entry(doc, args.address)
+            if entry.prevent_destroy:
+                doc.entries[entry.address] = protect.unprotected(entry)
+                backend.write(doc)
+        sys.stderr.write(
+            f"{entry.address} is no longer protected by preventDestroy in the state"
+            f"{'' if entry.prevent_destroy else ' (it was not)'}; a manifest that still "
+            "declares preventDestroy: true records it again on the next apply.\n"
+        )
+        return EXIT_OK
     if args.state_command == "rm":
         with backend.lock("state rm", timeout=options.lock_timeout):
             doc = backend.begin()

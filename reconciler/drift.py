@@ -34,6 +34,7 @@ from reconciler.keystore import commands as key_commands
 from reconciler.manifest import load_desired
 from reconciler.model import Address, DesiredSet, LiveSnapshot, PendingCreate, StateEntry
 from reconciler.plan import diff_tags, manifest_replace_reason
+from reconciler.state import StateBackend
 
 DRIFT_FORMAT_VERSION = 1
 MARKER = "<!-- lightsail-reconciler:drift -->"
@@ -253,28 +254,54 @@ def report_markdown(findings: list[DriftFinding], live: LiveSnapshot) -> str:
     return render.cap_markdown("\n".join(head + detail) + "\n", command="reconciler drift")
 
 
-def run(args: argparse.Namespace, options: workflow.Options) -> int:
-    desired = load_desired(workflow.manifest_paths(args.paths))
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """Manifests, state and Lightsail as one run sees them (narrowed to its scope)."""
+
+    desired: DesiredSet
+    entries: Mapping[Address, StateEntry]
+    pending: Mapping[Address, PendingCreate]
+    live: LiveSnapshot
+    findings: list[DriftFinding]
+    backend: StateBackend
+
+
+def observe(paths: list[str], options: workflow.Options, *, include_unmanaged: bool) -> Observed:
+    """Read all three (the state without private keys) and find the drift between them."""
+    desired = load_desired(workflow.manifest_paths(paths))
     backend = workflow.open_backend(options)
     with workflow.lightsail_for(options) as lightsail:
         doc, live = workflow.observe(
             desired, workflow.read_without_secrets(backend), lightsail, options
         )
+    scope = options.scope
+    desired, live = scope.desired(desired), scope.live(live)
+    entries, pending = scope.only(doc.entries), scope.only(doc.pending)
     findings = find_drift(
         desired,
-        doc.entries,
-        doc.pending,
+        entries,
+        pending,
         live,
-        include_unmanaged=args.include_unmanaged,
+        include_unmanaged=include_unmanaged,
         regions=options.region_filter,
     )
-    findings = with_key_problems(findings, key_commands.check(options, doc, options.region_filter))
-    report = checks.drift_report(findings, desired, live)
+    findings = with_key_problems(
+        findings, key_commands.check(options, doc, options.region_filter, entries=entries)
+    )
+    return Observed(desired, entries, pending, live, findings, backend)
+
+
+def run(args: argparse.Namespace, options: workflow.Options) -> int:
+    seen = observe(args.paths, options, include_unmanaged=args.include_unmanaged)
+    findings, live, backend, scope = seen.findings, seen.live, seen.backend, options.scope
+    report = checks.drift_report(findings, seen.desired, live)
     sys.stdout.write(formats.get(args.format).drift(findings, live, report))
     if args.refresh:
         with backend.lock("drift --refresh", timeout=options.lock_timeout):
             current = backend.begin()
-            new_entries = refreshed(current.entries, live)
+            # Entries out of scope are kept exactly as they are.
+            new_entries = {a: e for a, e in current.entries.items() if not scope.covers(a)}
+            new_entries.update(refreshed(scope.only(current.entries), live))
             if new_entries != current.entries:
                 current.entries = new_entries
                 backend.write(current)

@@ -241,6 +241,8 @@ class StateEntry:
     operation: Mapping[str, Any] | None = None
     # For imported/generated key pairs: the normalised public key imported.
     imported_public_key: str | None = None
+    # preventDestroy as last applied; it outlives the manifest entry.
+    prevent_destroy: bool = False
     # Where the private key is kept when a key store other than the state holds
     # it: {"store", "location", "version", "fingerprint"} (see reconciler.keystore).
     private_key_ref: Mapping[str, str] | None = None

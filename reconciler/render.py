@@ -134,7 +134,24 @@ def plan_text(plan: Plan, *, color: bool = False) -> str:
             out.append(f"  -> {finding.hint}")
     out.append("")
     out.append(summary_line(plan) if plan.changes else f"No changes. {plan.unchanged} unchanged.")
+    if plan.left_out:
+        out.append(left_out_line(plan))
     return "\n".join(out) + "\n"
+
+
+LEFT_OUT_LISTED = 20
+
+
+def left_out_line(plan: Plan) -> str:
+    """What a --target/--exclude plan leaves out, so nobody mistakes it for the whole."""
+    names = ", ".join(str(a) for a in plan.left_out[:LEFT_OUT_LISTED])
+    more = len(plan.left_out) - LEFT_OUT_LISTED
+    return (
+        f"Scoped plan: {len(plan.left_out)} other key pair(s) with pending changes or "
+        f"findings were left out by --target/--exclude: {names}"
+        + (f" and {more} more" if more > 0 else "")
+        + "."
+    )
 
 
 def change_json(change: Change) -> dict[str, Any]:
@@ -181,12 +198,15 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             for f in plan.findings
         ],
         "orphaned": [str(a) for a in plan.orphaned],
+        "leftOut": [str(a) for a in plan.left_out],
     }
 
 
 def plan_markdown(plan: Plan) -> str:
     """A PR comment: marker, summary line, table, collapsible detail, size-capped."""
     head = [COMMENT_MARKER, f"### Lightsail key pairs: {summary_line(plan)}", ""]
+    if plan.left_out:
+        head.extend([left_out_line(plan), ""])
     if plan.findings:
         head.append("**Needs attention:**")
         head.extend(f"- :x: {f.message} — {f.hint}" for f in plan.findings)

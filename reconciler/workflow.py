@@ -11,15 +11,16 @@ import contextlib
 import functools
 import logging
 import os
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.errors import UsageError
 from reconciler.lightsail import ClientOptions, Lightsail, kms_client_factory
-from reconciler.model import Address, DesiredSet, LiveSnapshot
+from reconciler.model import Address, DesiredSet, LiveSnapshot, PendingCreate, StateEntry
 from reconciler.plan import Plan, make_plan
+from reconciler.scope import Scope, scoped_plan
 from reconciler.state import LocalBackend, StateBackend, StateDocument, crypto
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class Options:
     max_deletes: int | None = None
     encrypt_with: tuple[str, ...] = ()
     age_identities: tuple[str, ...] = ()
+    scope: Scope = field(default_factory=Scope)
     extra: dict[str, str] = field(default_factory=dict)
     # The key store for new private keys (--key-store, else reconciler.yaml's keys:).
     key_store: str | None = None
@@ -177,19 +179,28 @@ def build_plan(
 ) -> tuple[Plan, LiveSnapshot]:
     if live is None:
         live = lightsail.snapshot(regions_to_read(desired, doc, options))
-    plan = make_plan(
-        desired,
-        doc.entries,
-        doc.pending,
-        live,
-        lineage=doc.lineage,
-        serial=doc.serial,
-        prune=options.prune or destroy,
-        max_deletes=options.max_deletes,
-        replace=set(options.replace),
-        regions=options.region_filter,
-        destroy=destroy,
-    )
+
+    def make(
+        desired: DesiredSet,
+        entries: Mapping[Address, StateEntry],
+        pending: Mapping[Address, PendingCreate],
+        live: LiveSnapshot,
+    ) -> Plan:
+        return make_plan(
+            desired,
+            entries,
+            pending,
+            live,
+            lineage=doc.lineage,
+            serial=doc.serial,
+            prune=options.prune or destroy,
+            max_deletes=options.max_deletes,
+            replace=set(options.replace),
+            regions=options.region_filter,
+            destroy=destroy,
+        )
+
+    plan = scoped_plan(make, options.scope, desired, doc.entries, doc.pending, live)
     return plan, live
 
 

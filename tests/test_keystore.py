@@ -110,7 +110,7 @@ def test_apply_keeps_keys_in_the_store_and_only_references_in_state(
     )
     assert applied.returncode == 0, applied.stderr
     state = load_state(project / "reconciler.state.json")
-    assert state["version"] == 2 and state["keys"] == {"store": spec}
+    assert state["version"] == 3 and state["keys"] == {"store": spec}
     live = live_fingerprints(emulator)
     for name in NAMES:
         entry = state_entries(project / "reconciler.state.json")[f"{R}/{name}"]

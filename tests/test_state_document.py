@@ -68,7 +68,7 @@ def _fields(entry: StateEntry) -> dict[str, Any]:
 
 def test_new_document_has_version_fresh_lineage_and_serial_zero() -> None:
     a, b = StateDocument.new(), StateDocument.new()
-    assert a.version == FORMAT_VERSION == 2
+    assert a.version == FORMAT_VERSION == 3
     assert a.serial == 0
     assert a.lineage != b.lineage
     assert len(a.lineage) == 36
@@ -131,11 +131,12 @@ def test_newer_format_version_is_refused_with_a_hint() -> None:
     assert caught.value.hint is not None and "upgrade" in caught.value.hint
 
 
-def test_a_version_1_state_is_read_as_one_keeping_its_keys_in_itself() -> None:
-    old = {**sample_doc().to_json(), "version": 1}
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_state_is_read_as_one_keeping_its_keys_in_itself(version: int) -> None:
+    old = {**sample_doc().to_json(), "version": version}
     old.pop("keys", None)
-    doc = StateDocument.from_json(old, source="v1.json")
-    assert doc.version == FORMAT_VERSION == 2
+    doc = StateDocument.from_json(old, source="old.json")
+    assert doc.version == FORMAT_VERSION == 3
     assert doc.keys == {"store": "state"}
     assert doc.entries == sample_doc().entries
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 
 from reconciler import workflow
 from reconciler.errors import EXIT_OK, UsageError
 from reconciler.keystore.custody import Custody, KeyProblem, KeyProblemKind, KeySetting
 from reconciler.keystore.registry import STATE, StoreContext, spec_problem
 from reconciler.lightsail import aws_client_factory
-from reconciler.model import StateEntry
+from reconciler.model import Address, StateEntry
 from reconciler.plan import Finding, FindingKind
 from reconciler.state import StateBackend, StateDocument, crypto
 
@@ -82,12 +82,16 @@ def check(
     options: workflow.Options,
     doc: StateDocument,
     regions: Collection[str] | None = None,
+    *,
+    entries: Mapping[Address, StateEntry] | None = None,
 ) -> list[KeyProblem]:
-    """Stored keys missing or relabelled, by metadata only (plan, drift)."""
-    entries: Iterable[StateEntry] = doc.entries.values()
+    """Stored keys missing or relabelled, by metadata only (plan, drift); ``entries``
+    narrows the check to a scoped part of the state."""
+    entries = doc.entries if entries is None else entries
+    checked: Iterable[StateEntry] = entries.values()
     if regions is not None:
-        entries = [e for e in entries if e.address.region in regions]
-    stored = [e for e in entries if e.private_key_ref is not None]
+        checked = [e for e in checked if e.address.region in regions]
+    stored = [e for e in checked if e.private_key_ref is not None]
     if not stored:
         return []
     return custody_for(options, doc).check(stored)

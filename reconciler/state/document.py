@@ -17,7 +17,7 @@ from typing import Any, cast, get_args
 from reconciler.errors import StateError
 from reconciler.model import Address, Origin, PendingCreate, StateEntry
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 ORIGINS: tuple[str, ...] = get_args(Origin)
 PENDING_OPERATIONS = ("create", "generate")
@@ -27,12 +27,21 @@ PENDING_OPERATIONS = ("create", "generate")
 
 
 def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
-    """Version 2 adds key stores: ``keys`` (the store in use) and ``privateKeyRef``
-    on entries. A version-1 state kept every key in itself: the ``state`` store."""
+    """Version 2 may record ``preventDestroy`` per entry; version 1 entries had none.
+
+    Bumped so that a reconciler that does not know the field refuses the state
+    rather than rewriting it without the protection.
+    """
+    return data
+
+
+def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 adds key stores: ``keys`` (the store in use) and ``privateKeyRef``
+    on entries. A version-2 state kept every key in itself: the ``state`` store."""
     return {**data, "keys": {"store": "state"}}
 
 
-_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
+_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 class FormatError(ValueError):
@@ -189,6 +198,8 @@ def entry_to_json(entry: StateEntry) -> dict[str, Any]:
             "importedPublicKey": entry.imported_public_key,
         }
     )
+    if entry.prevent_destroy:
+        data["preventDestroy"] = True
     return data
 
 
@@ -238,8 +249,16 @@ def parse_entry(data: object, where: str) -> StateEntry:
         resource_type=optional_text_field(obj, "resourceType", where) or "KeyPair",
         operation=optional_object_field(obj, "operation", where),
         imported_public_key=optional_text_field(obj, "importedPublicKey", where),
+        prevent_destroy=_optional_bool(obj, "preventDestroy", where),
         private_key_ref=_strings(obj, "privateKeyRef", where),
     )
+
+
+def _optional_bool(obj: Mapping[str, Any], key: str, where: str) -> bool:
+    value = obj.get(key, False)
+    if not isinstance(value, bool):
+        raise FormatError(f"{where}: '{key}' must be true or false")
+    return value
 
 
 def parse_pending(data: object, where: str) -> PendingCreate:

@@ -1,0 +1,110 @@
+"""Scoped runs: `--target ADDRESS` and `--exclude ADDRESS`, globs allowed.
+
+A ``Scope`` says which key pairs a run may look at. The planner is not told
+about it: the scope narrows the planner's inputs (desired, state, pending,
+live), and ``scoped_plan`` compares the narrowed plan with the full one so the
+plan can say which pending changes it left out. Patterns are matched against
+the whole address (``REGION/NAME``) with shell-style globs.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+from reconciler.errors import UsageError
+from reconciler.model import Address, DesiredSet, LiveSnapshot, PendingCreate, StateEntry
+from reconciler.plan import Plan
+
+log = logging.getLogger(__name__)
+
+V = TypeVar("V")
+
+PlanMaker = Callable[
+    [DesiredSet, Mapping[Address, StateEntry], Mapping[Address, PendingCreate], LiveSnapshot],
+    Plan,
+]
+
+
+def _pattern(text: str, flag: str) -> str:
+    region, sep, name = text.partition("/")
+    if not sep or not region or not name:
+        raise UsageError(
+            f"{flag} {text!r} is not a key pair address",
+            hint=f"write it as REGION/NAME, globs allowed: {flag} 'us-east-1/web-*'",
+        )
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """The key pairs a run covers: any target (all when none), minus any exclude."""
+
+    targets: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, targets: Iterable[str], excludes: Iterable[str]) -> Scope:
+        return cls(
+            tuple(_pattern(t, "--target") for t in targets),
+            tuple(_pattern(e, "--exclude") for e in excludes),
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.targets or self.excludes)
+
+    def covers(self, address: Address) -> bool:
+        text = str(address)
+        if self.targets and not any(fnmatch.fnmatchcase(text, t) for t in self.targets):
+            return False
+        return not any(fnmatch.fnmatchcase(text, e) for e in self.excludes)
+
+    def only(self, items: Mapping[Address, V]) -> dict[Address, V]:
+        """The items whose address the scope covers."""
+        return {address: value for address, value in items.items() if self.covers(address)}
+
+    def desired(self, desired: DesiredSet) -> DesiredSet:
+        return DesiredSet(self.only(desired.key_pairs), desired.files)
+
+    def live(self, live: LiveSnapshot) -> LiveSnapshot:
+        return replace(live, key_pairs=self.only(live.key_pairs))
+
+    def unmatched(self, addresses: Iterable[Address]) -> list[str]:
+        """Targets that match none of ``addresses`` (probably a typo)."""
+        texts = [str(a) for a in addresses]
+        return [t for t in self.targets if not fnmatch.filter(texts, t)]
+
+
+def scoped_plan(
+    make: PlanMaker,
+    scope: Scope,
+    desired: DesiredSet,
+    entries: Mapping[Address, StateEntry],
+    pending: Mapping[Address, PendingCreate],
+    live: LiveSnapshot,
+) -> Plan:
+    """The plan for the key pairs ``scope`` covers, naming the pending ones it left out.
+
+    The plan keeps the digest of everything seen live, so a saved scoped plan
+    goes stale when anything moves, in scope or not.
+    """
+    full = make(desired, entries, pending, live)
+    if not scope:
+        return full
+    known = {*desired.key_pairs, *entries, *pending, *live.key_pairs}
+    for target in scope.unmatched(known):
+        log.warning("--target %s matches no key pair in the manifests, state or Lightsail", target)
+    inside = make(
+        scope.desired(desired),
+        scope.only(entries),
+        scope.only(pending),
+        scope.live(live),
+    )
+    outside = {c.address for c in full.changes if not scope.covers(c.address)}
+    outside.update(
+        f.address for f in full.findings if f.address is not None and not scope.covers(f.address)
+    )
+    return replace(inside, left_out=tuple(sorted(outside)), live_digest=full.live_digest)
