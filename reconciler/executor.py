@@ -21,8 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from reconciler.errors import LightsailError, ReconcilerError
+from reconciler.errors import LightsailError
 from reconciler.keys import generate_rsa
+from reconciler.keystore.base import KeyStoreError
 from reconciler.lightsail import AmbiguousOutcome, CreatedKeyPair, Lightsail, tags_from_api
 from reconciler.model import Address, LiveKeyPair, Origin, StateEntry, Tags
 from reconciler.plan import Action, Change, Plan, diff_tags
@@ -118,7 +119,7 @@ class Executor:
                 hint=f"replace it: `reconciler apply --replace {change.address}`",
                 lost_key=True,
             )
-        except ReconcilerError as e:
+        except (LightsailError, KeyStoreError) as e:
             failure = Failure(change.address, change.action, e.message, e.hint)
         except Exception as e:  # a bug must not hide the other workers' results
             log.debug("unexpected error applying %s", change.address, exc_info=True)
@@ -162,8 +163,8 @@ class Executor:
             return protected
         try:
             kept = self.keep(entry)
-        except ReconcilerError as e:
-            raise ReconcilerError(
+        except KeyStoreError as e:
+            raise KeyStoreError(
                 f"{entry.address} was {entry.origin}, but its private key could not be stored: "
                 f"{e.message}",
                 hint="the key is kept in the state; the next apply stores it",

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from reconciler.errors import ReconcilerError
 from reconciler.keystore.base import KeyStore, KeyStoreError, key_fingerprint
 from reconciler.keystore.registry import STATE, StoreContext, open_store
 from reconciler.keystore.state_store import StateKeyStore
@@ -97,7 +98,10 @@ class Custody:
         """
         if not self.remote or not entry.holds_private_key:
             return entry
-        pem = self.state_store.get(entry)
+        try:
+            pem = self.state_store.get(entry)
+        except ReconcilerError as e:  # a sealed key that cannot be opened here
+            raise KeyStoreError(e.message, hint=e.hint) from None
         if pem is None:
             raise KeyStoreError(
                 f"{entry.address}: its sealed private key cannot be opened to store it in "
