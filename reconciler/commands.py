@@ -299,6 +299,11 @@ def state(args: argparse.Namespace) -> int:
             del doc.entries[entry.address]
             backend.write(doc)
         sys.stderr.write(f"Removed {entry.address} from the state; Lightsail was not touched.\n")
+        if entry.private_key_ref is not None:
+            sys.stderr.write(
+                f"Its private key stays in {entry.private_key_ref.get('location')} "
+                f"({entry.private_key_ref.get('store')}).\n"
+            )
         return EXIT_OK
     doc = backend.read()
     if args.state_command == "list":

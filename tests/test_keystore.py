@@ -143,6 +143,11 @@ def test_apply_keeps_keys_in_the_store_and_only_references_in_state(
     later = state_entries(project / "reconciler.state.json")[f"{R}/later"]
     assert later["privateKeyRef"]["store"] == spec
     assert no_private_key_text(project) == []
+    # Forgetting a key pair leaves its stored key, and says where.
+    forgot = run_cli("state", "rm", f"{R}/later", cwd=project, env=env)
+    assert forgot.returncode == 0, forgot.stderr
+    assert f"Its private key stays in {later['privateKeyRef']['location']}" in forgot.stderr
+    assert stored_labels(moto_url, spec, {f"{R}/later": later})["later"]
 
 
 def stored_labels(url: str, spec: str, entries: dict[str, Any]) -> dict[str, dict[str, str]]:
