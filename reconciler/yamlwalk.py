@@ -99,7 +99,7 @@ class Built:
 class _Anchor:
     value: Any
     size: int  # nodes the value stands for, aliases expanded
-    height: int  # levels of nesting below it
+    height: int  # collection levels below it (-1: a scalar)
     position: Position
     open: bool = False  # a collection still being read: an alias to it would be a cycle
 
@@ -107,7 +107,7 @@ class _Anchor:
 class _Frame:
     """A collection being read (or skipped), and what its parent needs to know when it ends."""
 
-    __slots__ = ("anchor", "height", "key", "key_at", "kind", "merges", "path", "size", "value")
+    __slots__ = ("anchor", "key", "key_at", "kind", "merges", "path", "saved", "value")
 
     def __init__(self, kind: int, value: Any = None, path: JsonPath = ()) -> None:
         self.kind = kind
@@ -117,8 +117,8 @@ class _Frame:
         self.key_at: Position = (0, 0)
         self.merges: list[tuple[Any, JsonPath, Position]] | None = None
         self.anchor: str | None = None
-        self.size = 1
-        self.height = 0
+        # For an anchored frame: the node count and deepest level when it opened.
+        self.saved = (0, 0)
 
 
 def clip(message: str) -> str:
@@ -157,6 +157,10 @@ class Walker:
         self.aliases: dict[JsonPath, AnchorRef] = {}
         self.anchors: dict[str, _Anchor] = {}
         self.alias_nodes = 0
+        # Nodes so far (aliases counted expanded), and the deepest collection level reached
+        # since the innermost open anchor: together they give each anchor its size and height.
+        self.nodes = 0
+        self.deepest = 0
         self.stack: list[_Frame] = []
 
     # --- the loop ---------------------------------------------------------------------------
@@ -182,7 +186,8 @@ class Walker:
                 return self.documents
 
     def report(self, event: Any, message: str, rule: str = "yaml") -> None:
-        self.report_at(_at(event), message, rule)
+        mark = event.start_mark
+        self.report_at((mark.line + 1, mark.column + 1), message, rule)
 
     def report_at(self, position: Position, message: str, rule: str = "yaml") -> None:
         line, column = position
@@ -195,16 +200,17 @@ class Walker:
     # --- a node: scalar, alias or the start of a collection ---------------------------------
 
     def _node(self, event: Any, cls: type) -> None:
-        top = self.stack[-1]
+        stack = self.stack
+        top = stack[-1]
         collection = cls is MappingStartEvent or cls is SequenceStartEvent
-        if collection and len(self.stack) > MAX_DEPTH:
+        if collection and len(stack) > MAX_DEPTH:
             self.report(
                 event, f"nesting is deeper than {MAX_DEPTH} levels; stopped reading the file"
             )
             raise Stop
         if top.kind == _SKIP:
             if collection:
-                self.stack.append(_Frame(_SKIP))
+                stack.append(_Frame(_SKIP))
             return
         if top.kind == _MAP and top.key is EXPECT_KEY:
             self._key(top, event, cls, collection)
@@ -212,29 +218,25 @@ class Walker:
         anchor = None
         if cls is ScalarEvent:
             value = self._scalar(event)
+            self.nodes += 1
         elif cls is AliasEvent:
             anchor = self._alias(event)
             value = DISCARD if anchor is None else anchor.value
         else:
             value = self._collection_value(event, cls)
+            self.nodes += 1
         path = self._place(top, value, event)
         if path is None:
             if collection:
-                self.stack.append(_Frame(_SKIP))
+                stack.append(_Frame(_SKIP))
             if cls is not AliasEvent and event.anchor is not None:
-                self.anchors[event.anchor] = _Anchor(DISCARD, 1, 0, _at(event))
-            return
-        if collection:
+                self.anchors[event.anchor] = _Anchor(DISCARD, 1, -1, _at(event))
+        elif collection:
             self._open(value, path, event)
         elif anchor is not None:
-            top.size += anchor.size
-            top.height = max(top.height, anchor.height + 1)
             self.aliases[path] = (event.anchor, anchor.position)
-        else:
-            top.size += 1
-            top.height = max(top.height, 1)
-            if event.anchor is not None:
-                self.anchors[event.anchor] = _Anchor(value, 1, 0, _at(event))
+        elif event.anchor is not None:
+            self.anchors[event.anchor] = _Anchor(value, 1, -1, _at(event))
 
     def _collection_value(self, event: Any, cls: type) -> Any:
         if event.tag not in (_MAP_TAGS if cls is MappingStartEvent else _SEQ_TAGS):
@@ -244,10 +246,15 @@ class Walker:
 
     def _open(self, value: Any, path: JsonPath, event: Any) -> None:
         frame = _Frame(_MAP if isinstance(value, dict) else _SEQ, value, path)
+        self.stack.append(frame)
+        depth = len(self.stack)
         if event.anchor is not None:
             frame.anchor = event.anchor
             self.anchors[event.anchor] = _Anchor(value, 0, 0, _at(event), open=True)
-        self.stack.append(frame)
+            frame.saved = (self.nodes - 1, self.deepest)
+            self.deepest = depth
+        elif depth > self.deepest:
+            self.deepest = depth
 
     def _place(self, top: _Frame, value: Any, event: Any) -> JsonPath | None:
         """Put a node's value into its parent; its path, or None if it was dropped."""
@@ -277,7 +284,8 @@ class Walker:
         else:  # _ROOT
             path = ()
             top.value.append(value)
-        self.values[path] = _at(event)
+        mark = event.start_mark
+        self.values[path] = (mark.line + 1, mark.column + 1)
         return path
 
     # --- keys -------------------------------------------------------------------------------
@@ -291,11 +299,12 @@ class Walker:
         elif cls is AliasEvent:
             anchor = self._alias(event)
             value = DISCARD if anchor is None else anchor.value
-            key = self._accept_key(top, value, event, short_repr(value))
-        elif event.tag is None and event.implicit[0] and event.value == "<<":
+            key = self._accept_key(top, value, event)
+        elif event.value == "<<" and event.tag is None and event.implicit[0]:
             key = self._merge_key(top, event)
         else:
-            key = self._accept_key(top, self._scalar(event), event, short_repr(event.value))
+            self.nodes += 1
+            key = self._accept_key(top, self._scalar(event), event)
         if key is DISCARD:
             self.damaged.add(top.path)
         top.key = key
@@ -311,11 +320,12 @@ class Walker:
         top.merges = []
         return MERGE
 
-    def _accept_key(self, frame: _Frame, key: Any, event: Any, shown: str) -> Any:
+    def _accept_key(self, frame: _Frame, key: Any, event: Any) -> Any:
         """The key a mapping frame stores its next value under; DISCARD or DUPLICATE if none."""
         if key is DISCARD:
             return DISCARD
         if not isinstance(key, str):
+            shown = short_repr(event.value if event.__class__ is ScalarEvent else key)
             self.report(
                 event, f"mapping key {shown} is read as {type_name(key)}, not a string; quote it"
             )
@@ -329,7 +339,8 @@ class Walker:
                 "duplicate-key",
             )
             return DUPLICATE
-        frame.key_at = _at(event)
+        mark = event.start_mark
+        frame.key_at = (mark.line + 1, mark.column + 1)
         return key
 
     # --- scalars and aliases ----------------------------------------------------------------
@@ -375,10 +386,14 @@ class Walker:
         if anchor.value is DISCARD:
             return None  # why was reported at the anchor
         self.alias_nodes += anchor.size
+        self.nodes += anchor.size
         if self.alias_nodes > MAX_ALIAS_NODES:
             self._refuse(event, anchor, f"aliases expand to more than {MAX_ALIAS_NODES} nodes")
-        if len(self.stack) + anchor.height > MAX_DEPTH:
+        depth = len(self.stack) + 1 + anchor.height  # of its deepest collection, placed here
+        if depth > MAX_DEPTH + 1:
             self._refuse(event, anchor, f"aliases nest deeper than {MAX_DEPTH} levels")
+        if depth > self.deepest:
+            self.deepest = depth
         return anchor
 
     def _refuse(self, event: Any, anchor: _Anchor, what: str) -> None:
@@ -398,12 +413,13 @@ class Walker:
             return
         if frame.merges:
             self._merge(frame)
-        parent = self.stack[-1]
-        parent.size += frame.size
-        parent.height = max(parent.height, frame.height + 1)
         if frame.anchor is not None:
             anchor = self.anchors[frame.anchor]
-            anchor.size, anchor.height, anchor.open = frame.size, frame.height, False
+            nodes, deepest = frame.saved
+            anchor.size = self.nodes - nodes
+            anchor.height = self.deepest - (len(self.stack) + 1)
+            anchor.open = False
+            self.deepest = max(deepest, self.deepest)
 
     def _merge(self, frame: _Frame) -> None:
         """Add the entries of ``<<`` mappings the frame does not already have (YAML's rule)."""
