@@ -45,7 +45,7 @@ class Policy:
 
     def check(self, desired: DesiredSet, *, today: datetime.date) -> list[Finding]:
         """Offline findings: every rule that needs no live data, and expired exceptions."""
-        findings = list(_expired(desired, today))
+        findings = list(_void_exceptions(desired, today))
         for configured in self.rules:
             findings.extend(_findings(configured, configured.rule.check(desired), today))
         return sorted(findings, key=_place)
@@ -89,11 +89,24 @@ def _excepted(kp: DesiredKeyPair, rule: str, today: datetime.date) -> bool:
     )
 
 
-def _expired(desired: DesiredSet, today: datetime.date) -> Iterator[Finding]:
+def _void_exceptions(desired: DesiredSet, today: datetime.date) -> Iterator[Finding]:
+    """Exceptions that no longer hold: expired, or naming no rule (a typo excuses nothing)."""
     for address in sorted(desired.key_pairs):
         kp = desired.key_pairs[address]
         for e in kp.policy_exceptions:
-            if e.expires is not None and e.expires < today:
+            if e.rule not in RULES:
+                yield Finding(
+                    "policy-exception",
+                    f"key pair {address}: the exception names no policy rule {e.rule!r} "
+                    f"(rules: {', '.join(RULES)})",
+                    "error",
+                    e.source.file,
+                    e.source.line,
+                    e.source.column,
+                    str(address),
+                    "name the rule id as reconciler.yaml's policy.rules does",
+                )
+            elif e.expires is not None and e.expires < today:
                 yield Finding(
                     "policy-exception",
                     f"key pair {address}: the exception from {e.rule} expired on "
