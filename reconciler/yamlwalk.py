@@ -4,7 +4,7 @@
 runs. It keeps an explicit stack instead of recursing, so nesting costs no
 Python frames, and it expands anchors, aliases and merge keys (``<<``) itself
 rather than through PyYAML's composer, so that expansion is *counted* before
-anything is built: every node carries its size (nodes it stands for once
+anything is built: every anchor knows its size (the nodes it stands for once
 aliases are expanded) and its height, and an alias that would push the
 document past ``MAX_ALIAS_NODES`` expanded nodes or ``MAX_DEPTH`` levels stops
 the file with one problem at the alias. A "billion laughs" is refused after a
@@ -23,12 +23,9 @@ a key written twice in one mapping is still a ``duplicate-key`` problem.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-from yaml.constructor import SafeConstructor
 from yaml.events import (
     AliasEvent,
     DocumentEndEvent,
@@ -40,13 +37,21 @@ from yaml.events import (
     SequenceStartEvent,
     StreamEndEvent,
 )
-from yaml.nodes import ScalarNode
 
 from reconciler.errors import Problem
+from reconciler.yamlscalar import (
+    MAP_TAGS,
+    SEQ_TAGS,
+    ScalarError,
+    Scalars,
+    clip,
+    short_repr,
+    tag_message,
+    type_name,
+)
 
 MAX_DEPTH = 64
 MAX_PROBLEMS_PER_FILE = 100
-MAX_MESSAGE_LENGTH = 300
 # Nodes that aliases may add to one document. Aliasing a tag set on every key
 # pair of a large file stays far below; an alias bomb passes it within a few levels.
 MAX_ALIAS_NODES = 100_000
@@ -54,24 +59,6 @@ MAX_ALIAS_NODES = 100_000
 JsonPath = tuple[str | int, ...]
 Position = tuple[int, int]
 AnchorRef = tuple[str, Position]  # anchor name, and where the anchor was written
-
-_YAML = "tag:yaml.org,2002:"
-STR_TAG = _YAML + "str"
-MERGE_TAG = _YAML + "merge"
-_MAP_TAGS = frozenset({None, "!", _YAML + "map"})
-_SEQ_TAGS = frozenset({None, "!", _YAML + "seq"})
-_SCALAR_CONSTRUCTORS: dict[str, Callable[[SafeConstructor, ScalarNode], Any]] = {
-    _YAML + "null": SafeConstructor.construct_yaml_null,
-    _YAML + "bool": SafeConstructor.construct_yaml_bool,
-    _YAML + "int": SafeConstructor.construct_yaml_int,
-    _YAML + "float": SafeConstructor.construct_yaml_float,
-    _YAML + "timestamp": SafeConstructor.construct_yaml_timestamp,
-    _YAML + "binary": SafeConstructor.construct_yaml_binary,
-}
-_CONSTRUCTOR = SafeConstructor()
-# Plain scalars this short are resolved once per read and then looked up:
-# tag values such as ``prod`` repeat on every key pair.
-_CACHEABLE_LENGTH = 64
 
 _MAP, _SEQ, _SKIP, _ROOT = 0, 1, 2, 3
 EXPECT_KEY: Any = object()  # a mapping frame waiting for its next key
@@ -121,19 +108,6 @@ class _Frame:
         self.saved = (0, 0)
 
 
-def clip(message: str) -> str:
-    """Keep messages readable whatever the input."""
-    if len(message) <= MAX_MESSAGE_LENGTH:
-        return message
-    return message[: MAX_MESSAGE_LENGTH - 3] + "..."
-
-
-def short_repr(value: Any, limit: int = 60) -> str:
-    """``repr(value)``, cut to ``limit`` characters: values in messages may be megabytes long."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _at(event: Any) -> Position:
     mark = event.start_mark
     return mark.line + 1, mark.column + 1
@@ -146,7 +120,7 @@ class Walker:
         self.loader = loader
         self.file = file
         self.problems = problems
-        self.cache: dict[str, Any] = {}
+        self.scalar_value = Scalars(loader.resolve).value
         self.documents: list[Built] = []
         self._new_document()
 
@@ -217,7 +191,10 @@ class Walker:
             return
         anchor = None
         if cls is ScalarEvent:
-            value = self._scalar(event)
+            try:
+                value = self.scalar_value(event)
+            except ScalarError as error:
+                value = self._refused(event, error)
             self.nodes += 1
         elif cls is AliasEvent:
             anchor = self._alias(event)
@@ -239,8 +216,8 @@ class Walker:
             self.anchors[event.anchor] = _Anchor(value, 1, -1, _at(event))
 
     def _collection_value(self, event: Any, cls: type) -> Any:
-        if event.tag not in (_MAP_TAGS if cls is MappingStartEvent else _SEQ_TAGS):
-            self.report(event, _tag_message(event.tag, None, False))
+        if event.tag not in (MAP_TAGS if cls is MappingStartEvent else SEQ_TAGS):
+            self.report(event, tag_message(event.tag, None, False))
             return DISCARD
         return {} if cls is MappingStartEvent else []
 
@@ -304,7 +281,10 @@ class Walker:
             key = self._merge_key(top, event)
         else:
             self.nodes += 1
-            key = self._accept_key(top, self._scalar(event), event)
+            try:
+                key = self._accept_key(top, self.scalar_value(event), event)
+            except ScalarError as error:
+                key = self._refused(event, error)
         if key is DISCARD:
             self.damaged.add(top.path)
         top.key = key
@@ -343,35 +323,12 @@ class Walker:
         frame.key_at = (mark.line + 1, mark.column + 1)
         return key
 
-    # --- scalars and aliases ----------------------------------------------------------------
+    # --- refused scalars and aliases ------------------------------------------------------
 
-    def _scalar(self, event: Any) -> Any:
-        """The Python value of a scalar event, or DISCARD after reporting why not."""
-        value: str = event.value
-        tag = event.tag
-        if tag is None or tag == "!":
-            if not event.implicit[0]:
-                return value
-            cached = self.cache.get(value, DISCARD)
-            if cached is not DISCARD:
-                return cached
-            tag = self.loader.resolve(ScalarNode, value, event.implicit)
-        if tag == STR_TAG:
-            result: Any = value
-        else:
-            construct = _SCALAR_CONSTRUCTORS.get(tag)
-            if construct is None:
-                self.report(event, _tag_message(tag, value, bool(event.implicit[0])))
-                return DISCARD
-            try:
-                result = construct(_CONSTRUCTOR, ScalarNode(tag, value))
-            except (yaml.YAMLError, ValueError, TypeError, OverflowError) as error:
-                kind = tag.rsplit(":", 1)[-1]
-                self.report(event, f"cannot read {short_repr(value)} as {kind}: {error}")
-                return DISCARD
-        if event.tag is None and len(value) <= _CACHEABLE_LENGTH:
-            self.cache[value] = result
-        return result
+    def _refused(self, event: Any, error: ScalarError) -> Any:
+        """DISCARD, for a scalar a manifest cannot hold, after saying why."""
+        self.report(event, str(error))
+        return DISCARD
 
     def _alias(self, event: Any) -> _Anchor | None:
         """The anchor an alias names, counted against the bounds; None if unusable."""
@@ -455,33 +412,3 @@ class Walker:
                 Built(holder[0], self.values, self.keys, frozenset(self.damaged), self.aliases)
             )
         self.stack = []
-
-
-def _tag_message(tag: str, value: str | None, implicit: bool) -> str:
-    if tag == MERGE_TAG:
-        return "'<<' is a merge key; quote it to use it as a value"
-    if implicit and value is not None:
-        shown = short_repr(value)
-        return f"{shown} is read as YAML tag {tag!r}, which manifests do not accept; quote it"
-    return f"the YAML tag {tag!r} is not allowed in manifests"
-
-
-def type_name(value: Any) -> str:
-    """What a YAML value is, in words: "a string", "an integer", "a date"..."""
-    if value is None:
-        return "null"
-    for kind, name in _TYPE_NAMES:
-        if isinstance(value, kind):
-            return name
-    return "a date" if hasattr(value, "isoformat") else type(value).__name__
-
-
-_TYPE_NAMES: tuple[tuple[type, str], ...] = (
-    (bool, "a boolean"),  # before int: bool is an int
-    (int, "an integer"),
-    (float, "a number"),
-    (str, "a string"),
-    (dict, "a mapping"),
-    (list, "a list"),
-    (bytes, "binary data"),
-)
