@@ -125,3 +125,20 @@ def test_an_error_inside_aliased_content_names_the_use_site_and_the_anchor(
     at_use = next(p for p in caught.value.problems if p.line == 8)
     assert at_use.column == 11
     assert "through *bad, anchored at line 6 column 11" in at_use.message
+
+
+def test_an_error_in_a_merged_entry_names_the_merge_and_the_anchor(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        HEAD + "keyPairs:\n"
+        "  - name: aa\n    tags: &bad {team: 7}\n"  # line 6
+        "  - name: bb\n"
+        "    tags: {<<: *bad, env: prod}\n",  # line 8
+        encoding="utf-8",
+    )
+    with pytest.raises(ManifestError) as caught:
+        load_desired([str(path)], root=tmp_path)
+    merged = next(p for p in caught.value.problems if p.line == 8)
+    assert merged.column == 16  # the alias after '<<:'
+    assert "keyPairs[1].tags.team" in merged.message
+    assert "through *bad, anchored at line 6 column 11" in merged.message
