@@ -17,7 +17,7 @@ network or prints.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -139,26 +139,27 @@ def parse_policy(document: Document, file: str) -> tuple[Policy, list[Problem]]:
     if not isinstance(entries, list):
         problem(("policy", "rules"), "policy.rules must be a list of rules, each with an 'id'")
         return Policy(), problems
-    configured: list[Configured] = []
-    seen: dict[str, int] = {}
+    configured: dict[str, Configured] = {}
     for index, entry in enumerate(entries):
         at: JsonPath = ("policy", "rules", index)
         rule = _configure(entry, at, document, file, problem)
         if rule is None:
             continue
-        if rule.rule.id in seen:
-            problem(
-                at, f"rule {rule.rule.id} is configured twice (first as rule {seen[rule.rule.id]})"
-            )
-            continue
-        seen[rule.rule.id] = index
-        configured.append(rule)
-    return Policy(tuple(configured)), problems
+        first = configured.setdefault(rule.rule.id, rule)
+        if first is not rule:
+            line = first.source.line
+            problem(at, f"rule {rule.rule.id} is configured twice (first at line {line})")
+    return Policy(tuple(configured.values())), problems
 
 
 def _configure(
-    entry: Any, at: JsonPath, document: Document, file: str, problem: Any
+    entry: Any,
+    at: JsonPath,
+    document: Document,
+    file: str,
+    problem: Callable[[JsonPath, str], None],
 ) -> Configured | None:
+    """One entry of policy.rules as a configured rule, or None after reporting why not."""
     if not isinstance(entry, Mapping) or not isinstance(entry.get("id"), str):
         problem(at, "each policy rule is a mapping with an 'id'")
         return None
