@@ -53,6 +53,9 @@ class Options:
     age_identities: tuple[str, ...] = ()
     scope: Scope = field(default_factory=Scope)
     extra: dict[str, str] = field(default_factory=dict)
+    # The key store for new private keys (--key-store, else reconciler.yaml's keys:).
+    key_store: str | None = None
+    key_store_kms_key_id: str | None = None
 
     @property
     def region_filter(self) -> Collection[str] | None:
