@@ -165,6 +165,8 @@ def _execute(
             return _summarize(result, None) if result.findings else EXIT_OK
         if result.changes and saved is None:
             _confirm(args, "destroy these key pairs" if destroy else "perform these actions")
+        # Recorded before and after the changes: an interrupted run loses no protection.
+        _record_protection(backend, doc, desired, options)
         sealer = _sealer(options, doc, backend) if result.changes else None
         progress = None if quiet else render.Progress(len(result.changes))
         executor = Executor(
