@@ -155,7 +155,8 @@ def _execute(
             saved.check(doc, result)
         quiet = args.quiet and (args.auto_approve or saved is not None)
         if quiet:
-            _out(render.summary_line(result) + "\n")
+            scoped = f"{render.left_out_line(result)}\n" if result.left_out else ""
+            _out(f"{render.summary_line(result)}\n{scoped}")
         else:
             _out(render.plan_text(result, color=render.use_color(sys.stdout)))
         result.raise_if_unsafe()
