@@ -144,7 +144,8 @@ def _execute(
             saved.check(doc, result)
         quiet = args.quiet and (args.auto_approve or saved is not None)
         if quiet:
-            _out(render.summary_line(result) + "\n")
+            scoped = f"{render.left_out_line(result)}\n" if result.left_out else ""
+            _out(f"{render.summary_line(result)}\n{scoped}")
         else:
             _out(render.plan_text(result, color=render.use_color(sys.stdout)))
         result.raise_if_unsafe()
@@ -156,6 +157,8 @@ def _execute(
             return _summarize(result, None) if result.findings else EXIT_OK
         if result.changes and saved is None:
             _confirm(args, "destroy these key pairs" if destroy else "perform these actions")
+        # Recorded before and after the changes: an interrupted run loses no protection.
+        _record_protection(backend, doc, desired, options)
         custody = key_commands.prepare(options, doc, backend)
         sealer = _sealer(options, doc, backend) if result.changes else None
         progress = None if quiet else render.Progress(len(result.changes))

@@ -10,7 +10,9 @@ location, the key pair's address, instead.
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
 from reconciler import __version__
 from reconciler.findings import Finding, Report
@@ -80,7 +82,7 @@ def _result(finding: Finding, rule_index: int, report: Report) -> dict[str, Any]
     location: dict[str, Any] = {}
     if finding.file is not None:
         location["physicalLocation"] = {
-            "artifactLocation": {"uri": report.relative(finding.file), "uriBaseId": "SRCROOT"},
+            "artifactLocation": _artifact(report.relative(finding.file)),
             "region": {"startLine": max(1, finding.line), "startColumn": max(1, finding.column)},
         }
     if finding.address is not None:
@@ -88,3 +90,10 @@ def _result(finding: Finding, rule_index: int, report: Report) -> dict[str, Any]
     if location:
         result["locations"] = [location]
     return result
+
+
+def _artifact(path: str) -> dict[str, str]:
+    """Relative to the repository root when inside it; else an absolute file URI."""
+    if PurePosixPath(path).is_absolute():
+        return {"uri": PurePosixPath(path).as_uri()}
+    return {"uri": quote(path), "uriBaseId": "SRCROOT"}

@@ -11,16 +11,16 @@ import contextlib
 import functools
 import logging
 import os
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.errors import UsageError
 from reconciler.lightsail import ClientOptions, Lightsail, kms_client_factory
-from reconciler.model import Address, DesiredSet, LiveSnapshot, PendingCreate, StateEntry
+from reconciler.model import Address, DesiredSet, LiveSnapshot
 from reconciler.plan import Plan, make_plan
-from reconciler.scope import Scope, scoped_plan
+from reconciler.scope import Scope, plan_in_scope
 from reconciler.state import LocalBackend, StateBackend, StateDocument, crypto
 
 log = logging.getLogger(__name__)
@@ -179,28 +179,21 @@ def build_plan(
 ) -> tuple[Plan, LiveSnapshot]:
     if live is None:
         live = lightsail.snapshot(regions_to_read(desired, doc, options))
-
-    def make(
-        desired: DesiredSet,
-        entries: Mapping[Address, StateEntry],
-        pending: Mapping[Address, PendingCreate],
-        live: LiveSnapshot,
-    ) -> Plan:
-        return make_plan(
-            desired,
-            entries,
-            pending,
-            live,
-            lineage=doc.lineage,
-            serial=doc.serial,
-            prune=options.prune or destroy,
-            max_deletes=options.max_deletes,
-            replace=set(options.replace),
-            regions=options.region_filter,
-            destroy=destroy,
-        )
-
-    plan = scoped_plan(make, options.scope, desired, doc.entries, doc.pending, live)
+    if options.scope:
+        return plan_in_scope(build_plan, desired, doc, lightsail, options, destroy, live), live
+    plan = make_plan(
+        desired,
+        doc.entries,
+        doc.pending,
+        live,
+        lineage=doc.lineage,
+        serial=doc.serial,
+        prune=options.prune or destroy,
+        max_deletes=options.max_deletes,
+        replace=set(options.replace),
+        regions=options.region_filter,
+        destroy=destroy,
+    )
     return plan, live
 
 

@@ -38,19 +38,16 @@ from typing import Any
 import yaml
 
 from reconciler.errors import Problem
+from reconciler.yamlscalar import MAX_MESSAGE_LENGTH, clip, short_repr, type_name
 from reconciler.yamlwalk import (
     MAX_ALIAS_NODES,
     MAX_DEPTH,
-    MAX_MESSAGE_LENGTH,
     MAX_PROBLEMS_PER_FILE,
     AnchorRef,
     JsonPath,
     Position,
     Stop,
     Walker,
-    clip,
-    short_repr,
-    type_name,
 )
 
 __all__ = [

@@ -4,7 +4,7 @@
 runs. It keeps an explicit stack instead of recursing, so nesting costs no
 Python frames, and it expands anchors, aliases and merge keys (``<<``) itself
 rather than through PyYAML's composer, so that expansion is *counted* before
-anything is built: every node carries its size (nodes it stands for once
+anything is built: every anchor knows its size (the nodes it stands for once
 aliases are expanded) and its height, and an alias that would push the
 document past ``MAX_ALIAS_NODES`` expanded nodes or ``MAX_DEPTH`` levels stops
 the file with one problem at the alias. A "billion laughs" is refused after a
@@ -23,12 +23,9 @@ a key written twice in one mapping is still a ``duplicate-key`` problem.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-from yaml.constructor import SafeConstructor
 from yaml.events import (
     AliasEvent,
     DocumentEndEvent,
@@ -40,13 +37,21 @@ from yaml.events import (
     SequenceStartEvent,
     StreamEndEvent,
 )
-from yaml.nodes import ScalarNode
 
 from reconciler.errors import Problem
+from reconciler.yamlscalar import (
+    MAP_TAGS,
+    SEQ_TAGS,
+    ScalarError,
+    Scalars,
+    clip,
+    short_repr,
+    tag_message,
+    type_name,
+)
 
 MAX_DEPTH = 64
 MAX_PROBLEMS_PER_FILE = 100
-MAX_MESSAGE_LENGTH = 300
 # Nodes that aliases may add to one document. Aliasing a tag set on every key
 # pair of a large file stays far below; an alias bomb passes it within a few levels.
 MAX_ALIAS_NODES = 100_000
@@ -54,24 +59,6 @@ MAX_ALIAS_NODES = 100_000
 JsonPath = tuple[str | int, ...]
 Position = tuple[int, int]
 AnchorRef = tuple[str, Position]  # anchor name, and where the anchor was written
-
-_YAML = "tag:yaml.org,2002:"
-STR_TAG = _YAML + "str"
-MERGE_TAG = _YAML + "merge"
-_MAP_TAGS = frozenset({None, "!", _YAML + "map"})
-_SEQ_TAGS = frozenset({None, "!", _YAML + "seq"})
-_SCALAR_CONSTRUCTORS: dict[str, Callable[[SafeConstructor, ScalarNode], Any]] = {
-    _YAML + "null": SafeConstructor.construct_yaml_null,
-    _YAML + "bool": SafeConstructor.construct_yaml_bool,
-    _YAML + "int": SafeConstructor.construct_yaml_int,
-    _YAML + "float": SafeConstructor.construct_yaml_float,
-    _YAML + "timestamp": SafeConstructor.construct_yaml_timestamp,
-    _YAML + "binary": SafeConstructor.construct_yaml_binary,
-}
-_CONSTRUCTOR = SafeConstructor()
-# Plain scalars this short are resolved once per read and then looked up:
-# tag values such as ``prod`` repeat on every key pair.
-_CACHEABLE_LENGTH = 64
 
 _MAP, _SEQ, _SKIP, _ROOT = 0, 1, 2, 3
 EXPECT_KEY: Any = object()  # a mapping frame waiting for its next key
@@ -99,7 +86,7 @@ class Built:
 class _Anchor:
     value: Any
     size: int  # nodes the value stands for, aliases expanded
-    height: int  # levels of nesting below it
+    height: int  # collection levels below it (-1: a scalar)
     position: Position
     open: bool = False  # a collection still being read: an alias to it would be a cycle
 
@@ -107,7 +94,7 @@ class _Anchor:
 class _Frame:
     """A collection being read (or skipped), and what its parent needs to know when it ends."""
 
-    __slots__ = ("anchor", "height", "key", "key_at", "kind", "merges", "path", "size", "value")
+    __slots__ = ("anchor", "key", "key_at", "kind", "merges", "path", "saved", "value")
 
     def __init__(self, kind: int, value: Any = None, path: JsonPath = ()) -> None:
         self.kind = kind
@@ -117,21 +104,8 @@ class _Frame:
         self.key_at: Position = (0, 0)
         self.merges: list[tuple[Any, JsonPath, Position]] | None = None
         self.anchor: str | None = None
-        self.size = 1
-        self.height = 0
-
-
-def clip(message: str) -> str:
-    """Keep messages readable whatever the input."""
-    if len(message) <= MAX_MESSAGE_LENGTH:
-        return message
-    return message[: MAX_MESSAGE_LENGTH - 3] + "..."
-
-
-def short_repr(value: Any, limit: int = 60) -> str:
-    """``repr(value)``, cut to ``limit`` characters: values in messages may be megabytes long."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+        # For an anchored frame: the node count and deepest level when it opened.
+        self.saved = (0, 0)
 
 
 def _at(event: Any) -> Position:
@@ -146,7 +120,7 @@ class Walker:
         self.loader = loader
         self.file = file
         self.problems = problems
-        self.cache: dict[str, Any] = {}
+        self.scalar_value = Scalars(loader.resolve).value
         self.documents: list[Built] = []
         self._new_document()
 
@@ -157,6 +131,10 @@ class Walker:
         self.aliases: dict[JsonPath, AnchorRef] = {}
         self.anchors: dict[str, _Anchor] = {}
         self.alias_nodes = 0
+        # Nodes so far (aliases counted expanded), and the deepest collection level reached
+        # since the innermost open anchor: together they give each anchor its size and height.
+        self.nodes = 0
+        self.deepest = 0
         self.stack: list[_Frame] = []
 
     # --- the loop ---------------------------------------------------------------------------
@@ -182,7 +160,8 @@ class Walker:
                 return self.documents
 
     def report(self, event: Any, message: str, rule: str = "yaml") -> None:
-        self.report_at(_at(event), message, rule)
+        mark = event.start_mark
+        self.report_at((mark.line + 1, mark.column + 1), message, rule)
 
     def report_at(self, position: Position, message: str, rule: str = "yaml") -> None:
         line, column = position
@@ -195,59 +174,64 @@ class Walker:
     # --- a node: scalar, alias or the start of a collection ---------------------------------
 
     def _node(self, event: Any, cls: type) -> None:
-        top = self.stack[-1]
+        stack = self.stack
+        top = stack[-1]
         collection = cls is MappingStartEvent or cls is SequenceStartEvent
-        if collection and len(self.stack) > MAX_DEPTH:
+        if collection and len(stack) > MAX_DEPTH:
             self.report(
                 event, f"nesting is deeper than {MAX_DEPTH} levels; stopped reading the file"
             )
             raise Stop
         if top.kind == _SKIP:
             if collection:
-                self.stack.append(_Frame(_SKIP))
+                stack.append(_Frame(_SKIP))
             return
         if top.kind == _MAP and top.key is EXPECT_KEY:
             self._key(top, event, cls, collection)
             return
         anchor = None
         if cls is ScalarEvent:
-            value = self._scalar(event)
+            try:
+                value = self.scalar_value(event)
+            except ScalarError as error:
+                value = self._refused(event, error)
+            self.nodes += 1
         elif cls is AliasEvent:
             anchor = self._alias(event)
             value = DISCARD if anchor is None else anchor.value
         else:
             value = self._collection_value(event, cls)
+            self.nodes += 1
         path = self._place(top, value, event)
         if path is None:
             if collection:
-                self.stack.append(_Frame(_SKIP))
+                stack.append(_Frame(_SKIP))
             if cls is not AliasEvent and event.anchor is not None:
-                self.anchors[event.anchor] = _Anchor(DISCARD, 1, 0, _at(event))
-            return
-        if collection:
+                self.anchors[event.anchor] = _Anchor(DISCARD, 1, -1, _at(event))
+        elif collection:
             self._open(value, path, event)
         elif anchor is not None:
-            top.size += anchor.size
-            top.height = max(top.height, anchor.height + 1)
             self.aliases[path] = (event.anchor, anchor.position)
-        else:
-            top.size += 1
-            top.height = max(top.height, 1)
-            if event.anchor is not None:
-                self.anchors[event.anchor] = _Anchor(value, 1, 0, _at(event))
+        elif event.anchor is not None:
+            self.anchors[event.anchor] = _Anchor(value, 1, -1, _at(event))
 
     def _collection_value(self, event: Any, cls: type) -> Any:
-        if event.tag not in (_MAP_TAGS if cls is MappingStartEvent else _SEQ_TAGS):
-            self.report(event, _tag_message(event.tag, None, False))
+        if event.tag not in (MAP_TAGS if cls is MappingStartEvent else SEQ_TAGS):
+            self.report(event, tag_message(event.tag, None, False))
             return DISCARD
         return {} if cls is MappingStartEvent else []
 
     def _open(self, value: Any, path: JsonPath, event: Any) -> None:
         frame = _Frame(_MAP if isinstance(value, dict) else _SEQ, value, path)
+        self.stack.append(frame)
+        depth = len(self.stack)
         if event.anchor is not None:
             frame.anchor = event.anchor
             self.anchors[event.anchor] = _Anchor(value, 0, 0, _at(event), open=True)
-        self.stack.append(frame)
+            frame.saved = (self.nodes - 1, self.deepest)
+            self.deepest = depth
+        elif depth > self.deepest:
+            self.deepest = depth
 
     def _place(self, top: _Frame, value: Any, event: Any) -> JsonPath | None:
         """Put a node's value into its parent; its path, or None if it was dropped."""
@@ -277,7 +261,8 @@ class Walker:
         else:  # _ROOT
             path = ()
             top.value.append(value)
-        self.values[path] = _at(event)
+        mark = event.start_mark
+        self.values[path] = (mark.line + 1, mark.column + 1)
         return path
 
     # --- keys -------------------------------------------------------------------------------
@@ -291,11 +276,15 @@ class Walker:
         elif cls is AliasEvent:
             anchor = self._alias(event)
             value = DISCARD if anchor is None else anchor.value
-            key = self._accept_key(top, value, event, short_repr(value))
-        elif event.tag is None and event.implicit[0] and event.value == "<<":
+            key = self._accept_key(top, value, event)
+        elif event.value == "<<" and event.tag is None and event.implicit[0]:
             key = self._merge_key(top, event)
         else:
-            key = self._accept_key(top, self._scalar(event), event, short_repr(event.value))
+            self.nodes += 1
+            try:
+                key = self._accept_key(top, self.scalar_value(event), event)
+            except ScalarError as error:
+                key = self._refused(event, error)
         if key is DISCARD:
             self.damaged.add(top.path)
         top.key = key
@@ -311,11 +300,12 @@ class Walker:
         top.merges = []
         return MERGE
 
-    def _accept_key(self, frame: _Frame, key: Any, event: Any, shown: str) -> Any:
+    def _accept_key(self, frame: _Frame, key: Any, event: Any) -> Any:
         """The key a mapping frame stores its next value under; DISCARD or DUPLICATE if none."""
         if key is DISCARD:
             return DISCARD
         if not isinstance(key, str):
+            shown = short_repr(event.value if event.__class__ is ScalarEvent else key)
             self.report(
                 event, f"mapping key {shown} is read as {type_name(key)}, not a string; quote it"
             )
@@ -329,38 +319,16 @@ class Walker:
                 "duplicate-key",
             )
             return DUPLICATE
-        frame.key_at = _at(event)
+        mark = event.start_mark
+        frame.key_at = (mark.line + 1, mark.column + 1)
         return key
 
-    # --- scalars and aliases ----------------------------------------------------------------
+    # --- refused scalars and aliases ------------------------------------------------------
 
-    def _scalar(self, event: Any) -> Any:
-        """The Python value of a scalar event, or DISCARD after reporting why not."""
-        value: str = event.value
-        tag = event.tag
-        if tag is None or tag == "!":
-            if not event.implicit[0]:
-                return value
-            cached = self.cache.get(value, DISCARD)
-            if cached is not DISCARD:
-                return cached
-            tag = self.loader.resolve(ScalarNode, value, event.implicit)
-        if tag == STR_TAG:
-            result: Any = value
-        else:
-            construct = _SCALAR_CONSTRUCTORS.get(tag)
-            if construct is None:
-                self.report(event, _tag_message(tag, value, bool(event.implicit[0])))
-                return DISCARD
-            try:
-                result = construct(_CONSTRUCTOR, ScalarNode(tag, value))
-            except (yaml.YAMLError, ValueError, TypeError, OverflowError) as error:
-                kind = tag.rsplit(":", 1)[-1]
-                self.report(event, f"cannot read {short_repr(value)} as {kind}: {error}")
-                return DISCARD
-        if event.tag is None and len(value) <= _CACHEABLE_LENGTH:
-            self.cache[value] = result
-        return result
+    def _refused(self, event: Any, error: ScalarError) -> Any:
+        """DISCARD, for a scalar a manifest cannot hold, after saying why."""
+        self.report(event, str(error))
+        return DISCARD
 
     def _alias(self, event: Any) -> _Anchor | None:
         """The anchor an alias names, counted against the bounds; None if unusable."""
@@ -375,10 +343,14 @@ class Walker:
         if anchor.value is DISCARD:
             return None  # why was reported at the anchor
         self.alias_nodes += anchor.size
+        self.nodes += anchor.size
         if self.alias_nodes > MAX_ALIAS_NODES:
             self._refuse(event, anchor, f"aliases expand to more than {MAX_ALIAS_NODES} nodes")
-        if len(self.stack) + anchor.height > MAX_DEPTH:
+        depth = len(self.stack) + 1 + anchor.height  # of its deepest collection, placed here
+        if depth > MAX_DEPTH + 1:
             self._refuse(event, anchor, f"aliases nest deeper than {MAX_DEPTH} levels")
+        if depth > self.deepest:
+            self.deepest = depth
         return anchor
 
     def _refuse(self, event: Any, anchor: _Anchor, what: str) -> None:
@@ -398,12 +370,13 @@ class Walker:
             return
         if frame.merges:
             self._merge(frame)
-        parent = self.stack[-1]
-        parent.size += frame.size
-        parent.height = max(parent.height, frame.height + 1)
         if frame.anchor is not None:
             anchor = self.anchors[frame.anchor]
-            anchor.size, anchor.height, anchor.open = frame.size, frame.height, False
+            nodes, deepest = frame.saved
+            anchor.size = self.nodes - nodes
+            anchor.height = self.deepest - (len(self.stack) + 1)
+            anchor.open = False
+            self.deepest = max(deepest, self.deepest)
 
     def _merge(self, frame: _Frame) -> None:
         """Add the entries of ``<<`` mappings the frame does not already have (YAML's rule)."""
@@ -439,33 +412,3 @@ class Walker:
                 Built(holder[0], self.values, self.keys, frozenset(self.damaged), self.aliases)
             )
         self.stack = []
-
-
-def _tag_message(tag: str, value: str | None, implicit: bool) -> str:
-    if tag == MERGE_TAG:
-        return "'<<' is a merge key; quote it to use it as a value"
-    if implicit and value is not None:
-        shown = short_repr(value)
-        return f"{shown} is read as YAML tag {tag!r}, which manifests do not accept; quote it"
-    return f"the YAML tag {tag!r} is not allowed in manifests"
-
-
-def type_name(value: Any) -> str:
-    """What a YAML value is, in words: "a string", "an integer", "a date"..."""
-    if value is None:
-        return "null"
-    for kind, name in _TYPE_NAMES:
-        if isinstance(value, kind):
-            return name
-    return "a date" if hasattr(value, "isoformat") else type(value).__name__
-
-
-_TYPE_NAMES: tuple[tuple[type, str], ...] = (
-    (bool, "a boolean"),  # before int: bool is an int
-    (int, "an integer"),
-    (float, "a number"),
-    (str, "a string"),
-    (dict, "a mapping"),
-    (list, "a list"),
-    (bytes, "binary data"),
-)

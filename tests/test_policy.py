@@ -196,6 +196,17 @@ def test_policy_exceptions_with_and_without_expiry(
     assert (result, out) == (code, expected), err
 
 
+def test_an_exception_naming_no_rule_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo(tmp_path, "policy: {rules: []}\n", "- name: web\n" + exception("name-patern", None))
+    code, out, _ = validate(tmp_path, monkeypatch, capsys)
+    assert code == 1
+    assert out.startswith(
+        "m.yaml:7:9: key pair us-east-1/web: the exception names no policy rule 'name-patern'"
+    )
+
+
 def test_an_exception_expiry_that_is_not_a_date_is_reported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -71,3 +71,20 @@ def test_manifest_problems_and_a_clean_run_are_valid_sarif(tmp_path: Path) -> No
     clean = validate(good, ".")
     assert clean.returncode == 0, clean.stderr
     assert valid_sarif(clean.stdout)["runs"][0]["results"] == []
+
+
+def test_a_file_outside_the_repository_gets_an_absolute_uri(tmp_path: Path) -> None:
+    from reconciler import formats
+    from reconciler.findings import Finding, Report
+
+    outside = tmp_path / "other place" / "m.yaml"
+    report = Report("validate", root=tmp_path / "repo")
+    report.findings = [
+        Finding("name", "bad name", "error", str(outside), 5, 11),
+        Finding("name", "bad name", "error", str(tmp_path / "repo" / "in side.yaml"), 2, 3),
+    ]
+    log = valid_sarif(formats.get("sarif").check(report))
+    first, second = (r["locations"][0]["physicalLocation"] for r in log["runs"][0]["results"])
+    assert first["artifactLocation"] == {"uri": outside.as_uri()}
+    assert second["artifactLocation"] == {"uri": "in%20side.yaml", "uriBaseId": "SRCROOT"}
+    assert log["runs"][0]["originalUriBaseIds"]["SRCROOT"]["uri"].endswith("/repo/")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler import yamlsafe
 from reconciler.errors import ManifestError
@@ -125,3 +128,42 @@ def test_an_error_inside_aliased_content_names_the_use_site_and_the_anchor(
     at_use = next(p for p in caught.value.problems if p.line == 8)
     assert at_use.column == 11
     assert "through *bad, anchored at line 6 column 11" in at_use.message
+
+
+def test_an_error_in_a_merged_entry_names_the_merge_and_the_anchor(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        HEAD + "keyPairs:\n"
+        "  - name: aa\n    tags: &bad {team: 7}\n"  # line 6
+        "  - name: bb\n"
+        "    tags: {<<: *bad, env: prod}\n",  # line 8
+        encoding="utf-8",
+    )
+    with pytest.raises(ManifestError) as caught:
+        load_desired([str(path)], root=tmp_path)
+    merged = next(p for p in caught.value.problems if p.line == 8)
+    assert merged.column == 16  # the alias after '<<:'
+    assert "keyPairs[1].tags.team" in merged.message
+    assert "through *bad, anchored at line 6 column 11" in merged.message
+
+
+shared_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(shared_values, min_size=1, max_size=4), st.lists(st.integers(0, 3), max_size=6))
+def test_documents_with_anchors_read_as_safe_load_reads_them(
+    parts: list[Any], picks: list[int]
+) -> None:
+    # The same object placed several times: safe_dump writes it once with &id001, then *id001.
+    data = {"parts": parts, "again": [parts[i % len(parts)] for i in picks]}
+    text = yaml.safe_dump(data)
+    (document,), problems = parse_documents(text, "shared.yaml")
+    assert problems == []
+    assert document.data == yaml.safe_load(text)

@@ -17,7 +17,7 @@ network or prints.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -45,7 +45,7 @@ class Policy:
 
     def check(self, desired: DesiredSet, *, today: datetime.date) -> list[Finding]:
         """Offline findings: every rule that needs no live data, and expired exceptions."""
-        findings = list(_expired(desired, today))
+        findings = list(_void_exceptions(desired, today))
         for configured in self.rules:
             findings.extend(_findings(configured, configured.rule.check(desired), today))
         return sorted(findings, key=_place)
@@ -89,11 +89,24 @@ def _excepted(kp: DesiredKeyPair, rule: str, today: datetime.date) -> bool:
     )
 
 
-def _expired(desired: DesiredSet, today: datetime.date) -> Iterator[Finding]:
+def _void_exceptions(desired: DesiredSet, today: datetime.date) -> Iterator[Finding]:
+    """Exceptions that no longer hold: expired, or naming no rule (a typo excuses nothing)."""
     for address in sorted(desired.key_pairs):
         kp = desired.key_pairs[address]
         for e in kp.policy_exceptions:
-            if e.expires is not None and e.expires < today:
+            if e.rule not in RULES:
+                yield Finding(
+                    "policy-exception",
+                    f"key pair {address}: the exception names no policy rule {e.rule!r} "
+                    f"(rules: {', '.join(RULES)})",
+                    "error",
+                    e.source.file,
+                    e.source.line,
+                    e.source.column,
+                    str(address),
+                    "name the rule id as reconciler.yaml's policy.rules does",
+                )
+            elif e.expires is not None and e.expires < today:
                 yield Finding(
                     "policy-exception",
                     f"key pair {address}: the exception from {e.rule} expired on "
@@ -126,26 +139,27 @@ def parse_policy(document: Document, file: str) -> tuple[Policy, list[Problem]]:
     if not isinstance(entries, list):
         problem(("policy", "rules"), "policy.rules must be a list of rules, each with an 'id'")
         return Policy(), problems
-    configured: list[Configured] = []
-    seen: dict[str, int] = {}
+    configured: dict[str, Configured] = {}
     for index, entry in enumerate(entries):
         at: JsonPath = ("policy", "rules", index)
         rule = _configure(entry, at, document, file, problem)
         if rule is None:
             continue
-        if rule.rule.id in seen:
-            problem(
-                at, f"rule {rule.rule.id} is configured twice (first as rule {seen[rule.rule.id]})"
-            )
-            continue
-        seen[rule.rule.id] = index
-        configured.append(rule)
-    return Policy(tuple(configured)), problems
+        first = configured.setdefault(rule.rule.id, rule)
+        if first is not rule:
+            line = first.source.line
+            problem(at, f"rule {rule.rule.id} is configured twice (first at line {line})")
+    return Policy(tuple(configured.values())), problems
 
 
 def _configure(
-    entry: Any, at: JsonPath, document: Document, file: str, problem: Any
+    entry: Any,
+    at: JsonPath,
+    document: Document,
+    file: str,
+    problem: Callable[[JsonPath, str], None],
 ) -> Configured | None:
+    """One entry of policy.rules as a configured rule, or None after reporting why not."""
     if not isinstance(entry, Mapping) or not isinstance(entry.get("id"), str):
         problem(at, "each policy rule is a mapping with an 'id'")
         return None
