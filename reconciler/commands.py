@@ -18,6 +18,7 @@ from reconciler.errors import (
     ApplyError,
     ManifestError,
     StateError,
+    StorageError,
     UsageError,
 )
 from reconciler.executor import ApplyResult, Executor
@@ -26,6 +27,7 @@ from reconciler.model import Address, DesiredSet, StateEntry
 from reconciler.plan import Plan
 from reconciler.project import load_project, resolve_state
 from reconciler.state import StateBackend, StateDocument, crypto, entry_to_json
+from reconciler.state.journal import kib
 
 
 def _options(args: argparse.Namespace) -> workflow.Options:
@@ -161,13 +163,36 @@ def _execute(
             seal=None if sealer is None else sealer.seal,
             on_progress=progress,
         )
+        backend.preflight(executor.reserve_bytes(result))
+        committed: StorageError | None = None
         try:
             outcome = executor.run(result)
         finally:
-            doc = backend.commit()
+            try:
+                doc = backend.commit()
+            except StorageError as e:
+                committed = e  # the journal keeps every result; reported after the summary
     code = _summarize(result, outcome)
+    stopped = outcome.stopped or committed
+    if stopped is not None:
+        _report_stop(stopped, outcome, sum(map(executor.change_bytes, outcome.not_started)))
+        return EXIT_ERROR
     _warn_unencrypted(doc, backend.location)
     return code
+
+
+def _report_stop(error: StorageError, outcome: ApplyResult, room: int) -> None:
+    """One message for the storage failure that stopped the run, however many it stopped."""
+    sys.stderr.write(f"Error: {error.message}\n")
+    if error.hint:
+        sys.stderr.write(f"  -> {error.hint}\n")
+    if outcome.not_started:
+        count = len(outcome.not_started)
+        sys.stderr.write(
+            f"Stopped before {count} change{'s' if count != 1 else ''} (they need about "
+            f"{kib(room)} of journal room): nothing was sent to Lightsail for them; the next "
+            "run makes them.\n"
+        )
 
 
 def _sealer(

@@ -33,6 +33,7 @@ class IOStats:
         self._lock = threading.Lock()
         self.fsyncs = 0
         self.bytes = 0
+        self.reserved = 0  # bytes preallocated ahead of the records that fill them
 
     def fsynced(self) -> None:
         with self._lock:
@@ -45,6 +46,12 @@ class IOStats:
             self.bytes += count
         if self._parent is not None:
             self._parent.wrote(count)
+
+    def preallocated(self, count: int) -> None:
+        with self._lock:
+            self.reserved += count
+        if self._parent is not None:
+            self._parent.preallocated(count)
 
 
 class CountsWrites:
@@ -60,6 +67,11 @@ class CountsWrites:
     @property
     def bytes_written(self) -> int:
         return self._stats.bytes
+
+    @property
+    def bytes_reserved(self) -> int:
+        """Bytes preallocated so that results always have room (reserve before call)."""
+        return self._stats.reserved
 
 
 def refuse_symlink(path: Path, what: str) -> os.stat_result | None:
@@ -102,6 +114,30 @@ def write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+
+
+def preallocate(fd: int, offset: int, length: int) -> None:
+    """Allocate ``length`` bytes of disk at ``offset`` (the file grows, zero-filled).
+
+    Writes into allocated space cannot fail for want of room. Where the file
+    system cannot allocate, the C library writes zeros instead; either way an
+    OSError (ENOSPC) comes now rather than at the write.
+    """
+    os.posix_fallocate(fd, offset, length)
+
+
+def free_bytes(directory: Path) -> tuple[int, bool]:
+    """Bytes an unprivileged writer may still use in ``directory``, and whether it is read-only."""
+    st = os.statvfs(directory)
+    return st.f_bavail * st.f_frsize, bool(st.f_flag & os.ST_RDONLY)
 
 
 def fsync(fd: int, stats: IOStats) -> None:

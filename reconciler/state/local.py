@@ -11,21 +11,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from reconciler.errors import StaleStateError, StateError
+from reconciler.errors import StaleStateError, StateError, StorageError
 from reconciler.state.document import StateDocument, decode, dumps, loads, refuse_redacted
 from reconciler.state.files import (
     CountsWrites,
     IOStats,
+    free_bytes,
     read_private,
     refuse_symlink,
     remove_durably,
     replace_atomically,
 )
-from reconciler.state.journal import Journal, read_journal
+from reconciler.state.journal import Journal, kib, read_journal
 from reconciler.state.lock import HeldLock, LockInfo, acquire, force_unlock
 from reconciler.state.replay import replay
 
@@ -122,6 +124,34 @@ class LocalBackend(CountsWrites):
         # ``doc`` came from read() or begin(), so it includes any journal left behind.
         self._remove_journal()
 
+    def preflight(self, reserve_bytes: int) -> None:
+        folder = self.path.parent
+        try:
+            free, read_only = free_bytes(folder)
+        except OSError as exc:
+            raise StorageError(
+                f"local state: cannot use folder {folder} for {self.path.name}: {exc.strerror}",
+                hint="create the folder or name another state location with --state; "
+                "nothing was sent to Lightsail",
+            ) from None
+        if read_only or not os.access(folder, os.W_OK | os.X_OK):
+            why = "is on a read-only file system" if read_only else "is not writable by this user"
+            raise StorageError(
+                f"local state: folder {folder} {why}",
+                hint="make it writable or name another state location with --state; "
+                "nothing was sent to Lightsail",
+            )
+        current = self._size()
+        # The journal's records, then the state they become (written beside the old one).
+        needed = reserve_bytes + current + reserve_bytes
+        if free < needed:
+            raise StorageError(
+                f"local state: not enough room in {folder} for this apply: {kib(free)} free, "
+                f"about {kib(needed)} needed for the journal and the new state",
+                hint=f"free at least {kib(needed - free)} in {folder} (or name another state "
+                "location with --state), then run again; nothing was sent to Lightsail",
+            )
+
     def force_unlock(self, lock_id: str, *, force: bool = False) -> None:
         force_unlock(self.lock_path, lock_id, force=force)
 
@@ -155,10 +185,11 @@ class LocalBackend(CountsWrites):
         try:
             replace_atomically(self.path, data, backup=self.backup_path, stats=self._stats)
         except OSError as exc:
-            raise StateError(
-                f"cannot write state {self.location}: {exc.strerror}",
-                hint="the previous state is untouched; free space or fix permissions, then "
-                "run again (journaled results are kept until they are in the state)",
+            raise StorageError(
+                f"local state: cannot write state file {self.location}: {exc.strerror}",
+                hint=f"the previous state is untouched and journaled results are kept; free "
+                f"at least {kib(len(data))} in {self.path.parent} or fix its permissions, "
+                "then run again",
             ) from None
         doc.serial = serial
         self._seen = (doc.lineage, serial)
@@ -190,6 +221,10 @@ class LocalBackend(CountsWrites):
 
     def _records(self) -> list[dict[str, Any]]:
         return read_journal(self.journal_path, allow_insecure=self.allow_insecure)
+
+    def _size(self) -> int:
+        st = refuse_symlink(self.path, "state file")
+        return 0 if st is None else st.st_size
 
     def _identity(self) -> tuple[int, int, int] | None:
         st = refuse_symlink(self.path, "state file")

@@ -219,6 +219,9 @@ class S3Backend(CountsWrites):
             )
         self._store(doc, seen.etag)
 
+    def preflight(self, reserve_bytes: int) -> None:
+        """S3 does not fill up; nothing to check before the first call."""
+
     def force_unlock(self, lock_id: str, *, force: bool = False) -> None:
         self._lock_object.force_unlock(lock_id, force=force)
 
