@@ -27,7 +27,7 @@ from reconciler.model import Address, DesiredSet, StateEntry
 from reconciler.plan import Plan
 from reconciler.project import load_project, resolve_state
 from reconciler.state import StateBackend, StateDocument, crypto, entry_to_json
-from reconciler.state.journal import kib
+from reconciler.state.files import kib
 
 
 def _options(args: argparse.Namespace) -> workflow.Options:

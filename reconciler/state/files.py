@@ -17,7 +17,7 @@ import threading
 import uuid
 from pathlib import Path
 
-from reconciler.errors import InsecureStateError, StateError
+from reconciler.errors import InsecureStateError, StateError, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +138,40 @@ def free_bytes(directory: Path) -> tuple[int, bool]:
     """Bytes an unprivileged writer may still use in ``directory``, and whether it is read-only."""
     st = os.statvfs(directory)
     return st.f_bavail * st.f_frsize, bool(st.f_flag & os.ST_RDONLY)
+
+
+def kib(count: int) -> str:
+    """A byte count for messages: KiB with one decimal, MiB above 10 MiB."""
+    if count >= 10 * 1024 * 1024:
+        return f"{count / (1024 * 1024):.1f} MiB"
+    return f"{count / 1024:.1f} KiB"
+
+
+def check_room(folder: Path, needed: int, *, backend: str, purpose: str, remedy: str) -> None:
+    """A StorageError unless ``folder`` is writable, not read-only, and has ``needed`` bytes free.
+
+    ``purpose`` says what the room is for, ``remedy`` how else to get it.
+    """
+    try:
+        free, read_only = free_bytes(folder)
+    except OSError as exc:
+        raise StorageError(
+            f"{backend}: cannot use folder {folder}: {exc.strerror}",
+            hint=f"create it or {remedy}; nothing was sent to Lightsail",
+        ) from None
+    if read_only or not os.access(folder, os.W_OK | os.X_OK):
+        why = "is on a read-only file system" if read_only else "is not writable by this user"
+        raise StorageError(
+            f"{backend}: folder {folder} {why}",
+            hint=f"make it writable or {remedy}; nothing was sent to Lightsail",
+        )
+    if free < needed:
+        raise StorageError(
+            f"{backend}: not enough room in {folder} for this apply: {kib(free)} free, "
+            f"about {kib(needed)} needed for {purpose}",
+            hint=f"free at least {kib(needed - free)} in {folder} (or {remedy}), then run "
+            "again; nothing was sent to Lightsail",
+        )
 
 
 def fsync(fd: int, stats: IOStats) -> None:

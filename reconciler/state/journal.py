@@ -32,6 +32,7 @@ from reconciler.state.files import (
     IOStats,
     create_private,
     fsync_dir,
+    kib,
     preallocate,
     pwrite_all,
     read_private,
@@ -43,13 +44,6 @@ log = logging.getLogger(__name__)
 # Space is preallocated in segments of at least this size (fewer allocations);
 # where a whole segment does not fit, exactly what is needed is tried.
 SEGMENT = 64 * 1024
-
-
-def kib(count: int) -> str:
-    """A byte count for messages: KiB with one decimal, MiB above 10 MiB."""
-    if count >= 10 * 1024 * 1024:
-        return f"{count / (1024 * 1024):.1f} MiB"
-    return f"{count / 1024:.1f} KiB"
 
 
 class Journal(JournalRecords, CountsWrites):
@@ -98,6 +92,14 @@ class Journal(JournalRecords, CountsWrites):
             self._make_room(self._end + self._promised + nbytes, "the next change")
             self._promised += nbytes
         return Reservation(self, nbytes)
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Store a record made elsewhere (a spool takes those a remote journal could not)."""
+        self._append(record)
+
+    @property
+    def empty(self) -> bool:
+        return self.appends == 0
 
     def close(self) -> None:
         with self._sync:

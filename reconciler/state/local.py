@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,14 @@ from reconciler.state.document import StateDocument, decode, dumps, loads, refus
 from reconciler.state.files import (
     CountsWrites,
     IOStats,
-    free_bytes,
+    check_room,
+    kib,
     read_private,
     refuse_symlink,
     remove_durably,
     replace_atomically,
 )
-from reconciler.state.journal import Journal, kib, read_journal
+from reconciler.state.journal import Journal, read_journal
 from reconciler.state.lock import HeldLock, LockInfo, acquire, force_unlock
 from reconciler.state.replay import replay
 
@@ -125,32 +125,14 @@ class LocalBackend(CountsWrites):
         self._remove_journal()
 
     def preflight(self, reserve_bytes: int) -> None:
-        folder = self.path.parent
-        try:
-            free, read_only = free_bytes(folder)
-        except OSError as exc:
-            raise StorageError(
-                f"local state: cannot use folder {folder} for {self.path.name}: {exc.strerror}",
-                hint="create the folder or name another state location with --state; "
-                "nothing was sent to Lightsail",
-            ) from None
-        if read_only or not os.access(folder, os.W_OK | os.X_OK):
-            why = "is on a read-only file system" if read_only else "is not writable by this user"
-            raise StorageError(
-                f"local state: folder {folder} {why}",
-                hint="make it writable or name another state location with --state; "
-                "nothing was sent to Lightsail",
-            )
-        current = self._size()
         # The journal's records, then the state they become (written beside the old one).
-        needed = reserve_bytes + current + reserve_bytes
-        if free < needed:
-            raise StorageError(
-                f"local state: not enough room in {folder} for this apply: {kib(free)} free, "
-                f"about {kib(needed)} needed for the journal and the new state",
-                hint=f"free at least {kib(needed - free)} in {folder} (or name another state "
-                "location with --state), then run again; nothing was sent to Lightsail",
-            )
+        check_room(
+            self.path.parent,
+            reserve_bytes + self._size() + reserve_bytes,
+            backend="local state",
+            purpose="the journal and the new state",
+            remedy="name another state location with --state",
+        )
 
     def force_unlock(self, lock_id: str, *, force: bool = False) -> None:
         force_unlock(self.lock_path, lock_id, force=force)

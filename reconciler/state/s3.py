@@ -18,12 +18,14 @@ the configured server-side encryption is sent with every write and copy.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from reconciler.errors import StaleStateError, StateError, UsageError
@@ -33,7 +35,9 @@ from reconciler.state.lock import LockInfo
 from reconciler.state.replay import replay
 from reconciler.state.s3_journal import S3Journal, parse_records
 from reconciler.state.s3_lock import S3Lock
-from reconciler.state.s3_objects import Bucket, Refused, s3_client
+from reconciler.state.s3_objects import BACKEND, Bucket, Refused, s3_client
+from reconciler.state.spool import Spool
+from reconciler.state.spool import spool_dir as spool_dir_for
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,8 @@ log = logging.getLogger(__name__)
 OPTION_SSE = "s3.sse"
 OPTION_KMS_KEY_ID = "s3.kms_key_id"
 OPTION_REGION = "s3.region"
+OPTION_TIMEOUT = "s3.timeout"
+OPTION_SPOOL = "s3.spool"
 
 SSE_ALGORITHMS = ("AES256", "aws:kms")
 _READ_ATTEMPTS = 5
@@ -84,6 +90,7 @@ class S3Backend(CountsWrites):
         sse: str | None = None,
         kms_key_id: str | None = None,
         region: str | None = None,
+        spool_dir: str | Path | None = None,
     ) -> None:
         self.location = f"s3://{bucket}/{key}"
         parse_url(self.location)
@@ -104,6 +111,12 @@ class S3Backend(CountsWrites):
         self._bucket = Bucket(client or s3_client(region=region), bucket, sse, kms_key_id)
         self._lock_object = S3Lock(self._bucket, self.lock_key, self.location)
         self._stats = IOStats()
+        self._spool = Spool(
+            spool_dir_for(str(spool_dir) if spool_dir else None),
+            self.location,
+            backend=BACKEND,
+            stats=IOStats(),  # standby: the backend's counts are its PUTs
+        )
         self._held: tuple[LockInfo, str] | None = None  # our lock and its object's ETag
         self._journal: S3Journal | None = None
         self._seen: _Seen | None = None
@@ -114,7 +127,10 @@ class S3Backend(CountsWrites):
         bucket, key = parse_url(url)
         extra: Mapping[str, str] = getattr(options, "extra", None) or {}
         region = extra.get(OPTION_REGION) or None
-        client = s3_client(region=region, profile=getattr(options, "profile", None))
+        timeout = float(extra[OPTION_TIMEOUT]) if extra.get(OPTION_TIMEOUT) else None
+        client = s3_client(
+            region=region, profile=getattr(options, "profile", None), timeout=timeout
+        )
         return cls(
             bucket,
             key,
@@ -122,6 +138,7 @@ class S3Backend(CountsWrites):
             sse=extra.get(OPTION_SSE) or None,
             kms_key_id=extra.get(OPTION_KMS_KEY_ID) or None,
             region=region,
+            spool_dir=extra.get(OPTION_SPOOL) or None,
         )
 
     def __repr__(self) -> str:
@@ -137,6 +154,7 @@ class S3Backend(CountsWrites):
             etag = None if current is None else current[1]
             if records is not None and (not keys or self._bucket.etag(self.key) == etag):
                 base = self._parse(current, secrets=secrets) or StateDocument.new()
+                records += self._spool.records(self._spool.files())
                 return replay(base, records, source=self._journal_url) if records else base
         raise StateError(f"state {self.location} kept changing while it was read", hint="run again")
 
@@ -170,7 +188,10 @@ class S3Backend(CountsWrites):
             # Runs are serialized by the lock; names sort in the order they ran.
             run = f"{seen.doc.serial:010d}-{stamp}-{uuid.uuid4().hex[:8]}"
             self._journal = S3Journal(
-                self._bucket, f"{self.journal_prefix}{run}/", stats=self._stats
+                self._bucket,
+                f"{self.journal_prefix}{run}/",
+                stats=self._stats,
+                spool=functools.partial(self._spool.open, run),
             )
         return self._journal
 
@@ -196,6 +217,8 @@ class S3Backend(CountsWrites):
             doc.serial,
         )
         self._remove(journal.keys)
+        if journal.spooled is not None:
+            self._spool.remove([journal.spooled.path])
         return doc
 
     def write(self, doc: StateDocument) -> None:
@@ -220,7 +243,8 @@ class S3Backend(CountsWrites):
         self._store(doc, seen.etag)
 
     def preflight(self, reserve_bytes: int) -> None:
-        """S3 does not fill up; nothing to check before the first call."""
+        # S3 does not fill up, but the local spool behind the journal may.
+        self._spool.preflight(reserve_bytes)
 
     def force_unlock(self, lock_id: str, *, force: bool = False) -> None:
         self._lock_object.force_unlock(lock_id, force=force)
@@ -249,9 +273,12 @@ class S3Backend(CountsWrites):
         records = self._fetch_records(keys)
         if records is None:
             raise StateError(f"journal objects under {self._journal_url} vanished under the lock")
+        spooled = self._spool.files()
+        records += self._spool.records(spooled)  # results S3 could not take in an earlier run
         if not records:
             self._seen = _Seen(etag, base.copy())
             self._remove(keys)  # empty objects, if any
+            self._spool.remove(spooled)
             return base
         doc = replay(base, records, source=self._journal_url)
         self._store(doc, etag)
@@ -259,6 +286,7 @@ class S3Backend(CountsWrites):
             "recorded %d journal records in %s (serial %d)", len(records), self.location, doc.serial
         )
         self._remove(keys)
+        self._spool.remove(spooled)
         return doc
 
     def _store(self, doc: StateDocument, etag: str | None) -> None:
@@ -314,6 +342,8 @@ class S3Backend(CountsWrites):
         journal, self._journal = self._journal, None
         if journal is not None:
             journal.close()
+            if journal.spooled is not None:
+                self._spool.discard_if_empty(journal.spooled)
         return journal
 
     def _require_lock(self, operation: str) -> None:
