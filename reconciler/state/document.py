@@ -50,6 +50,10 @@ class StateDocument:
     encryption: list[dict[str, str]] = field(default_factory=list)
     # Read without private keys (for plans on large states); never written back.
     redacted: bool = field(default=False, compare=False)
+    # Journal runs already folded into this document, each with the last object
+    # number folded: a write that lands late (after its run was folded and its
+    # objects removed) is recognised and not replayed again. Kept for S3.
+    folded: dict[str, int] = field(default_factory=dict, compare=False)
 
     def __repr__(self) -> str:
         return (
@@ -72,6 +76,7 @@ class StateDocument:
             dict(self.pending),
             [dict(item) for item in self.encryption],
             self.redacted,
+            dict(self.folded),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -82,6 +87,8 @@ class StateDocument:
         }
         if self.encryption:
             data["encryption"] = [dict(item) for item in self.encryption]
+        if self.folded:
+            data["journalFolded"] = dict(sorted(self.folded.items()))
         data["keyPairs"] = [entry_to_json(self.entries[a]) for a in sorted(self.entries)]
         data["pending"] = [pending_to_json(self.pending[a]) for a in sorted(self.pending)]
         return data
@@ -283,7 +290,14 @@ def _document(data: Mapping[str, Any]) -> StateDocument:
             raise FormatError(f"pending[{i}]: key pair {create.address} appears twice")
         pending[create.address] = create
     encryption = [_encryption_item(item, i) for i, item in enumerate(_list(data, "encryption"))]
-    return StateDocument(FORMAT_VERSION, lineage, serial, entries, pending, encryption)
+    folded = data.get("journalFolded", {})
+    if not isinstance(folded, Mapping) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in folded.values()
+    ):
+        raise FormatError("'journalFolded' must map journal runs to object numbers")
+    return StateDocument(
+        FORMAT_VERSION, lineage, serial, entries, pending, encryption, folded=dict(folded)
+    )
 
 
 def _encryption_item(data: object, index: int) -> dict[str, str]:

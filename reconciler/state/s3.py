@@ -50,6 +50,7 @@ OPTION_SPOOL = "s3.spool"
 
 SSE_ALGORITHMS = ("AES256", "aws:kms")
 _READ_ATTEMPTS = 5
+FOLDED_RUNS = 16  # journal runs the state remembers having folded
 # Lenient on purpose (old us-east-1 buckets may hold capitals): S3 has the last word.
 BUCKET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,254}")
 
@@ -148,12 +149,12 @@ class S3Backend(CountsWrites):
         for _ in range(_READ_ATTEMPTS):
             current = self._bucket.get(self.key)
             keys = self._bucket.list(self.journal_prefix)
-            records = self._fetch_records(keys)
+            base = self._parse(current, secrets=secrets) or StateDocument.new()
+            records = self._fetch_records(self._unfolded(keys, base))
             # A run that compacted meanwhile replaced the state and removed the
             # objects: read both again rather than miss its records.
             etag = None if current is None else current[1]
             if records is not None and (not keys or self._bucket.etag(self.key) == etag):
-                base = self._parse(current, secrets=secrets) or StateDocument.new()
                 records += self._spool.records(self._spool.files())
                 return replay(base, records, source=self._journal_url) if records else base
         raise StateError(f"state {self.location} kept changing while it was read", hint="run again")
@@ -202,6 +203,7 @@ class S3Backend(CountsWrites):
             return self._compact()
         seen = self._seen or self._see()
         doc = replay(seen.doc, journal.records, source=self._bucket.url(journal.prefix))
+        self._mark_folded(doc, journal.keys)
         try:
             self._store(doc, seen.etag)
         except StaleStateError as exc:
@@ -270,7 +272,7 @@ class S3Backend(CountsWrites):
             self._seen.doc.copy() if self._seen is not None else StateDocument.new()
         )
         keys = self._bucket.list(self.journal_prefix)
-        records = self._fetch_records(keys)
+        records = self._fetch_records(self._unfolded(keys, base))
         if records is None:
             raise StateError(f"journal objects under {self._journal_url} vanished under the lock")
         spooled = self._spool.files()
@@ -281,6 +283,7 @@ class S3Backend(CountsWrites):
             self._spool.remove(spooled)
             return base
         doc = replay(base, records, source=self._journal_url)
+        self._mark_folded(doc, keys)
         self._store(doc, etag)
         log.info(
             "recorded %d journal records in %s (serial %d)", len(records), self.location, doc.serial
@@ -319,6 +322,33 @@ class S3Backend(CountsWrites):
         if current is None:
             return None
         return loads(current[0], source=self.location, secrets=secrets)
+
+    def _journal_object(self, key: str) -> tuple[str, int] | None:
+        """The run and number of a journal object ``PREFIX/RUN/SEQ.json``."""
+        run, _, name = key.removeprefix(self.journal_prefix).partition("/")
+        number = name.removesuffix(".json")
+        return (run, int(number)) if number.isdigit() and name.endswith(".json") else None
+
+    def _unfolded(self, keys: list[str], doc: StateDocument) -> list[str]:
+        """``keys`` less the objects ``doc`` already holds: a PUT that landed late,
+        after its run was folded and its objects removed, is not replayed again."""
+        fresh = []
+        for key in keys:
+            place = self._journal_object(key)
+            if place is not None and place[1] <= doc.folded.get(place[0], -1):
+                log.info("ignoring %s: the state already holds it", self._bucket.url(key))
+                continue
+            fresh.append(key)
+        return fresh
+
+    def _mark_folded(self, doc: StateDocument, keys: list[str]) -> None:
+        for key in keys:
+            place = self._journal_object(key)
+            if place is not None:
+                run, number = place
+                doc.folded[run] = max(number, doc.folded.get(run, 0))
+        for run in sorted(doc.folded)[:-FOLDED_RUNS]:
+            del doc.folded[run]  # late writes arrive within seconds, not many runs later
 
     def _fetch_records(self, keys: list[str]) -> list[dict[str, Any]] | None:
         """The records of ``keys`` in order; None if one of them is gone."""
