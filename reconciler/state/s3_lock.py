@@ -4,19 +4,16 @@ One run at a time holds it: it is created with ``If-None-Match: *`` and removed
 only with ``If-Match`` on the ETag its holder wrote, so a lock forced away and
 taken by another run is never removed by the first. Its content names the
 holder (``LockInfo``). Unlike an flock, S3 cannot tell whether a holder is still
-alive, unless that run was on this host: a lock left by a run on this host
-that is no longer running (killed, or S3 failed as it released the lock) is
-taken over; one left from elsewhere stays until ``force_unlock`` removes it.
+alive: a lock left by a killed run stays until ``force_unlock`` removes it.
 """
 
 from __future__ import annotations
 
 import logging
-import socket
 import time
 
 from reconciler.errors import LockHeldError, StateError
-from reconciler.state.lock import LockInfo, matching_holder, process_alive, refuse_live_holder
+from reconciler.state.lock import LockInfo, matching_holder, refuse_live_holder
 from reconciler.state.s3_objects import Bucket, Refused
 
 log = logging.getLogger(__name__)
@@ -47,8 +44,6 @@ class S3Lock:
             current = self._bucket.get(self.key)
             if current is None:
                 continue  # released between our two requests
-            if self._take_over(current):
-                continue
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise self._held_error(LockInfo.parse(current[0]), timeout)
@@ -56,25 +51,6 @@ class S3Lock:
                 log.info("waiting up to %.1fs for the lock on %s", timeout, self.location)
             time.sleep(min(delay, remaining))
             delay = min(delay * 2, LOCK_POLL_MAX)
-
-    def _take_over(self, current: tuple[bytes, str]) -> bool:
-        """Remove a lock whose holder ran on this host and is gone; whether it was removed."""
-        holder = LockInfo.parse(current[0])
-        if holder is None or holder.host != socket.gethostname() or process_alive(holder.pid):
-            return False
-        try:
-            self._bucket.delete(self.key, if_match=current[1])
-        except Refused:
-            return True  # changed meanwhile: look again
-        log.warning(
-            "took over a stale state lock from pid %d on %s (%s, since %s): that run ended "
-            "without releasing it",
-            holder.pid,
-            holder.host,
-            holder.command,
-            holder.created,
-        )
-        return True
 
     def release(self, info: LockInfo, etag: str) -> None:
         """Remove the lock if it is still the object we wrote; only warn if it is not."""
