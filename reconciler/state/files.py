@@ -34,6 +34,7 @@ class IOStats:
         self.fsyncs = 0
         self.bytes = 0
         self.reserved = 0  # bytes preallocated ahead of the records that fill them
+        self.allocations = 0  # preallocation calls (fallocate) that made them
 
     def fsynced(self) -> None:
         with self._lock:
@@ -50,6 +51,7 @@ class IOStats:
     def preallocated(self, count: int) -> None:
         with self._lock:
             self.reserved += count
+            self.allocations += 1
         if self._parent is not None:
             self._parent.preallocated(count)
 
@@ -72,6 +74,11 @@ class CountsWrites:
     def bytes_reserved(self) -> int:
         """Bytes preallocated so that results always have room (reserve before call)."""
         return self._stats.reserved
+
+    @property
+    def allocations(self) -> int:
+        """Preallocation (fallocate) calls made for ``bytes_reserved``."""
+        return self._stats.allocations
 
 
 def refuse_symlink(path: Path, what: str) -> os.stat_result | None:
