@@ -94,16 +94,15 @@ class StateDocument:
         return data
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any], *, source: str) -> StateDocument:
-        """Parse (and upgrade) a document; ``source`` names it in error messages."""
+    def from_json(
+        cls, data: Mapping[str, Any], *, source: str, backup: str | None = None
+    ) -> StateDocument:
+        """Parse (and upgrade) a document; ``source`` names it (``backup`` its previous
+        version) in error messages."""
         try:
             return _document(_upgraded(data, source))
         except FormatError as exc:
-            raise StateError(
-                f"state {source} is malformed: {exc}",
-                hint="fix the file by hand, or restore the previous version "
-                "(a local state keeps it beside the file as .backup)",
-            ) from None
+            raise StateError(f"state {source} is malformed: {exc}", hint=_repair(backup)) from None
 
 
 def refuse_redacted(doc: StateDocument, location: str) -> None:
@@ -127,7 +126,15 @@ def _without_secrets(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
-def loads(data: bytes | str, *, source: str, secrets: bool = True) -> StateDocument:
+def _repair(backup: str | None) -> str:
+    if backup is None:
+        return "fix it by hand"
+    return f"fix it by hand, or restore the previous version, kept as {backup}"
+
+
+def loads(
+    data: bytes | str, *, source: str, secrets: bool = True, backup: str | None = None
+) -> StateDocument:
     """Parse the bytes (or decoded text) of a state file.
 
     With ``secrets=False`` private keys are dropped while parsing, so a plan
@@ -141,12 +148,11 @@ def loads(data: bytes | str, *, source: str, secrets: bool = True) -> StateDocum
     except json.JSONDecodeError as exc:
         raise StateError(
             f"state {source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-            hint="fix the file by hand, or restore the previous version "
-            "(a local state keeps it beside the file as .backup)",
+            hint=_repair(backup),
         ) from None
     if not isinstance(parsed, dict):
         raise StateError(f"state {source} is malformed: expected a JSON object at the top level")
-    doc = StateDocument.from_json(parsed, source=source)
+    doc = StateDocument.from_json(parsed, source=source, backup=backup)
     doc.redacted = not secrets
     return doc
 

@@ -56,6 +56,13 @@ class Reservation:
 class JournalRecords(ABC):
     """The records a run journals; ``_append`` returns once its record is durable."""
 
+    appends: int
+    """Records appended so far."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Wait for appends in progress; no record may follow."""
+
     def reserve(self, nbytes: int) -> Reservation:
         """Room for ``nbytes`` of records, held until the returned context exits.
 

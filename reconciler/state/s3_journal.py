@@ -16,7 +16,6 @@ spool, so a result always has room in one home or the other.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from reconciler.errors import ReconcilerError, StateError, StorageError
@@ -24,6 +23,7 @@ from reconciler.state.files import IOStats
 from reconciler.state.journal import Journal
 from reconciler.state.records import JournalRecords, Reservation, decode_record, encode_record
 from reconciler.state.s3_objects import BACKEND, Bucket, Refused
+from reconciler.state.spool import Spool
 
 
 class S3Journal(JournalRecords):
@@ -34,10 +34,11 @@ class S3Journal(JournalRecords):
     """
 
     def __init__(
-        self, bucket: Bucket, prefix: str, *, stats: IOStats, spool: Callable[[], Journal]
+        self, bucket: Bucket, prefix: str, *, stats: IOStats, spool: Spool, run: str
     ) -> None:
         self.prefix = prefix
-        self._open_spool = spool
+        self._spools = spool
+        self._run = run
         self._spool: Journal | None = None  # opened at the first reservation or spooled record
         self._spool_lock = threading.Lock()
         self._bucket = bucket
@@ -59,7 +60,7 @@ class S3Journal(JournalRecords):
         """This run's spool file, opened on first use."""
         with self._spool_lock:
             if self._spool is None:
-                self._spool = self._open_spool()
+                self._spool = self._spools.open(self._run)
             return self._spool
 
     @property
@@ -77,6 +78,8 @@ class S3Journal(JournalRecords):
             while self._storing:
                 self._sync.wait()
             self._closed = True
+        if self._spool is not None:
+            self._spools.discard_if_empty(self._spool)
 
     def _append(self, record: dict[str, Any]) -> None:
         line = encode_record(record)
