@@ -1,8 +1,10 @@
 """What every state backend offers the commands: read, lock, journal, commit, write.
 
 A mutating command takes the lock, calls ``begin`` (which folds in any journal
-a killed run left behind), journals each call through ``journal``, and ends
-with ``commit``. Read-only commands call ``read`` without the lock.
+a killed run left behind), checks ``preflight``, journals each call through
+``journal`` (reserving room first), and ends with ``commit``. Read-only
+commands call ``read`` without the lock. ``core.StateStore`` implements this
+once for every backend.
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 
 Every file that may hold key material is created with O_EXCL and mode 0600
 (then fchmod'ed, so the umask cannot matter), opened with O_NOFOLLOW, and
-replaced only by rename after fsync. Nothing here ever widens a permission or
-follows a symbolic link.
+replaced only by rename after fsync (``replace_atomically``, the project's one
+atomic write). Nothing here ever widens a permission or follows a symbolic link.
+Also here: room on the disk (``preallocate``, ``check_room``) and the counts
+of bytes, fsyncs and preallocations that benchmarks print (``IOStats``).
 """
 
 from __future__ import annotations
@@ -236,13 +238,18 @@ def check_private_mode(path: Path, st: os.stat_result, what: str, *, allow_insec
     )
 
 
-def replace_atomically(path: Path, data: bytes, *, backup: Path | None, stats: IOStats) -> None:
+def replace_atomically(
+    path: Path, data: bytes, *, backup: Path | None = None, stats: IOStats | None = None
+) -> None:
     """Replace ``path`` with ``data`` so that it holds the old or the new bytes, never a mix.
 
-    A temporary file beside it is written and fsynced, the current file is kept
-    as ``backup`` (hard link, or a private copy where links are not possible),
-    the temporary is renamed over ``path``, and the directory is fsynced.
+    The project's one atomic write. A private (0600) temporary file beside it is
+    written and fsynced, the current file is kept as ``backup`` if one is named
+    (hard link, or a private copy where links are not possible), the temporary
+    is renamed over ``path``, and the directory is fsynced. ``stats`` counts the
+    bytes and fsyncs, for benchmarks.
     """
+    stats = stats if stats is not None else IOStats()
     directory = path.parent
     temporaries: list[Path] = []
     try:
