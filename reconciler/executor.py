@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from reconciler.errors import LightsailError, StorageError
+from reconciler.errors import LightsailError, ReconcilerError, StorageError
 from reconciler.keys import generate_rsa
 from reconciler.lightsail import AmbiguousOutcome, CreatedKeyPair, Lightsail, tags_from_api
 from reconciler.model import Address, LiveKeyPair, Origin, StateEntry, Tags
@@ -179,6 +179,8 @@ class Executor:
                 lost_key=True,
             )
         except LightsailError as e:
+            failure = Failure(change.address, change.action, e.message, e.hint)
+        except ReconcilerError as e:  # e.g. a key that cannot be sealed: its own message
             failure = Failure(change.address, change.action, e.message, e.hint)
         except Exception as e:  # a bug must not hide the other workers' results
             log.debug("unexpected error applying %s", change.address, exc_info=True)

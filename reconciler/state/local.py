@@ -113,9 +113,5 @@ class LocalBackend(StateStore):
         stats = IOStats()
         files = LocalFiles(Path(path), allow_insecure=allow_insecure, stats=stats)
         self.path = files.path
-        self.allow_insecure = allow_insecure
-        self.backup_path = files.backup_path
-        self.journal_path = files.journal_path
-        self.lock_path = self.path.with_name(self.path.name + ".lock")
-        super().__init__(files, FileLock(self.lock_path), stats)
+        super().__init__(files, FileLock(self.path.with_name(self.path.name + ".lock")), stats)
         self.location = str(path)

@@ -212,7 +212,6 @@ class S3Backend(StateStore):
         client: Any = None,
         sse: str | None = None,
         kms_key_id: str | None = None,
-        region: str | None = None,
         spool_dir: str | Path | None = None,
     ) -> None:
         location = f"s3://{bucket}/{key}"
@@ -227,12 +226,8 @@ class S3Backend(StateStore):
         if kms_key_id is not None and sse != "aws:kms":
             raise UsageError(f"a KMS key for {location} needs encryption aws:kms, not {sse}")
         self.key = key
-        self.region = region
-        self.backup_key = f"{key}.backup"
-        self.lock_key = f"{key}.lock"
-        self.journal_prefix = f"{key}.journal/"
         stats = IOStats()
-        objects = Bucket(client or s3_client(region=region), bucket, sse, kms_key_id)
+        objects = Bucket(client or s3_client(), bucket, sse, kms_key_id)
         spool = Spool(
             spool_dir_for(str(spool_dir) if spool_dir else None),
             location,
@@ -241,7 +236,7 @@ class S3Backend(StateStore):
         )
         super().__init__(
             S3Objects(objects, key, location, spool, stats),
-            S3Lock(objects, self.lock_key, location),
+            S3Lock(objects, f"{key}.lock", location),
             stats,
         )
 
@@ -261,6 +256,5 @@ class S3Backend(StateStore):
             client=client,
             sse=extra.get(OPTION_SSE) or None,
             kms_key_id=extra.get(OPTION_KMS_KEY_ID) or None,
-            region=region,
             spool_dir=extra.get(OPTION_SPOOL) or None,
         )
