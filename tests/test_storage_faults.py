@@ -20,8 +20,13 @@ import pytest
 
 from reconciler.emulator import Emulator, EmulatorConfig
 from reconciler.errors import StorageError
+from reconciler.executor import Executor
+from reconciler.lightsail import ClientOptions, Lightsail
+from reconciler.manifest import load_desired
 from reconciler.model import Address
+from reconciler.plan import make_plan
 from reconciler.state import Journal, LocalBackend, read_journal
+from reconciler.state import journal as journal_module
 from reconciler.state.journal import SEGMENT
 from tests.conftest import lightsail_client
 from tests.helpers import CLI_OUTPUTS, assert_no_leak, created_fingerprint, run_cli, write_manifest
@@ -243,3 +248,49 @@ def test_a_disk_that_fills_during_apply_loses_no_key_and_the_rerun_converges(
         assert lost_keys(state, emu) == []
         pems = [e.private_key for e in LocalBackend(state).read().entries.values()]
         assert_no_leak([out, err, rerun.stdout, rerun.stderr], [p for p in pems if p])
+
+
+# -- a journal write that fails (an injected fault: EIO) -------------------------
+
+
+def test_a_failed_journal_write_stops_new_calls_and_in_flight_results_still_land(
+    tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifests(tmp_path, 30)
+    desired = load_desired([tmp_path / "manifests"])
+    backend = LocalBackend(tmp_path / "reconciler.state.json")
+    lightsail = Lightsail(ClientOptions(endpoint_url=emulator.url))
+    writes = 0
+    real = journal_module.pwrite_all
+
+    def flaky(fd: int, data: bytes, offset: int) -> None:
+        nonlocal writes
+        writes += 1
+        if writes == 12:  # one write fails half-way, leaving half a record behind
+            real(fd, data[: len(data) // 2], offset)
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real(fd, data, offset)
+
+    monkeypatch.setattr(journal_module, "pwrite_all", flaky)
+    with backend.lock("apply"):
+        doc = backend.begin()
+        plan = make_plan(desired, doc.entries, doc.pending, lightsail.snapshot(["us-east-1"]))
+        outcome = Executor(lightsail, backend.journal(), parallelism=4).run(plan)
+        backend.commit()
+    assert outcome.stopped is not None
+    assert outcome.stopped.message.startswith("local state: cannot write journal ")
+    assert "Input/output error" in outcome.stopped.message
+    assert outcome.not_started  # no new change started after the failure
+    assert len(outcome.succeeded) + len(outcome.failed) + len(outcome.not_started) == 30
+    assert all(not f.lost_key for f in outcome.failed)
+    # Results of changes in flight landed after the failed write, which they overwrote.
+    assert lost_keys(backend.path, emulator) == []
+    monkeypatch.undo()
+    with backend.lock("apply"):
+        doc = backend.begin()
+        plan = make_plan(desired, doc.entries, doc.pending, lightsail.snapshot(["us-east-1"]))
+        again = Executor(lightsail, backend.journal(), parallelism=4).run(plan)
+        backend.commit()
+    assert again.ok and len(live(emulator)) == 30
+    assert emulator.committed["CreateKeyPair"] == 30
+    assert lost_keys(backend.path, emulator) == []
