@@ -256,6 +256,7 @@ def test_a_disk_that_fills_during_apply_loses_no_key_and_the_rerun_converges(
 def test_a_failed_journal_write_stops_new_calls_and_in_flight_results_still_land(
     tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # the spool is beside the working directory
     manifests(tmp_path, 30)
     desired = load_desired([tmp_path / "manifests"])
     backend = LocalBackend(tmp_path / "reconciler.state.json")
@@ -276,16 +277,23 @@ def test_a_failed_journal_write_stops_new_calls_and_in_flight_results_still_land
         doc = backend.begin()
         plan = make_plan(desired, doc.entries, doc.pending, lightsail.snapshot(["us-east-1"]))
         outcome = Executor(lightsail, backend.journal(), parallelism=4).run(plan)
+        # Results from the failed write on went to the spool, private to its owner.
+        (spooled,) = (tmp_path / ".reconciler" / "spool").iterdir()
+        assert spooled.stat().st_mode & 0o777 == 0o600
+        assert read_journal(spooled)
         backend.commit()
+    assert not spooled.exists()  # the state holds them now
     assert outcome.stopped is not None
     assert outcome.stopped.message.startswith("local state: cannot write journal ")
     assert "Input/output error" in outcome.stopped.message
     assert outcome.not_started  # no new change started after the failure
     assert len(outcome.succeeded) + len(outcome.failed) + len(outcome.not_started) == 30
     assert all(not f.lost_key for f in outcome.failed)
-    # Results of changes in flight landed after the failed write, which they overwrote.
+    assert f"results are kept in the spool {spooled.relative_to(tmp_path)}" in (
+        outcome.stopped.message
+    )
     assert lost_keys(backend.path, emulator) == []
-    monkeypatch.undo()
+    monkeypatch.setattr(journal_module, "pwrite_all", real)
     with backend.lock("apply"):
         doc = backend.begin()
         plan = make_plan(desired, doc.entries, doc.pending, lightsail.snapshot(["us-east-1"]))

@@ -2,15 +2,19 @@
 
 ``PATH`` holds the document, ``PATH.journal`` the write-ahead records of the
 current (or a killed) run, ``PATH.backup`` the previous document, ``PATH.lock``
-the lock (``lock.FileLock``). All are private to their owner; none is ever
-reached through a symbolic link. The journal is removed only after the state
-that includes it is durable, so a record is never lost, and replaying it twice
-is harmless. ``LocalFiles`` is the object store; the protocol is ``core``'s.
+the lock (``lock.FileLock``). Should a journal write fail, its records go to a
+private spool (``spool``), folded in like the journal. All are private to their
+owner; none is ever reached through a symbolic link. The journal is removed
+only after the state that includes it is durable, so a record is never lost,
+and replaying it twice is harmless. ``LocalFiles`` is the object store; the
+protocol is ``core``'s.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler.errors import StateError, StorageError
@@ -27,6 +31,7 @@ from reconciler.state.files import (
 )
 from reconciler.state.journal import Journal, read_journal
 from reconciler.state.lock import FileLock
+from reconciler.state.spool import Spilling, Spool, spool_dir
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +44,9 @@ class LocalFiles:
     backend = BACKEND
     conditional = False  # the lock alone keeps writers apart; lineage and serial are checked
 
-    def __init__(self, path: Path, *, allow_insecure: bool, stats: IOStats) -> None:
+    def __init__(self, path: Path, *, allow_insecure: bool, stats: IOStats, spool: Spool) -> None:
         self.path = path
+        self._spool = spool
         self.location = str(path)
         self.allow_insecure = allow_insecure
         self.backup_path = path.with_name(path.name + ".backup")
@@ -77,10 +83,18 @@ class LocalFiles:
 
     def leftovers(self, doc: StateDocument) -> Leftovers:
         records = read_journal(self.journal_path, allow_insecure=self.allow_insecure)
-        return Leftovers(records, str(self.journal_path), remove=self._remove_journal)
+        spooled = self._spool.files()
+        records += self._spool.records(spooled)  # results the journal could not take
 
-    def new_journal(self, doc: StateDocument) -> Journal:
-        return Journal(self.journal_path, stats=self._stats)
+        def remove() -> None:
+            self._remove_journal()
+            self._spool.remove(spooled)
+
+        return Leftovers(records, str(self.journal_path), remove=remove)
+
+    def new_journal(self, doc: StateDocument) -> Spilling:
+        run = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
+        return Spilling(Journal(self.journal_path, stats=self._stats), self._spool, run)
 
     def size(self) -> int:
         st = refuse_symlink(self.path, "state file")
@@ -111,7 +125,10 @@ class LocalBackend(StateStore):
 
     def __init__(self, path: str | Path, *, allow_insecure: bool = False) -> None:
         stats = IOStats()
-        files = LocalFiles(Path(path), allow_insecure=allow_insecure, stats=stats)
+        # Where results go should the journal fail (a disk error, not a full disk:
+        # room is reserved before each call).
+        spool = Spool(spool_dir(None), str(Path(path).absolute()), backend=BACKEND, stats=stats)
+        files = LocalFiles(Path(path), allow_insecure=allow_insecure, stats=stats, spool=spool)
         self.path = files.path
         super().__init__(files, FileLock(self.path.with_name(self.path.name + ".lock")), stats)
         self.location = str(path)

@@ -18,12 +18,14 @@ import contextlib
 import hashlib
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
 from reconciler.errors import StorageError
 from reconciler.state.files import IOStats, check_room, refuse_symlink, remove_durably
 from reconciler.state.journal import Journal, read_journal
+from reconciler.state.records import JournalRecords, Reservation
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,62 @@ class Spool:
             purpose=f"the local spool that keeps results should {self.location} fail",
             remedy="set another spool folder in reconciler.yaml",
         )
+
+
+class Spilling(JournalRecords):
+    """A journal file that hands its records to a spool once a write to it fails.
+
+    The first record the journal cannot store, and every record after it, go
+    to this run's spool file (so their order is kept), and no new reservation
+    is granted: the run stops, changes in flight keep their results. Only if
+    the spool fails too does an append fail.
+    """
+
+    def __init__(self, journal: Journal, spool: Spool, run: str) -> None:
+        self.journal = journal
+        self._spool = spool
+        self._run = run
+        self._spilled: Journal | None = None
+        self._lock = threading.Lock()
+        self._stopping: StorageError | None = None
+
+    @property
+    def appends(self) -> int:  # type: ignore[override]
+        return self.journal.appends + (self._spilled.appends if self._spilled else 0)
+
+    @property
+    def spilled(self) -> Journal | None:
+        return self._spilled
+
+    def reserve(self, nbytes: int) -> Reservation:
+        if self._stopping is not None:
+            raise self._stopping
+        return self.journal.reserve(nbytes)
+
+    def close(self) -> None:
+        self.journal.close()
+        if self._spilled is not None:
+            self._spool.discard_if_empty(self._spilled)
+
+    def _append(self, record: dict[str, Any]) -> None:
+        if self._spilled is None:
+            try:
+                self.journal.append(record)
+                return
+            except StorageError as exc:
+                with self._lock:
+                    if self._spilled is None:
+                        try:
+                            self._spilled = self._spool.open(self._run)
+                        except StorageError:
+                            raise exc from None
+                        self._stopping = StorageError(
+                            f"{exc.message}; results are kept in the spool {self._spilled.path}",
+                            hint="no further changes are made; the next run moves the spooled "
+                            "results into the state; check the disk, then run again",
+                        )
+        assert self._spilled is not None
+        self._spilled.append(record)
 
 
 def spool_dir(configured: str | None) -> Path:
