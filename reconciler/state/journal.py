@@ -49,10 +49,11 @@ SEGMENT = 64 * 1024
 class Journal(JournalRecords, CountsWrites):
     """An append-only journal file, created exclusively with mode 0600."""
 
-    backend = "local state"
-
-    def __init__(self, path: Path, *, stats: IOStats | None = None) -> None:
+    def __init__(
+        self, path: Path, *, stats: IOStats | None = None, backend: str = "local state"
+    ) -> None:
         self.path = path
+        self.backend = backend  # names it in messages
         self._stats = IOStats(parent=stats)
         try:
             self._fd = create_private(path, os.O_WRONLY)

@@ -51,7 +51,11 @@ class Spool:
                 f"{self.backend}: cannot create spool folder {self.directory}: {exc.strerror}",
                 hint="make it writable, or set another spool folder in reconciler.yaml",
             ) from None
-        return Journal(self.directory / f"{self.tag}-{run}.journal", stats=self._stats)
+        return Journal(
+            self.directory / f"{self.tag}-{run}.journal",
+            stats=self._stats,
+            backend=f"{self.backend} spool",
+        )
 
     def files(self) -> list[Path]:
         """Spool files left for this location, oldest run first."""
