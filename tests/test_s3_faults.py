@@ -23,7 +23,7 @@ from tests.conftest import aws_client, lightsail_client
 from tests.fault_proxy import FaultProxy, Faults
 from tests.helpers import assert_no_leak, created_fingerprint, run_cli, write_manifest
 
-KEY_PAIRS = 40
+KEY_PAIRS = 24
 LOCKED = re.compile(r"is locked by .*lock ID ([0-9a-f-]{36})")
 MAX_RUNS = 8
 
@@ -49,10 +49,10 @@ def lost_keys(backend: S3Backend, emu: Emulator) -> list[str]:
 @pytest.mark.parametrize(
     "faults",
     [
-        pytest.param(Faults(error=0.15, slow=0.03, drop_after=0.05, delay=1.5), id="flaky"),
+        pytest.param(Faults(error=0.15, slow=0.03, drop_after=0.05, delay=1.2), id="flaky"),
         # S3 answers nothing for a while in the middle of the apply: the journal
         # object being stored when it starts cannot be, and its results are spooled.
-        pytest.param(Faults(error=0.05, drop_after=0.05, outage=(12, 24)), id="outage"),
+        pytest.param(Faults(error=0.05, drop_after=0.05, outage=(10, 16)), id="outage"),
     ],
 )
 def test_applies_with_s3_state_through_failing_requests_converge_losing_nothing(
