@@ -19,6 +19,7 @@ from reconciler.errors import (
     EXIT_OK,
     ApplyError,
     StateError,
+    StorageError,
     UsageError,
 )
 from reconciler.executor import ApplyResult, Executor
@@ -29,6 +30,7 @@ from reconciler.plan import Plan
 from reconciler.project import load_project, resolve_state
 from reconciler.scope import Scope
 from reconciler.state import StateBackend, StateDocument, crypto, entry_to_json
+from reconciler.state.files import kib
 
 
 def _options(args: argparse.Namespace) -> workflow.Options:
@@ -171,12 +173,22 @@ def _execute(
             keep=custody.keep if custody.remote else None,
             forget=custody.forget,
         )
+        backend.preflight(executor.reserve_bytes(result))
+        committed: StorageError | None = None
         try:
             outcome = executor.run(result)
         finally:
-            doc = backend.commit()
-        _record_protection(backend, doc, desired, options)
+            try:
+                doc = backend.commit()
+            except StorageError as e:
+                committed = e  # the journal keeps every result; reported after the summary
+        if committed is None:
+            _record_protection(backend, doc, desired, options)
     code = _summarize(result, outcome)
+    stopped = outcome.stopped or committed
+    if stopped is not None:
+        _report_stop(stopped, outcome, sum(map(executor.change_bytes, outcome.not_started)))
+        return EXIT_ERROR
     _warn_unencrypted(doc, backend.location)
     return code
 
@@ -190,6 +202,20 @@ def _record_protection(
         doc.entries.update(changed)
         backend.write(doc)
         sys.stderr.write(f"Recorded preventDestroy of {len(changed)} key pair(s) in the state.\n")
+
+
+def _report_stop(error: StorageError, outcome: ApplyResult, room: int) -> None:
+    """One message for the storage failure that stopped the run, however many it stopped."""
+    sys.stderr.write(f"Error: {error.message}\n")
+    if error.hint:
+        sys.stderr.write(f"  -> {error.hint}\n")
+    if outcome.not_started:
+        count = len(outcome.not_started)
+        sys.stderr.write(
+            f"Stopped before {count} change{'s' if count != 1 else ''} (they need about "
+            f"{kib(room)} of journal room): nothing was sent to Lightsail for them; the next "
+            "run makes them.\n"
+        )
 
 
 def _sealer(

@@ -8,7 +8,12 @@ checked with GetKeyPair and never blindly repeated; if it went live without
 its key reaching us, its intent is left open so the next plan reports it as
 ``key material lost``.
 
-Independent changes run concurrently; one failing does not stop the others.
+Room comes before the call: each change reserves the journal bytes its
+records can take (``RecordBudget``) before anything is sent, so a full disk
+stops the run before a key pair is created that would have no home. The first
+storage failure (a reservation refused, a journal write failing) stops the
+run: no new change starts, changes in flight finish into their reserved room,
+and the failure is reported once. Other failures stop only their own change.
 """
 
 from __future__ import annotations
@@ -21,13 +26,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from reconciler.errors import LightsailError
+from reconciler.errors import LightsailError, ReconcilerError, StorageError
 from reconciler.keys import generate_rsa
 from reconciler.keystore.base import KeyStoreError
 from reconciler.lightsail import AmbiguousOutcome, CreatedKeyPair, Lightsail, tags_from_api
 from reconciler.model import Address, LiveKeyPair, Origin, StateEntry, Tags
 from reconciler.plan import Action, Change, Plan, diff_tags
 from reconciler.state.backend import JournalWriter
+from reconciler.state.records import RecordBudget
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +67,22 @@ class Failure:
 class ApplyResult:
     succeeded: list[Change] = field(default_factory=list)
     failed: list[Failure] = field(default_factory=list)
+    stopped: StorageError | None = None
+    """The storage failure that stopped the run, if one did."""
+    not_started: list[Change] = field(default_factory=list)
+    """Changes for which nothing was sent because the run had stopped."""
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and self.stopped is None
 
 
 class KeyMaterialLost(Exception):
     """A create took effect in Lightsail but its private key never reached us."""
+
+    def __init__(self, message: str, *, storage: StorageError | None = None) -> None:
+        super().__init__(message)
+        self.storage = storage
 
 
 class Executor:
@@ -90,28 +104,80 @@ class Executor:
         self.keep = keep
         self.forget = forget
         self.on_progress = on_progress
+        self.budget = RecordBudget(sealed=seal is not None)
         self._lock = threading.Lock()
+        self._stopped: StorageError | None = None
+
+    def reserve_bytes(self, plan: Plan) -> int:
+        """The journal room the whole plan can take: what a preflight checks for."""
+        return sum(self.change_bytes(change) for change in plan.changes)
+
+    def change_bytes(self, change: Change) -> int:
+        """The most journal bytes one change's records can take (reserved before its calls)."""
+        address, budget = change.address, self.budget
+        tags = change.after_tags or {}
+        total = 0
+        if change.deletes:
+            total += (
+                budget.intent(address)
+                + budget.failed()
+                + budget.result(address, {}, private_key=False)
+            )
+        if change.action is Action.ADOPT or change.action is Action.UPDATE_TAGS:
+            total += budget.intent(address) + 2 * budget.result(address, tags, private_key=True)
+        step = change.creates
+        if step is Action.CREATE:
+            total += budget.intent(address) + budget.failed()
+            total += budget.result(address, tags, private_key=True)
+        elif step is Action.IMPORT or step is Action.GENERATE:
+            total += budget.intent(address) + budget.keygen(address) + budget.failed()
+            total += 2 * budget.result(address, tags, private_key=True)
+        return total
 
     def run(self, plan: Plan) -> ApplyResult:
-        for pending in plan.stale_pending:
-            # The interrupted call never took effect: close its intent.
-            self.journal.failed(pending.intent_id, "not live at the next plan; no effect")
         result = ApplyResult()
+        try:
+            for pending in plan.stale_pending:
+                # The interrupted call never took effect: close its intent.
+                self.journal.failed(pending.intent_id, "not live at the next plan; no effect")
+        except StorageError as e:
+            result.stopped = e
+            result.not_started = list(plan.changes)
+            return result
         if not plan.changes:
             return result
         with ThreadPoolExecutor(max_workers=min(self.parallelism, len(plan.changes))) as pool:
-            for change, failure in pool.map(self._run_one, plan.changes):
-                if failure is None:
+            for change, failure, started in pool.map(self._run_one, plan.changes):
+                if not started:
+                    result.not_started.append(change)
+                elif failure is None:
                     result.succeeded.append(change)
                 else:
                     result.failed.append(failure)
+        result.stopped = self._stopped
         return result
 
-    def _run_one(self, change: Change) -> tuple[Change, Failure | None]:
+    def _halt(self, error: StorageError) -> None:
+        with self._lock:
+            if self._stopped is None:
+                log.debug("stopping: %s", error.message)
+                self._stopped = error
+
+    def _run_one(self, change: Change) -> tuple[Change, Failure | None, bool]:
+        if self._stopped is not None:
+            return change, None, False
         failure: Failure | None = None
         try:
-            self._apply(change)
+            # Nothing is sent for a change unless its records have room.
+            with self.journal.reserve(self.change_bytes(change)):
+                self._apply(change)
+        except StorageError as e:
+            # Reported once for the run; this change sent nothing it would need to record.
+            self._halt(e)
+            return change, None, False
         except KeyMaterialLost as e:
+            if e.storage is not None:
+                self._halt(e.storage)
             failure = Failure(
                 change.address,
                 change.action,
@@ -121,13 +187,15 @@ class Executor:
             )
         except (LightsailError, KeyStoreError) as e:
             failure = Failure(change.address, change.action, e.message, e.hint)
+        except ReconcilerError as e:  # e.g. a key that cannot be sealed: its own message
+            failure = Failure(change.address, change.action, e.message, e.hint)
         except Exception as e:  # a bug must not hide the other workers' results
             log.debug("unexpected error applying %s", change.address, exc_info=True)
             failure = Failure(change.address, change.action, f"internal error: {type(e).__name__}")
         if self.on_progress is not None:
             with self._lock:
                 self.on_progress(change, failure)
-        return change, failure
+        return change, failure, True
 
     # -- one change ---------------------------------------------------------
 
@@ -159,6 +227,10 @@ class Executor:
         key store and journal the entry it returns (a reference, no key)."""
         protected = self._protect(entry)
         self.journal.result(intent, protected)  # durable before anything else
+        return self._hand_off(entry, intent, protected)
+
+    def _hand_off(self, entry: StateEntry, intent: str, protected: StateEntry) -> StateEntry:
+        """Give a journaled key to the key store; journal the reference it returns."""
         if self.keep is None or not protected.holds_private_key:
             return protected
         try:
@@ -202,7 +274,17 @@ class Executor:
                         f"`reconciler import {address}` if it is yours",
                     ) from None
                 raise
-            entry = self._record(intent, _created_entry(address, created, tags))
+            entry = _created_entry(address, created, tags)
+            protected = self._protect(entry)
+            try:
+                self.journal.result(intent, protected)  # durable before anything else
+            except StorageError as e:
+                raise KeyMaterialLost(
+                    f"{address}: key material lost: Lightsail created the key pair but its "
+                    f"private key could not be journaled ({e.message})",
+                    storage=e,
+                ) from None
+            entry = self._hand_off(entry, intent, protected)
             if not entry.fingerprint:
                 live = self.lightsail.get_key_pair(address)
                 if live is not None:
