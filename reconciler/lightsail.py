@@ -2,18 +2,22 @@
 
 It reads live snapshots (paginated GetKeyPairs, regions concurrently) and
 carries out single mutating calls, turning every botocore failure into a
-``LightsailError`` that names the key pair and says what to do. Reads use
-botocore's retry modes; mutating calls retry only where that cannot create a
-duplicate (throttling is answered before any effect; a create whose outcome is
-unknown is checked with GetKeyPair, never blindly sent again).
+``LightsailError`` that names the key pair and says what to do. Every call to
+a region goes through that region's ``Pacer`` (reconciler/retry.py), which
+learns the rate Lightsail sustains from its throttles, so a throttled call
+waits for its turn rather than sleeping through backoff. Reads also retry 5xx
+and dropped connections with the project's one ``backoff``; mutating calls
+retry only where that cannot create a duplicate (throttling is answered before
+any effect; a create whose outcome is unknown is checked with GetKeyPair,
+never blindly sent again).
 
 Never log request or response bodies: CreateKeyPair's holds a private key.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -29,6 +33,7 @@ from botocore.config import Config
 
 from reconciler.errors import CredentialsError, LightsailError
 from reconciler.model import Address, LiveKeyPair, LiveSnapshot, Tags
+from reconciler.retry import Pacer, backoff
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +210,6 @@ class ClientOptions:
     endpoint_url: str | None = None
     profile: str | None = None
     max_attempts: int = 12
-    retry_mode: str = "adaptive"
     connect_timeout: float = 10
     read_timeout: float = 60
     access_key: str | None = None
@@ -238,7 +242,8 @@ class Lightsail:
     def __init__(self, options: ClientOptions | None = None) -> None:
         self.options = options or ClientOptions()
         self._lock = threading.Lock()
-        self._clients: dict[tuple[str, bool], Any] = {}
+        self._clients: dict[str, Any] = {}
+        self._pacers: dict[str, Pacer] = {}
         self._session: Any = None
         self.sleep: Callable[[float], None] = time.sleep
 
@@ -259,14 +264,13 @@ class Lightsail:
             factory.set_parser_defaults(timestamp_parser=epoch_seconds)
         return self._session
 
-    def client(self, region: str, *, mutating: bool = False) -> Any:
-        """A cached client; mutating clients leave retries to ``_call``."""
-        key = (region, mutating)
+    def client(self, region: str) -> Any:
+        """A cached client; retries and pacing are left to ``_attempts``."""
+        key = region
         with self._lock:
             if key not in self._clients:
-                attempts = 1 if mutating else self.options.max_attempts
                 config = Config(
-                    retries={"mode": self.options.retry_mode, "total_max_attempts": attempts},
+                    retries={"mode": "standard", "total_max_attempts": 1},
                     connect_timeout=self.options.connect_timeout,
                     read_timeout=self.options.read_timeout,
                     max_pool_connections=max(10, self.options.pool_size),
@@ -280,6 +284,40 @@ class Lightsail:
                 )
             return self._clients[key]
 
+    def pacer(self, region: str) -> Pacer:
+        """The pace shared by every call to ``region``."""
+        with self._lock:
+            if region not in self._pacers:
+                self._pacers[region] = Pacer(sleep=self.sleep)
+            return self._pacers[region]
+
+    def _attempts(self, region: str, fn: Callable[[], T], *, idempotent: bool) -> T:
+        """Run ``fn`` at the region's pace, retrying throttles and, when it is
+        safe to repeat, 5xx and dropped connections. The last error is raised."""
+        pacer = self.pacer(region)
+        attempt = 0
+        while True:
+            ticket = pacer.acquire()
+            try:
+                result = fn()
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+                attempt += 1
+                if attempt >= self.options.max_attempts:
+                    raise
+                code = error_code(e) if isinstance(e, botocore.exceptions.ClientError) else ""
+                if code in THROTTLING_CODES:
+                    # Paced throttles retry at once (acquire waits); others,
+                    # or a call throttled again and again, back off.
+                    if not pacer.throttled(ticket) or attempt > 3:
+                        self.sleep(backoff(attempt))
+                    continue
+                if idempotent and _is_ambiguous(e):
+                    self.sleep(backoff(attempt - 1))
+                    continue
+                raise
+            pacer.success(ticket)
+            return result
+
     # -- reads --------------------------------------------------------------
 
     def list_key_pairs(self, region: str) -> list[LiveKeyPair]:
@@ -290,7 +328,9 @@ class Lightsail:
         try:
             while True:
                 kwargs: dict[str, Any] = {"pageToken": token} if token else {}
-                page = client.get_key_pairs(**kwargs)
+                page = self._attempts(
+                    region, functools.partial(client.get_key_pairs, **kwargs), idempotent=True
+                )
                 result.extend(live_from_api(region, kp) for kp in page.get("keyPairs", ()))
                 token = page.get("nextPageToken")
                 if not token:
@@ -300,7 +340,12 @@ class Lightsail:
 
     def get_key_pair(self, address: Address) -> LiveKeyPair | None:
         try:
-            response = self.client(address.region).get_key_pair(keyPairName=address.name)
+            client = self.client(address.region)
+            response = self._attempts(
+                address.region,
+                lambda: client.get_key_pair(keyPairName=address.name),
+                idempotent=True,
+            )
         except botocore.exceptions.ClientError as e:
             if error_code(e) == "NotFoundException":
                 return None
@@ -346,23 +391,16 @@ class Lightsail:
         Raises AmbiguousOutcome when the call may have taken effect, and a
         LightsailError when it certainly did not.
         """
-        attempt = 0
-        while True:
-            try:
-                return fn()
-            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-                code = error_code(e) if isinstance(e, botocore.exceptions.ClientError) else ""
-                if code in THROTTLING_CODES and attempt + 1 < self.options.max_attempts:
-                    attempt += 1
-                    self.sleep(min(5.0, 0.05 * 2**attempt) * random.random())
-                    continue
-                if _is_ambiguous(e):
-                    failure = translate(e, f"{what} {address}")
-                    raise AmbiguousOutcome(failure.message, failure.code) from None
-                raise translate(e, f"{what} {address}") from None
+        try:
+            return self._attempts(address.region, fn, idempotent=False)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+            if _is_ambiguous(e):
+                failure = translate(e, f"{what} {address}")
+                raise AmbiguousOutcome(failure.message, failure.code) from None
+            raise translate(e, f"{what} {address}") from None
 
     def create_key_pair(self, address: Address, tags: Tags) -> CreatedKeyPair:
-        client = self.client(address.region, mutating=True)
+        client = self.client(address.region)
         kwargs: dict[str, Any] = {"keyPairName": address.name}
         if tags:
             kwargs["tags"] = tags_to_api(tags)
@@ -375,7 +413,7 @@ class Lightsail:
         )
 
     def import_key_pair(self, address: Address, public_key: str) -> Mapping[str, Any] | None:
-        client = self.client(address.region, mutating=True)
+        client = self.client(address.region)
         response = self._call(
             address,
             "importing",
@@ -387,7 +425,7 @@ class Lightsail:
     def tag(self, address: Address, tags: Tags) -> None:
         if not tags:
             return
-        client = self.client(address.region, mutating=True)
+        client = self.client(address.region)
         self._retry_idempotent(
             address,
             "tagging",
@@ -398,7 +436,7 @@ class Lightsail:
         keys = sorted(keys)
         if not keys:
             return
-        client = self.client(address.region, mutating=True)
+        client = self.client(address.region)
         self._retry_idempotent(
             address,
             "untagging",
@@ -407,7 +445,7 @@ class Lightsail:
 
     def delete_key_pair(self, address: Address, expected_fingerprint: str | None) -> bool:
         """Delete; False when it was already gone. A fingerprint mismatch raises."""
-        client = self.client(address.region, mutating=True)
+        client = self.client(address.region)
         kwargs: dict[str, Any] = {"keyPairName": address.name}
         if expected_fingerprint:
             kwargs["expectedFingerprint"] = expected_fingerprint
@@ -429,5 +467,5 @@ class Lightsail:
                     raise LightsailError(
                         e.cause, code="ServiceException", hint=HINTS["ServiceException"]
                     ) from None
-                self.sleep(min(5.0, 0.05 * 2**attempt) * random.random())
+                self.sleep(backoff(attempt))
         raise AssertionError("unreachable")
