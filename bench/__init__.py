@@ -1,6 +1,6 @@
 """The benchmarks the project keeps (SPEC section 10), run by ``make bench``.
 
-``python -m bench [validate|plan|apply|memory ...] [--quick]`` prints one line
+``python -m bench [validate|plan|apply|memory|emulator ...] [--quick]`` prints one line
 per figure, each the median of several runs beside its baseline or bound,
 with the ratio and whether it meets its target. Every benchmark makes its own
 data in a temporary folder; nothing here is imported by ``reconciler``.
@@ -14,4 +14,5 @@ data in a temporary folder; nothing here is imported by ``reconciler``.
     plan.py      (2) plan beside a naive boto3 loop
     apply.py     (3) apply beside the latency bound; bytes and fsyncs
     memory.py    (4) peak RSS of ``reconciler plan``
+    emulator.py  (5) the emulator's persistence: creates with --data beside in memory
 """

@@ -104,14 +104,19 @@ def test_fault_and_auth_flags_reach_the_server() -> None:
         assert exc.value.response["Error"]["Code"] == "ThrottlingException"
 
 
-def test_bad_flags_exit_2_with_a_message() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "reconciler.emulator", "--throttle-rate", "1.5"],
+def refused_flags(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m reconciler.emulator ARGS`` expected to stop at once (bad flags)."""
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler.emulator", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=30,
     )
+
+
+def test_bad_flags_exit_2_with_a_message() -> None:
+    result = refused_flags("--throttle-rate", "1.5")
     assert result.returncode == 2
     assert "--throttle-rate" in result.stderr and "Traceback" not in result.stderr
 

@@ -42,7 +42,7 @@ def test_success_responses_are_json_11_with_a_request_id(emulator: Emulator) -> 
 @pytest.mark.parametrize(
     "target",
     [
-        "Lightsail_20161128.GetInstances",
+        "Lightsail_20161128.GetStaticIps",
         "Lightsail_20161128.",
         "DynamoDB_20120810.ListTables",
         "Lightsail_20161128.getKeyPairs",

@@ -49,19 +49,23 @@ def test_everything_survives_a_restart(tmp_path: Path) -> None:
         assert emu.store.get("us-east-1", "gone") is None
 
 
-def test_the_data_file_is_private_and_written_atomically(tmp_path: Path) -> None:
+def test_the_data_files_are_private_and_hold_no_created_private_key(tmp_path: Path) -> None:
     data = tmp_path / "lightsail.json"
+    log = tmp_path / "lightsail.json.log"
     with Emulator(EmulatorConfig(data_path=str(data), key_pool=1)) as emu:
         client = lightsail_client(emu.url)
         client.create_key_pair(keyPairName="kp")
-        assert stat.S_IMODE(os.stat(data).st_mode) == 0o600
-        document = json.loads(data.read_text())
-        assert [r["name"] for r in document["regions"]["us-east-1"]] == ["kp"]
-        # The service does not keep a created key pair's private key; neither does the file.
-        assert "PRIVATE KEY" not in data.read_text()
+        assert stat.S_IMODE(os.stat(log).st_mode) == 0o600
+        # The service does not keep a created key pair's private key; neither do the files.
+        assert "PRIVATE KEY" not in log.read_text()
         client.download_default_key_pair()
-        assert "PRIVATE KEY" in data.read_text()
+        assert "PRIVATE KEY" in log.read_text()
+    # A clean stop folds the log into the data file.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lightsail.json"]
+    assert stat.S_IMODE(os.stat(data).st_mode) == 0o600
+    document = json.loads(data.read_text())
+    stored = document["accounts"]["123456789012"]["us-east-1"]["keyPairs"]
+    assert [r["name"] for r in stored] == ["LightsailDefaultKeyPair", "kp"]
 
 
 def test_each_committed_change_is_on_disk_before_the_response(tmp_path: Path) -> None:
@@ -132,7 +136,7 @@ def test_seeded_key_pairs_look_like_real_ones_on_the_wire(emulator: Emulator) ->
 def test_seeding_refuses_names_in_use_and_invalid_prefixes() -> None:
     store = Store()
     store.seed_key_pairs("us-east-1", 5)
-    with pytest.raises(ValueError, match="already exists"):
+    with pytest.raises(ValueError, match="already in use"):
         store.seed_key_pairs("us-east-1", 5)
     with pytest.raises(ValueError, match="prefix"):
         store.seed_key_pairs("us-east-1", 5, prefix="bad.prefix")
@@ -159,3 +163,22 @@ def test_set_created_at_backdates_a_key_pair_as_seen_through_boto3(
     emulator.store.set_created_at("us-east-1", "old", 1_000_000_000.0)
     created = lightsail.get_key_pair(keyPairName="old")["keyPair"]["createdAt"]
     assert created.timestamp() == 1_000_000_000.0
+
+
+def test_a_version_1_data_file_is_read_into_the_default_account(tmp_path: Path) -> None:
+    data = tmp_path / "lightsail.json"
+    item = {"name": "old-kp", "id": "0f6e8f4e-3f5d-4a4e-9d7e-2b1c0a9f8e7d", "createdAt": 1.5}
+    item |= {"fingerprint": "aa:bb", "tags": {"env": "prod", "bare": None}}
+    data.write_text(
+        json.dumps({"format": "lightsail-emulator/v1", "regions": {"eu-west-2": [item]}})
+    )
+    with Emulator(EmulatorConfig(data_path=str(data), account_id="111122223333")) as emu:
+        pair = lightsail_client(emu.url, "eu-west-2").get_key_pair(keyPairName="old-kp")["keyPair"]
+        assert pair["arn"] == f"arn:aws:lightsail:eu-west-2:111122223333:KeyPair/{item['id']}"
+        assert pair["tags"] == [{"key": "env", "value": "prod"}, {"key": "bare"}]
+    # Changes are logged beside it, and the next compaction writes the current format.
+    with Emulator(EmulatorConfig(data_path=str(data), account_id="111122223333")) as emu:
+        client = lightsail_client(emu.url, "eu-west-2")
+        client.import_key_pair(keyPairName="new-kp", publicKeyBase64=ed25519_openssh())
+    assert json.loads(data.read_text())["format"] == "lightsail-emulator/v2"
+    assert Store(str(data), account_id="111122223333").names("eu-west-2") == ["new-kp", "old-kp"]

@@ -16,7 +16,9 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from reconciler.emulator.accounts import parse_mapping
 from reconciler.emulator.config import EmulatorConfig
+from reconciler.emulator.ratelimit import RateLimit
 from reconciler.emulator.server import Emulator
 from reconciler.errors import ReconcilerError
 
@@ -35,6 +37,20 @@ def _number(kind: Callable[[str], Any], low: float, high: float | None = None) -
     return parse
 
 
+def _rate_limit(text: str) -> RateLimit:
+    try:
+        return RateLimit.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _account(text: str) -> tuple[str, str]:
+    try:
+        return parse_mapping(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = EmulatorConfig()
     rate = _number(float, 0.0, 1.0)
@@ -48,7 +64,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--access-key", help="verify request signatures: the access key id")
     parser.add_argument("--secret-key", help="verify request signatures: the secret key")
     parser.add_argument(
-        "--account-id", default=defaults.account_id, help="12-digit account id in ARNs"
+        "--account-id",
+        default=defaults.account_id,
+        help="12-digit id of the default account (of access keys not mapped by --account)",
+    )
+    parser.add_argument(
+        "--account",
+        metavar="ACCESS_KEY_ID=ACCOUNT_ID",
+        type=_account,
+        action="append",
+        default=[],
+        help="requests signed with this access key belong to this account; repeatable",
+    )
+    parser.add_argument(
+        "--sts-endpoint",
+        metavar="URL",
+        help="temporary credentials belong to the account this STS names for them "
+        "(GetCallerIdentity; for moto's STS, which does not check signatures)",
     )
     parser.add_argument("--seed", type=int, help="seed for fault injection, for replayable runs")
     parser.add_argument(
@@ -76,6 +108,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="serve RSA keys round-robin from this many pre-generated ones (0: a new key each)",
     )
+    parser.add_argument(
+        "--rate-limit",
+        metavar="[OPERATION=]RPS[:BURST]",
+        type=_rate_limit,
+        action="append",
+        default=[],
+        help="token bucket per account and region: RPS calls a second, bursts of BURST "
+        "(default RPS); with OPERATION= only for that operation; repeatable",
+    )
     parser.add_argument("--log-requests", action="store_true", help="log every request on stderr")
 
 
@@ -87,6 +128,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         access_key=args.access_key,
         secret_key=args.secret_key,
         account_id=args.account_id,
+        accounts=dict(args.account),
+        sts_endpoint=args.sts_endpoint,
         seed=args.seed,
         latency_ms=args.latency_ms,
         throttle_rate=args.throttle_rate,
@@ -94,6 +137,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         commit_then_fail_rate=args.commit_then_fail_rate,
         page_size=args.page_size,
         key_pool=args.key_pool,
+        rate_limits=tuple(args.rate_limit),
     )
 
 

@@ -47,12 +47,14 @@ def invalid_input(message: str, *, code: str = "InvalidParameter") -> ApiError:
     return ApiError("InvalidInputException", message, code=code)
 
 
-def name_exists(name: str) -> ApiError:
-    return invalid_input(f"Some names are already in use: {name}", code="NameExists")
+def name_exists(*names: str) -> ApiError:
+    return invalid_input(f"Some names are already in use: {', '.join(names)}", code="NameExists")
 
 
-def not_found(what: str) -> ApiError:
-    return ApiError("NotFoundException", f"The KeyPair does not exist: {what}", code="DoesNotExist")
+def not_found(what: str, resource_type: str = "KeyPair") -> ApiError:
+    return ApiError(
+        "NotFoundException", f"The {resource_type} does not exist: {what}", code="DoesNotExist"
+    )
 
 
 def invalid_key_format() -> ApiError:

@@ -1,6 +1,7 @@
 """The eight Lightsail key-pair operations, on decoded requests, as the reference has them.
 
-Each operation takes the region (from the request's signature) and its
+The instance operations come from ``instances.py``; ``OPERATIONS`` lists
+them all. Each operation takes the region (from the request's signature) and its
 checked parameters, acts on the ``Store`` and returns the response body with
 whether it committed a change. Errors are raised as ``ApiError``. Nothing
 here knows about HTTP, signatures or fault injection.
@@ -8,16 +9,25 @@ here knows about HTTP, signatures or fault injection.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from reconciler.emulator import errors
+from reconciler.emulator.instances import RESOURCE_TYPE as INSTANCE
+from reconciler.emulator.instances import InstanceOperations
 from reconciler.emulator.material import KeySource, imported_fingerprint
+from reconciler.emulator.records import InstanceRecord, KeyPairRecord, freeze_tags
+from reconciler.emulator.responses import (
+    Outcome,
+    decode_page_token,
+    encode_page_token,
+    location,
+    now,
+    operation,
+    tag_list,
+)
 from reconciler.emulator.shapes import (
     Kind,
     check_members,
@@ -27,32 +37,20 @@ from reconciler.emulator.shapes import (
     check_tags,
     parse_arn,
 )
-from reconciler.emulator.store import KeyPairRecord, Store, freeze_tags
+from reconciler.emulator.store import AccountStore
 from reconciler.keys import PublicKeyError, parse_public_key
 from reconciler.model import DEFAULT_KEY_PAIR_NAME
 
+__all__ = ["OPERATIONS", "LightsailService", "Outcome", "decode_page_token", "encode_page_token"]
+
 RESOURCE_TYPE = "KeyPair"
-# The service reports an operation's status change shortly after it starts.
-STATUS_CHANGE_DELAY = 0.15
-PAGE_CURSOR_PREFIX = "v1:"
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    body: dict[str, Any]
-    committed: bool
-
-
-def now() -> float:
-    """Epoch seconds with millisecond precision, as the service reports times."""
-    return round(time.time(), 3)
-
-
-class KeyPairService:
-    """The key-pair API of one emulated account."""
+class LightsailService(InstanceOperations):
+    """The key-pair and instance API of one emulated account."""
 
     def __init__(
-        self, store: Store, keys: KeySource, *, account_id: str, page_size: int = 100
+        self, store: AccountStore, keys: KeySource, *, account_id: str, page_size: int = 100
     ) -> None:
         self.store = store
         self.keys = keys
@@ -71,12 +69,9 @@ class KeyPairService:
             "arn": record.arn(region, self.account_id),
             "supportCode": f"{self.account_id}/{record.name}",
             "createdAt": record.created_at,
-            "location": _location(region),
+            "location": location(region),
             "resourceType": RESOURCE_TYPE,
-            "tags": [
-                {"key": key} if value is None else {"key": key, "value": value}
-                for key, value in record.tags.items()
-            ],
+            "tags": tag_list(record.tags),
             "fingerprint": record.fingerprint,
         }
 
@@ -96,7 +91,7 @@ class KeyPairService:
                 "keyPair": self.render(region, record),
                 "publicKeyBase64": key.public_key_base64,
                 "privateKeyBase64": key.private_pem,
-                "operation": _operation("CreateKeyPair", name, region, created),
+                "operation": operation("CreateKeyPair", name, region, created),
             },
             committed=True,
         )
@@ -113,7 +108,7 @@ class KeyPairService:
         if not self.store.insert(region, record):
             raise errors.name_exists(name)
         return Outcome(
-            {"operation": _operation("ImportKeyPair", name, region, created)}, committed=True
+            {"operation": operation("ImportKeyPair", name, region, created)}, committed=True
         )
 
     def get_key_pair(self, region: str, p: dict[str, Any]) -> Outcome:
@@ -147,12 +142,12 @@ class KeyPairService:
                 raise errors.fingerprint_mismatch(name)
             self.store.remove(region, name)
         return Outcome(
-            {"operation": _operation("DeleteKeyPair", name, region, now())}, committed=True
+            {"operation": operation("DeleteKeyPair", name, region, now())}, committed=True
         )
 
-    def download_default_key_pair(self, region: str, p: dict[str, Any]) -> Outcome:
+    def ensure_default_key_pair(self, region: str) -> tuple[KeyPairRecord, bool]:
+        """The region's default key pair, and whether it was made now because it was missing."""
         record = self.store.get(region, DEFAULT_KEY_PAIR_NAME)
-        created = False
         if record is None:
             # Generate outside the lock; if another request won the race, use its key.
             key = self.keys.new_key()
@@ -164,11 +159,18 @@ class KeyPairService:
                 public_key_base64=key.public_key_base64,
                 private_key=key.private_pem,
             )
-            created = self.store.insert(region, fresh)
-            record = fresh if created else self.store.get(region, DEFAULT_KEY_PAIR_NAME)
-        if record is None or record.private_key is None or record.public_key_base64 is None:
-            # Deleted in between, or its key material was never kept: the
-            # service cannot hand out the keys of this key pair.
+            if self.store.insert(region, fresh):
+                return fresh, True
+            record = self.store.get(region, DEFAULT_KEY_PAIR_NAME)
+            if record is None:
+                # Deleted in between: the service cannot hand out its keys.
+                raise errors.service_error()
+        return record, False
+
+    def download_default_key_pair(self, region: str, p: dict[str, Any]) -> Outcome:
+        record, created = self.ensure_default_key_pair(region)
+        if record.private_key is None or record.public_key_base64 is None:
+            # Its key material was never kept: the service cannot hand it out.
             raise errors.service_error()
         body = {
             "publicKeyBase64": record.public_key_base64,
@@ -185,7 +187,7 @@ class KeyPairService:
             merged = {**record.tags, **tags}
             check_tag_rules("tags", merged)
             self.store.set_tags(region, name, merged)
-        return self._tag_outcome("TagResource", name, region)
+        return self._tag_outcome("TagResource", record, region)
 
     def untag_resource(self, region: str, p: dict[str, Any]) -> Outcome:
         name = check_name("resourceName", p["resourceName"])
@@ -194,13 +196,13 @@ class KeyPairService:
             record = self._resolve(region, name, p.get("resourceArn"))
             kept = {key: value for key, value in record.tags.items() if key not in keys}
             self.store.set_tags(region, name, kept)
-        return self._tag_outcome("UntagResource", name, region)
+        return self._tag_outcome("UntagResource", record, region)
 
     # -- helpers ---------------------------------------------------------
 
     def _check_free(self, region: str, name: str) -> None:
         """Fail fast before making a key; ``Store.insert`` decides races."""
-        if self.store.get(region, name) is not None:
+        if self.store.name_taken(region, name):
             raise errors.name_exists(name)
         if name == DEFAULT_KEY_PAIR_NAME:
             raise errors.invalid_input(
@@ -208,58 +210,45 @@ class KeyPairService:
                 "default key pair; use DownloadDefaultKeyPair"
             )
 
-    def _resolve(self, region: str, name: str, arn_text: str | None) -> KeyPairRecord:
-        """The key pair ``name`` names, which ``arn_text`` (when given) must also name."""
-        record = self.store.get(region, name)
+    def _resolve(
+        self, region: str, name: str, arn_text: str | None
+    ) -> KeyPairRecord | InstanceRecord:
+        """The key pair or instance ``name`` names, which ``arn_text`` (when given) must too."""
+        record: KeyPairRecord | InstanceRecord | None = self.store.get(region, name)
+        if record is None:
+            record = self.store.get_instance(region, name)
         if arn_text is not None:
             arn = parse_arn("resourceArn", arn_text)
             if (
                 record is None
-                or (arn.service, arn.region, arn.account, arn.resource_type)
-                != ("lightsail", region, self.account_id, RESOURCE_TYPE)
                 or arn.resource_id != record.resource_id
+                or (arn.service, arn.region, arn.account, arn.resource_type)
+                != ("lightsail", region, self.account_id, _resource_type(record))
             ):
                 raise errors.not_found(arn_text)
         if record is None:
             raise errors.not_found(name)
         return record
 
-    def _tag_outcome(self, operation: str, name: str, region: str) -> Outcome:
-        return Outcome({"operations": [_operation(operation, name, region, now())]}, committed=True)
+    def _tag_outcome(
+        self, operation_type: str, record: KeyPairRecord | InstanceRecord, region: str
+    ) -> Outcome:
+        if isinstance(record, InstanceRecord):
+            done = operation(
+                operation_type,
+                record.name,
+                region,
+                now(),
+                resource_type=INSTANCE,
+                availability_zone=record.availability_zone,
+            )
+        else:
+            done = operation(operation_type, record.name, region, now())
+        return Outcome({"operations": [done]}, committed=True)
 
 
-def _location(region: str) -> dict[str, str]:
-    return {"availabilityZone": "all", "regionName": region}
-
-
-def _operation(operation_type: str, name: str, region: str, created: float) -> dict[str, Any]:
-    return {
-        "id": str(uuid.uuid4()),
-        "resourceName": name,
-        "resourceType": RESOURCE_TYPE,
-        "createdAt": created,
-        "location": _location(region),
-        "isTerminal": True,
-        "operationType": operation_type,
-        "status": "Succeeded",
-        "statusChangedAt": round(created + STATUS_CHANGE_DELAY, 3),
-    }
-
-
-def encode_page_token(last_name: str) -> str:
-    return base64.urlsafe_b64encode((PAGE_CURSOR_PREFIX + last_name).encode()).decode("ascii")
-
-
-def decode_page_token(token: str) -> str:
-    try:
-        text = base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
-    except (binascii.Error, ValueError):
-        text = ""
-    if not text.startswith(PAGE_CURSOR_PREFIX):
-        raise errors.invalid_input(
-            f"Invalid value for parameter pageToken: {token[:100]!r} is not a page token"
-        )
-    return text[len(PAGE_CURSOR_PREFIX) :]
+def _resource_type(record: KeyPairRecord | InstanceRecord) -> str:
+    return INSTANCE if isinstance(record, InstanceRecord) else RESOURCE_TYPE
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +256,7 @@ class OperationSpec:
     members: Mapping[str, Kind]
     required: tuple[str, ...]
     mutating: bool
-    run: Callable[[KeyPairService, str, dict[str, Any]], Outcome]
+    run: Callable[[LightsailService, str, dict[str, Any]], Outcome]
 
 
 OPERATIONS: dict[str, OperationSpec] = {
@@ -275,40 +264,77 @@ OPERATIONS: dict[str, OperationSpec] = {
         {"keyPairName": "string", "tags": "tags"},
         ("keyPairName",),
         True,
-        KeyPairService.create_key_pair,
+        LightsailService.create_key_pair,
     ),
     "ImportKeyPair": OperationSpec(
         {"keyPairName": "string", "publicKeyBase64": "string"},
         ("keyPairName", "publicKeyBase64"),
         True,
-        KeyPairService.import_key_pair,
+        LightsailService.import_key_pair,
     ),
     "GetKeyPair": OperationSpec(
-        {"keyPairName": "string"}, ("keyPairName",), False, KeyPairService.get_key_pair
+        {"keyPairName": "string"}, ("keyPairName",), False, LightsailService.get_key_pair
     ),
     "GetKeyPairs": OperationSpec(
         {"pageToken": "string", "includeDefaultKeyPair": "boolean"},
         (),
         False,
-        KeyPairService.get_key_pairs,
+        LightsailService.get_key_pairs,
     ),
     "DeleteKeyPair": OperationSpec(
         {"keyPairName": "string", "expectedFingerprint": "string"},
         ("keyPairName",),
         True,
-        KeyPairService.delete_key_pair,
+        LightsailService.delete_key_pair,
     ),
-    "DownloadDefaultKeyPair": OperationSpec({}, (), True, KeyPairService.download_default_key_pair),
+    "DownloadDefaultKeyPair": OperationSpec(
+        {}, (), True, LightsailService.download_default_key_pair
+    ),
     "TagResource": OperationSpec(
         {"resourceName": "string", "resourceArn": "string", "tags": "tags"},
         ("resourceName", "tags"),
         True,
-        KeyPairService.tag_resource,
+        LightsailService.tag_resource,
     ),
     "UntagResource": OperationSpec(
         {"resourceName": "string", "resourceArn": "string", "tagKeys": "strings"},
         ("resourceName", "tagKeys"),
         True,
-        KeyPairService.untag_resource,
+        LightsailService.untag_resource,
+    ),
+    "CreateInstances": OperationSpec(
+        {
+            "instanceNames": "strings",
+            "availabilityZone": "string",
+            "blueprintId": "string",
+            "bundleId": "string",
+            "keyPairName": "string",
+            "tags": "tags",
+            "userData": "string",
+            "customImageName": "string",
+            "addOns": "objects",
+            "ipAddressType": "string",
+        },
+        ("instanceNames", "availabilityZone", "blueprintId", "bundleId"),
+        True,
+        LightsailService.create_instances,
+    ),
+    "GetInstance": OperationSpec(
+        {"instanceName": "string", "includeHealthStatus": "boolean"},
+        ("instanceName",),
+        False,
+        LightsailService.get_instance,
+    ),
+    "GetInstances": OperationSpec(
+        {"pageToken": "string", "includeHealthStatus": "boolean"},
+        (),
+        False,
+        LightsailService.get_instances,
+    ),
+    "DeleteInstance": OperationSpec(
+        {"instanceName": "string", "forceDeleteAddOns": "boolean"},
+        ("instanceName",),
+        True,
+        LightsailService.delete_instance,
     ),
 }

@@ -2,10 +2,11 @@
 
 Order of work for every request, as the service would do it: count the call,
 add the configured latency, authenticate (the region comes from the
-signature's credential scope), resolve ``X-Amz-Target``, apply the faults
-that strike before any effect (throttling, 500s), decode and run the
-operation, then, for a committed change, the "lost response" fault. Any
-unexpected exception becomes a 500 ``ServiceException``: bad input never
+signature's credential scope, the account from its access key), resolve
+``X-Amz-Target``, apply the faults that strike before any effect (forced
+errors, the rate limit's token buckets, random throttling, 500s), decode and
+run the operation, then, for a committed change, the "lost response" fault.
+Any unexpected exception becomes a 500 ``ServiceException``: bad input never
 stops the emulator. This module does no socket I/O.
 """
 
@@ -20,11 +21,13 @@ from dataclasses import dataclass
 from email.message import Message
 
 from reconciler.emulator import errors
+from reconciler.emulator.accounts import AccountMap
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.errors import ApiError
 from reconciler.emulator.faults import Fault, FaultPlan
 from reconciler.emulator.material import KeySource
-from reconciler.emulator.operations import OPERATIONS, KeyPairService
+from reconciler.emulator.operations import OPERATIONS, LightsailService
+from reconciler.emulator.ratelimit import RateLimiter
 from reconciler.emulator.shapes import decode_body
 from reconciler.emulator.sigv4 import parse_authorization, verify
 from reconciler.emulator.store import Store
@@ -56,12 +59,13 @@ class Endpoint:
 
     def __init__(self, config: EmulatorConfig, store: Store) -> None:
         self.config = config
-        self.service = KeyPairService(
-            store,
-            KeySource(config.key_pool),
-            account_id=config.account_id,
-            page_size=config.page_size,
+        self.store = store
+        self.accounts = AccountMap(
+            config.account_id, config.accounts, sts_endpoint=config.sts_endpoint
         )
+        self._keys = KeySource(config.key_pool)
+        self._services: dict[str, LightsailService] = {}
+        self._services_lock = threading.Lock()
         self.faults = FaultPlan(
             seed=config.seed,
             throttle_rate=config.throttle_rate,
@@ -74,14 +78,31 @@ class Endpoint:
         # operation -> error type answered to every call of it (tests).
         self.region_errors: dict[str, str] = {}
         self.operation_errors: dict[str, str] = {}
+        self.rate_limiter = RateLimiter(config.rate_limits)
         self.calls: collections.Counter[str] = collections.Counter()
+        # Calls refused by the rate limiter (not by the random throttle fault).
+        self.throttled: collections.Counter[str] = collections.Counter()
         self.committed: collections.Counter[str] = collections.Counter()
         self._counter_lock = threading.Lock()
 
     def reset_counters(self) -> None:
         with self._counter_lock:
             self.calls.clear()
+            self.throttled.clear()
             self.committed.clear()
+
+    def service(self, account: str) -> LightsailService:
+        """The API of one account, made on its first call."""
+        with self._services_lock:
+            service = self._services.get(account)
+            if service is None:
+                service = self._services[account] = LightsailService(
+                    self.store.account(account),
+                    self._keys,
+                    account_id=account,
+                    page_size=self.config.page_size,
+                )
+            return service
 
     def _count(self, counter: collections.Counter[str], operation: str) -> None:
         with self._counter_lock:
@@ -95,7 +116,7 @@ class Endpoint:
         if self.config.latency_ms > 0:
             time.sleep(self.config.latency_ms / 1000)
         try:
-            region = self._authenticate(method, path, headers, body)
+            account, region = self._authenticate(method, path, headers, body)
             if path.partition("?")[0] != "/" or not known:
                 raise errors.unknown_operation(target)
             draw = self.faults.draw()
@@ -106,11 +127,14 @@ class Endpoint:
             )
             if forced is not None:
                 raise errors.forced(forced)
+            if not self.rate_limiter.allow(account, region, operation):
+                self._count(self.throttled, operation)
+                raise errors.throttled()
             if draw.before is Fault.THROTTLE:
                 raise errors.throttled()
             if draw.before is Fault.ERROR:
                 raise errors.service_error()
-            outcome = self.service.call(operation, region, decode_body(body))
+            outcome = self.service(account).call(operation, region, decode_body(body))
         except ApiError as error:
             return error_response(error)
         except Exception:
@@ -124,21 +148,35 @@ class Endpoint:
                 return Response(0, b"", drop=True)
         return Response(200, json.dumps(outcome.body).encode("utf-8"))
 
-    def _authenticate(self, method: str, path: str, headers: Message, body: bytes) -> str:
-        """The request's region, once its signature is accepted."""
+    def _authenticate(
+        self, method: str, path: str, headers: Message, body: bytes
+    ) -> tuple[str, str]:
+        """The request's account and region, once its signature is accepted.
+
+        With ``--access-key`` / ``--secret-key`` a request signed with that key
+        is verified. Keys mapped to an account, and temporary credentials when
+        STS is trusted, are accepted unverified: the emulator has no secret to
+        check them with. Any other key is refused.
+        """
         auth = parse_authorization(headers.get("Authorization"))
-        if self.config.access_key is not None and self.config.secret_key is not None:
-            verify(
-                auth,
-                access_key=self.config.access_key,
-                secret_key=self.config.secret_key,
-                method=method,
-                path=path,
-                headers=headers,
-                body=body,
+        token = headers.get("X-Amz-Security-Token")
+        config = self.config
+        if config.access_key is not None and config.secret_key is not None:
+            vouched = self.accounts.mapped(auth.access_key) or (
+                token is not None and self.accounts.trusts_sts()
             )
+            if auth.access_key == config.access_key or not vouched:
+                verify(
+                    auth,
+                    access_key=config.access_key,
+                    secret_key=config.secret_key,
+                    method=method,
+                    path=path,
+                    headers=headers,
+                    body=body,
+                )
         if auth.region not in REGIONS:
             raise errors.invalid_input(
                 f"Invalid region {auth.region[:40]!r}: Lightsail is not available there"
             )
-        return auth.region
+        return self.accounts.account_for(auth.access_key, token), auth.region

@@ -21,9 +21,11 @@ from types import TracebackType
 from typing import Any
 
 from reconciler.emulator import errors
+from reconciler.emulator.accounts import AccountMap
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.faults import FaultPlan
 from reconciler.emulator.protocol import CONTENT_TYPE, MAX_BODY_BYTES, Endpoint
+from reconciler.emulator.ratelimit import RateLimiter
 from reconciler.emulator.store import Store
 
 logger = logging.getLogger(__name__)
@@ -170,13 +172,14 @@ class Emulator:
 
     ``with Emulator(EmulatorConfig()) as emu:`` serves on ``emu.url`` until
     the block ends. ``calls`` counts every request by operation, faulted or
-    not; ``committed`` counts the calls whose change was committed.
+    not; ``throttled`` the calls the rate limit refused; ``committed`` the
+    calls whose change was committed.
     """
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         self.config = config or EmulatorConfig()
         self.config.check()
-        self.store = Store(self.config.data_path)
+        self.store = Store(self.config.data_path, account_id=self.config.account_id)
         self._endpoint = Endpoint(self.config, self.store)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -184,6 +187,21 @@ class Emulator:
     @property
     def calls(self) -> collections.Counter[str]:
         return self._endpoint.calls
+
+    @property
+    def throttled(self) -> collections.Counter[str]:
+        """Calls refused by the rate limit, by operation."""
+        return self._endpoint.throttled
+
+    @property
+    def accounts(self) -> AccountMap:
+        """Access key -> account; ``lookups`` counts the questions asked of STS."""
+        return self._endpoint.accounts
+
+    @property
+    def rate_limiter(self) -> RateLimiter:
+        """The live token buckets; ``configure`` changes the limits between calls."""
+        return self._endpoint.rate_limiter
 
     @property
     def committed(self) -> collections.Counter[str]:
@@ -260,6 +278,7 @@ class Emulator:
         if thread is not None:
             thread.join()
         self._server = self._thread = None
+        self.store.close()
 
     def __enter__(self) -> Emulator:
         return self.start()

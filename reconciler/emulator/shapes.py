@@ -20,7 +20,7 @@ from typing import Any, Literal
 from reconciler.emulator.errors import invalid_input, serialization
 from reconciler.model import name_problem, tag_problems
 
-Kind = Literal["string", "boolean", "tags", "strings"]
+Kind = Literal["string", "boolean", "tags", "strings", "objects"]
 
 # botocore's ResourceArn pattern, from the service model.
 ARN_PATTERN = re.compile(
@@ -75,11 +75,14 @@ def _check_kind(name: str, value: Any, kind: Kind) -> Any:
         return value
     if kind == "tags" and isinstance(value, list) and all(_is_tag(v) for v in value):
         return value
+    if kind == "objects" and isinstance(value, list) and all(isinstance(v, dict) for v in value):
+        return value
     expected = {
         "string": "a string",
         "boolean": "a boolean",
         "strings": "a list of strings",
         "tags": "a list of {key, value} objects with string members",
+        "objects": "a list of objects",
     }[kind]
     raise serialization(f"Invalid type for parameter {name}: expected {expected}")
 

@@ -1,178 +1,178 @@
-"""The emulator's data: key pairs per region, thread-safe, optionally persisted.
+"""The emulator's data: key pairs and instances per account and region, thread-safe, persisted.
 
 One re-entrant lock guards everything; compound check-then-act steps (a name
 must be free, a fingerprint must match) run inside ``transaction()`` so that
-concurrent requests cannot interleave them. Each region keeps its names in a
-sorted list beside the record dict, so a page of GetKeyPairs is a bisect and
-a slice even with 100,000 key pairs stored.
+concurrent requests cannot interleave them. The data itself and its JSON
+form are in ``tables.py``. Names are unique per region
+across resource types, as Lightsail's are.
 
-With a data file every committed change is written before the response goes
-out: the whole document, atomically (temporary file in the same directory,
-fsync, rename, fsync of the directory), mode 0600. Concurrent writers share
-one write: whoever takes the write lock saves the newest version for all.
-Private keys are kept only for the default key pair, as the service does.
+A ``Store`` is the default account's view of the data and owns it;
+``store.account(ACCOUNT_ID)`` is another account's view of the same data,
+under the same lock. With a data file every committed change is logged and
+fsynced before the response goes out, in O(1) (see ``persist.py``); the
+log's records are the changes below, replayed on load. Private keys are kept
+only for the default key pair, as the service does.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import logging
 import os
-import tempfile
-import threading
 import time
-from bisect import bisect_right, insort
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 from reconciler.emulator.errors import EmulatorError
+from reconciler.emulator.persist import DataFile
+from reconciler.emulator.records import (
+    InstanceRecord,
+    KeyPairRecord,
+    encode_instance,
+    encode_key_pair,
+    freeze_tags,
+    uuid4_text,
+)
+from reconciler.emulator.tables import Data, Region, Table, apply_record, document, load_document
 from reconciler.model import name_problem
 
-FORMAT = "lightsail-emulator/v1"
+log = logging.getLogger(__name__)
 
-TagMap = Mapping[str, str | None]
-NO_TAGS: TagMap = MappingProxyType({})
+DEFAULT_ACCOUNT_ID = "123456789012"
 
+__all__ = ["AccountStore", "InstanceRecord", "KeyPairRecord", "Store", "freeze_tags"]
 
-def freeze_tags(tags: Mapping[str, str | None]) -> TagMap:
-    """An immutable copy, so records may share one tag map safely."""
-    return MappingProxyType(dict(tags)) if tags else NO_TAGS
+R = TypeVar("R", KeyPairRecord, InstanceRecord)
 
 
-@dataclass(slots=True)
-class KeyPairRecord:
-    """One stored key pair. ``tags`` is immutable: replace it, never mutate it.
+class AccountStore:
+    """One account's key pairs and instances by region and name. Thread-safe."""
 
-    ``tags`` maps a key to its value, or to None for a key-only tag.
-    ``public_key_base64`` and ``private_key`` are held for the default key
-    pair only.
-    """
-
-    name: str
-    resource_id: str
-    created_at: float
-    fingerprint: str
-    tags: TagMap = field(default_factory=lambda: NO_TAGS)
-    public_key_base64: str | None = None
-    private_key: str | None = field(default=None, repr=False)
-
-    def arn(self, region: str, account_id: str) -> str:
-        return f"arn:aws:lightsail:{region}:{account_id}:KeyPair/{self.resource_id}"
-
-
-class _Region:
-    __slots__ = ("order", "records")
-
-    def __init__(self) -> None:
-        self.records: dict[str, KeyPairRecord] = {}
-        self.order: list[str] = []
-
-
-class Store:
-    """Key pairs by region and name. Every public method is thread-safe."""
-
-    def __init__(self, data_path: str | None = None) -> None:
-        self._path = data_path
-        self._lock = threading.RLock()
-        self._write_lock = threading.Lock()
-        self._regions: dict[str, _Region] = {}
-        self._depth = 0
-        self._version = 0
-        self._saved_version = 0
-        if data_path is not None:
-            self._open(data_path)
+    def __init__(self, data: Data, account_id: str) -> None:
+        self._data = data
+        self.account_id = account_id
 
     # -- reading ---------------------------------------------------------
 
     def get(self, region: str, name: str) -> KeyPairRecord | None:
-        with self._lock:
-            data = self._regions.get(region)
-            return data.records.get(name) if data else None
+        with self._data.lock:
+            data = self._data.find(self.account_id, region)
+            return data.key_pairs.records.get(name) if data else None
 
     def names(self, region: str) -> list[str]:
-        with self._lock:
-            data = self._regions.get(region)
-            return list(data.order) if data else []
+        with self._data.lock:
+            data = self._data.find(self.account_id, region)
+            return list(data.key_pairs.order) if data else []
 
     def regions(self) -> list[str]:
-        with self._lock:
-            return sorted(r for r, data in self._regions.items() if data.records)
+        """Regions where this account has key pairs."""
+        with self._data.lock:
+            regions = self._data.accounts.get(self.account_id, {})
+            return sorted(r for r, data in regions.items() if data.key_pairs.records)
 
     def count(self, region: str) -> int:
-        with self._lock:
-            data = self._regions.get(region)
-            return len(data.records) if data else 0
+        with self._data.lock:
+            data = self._data.find(self.account_id, region)
+            return len(data.key_pairs.records) if data else 0
 
     def page(
         self, region: str, after: str | None, limit: int, *, skip: str | None = None
     ) -> tuple[list[KeyPairRecord], bool]:
-        """Up to ``limit`` records named after ``after``, by name; and whether more follow."""
-        with self._lock:
-            data = self._regions.get(region)
-            if data is None:
-                return [], False
-            order = data.order
-            index = 0 if after is None else bisect_right(order, after)
-            found: list[KeyPairRecord] = []
-            while index < len(order) and len(found) < limit:
-                name = order[index]
-                index += 1
-                if name != skip:
-                    found.append(data.records[name])
-            # ``skip`` is a single name, so one of the next two is a real one if any is.
-            more = any(name != skip for name in order[index : index + 2])
-            return found, more
+        """Up to ``limit`` key pairs named after ``after``, by name; and whether more follow."""
+        with self._data.lock:
+            data = self._data.find(self.account_id, region)
+            return data.key_pairs.page(after, limit, skip) if data else ([], False)
+
+    def name_taken(self, region: str, name: str) -> bool:
+        """Whether a key pair or an instance is called ``name`` in ``region``."""
+        with self._data.lock:
+            data = self._data.find(self.account_id, region)
+            return data is not None and data.taken(name)
+
+    def get_instance(self, region: str, name: str) -> InstanceRecord | None:
+        with self._data.lock:
+            data = self._data.find(self.account_id, region)
+            return data.instances.records.get(name) if data else None
+
+    def instance_names(self, region: str) -> list[str]:
+        with self._data.lock:
+            data = self._data.find(self.account_id, region)
+            return list(data.instances.order) if data else []
+
+    def instance_page(
+        self, region: str, after: str | None, limit: int
+    ) -> tuple[list[InstanceRecord], bool]:
+        with self._data.lock:
+            data = self._data.find(self.account_id, region)
+            return data.instances.page(after, limit, None) if data else ([], False)
 
     # -- writing ---------------------------------------------------------
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """Hold the lock for a compound change; persist once the outermost one ends."""
-        with self._lock:
-            self._depth += 1
+        """Hold the lock for a compound change; log it once the outermost one ends.
+
+        The log is written under the lock, so its order is the order of the
+        changes; the fsync happens after the lock is released, shared by
+        every request waiting for one.
+        """
+        data = self._data
+        upto = 0
+        with data.lock:
+            data.depth += 1
             try:
                 yield
             finally:
-                self._depth -= 1
-                outermost = self._depth == 0
-        if outermost:
-            self._persist()
+                data.depth -= 1
+                if data.depth == 0:
+                    upto = data.flush()
+        if upto and data.file is not None:
+            data.file.sync(upto)
 
-    def clear(self) -> None:
-        """Forget every key pair in every region (tests reuse one emulator)."""
-        with self.transaction():
-            self._regions.clear()
-            self._version += 1
+    def _changed(self, op: str, region: str, **change: Any) -> None:
+        """Record a change for the log (only when there is a data file)."""
+        if self._data.file is not None:
+            record = {"op": op, "account": self.account_id, "region": region, **change}
+            self._data.pending.append(record)
+
+    def _put(self, region: str, records: Sequence[KeyPairRecord | InstanceRecord]) -> None:
+        if self._data.file is None:
+            return
+        key_pairs = [encode_key_pair(r) for r in records if isinstance(r, KeyPairRecord)]
+        instances = [encode_instance(r) for r in records if isinstance(r, InstanceRecord)]
+        if key_pairs:
+            self._changed("putKeyPairs", region, items=key_pairs)
+        if instances:
+            self._changed("putInstances", region, items=instances)
 
     def insert(self, region: str, record: KeyPairRecord) -> bool:
         """Add ``record``; False (and no change) if its name is taken in ``region``."""
         with self.transaction():
-            data = self._regions.setdefault(region, _Region())
-            if record.name in data.records:
+            data = self._data.region(self.account_id, region)
+            if data.taken(record.name):
                 return False
-            data.records[record.name] = record
-            insort(data.order, record.name)
-            self._version += 1
+            data.key_pairs.put(record)
+            self._put(region, [record])
             return True
 
     def remove(self, region: str, name: str) -> KeyPairRecord | None:
         with self.transaction():
-            data = self._regions.get(region)
-            record = data.records.pop(name, None) if data else None
-            if data is not None and record is not None:
-                del data.order[bisect_right(data.order, name) - 1]
-                self._version += 1
+            data = self._data.find(self.account_id, region)
+            record = data.key_pairs.pop(name) if data else None
+            if record is not None:
+                self._changed("deleteKeyPair", region, name=name)
             return record
 
     def set_tags(self, region: str, name: str, tags: Mapping[str, str | None]) -> None:
+        """Replace the tags of the key pair or instance ``name``; KeyError if neither exists."""
         with self.transaction():
-            record = self.get(region, name)
+            record: KeyPairRecord | InstanceRecord | None = self.get(region, name)
+            if record is None:
+                record = self.get_instance(region, name)
             if record is None:
                 raise KeyError(name)
             record.tags = freeze_tags(tags)
-            self._version += 1
+            self._put(region, [record])
 
     def set_created_at(self, region: str, name: str, created_at: float) -> None:
         """Test hook: make a key pair look older (or newer) than it is, never by sleeping."""
@@ -181,7 +181,25 @@ class Store:
             if record is None:
                 raise KeyError(name)
             record.created_at = created_at
-            self._version += 1
+            self._put(region, [record])
+
+    def insert_instances(self, region: str, records: list[InstanceRecord]) -> list[str]:
+        """Add every record, or none: the names already taken (empty when all were added)."""
+        with self.transaction():
+            data = self._data.region(self.account_id, region)
+            taken = [record.name for record in records if data.taken(record.name)]
+            if not taken:
+                data.instances.put_many(records)
+                self._put(region, records)
+            return taken
+
+    def remove_instance(self, region: str, name: str) -> InstanceRecord | None:
+        with self.transaction():
+            data = self._data.find(self.account_id, region)
+            record = data.instances.pop(name) if data else None
+            if record is not None:
+                self._changed("deleteInstance", region, name=name)
+            return record
 
     def seed_key_pairs(
         self,
@@ -196,139 +214,130 @@ class Store:
         No RSA keys are made: fingerprints and ARNs come from random bytes, and
         every seeded record shares one creation time and one frozen tag map.
         """
+        shared_tags = freeze_tags(tags or {})
+        created_at = round(time.time(), 3)
+
+        def make(name: str, noise: bytes) -> KeyPairRecord:
+            return KeyPairRecord(
+                name, uuid4_text(noise[:16]), created_at, noise[16:36].hex(":"), shared_tags
+            )
+
+        self._seed(region, count, prefix, make, lambda d: d.key_pairs)
+
+    def seed_instances(
+        self,
+        region: str,
+        count: int,
+        *,
+        key_pair_name: str,
+        prefix: str = "instance-",
+        blueprint_id: str = "ubuntu_22_04",
+        bundle_id: str = "nano_3_0",
+        tags: dict[str, str | None] | None = None,
+    ) -> None:
+        """Test hook: bulk-insert ``count`` running instances launched with ``key_pair_name``.
+
+        The key pair need not exist (it may have been deleted since), as with
+        instances that outlive their key pair.
+        """
+        shared_tags = freeze_tags(tags or {})
+        created_at = round(time.time(), 3)
+        zone = f"{region}a"
+
+        def make(name: str, noise: bytes) -> InstanceRecord:
+            return InstanceRecord(
+                name,
+                uuid4_text(noise[:16]),
+                created_at,
+                zone,
+                blueprint_id,
+                bundle_id,
+                key_pair_name,
+                shared_tags,
+            )
+
+        self._seed(region, count, prefix, make, lambda d: d.instances)
+
+    def _seed(
+        self,
+        region: str,
+        count: int,
+        prefix: str,
+        make: Callable[[str, bytes], R],
+        table: Callable[[Region], Table[R]],
+    ) -> None:
         if count <= 0:
             return
         width = max(6, len(str(count - 1)))
         problem = name_problem(f"{prefix}{0:0{width}d}")
         if problem is not None:
             raise ValueError(f"seed prefix {prefix!r} gives invalid names: {problem}")
-        shared_tags = freeze_tags(tags or {})
-        created_at = round(time.time(), 3)
         noise = os.urandom(36 * count)
         names = [f"{prefix}{i:0{width}d}" for i in range(count)]
-        records = [
-            KeyPairRecord(
-                name,
-                _uuid4_text(noise[36 * i : 36 * i + 16]),
-                created_at,
-                noise[36 * i + 16 : 36 * i + 36].hex(":"),
-                shared_tags,
-            )
-            for i, name in enumerate(names)
-        ]
+        records = [make(name, noise[36 * i : 36 * i + 36]) for i, name in enumerate(names)]
         with self.transaction():
-            data = self._regions.setdefault(region, _Region())
-            taken = next((n for n in names if n in data.records), None)
+            data = self._data.region(self.account_id, region)
+            taken = next((n for n in names if data.taken(n)), None)
             if taken is not None:
-                raise ValueError(f"a key pair named {taken!r} already exists in {region}")
-            data.records.update(zip(names, records, strict=True))
-            data.order.extend(names)
-            data.order.sort()
-            self._version += 1
-
-    # -- persistence -----------------------------------------------------
-
-    def _persist(self) -> None:
-        if self._path is None:
-            return
-        with self._write_lock:
-            with self._lock:
-                if self._version == self._saved_version:
-                    return
-                version = self._version
-                document = self._document()
-            text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
-            atomic_write(self._path, text.encode("utf-8"))
-            self._saved_version = version
-
-    def _document(self) -> dict[str, Any]:
-        regions: dict[str, list[dict[str, Any]]] = {}
-        for region, data in sorted(self._regions.items()):
-            if data.records:
-                regions[region] = [_encode(data.records[name]) for name in data.order]
-        return {"format": FORMAT, "regions": regions}
-
-    def _open(self, path: str) -> None:
-        """Load ``path`` if it holds data; make its directory if it is missing."""
-        try:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
-        except OSError as exc:
-            raise EmulatorError(f"cannot create the directory for {path}: {exc}") from exc
-        if os.path.exists(path) and os.path.getsize(path) > 0:
-            self._load(path)
-
-    def _load(self, path: str) -> None:
-        try:
-            with open(path, encoding="utf-8") as handle:
-                document = json.load(handle)
-            if not isinstance(document, dict) or document.get("format") != FORMAT:
-                raise ValueError(f"not a {FORMAT} document")
-            for region, items in document["regions"].items():
-                data = self._regions.setdefault(region, _Region())
-                for item in items:
-                    record = _decode(item)
-                    data.records[record.name] = record
-                data.order = sorted(data.records)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise EmulatorError(
-                f"cannot read emulator data file {path}: {exc}",
-                hint="point --data at another file, or move this one away to start empty",
-            ) from exc
+                raise ValueError(f"the name {taken!r} is already in use in {region}")
+            table(data).put_many(records)
+            self._put(region, records)
 
 
-def _uuid4_text(raw: bytes) -> str:
-    """A version-4 UUID from 16 random bytes; much faster than ``uuid.UUID`` in bulk."""
-    h = raw.hex()
-    variant = "89ab"[int(h[16], 16) & 3]
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
+class Store(AccountStore):
+    """Owns the data (in memory, or in a data file) and is the default account's view."""
+
+    def __init__(self, data_path: str | None = None, *, account_id: str = DEFAULT_ACCOUNT_ID):
+        super().__init__(Data(data_path), account_id)
+        if self._data.file is not None:
+            _load(self._data, self._data.file, account_id)
+
+    def account(self, account_id: str) -> AccountStore:
+        """Another account's view of the same data (the default account's is this store)."""
+        return self if account_id == self.account_id else AccountStore(self._data, account_id)
+
+    def accounts(self) -> list[str]:
+        """Accounts that hold anything."""
+        with self._data.lock:
+            return sorted(a for a, regions in self._data.accounts.items() if any(regions.values()))
+
+    def clear(self) -> None:
+        """Forget everything in every account and region (tests reuse one emulator)."""
+        with self.transaction():
+            self._data.accounts.clear()
+            if self._data.file is not None:
+                self._data.pending.append({"op": "clear"})
+
+    def close(self) -> None:
+        """Fold the log into the data file and remove it; changes after this reopen it."""
+        with self._data.lock:
+            if self._data.file is None:
+                return
+            try:
+                self._data.file.close(document(self._data))
+            except OSError as exc:
+                # Nothing is lost: the log still holds every change, and is replayed on load.
+                log.warning("cannot fold the log into %s: %s", self._data.file.path, exc)
+
+    @property
+    def fsync_count(self) -> int:
+        return self._data.file.stats.fsyncs if self._data.file else 0
+
+    @property
+    def bytes_written(self) -> int:
+        return self._data.file.stats.bytes if self._data.file else 0
 
 
-def _encode(record: KeyPairRecord) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "name": record.name,
-        "id": record.resource_id,
-        "createdAt": record.created_at,
-        "fingerprint": record.fingerprint,
-        "tags": dict(record.tags),
-    }
-    if record.public_key_base64 is not None:
-        item["publicKeyBase64"] = record.public_key_base64
-    if record.private_key is not None:
-        item["privateKey"] = record.private_key
-    return item
-
-
-def _decode(item: dict[str, Any]) -> KeyPairRecord:
-    tags = item.get("tags") or {}
-    if not all(isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in tags.items()):
-        raise ValueError(f"bad tags on key pair {item.get('name')!r}")
-    return KeyPairRecord(
-        name=str(item["name"]),
-        resource_id=str(item["id"]),
-        created_at=float(item["createdAt"]),
-        fingerprint=str(item["fingerprint"]),
-        tags=freeze_tags(tags),
-        public_key_base64=item.get("publicKeyBase64"),
-        private_key=item.get("privateKey"),
-    )
-
-
-def atomic_write(path: str, data: bytes) -> None:
-    """Replace ``path`` with ``data``: never a torn file, mode 0600 from the start."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temp = tempfile.mkstemp(prefix=".emulator-", suffix=".tmp", dir=directory)
+def _load(data: Data, file: DataFile, default_account: str) -> None:
+    snapshot, records = file.load()
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        if snapshot is not None:
+            load_document(data, snapshot, default_account)
+        for record in records:
+            apply_record(data, record)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise EmulatorError(
+            f"cannot read emulator data file {file.path}: {exc}",
+            hint="point --data at another file, or move this one (and its .log) away "
+            "to start empty",
+        ) from exc
