@@ -19,6 +19,13 @@ def test_quick_benchmarks_run_and_report_every_figure() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    for figure in ("validate.", "plan.", "apply.", "memory.plan.", "emulator.persist."):
+    for figure in (
+        "validate.",
+        "plan.",
+        "apply.",
+        "ratelimit.",
+        "memory.plan.",
+        "emulator.persist.",
+    ):
         assert figure in result.stdout, figure
     assert "targets_met" in result.stdout
