@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from reconciler import __version__, render
+from reconciler import __version__, formats
 from reconciler.errors import EXIT_ERROR, ManifestError, ReconcilerError
 
 log = logging.getLogger("reconciler")
@@ -58,7 +58,46 @@ def _encryption(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _key_store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--key-store",
+        metavar="STORE",
+        help="keep new private keys in state, ssm:/PATH/{region}/{name} or "
+        "secretsmanager:PREFIX/{region}/{name} (remembered in the state)",
+    )
+    parser.add_argument(
+        "--key-store-kms-key-id", metavar="KEY_ID", help="KMS key for the ssm/secretsmanager store"
+    )
+
+
+def _quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="without a prompt, print no line per change: only the summaries and errors",
+    )
+
+
+def _scoping(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="only this key pair, REGION/NAME, globs allowed (repeatable)",
+    )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="leave out this key pair, REGION/NAME, globs allowed (repeatable)",
+    )
+
+
 def _planning(parser: argparse.ArgumentParser) -> None:
+    _scoping(parser)
     parser.add_argument(
         "--prune", action="store_true", help="delete key pairs removed from the manifests"
     )
@@ -73,7 +112,19 @@ def _planning(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--parallelism", type=int, default=10, metavar="N")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _format(parser: argparse.ArgumentParser) -> None:
+    names = formats.choices()
+    parser.add_argument(
+        "--format", choices=names, default=names[0], help=f"output format ({', '.join(names)})"
+    )
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; the emulator's flags are added only when ``argv`` runs it (or is None).
+
+    ``validate``, ``policy list`` and ``--help`` must start fast and offline:
+    nothing here imports boto3, botocore, the emulator or cryptography.
+    """
     parser = argparse.ArgumentParser(
         prog="reconciler",
         description="Declarative reconciler for AWS Lightsail SSH key pairs.",
@@ -82,13 +133,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("validate", help="check manifests offline")
-    p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--format", choices=["text", "github", "json"], default="text")
+    p.add_argument("paths", nargs="*", metavar="PATH")
+    p.add_argument(
+        "--manifests",
+        action="append",
+        default=[],
+        metavar="FOLDER",
+        help="folder of manifests (repeatable); PATHs are then changed files (as pre-commit "
+        "passes them), and the folders are validated when one is inside them",
+    )
+    _format(p)
     p.add_argument("-v", "--verbose", action="count", default=0)
+
+    p = sub.add_parser("policy", help="the policy rules of reconciler.yaml")
+    psub = p.add_subparsers(dest="policy_command", metavar="SUBCOMMAND", required=True)
+    pp = psub.add_parser("list", help="print the rules in force and where each is configured")
+    pp.add_argument("-v", "--verbose", action="count", default=0)
 
     p = sub.add_parser("plan", help="show what apply would change")
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    _format(p)
     p.add_argument(
         "--detailed-exitcode", action="store_true", help="exit 2 when changes are pending"
     )
@@ -99,26 +163,46 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("apply", help="make Lightsail match the manifests")
     p.add_argument("paths", nargs="+", metavar="PLAN_FILE|PATH")
     p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+    _quiet(p)
     _planning(p)
     _encryption(p)
+    _key_store(p)
     _common(p)
 
     p = sub.add_parser("destroy", help="delete every key pair the manifests declare")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--auto-approve", action="store_true")
+    _quiet(p)
     p.add_argument("--parallelism", type=int, default=10, metavar="N")
+    _scoping(p)
     _common(p)
 
     p = sub.add_parser("drift", help="compare manifests, state and Lightsail")
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    _format(p)
     p.add_argument("--include-unmanaged", action="store_true")
     p.add_argument("--refresh", action="store_true", help="update the state to what is live")
+    _scoping(p)
     _common(p)
 
-    p = sub.add_parser("import", help="adopt an existing key pair into the state")
-    p.add_argument("address", metavar="REGION/NAME")
+    p = sub.add_parser("report", help="write an HTML page of the key pairs for scheduled jobs")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--out", metavar="FILE", help="the HTML file to write")
+    _scoping(p)
+    _common(p)
+
+    p = sub.add_parser("import", help="adopt existing key pairs into the state")
+    p.add_argument("address", nargs="?", metavar="REGION/NAME")
     p.add_argument("--tags-from", metavar="PATH", help="manifests whose tags it should get")
+    p.add_argument(
+        "--all", action="store_true", help="every live key pair (in the --region(s) given)"
+    )
+    p.add_argument(
+        "--write-manifests", metavar="DIR", help="with --all: write one manifest per region here"
+    )
+    p.add_argument("--force", action="store_true", help="with --all: overwrite differing files")
+    p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--parallelism", type=int, default=10, metavar="N")
     _common(p)
 
     p = sub.add_parser("state", help="inspect or edit the state")
@@ -133,6 +217,14 @@ def build_parser() -> argparse.ArgumentParser:
     _encryption(sp)
     _common(sp)
     sp = ssub.add_parser("decrypt", help="store the private keys in clear again")
+    _common(sp)
+    sp = ssub.add_parser("migrate-keys", help="move every private key to another key store")
+    sp.add_argument(
+        "--to", required=True, metavar="STORE", help="state, ssm:... or secretsmanager:..."
+    )
+    sp.add_argument("--kms-key-id", metavar="KEY_ID", help="KMS key for the new store")
+    sp = ssub.add_parser("unprotect", help="drop the preventDestroy recorded for a key pair")
+    sp.add_argument("address", metavar="REGION/NAME")
     _common(sp)
     sp = ssub.add_parser("rm", help="forget a key pair (Lightsail is not touched)")
     sp.add_argument("address", metavar="REGION/NAME")
@@ -152,10 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
 
-    from reconciler.emulator import cli as emulator_cli
-
     p = sub.add_parser("emulator", help="run a local Lightsail endpoint")
-    emulator_cli.add_arguments(p)
+    if argv is None or next((a for a in argv if not a.startswith("-")), None) == "emulator":
+        from reconciler.emulator import cli as emulator_cli
+
+        emulator_cli.add_arguments(p)
     return parser
 
 
@@ -175,13 +268,14 @@ def _setup_logging(verbosity: int) -> None:
 def _error(err: ReconcilerError) -> None:
     sys.stderr.write(f"Error: {err.message}\n")
     if isinstance(err, ManifestError):
-        sys.stderr.write(render.problems_text(err.problems))
+        sys.stderr.write("".join(f"{p}\n" for p in err.problems))
     if err.hint:
         sys.stderr.write(f"  -> {err.hint}\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     verbose = getattr(args, "verbose", 0) or 0
     _setup_logging(verbose)
@@ -204,15 +298,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def dispatch(args: argparse.Namespace) -> int:
+    if args.command in ("validate", "policy"):  # offline commands: a fast start, no AWS modules
+        from reconciler import checks
+
+        return checks.run(args)
     from reconciler import commands
 
     handlers: dict[str, Any] = {
-        "validate": commands.validate,
         "plan": commands.plan,
         "apply": commands.apply,
         "destroy": commands.destroy,
         "drift": commands.drift,
         "import": commands.import_,
+        "report": commands.report,
         "state": commands.state,
         "key": commands.key,
         "force-unlock": commands.force_unlock,

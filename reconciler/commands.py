@@ -7,35 +7,47 @@ Each reads its inputs through ``workflow`` and writes its output through
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
-from reconciler import render, savedplan, workflow
+from reconciler import checks, formats, instances, protect, render, savedplan, workflow
+from reconciler import outcome as outcome_summary
 from reconciler.errors import (
     EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_OK,
     ApplyError,
-    ManifestError,
     StateError,
     UsageError,
 )
 from reconciler.executor import ApplyResult, Executor
+from reconciler.keystore import commands as key_commands
 from reconciler.manifest import load_desired
 from reconciler.model import Address, DesiredSet, StateEntry
 from reconciler.plan import Plan
 from reconciler.project import load_project, resolve_state
+from reconciler.scope import Scope
 from reconciler.state import StateBackend, StateDocument, crypto, entry_to_json
 
 
 def _options(args: argparse.Namespace) -> workflow.Options:
     state: str | None = getattr(args, "state", None)
     extra: dict[str, str] = {}
+    key_store: str | None = getattr(args, "key_store", None)
+    key_kms: str | None = getattr(args, "key_store_kms_key_id", None)
+    if key_store is not None:
+        key_commands.check_spec(key_store, key_kms, "--key-store")
     if not getattr(args, "local", False):
         # --local keeps its state beside the embedded emulator, never in the
         # team's real backend.
-        state, extra = resolve_state(state, load_project())
+        project = load_project()
+        state, extra = resolve_state(state, project)
+        if key_store is None and project is not None and project.keys is not None:
+            key_store, key_kms = project.keys.spec, project.keys.kms_key_id
     return workflow.Options(
+        key_store=key_store,
+        key_store_kms_key_id=key_kms,
         state=state,
         extra=dict(extra),
         regions=tuple(getattr(args, "region", ()) or ()),
@@ -48,44 +60,13 @@ def _options(args: argparse.Namespace) -> workflow.Options:
         max_deletes=getattr(args, "max_deletes", None),
         encrypt_with=tuple(getattr(args, "encrypt_with", ()) or ()),
         age_identities=tuple(getattr(args, "age_identity", ()) or ()),
+        scope=Scope.parse(getattr(args, "target", ()) or (), getattr(args, "exclude", ()) or ()),
     )
 
 
 def _out(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.flush()
-
-
-def validate(args: argparse.Namespace) -> int:
-    try:
-        desired = load_desired(workflow.manifest_paths(args.paths))
-    except ManifestError as err:
-        if args.format == "github":
-            _out(render.problems_github(err.problems))
-        elif args.format == "json":
-            _out(render.dumps({"valid": False, "problems": [_problem(p) for p in err.problems]}))
-        else:
-            _out(render.problems_text(err.problems))
-        sys.stderr.write(f"Error: {err.message}\n")
-        return EXIT_ERROR
-    count = len(desired.key_pairs)
-    if args.format == "json":
-        _out(render.dumps({"valid": True, "keyPairs": count, "problems": []}))
-    else:
-        sys.stderr.write(f"Valid: {count} key pair(s) in {len(desired.files)} file(s).\n")
-    return EXIT_OK
-
-
-def _problem(p: object) -> dict[str, object]:
-    return {k: getattr(p, k) for k in ("file", "line", "column", "message", "rule")}
-
-
-def _render_plan(plan: Plan, fmt: str) -> str:
-    if fmt == "json":
-        return render.dumps(render.plan_json(plan))
-    if fmt == "markdown":
-        return render.plan_markdown(plan)
-    return render.plan_text(plan, color=render.use_color(sys.stdout))
 
 
 def plan(args: argparse.Namespace) -> int:
@@ -97,18 +78,34 @@ def plan(args: argparse.Namespace) -> int:
             desired, workflow.read_without_secrets(backend), lightsail, options
         )
         result, _ = workflow.build_plan(desired, doc, lightsail, options, live=live)
-    _out(_render_plan(result, args.format))
+        used = instances.in_use(result, lightsail)
+    stored = key_commands.check(
+        options, doc, options.region_filter, entries=options.scope.only(doc.entries)
+    )
+    if stored:
+        result = dataclasses.replace(
+            result, findings=result.findings + key_commands.plan_findings(stored)
+        )
+    report = checks.plan_report(result, desired, live)
+    color = render.use_color(sys.stdout)
+    _out(formats.get(args.format).plan(result, report, color=color))
     result.raise_if_unsafe()
+    instances.refuse(used)
     if args.out:
         savedplan.write(args.out, result, desired, options, backend.location)
         sys.stderr.write(
             f"Saved the plan to {args.out}; apply it with `reconciler apply {args.out}`.\n"
         )
-    if result.findings:
+    if result.findings or report.errors:
         return EXIT_ERROR
     if args.detailed_exitcode and result.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
+
+
+def confirm(args: argparse.Namespace, verb: str) -> None:
+    """Ask at the terminal before ``verb``, unless --auto-approve; refuse without a terminal."""
+    _confirm(args, verb)
 
 
 def _confirm(args: argparse.Namespace, verb: str) -> None:
@@ -145,29 +142,54 @@ def _execute(
         )
         if saved is not None:
             saved.check(doc, result)
-        _out(render.plan_text(result, color=render.use_color(sys.stdout)))
+        quiet = args.quiet and (args.auto_approve or saved is not None)
+        if quiet:
+            scoped = f"{render.left_out_line(result)}\n" if result.left_out else ""
+            _out(f"{render.summary_line(result)}\n{scoped}")
+        else:
+            _out(render.plan_text(result, color=render.use_color(sys.stdout)))
         result.raise_if_unsafe()
+        instances.refuse(instances.in_use(result, lightsail))
         if not result.changes and not result.stale_pending:
+            _record_protection(backend, doc, desired, options)
+            key_commands.prepare(options, doc, backend)
             _warn_unencrypted(doc, backend.location)
-            return EXIT_ERROR if result.findings else EXIT_OK
+            return _summarize(result, None) if result.findings else EXIT_OK
         if result.changes and saved is None:
             _confirm(args, "destroy these key pairs" if destroy else "perform these actions")
+        # Recorded before and after the changes: an interrupted run loses no protection.
+        _record_protection(backend, doc, desired, options)
+        custody = key_commands.prepare(options, doc, backend)
         sealer = _sealer(options, doc, backend) if result.changes else None
-        progress = render.Progress(len(result.changes))
+        progress = None if quiet else render.Progress(len(result.changes))
         executor = Executor(
             lightsail,
             backend.journal(),
             parallelism=options.parallelism,
             seal=None if sealer is None else sealer.seal,
             on_progress=progress,
+            keep=custody.keep if custody.remote else None,
+            forget=custody.forget,
         )
         try:
             outcome = executor.run(result)
         finally:
             doc = backend.commit()
+        _record_protection(backend, doc, desired, options)
     code = _summarize(result, outcome)
     _warn_unencrypted(doc, backend.location)
     return code
+
+
+def _record_protection(
+    backend: StateBackend, doc: StateDocument, desired: DesiredSet, options: workflow.Options
+) -> None:
+    """Under the lock: record each declared key pair's preventDestroy in its entry."""
+    changed = protect.recorded(doc.entries, desired, options.scope)
+    if changed:
+        doc.entries.update(changed)
+        backend.write(doc)
+        sys.stderr.write(f"Recorded preventDestroy of {len(changed)} key pair(s) in the state.\n")
 
 
 def _sealer(
@@ -190,27 +212,15 @@ def _warn_unencrypted(doc: StateDocument, location: str) -> None:
         sys.stderr.write(warning + "\n")
 
 
-def _summarize(result: Plan, outcome: ApplyResult) -> int:
-    counts = {"added": 0, "changed": 0, "destroyed": 0}
-    for change in outcome.succeeded:
-        if change.deletes:
-            counts["destroyed"] += 1
-        if change.creates is not None:
-            counts["added"] += 1
-        elif not change.deletes:
-            counts["changed"] += 1
-    sys.stderr.write(
-        f"\nApply {'complete' if outcome.ok else 'finished with errors'}! "
-        f"{counts['added']} added, {counts['changed']} changed, {counts['destroyed']} destroyed, "
-        f"{len(outcome.failed)} failed.\n"
-    )
-    for failure in outcome.failed:
+def _summarize(result: Plan, outcome: ApplyResult | None) -> int:
+    sys.stderr.write(f"\n{outcome_summary.summary(result, outcome)}\n")
+    for failure in outcome.failed if outcome is not None else ():
         sys.stderr.write(f"Error: {failure.message}\n")
         if failure.hint:
             sys.stderr.write(f"  -> {failure.hint}\n")
     for finding in result.findings:
         sys.stderr.write(f"Error: {finding.message}\n  -> {finding.hint}\n")
-    return EXIT_OK if outcome.ok and not result.findings else EXIT_ERROR
+    return EXIT_OK if outcome_summary.succeeded(result, outcome) else EXIT_ERROR
 
 
 def apply(args: argparse.Namespace) -> int:
@@ -235,7 +245,24 @@ def drift(args: argparse.Namespace) -> int:
     return drift_mod.run(args, _options(args))
 
 
+def report(args: argparse.Namespace) -> int:
+    from reconciler import report as report_mod
+
+    return report_mod.run(args, _options(args))
+
+
 def import_(args: argparse.Namespace) -> int:
+    if args.all:
+        if args.address:
+            raise UsageError("pass either REGION/NAME or --all, not both")
+        from reconciler import onboard
+
+        return onboard.run(args, _options(args))
+    if not args.address:
+        raise UsageError(
+            "import needs REGION/NAME",
+            hint="or --all --write-manifests DIR to adopt every live key pair",
+        )
     from reconciler import adopt
 
     return adopt.run(args, _options(args))
@@ -256,6 +283,21 @@ def state(args: argparse.Namespace) -> int:
     backend = workflow.open_backend(options)
     if args.state_command in ("encrypt", "decrypt"):
         return _seal_state(args.state_command == "encrypt", options, backend)
+    if args.state_command == "migrate-keys":
+        return key_commands.migrate_keys(args, options)
+    if args.state_command == "unprotect":
+        with backend.lock("state unprotect", timeout=options.lock_timeout):
+            doc = backend.begin()
+            entry = _entry(doc, args.address)
+            if entry.prevent_destroy:
+                doc.entries[entry.address] = protect.unprotected(entry)
+                backend.write(doc)
+        sys.stderr.write(
+            f"{entry.address} is no longer protected by preventDestroy in the state"
+            f"{'' if entry.prevent_destroy else ' (it was not)'}; a manifest that still "
+            "declares preventDestroy: true records it again on the next apply.\n"
+        )
+        return EXIT_OK
     if args.state_command == "rm":
         with backend.lock("state rm", timeout=options.lock_timeout):
             doc = backend.begin()
@@ -263,12 +305,19 @@ def state(args: argparse.Namespace) -> int:
             del doc.entries[entry.address]
             backend.write(doc)
         sys.stderr.write(f"Removed {entry.address} from the state; Lightsail was not touched.\n")
+        if entry.private_key_ref is not None:
+            sys.stderr.write(
+                f"Its private key stays in {entry.private_key_ref.get('location')} "
+                f"({entry.private_key_ref.get('store')}).\n"
+            )
         return EXIT_OK
     doc = backend.read()
     if args.state_command == "list":
         for address in sorted(doc.entries):
             e = doc.entries[address]
             held = "sealed" if e.private_key_sealed else "held" if e.private_key else "none"
+            if e.private_key_ref is not None:
+                held = e.private_key_ref.get("store", "").split(":", 1)[0]
             _out(f"{address}\t{e.origin}\t{e.fingerprint}\tprivate-key:{held}\n")
         for address in sorted(doc.pending):
             _out(f"{address}\tpending\t-\tinterrupted {doc.pending[address].operation}\n")
@@ -276,7 +325,7 @@ def state(args: argparse.Namespace) -> int:
     entry = _entry(doc, args.address)
     data = entry_to_json(entry)
     if args.reveal:
-        data["privateKey"] = _private_key(entry, options)
+        data["privateKey"] = _private_key(entry, options, doc)
     elif "privateKey" in data or "privateKeySealed" in data:
         data.pop("privateKeySealed", None)
         data["privateKey"] = "(sensitive: add --reveal, or use `reconciler key get`)"
@@ -316,12 +365,11 @@ def _seal_state(encrypt: bool, options: workflow.Options, backend: StateBackend)
     return EXIT_OK
 
 
-def _private_key(entry: StateEntry, options: workflow.Options) -> str | None:
+def _private_key(entry: StateEntry, options: workflow.Options, doc: StateDocument) -> str | None:
     if entry.private_key is not None:
         return entry.private_key
-    if entry.private_key_sealed is not None:
-        unsealer = workflow.unsealer_for(options)
-        return unsealer.unseal(entry.private_key_sealed, entry.address)
+    if entry.has_private_key:
+        return key_commands.custody_for(options, doc).read(entry)
     return None
 
 
@@ -334,10 +382,11 @@ def key(args: argparse.Namespace) -> int:
             raise StateError(f"{entry.address}: the state holds no public key for it")
         _out(entry.public_key_base64.strip() + "\n")
         return EXIT_OK
-    pem = _private_key(entry, options)
+    pem = _private_key(entry, options, doc)
     if pem is None:
         raise StateError(
-            f"{entry.address} has no private key in the state (origin: {entry.origin})",
+            f"{entry.address} has no private key in the state or a key store "
+            f"(origin: {entry.origin})",
             hint="imported and adopted key pairs keep their private key wherever it was made",
         )
     _out(pem if pem.endswith("\n") else pem + "\n")

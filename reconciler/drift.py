@@ -7,7 +7,12 @@
 - ``fingerprint-changed``: key material was replaced outside the tool;
 - ``pending``: the manifests differ from the state (an apply is due);
 - ``lost-key``: a create went live but its private key never reached the state;
-- ``unmanaged``: live, in neither state nor manifests (only when asked).
+- ``unmanaged``: live, in neither state nor manifests (only when asked);
+- ``key-missing``: the key store no longer holds the private key the state refers to;
+- ``key-fingerprint-changed``: the stored key is labelled with another fingerprint.
+
+The last two come from the key stores' metadata (``keystore.Custody.check``),
+never from reading a secret value.
 
 ``run`` is the `drift` command: read, report, optionally refresh the state.
 """
@@ -22,11 +27,14 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from reconciler import render, workflow
+from reconciler import checks, formats, render, workflow
 from reconciler.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
+from reconciler.keystore import KeyProblem, KeyProblemKind
+from reconciler.keystore import commands as key_commands
 from reconciler.manifest import load_desired
 from reconciler.model import Address, DesiredSet, LiveSnapshot, PendingCreate, StateEntry
 from reconciler.plan import diff_tags, manifest_replace_reason
+from reconciler.state import StateBackend
 
 DRIFT_FORMAT_VERSION = 1
 MARKER = "<!-- lightsail-reconciler:drift -->"
@@ -39,6 +47,8 @@ class DriftKind(StrEnum):
     PENDING = "pending"
     LOST_KEY = "lost-key"
     UNMANAGED = "unmanaged"
+    KEY_MISSING = "key-missing"
+    KEY_FINGERPRINT_CHANGED = "key-fingerprint-changed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +154,20 @@ def find_drift(
     return sorted(out, key=lambda f: (f.address, list(DriftKind).index(f.kind)))
 
 
+def with_key_problems(
+    findings: list[DriftFinding], problems: list[KeyProblem]
+) -> list[DriftFinding]:
+    """``findings`` and the key stores' problems, in report order."""
+    kinds = {
+        KeyProblemKind.MISSING: DriftKind.KEY_MISSING,
+        KeyProblemKind.FINGERPRINT: DriftKind.KEY_FINGERPRINT_CHANGED,
+    }
+    extra = [
+        DriftFinding(kinds[p.kind], p.address, p.detail, p.expected, p.actual) for p in problems
+    ]
+    return sorted([*findings, *extra], key=lambda f: (f.address, list(DriftKind).index(f.kind)))
+
+
 def refreshed(
     entries: Mapping[Address, StateEntry], live: LiveSnapshot
 ) -> dict[Address, StateEntry]:
@@ -230,35 +254,58 @@ def report_markdown(findings: list[DriftFinding], live: LiveSnapshot) -> str:
     return render.cap_markdown("\n".join(head + detail) + "\n", command="reconciler drift")
 
 
-def run(args: argparse.Namespace, options: workflow.Options) -> int:
-    desired = load_desired(workflow.manifest_paths(args.paths))
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """Manifests, state and Lightsail as one run sees them (narrowed to its scope)."""
+
+    desired: DesiredSet
+    entries: Mapping[Address, StateEntry]
+    pending: Mapping[Address, PendingCreate]
+    live: LiveSnapshot
+    findings: list[DriftFinding]
+    backend: StateBackend
+
+
+def observe(paths: list[str], options: workflow.Options, *, include_unmanaged: bool) -> Observed:
+    """Read all three (the state without private keys) and find the drift between them."""
+    desired = load_desired(workflow.manifest_paths(paths))
     backend = workflow.open_backend(options)
     with workflow.lightsail_for(options) as lightsail:
         doc, live = workflow.observe(
             desired, workflow.read_without_secrets(backend), lightsail, options
         )
+    scope = options.scope
+    desired, live = scope.desired(desired), scope.live(live)
+    entries, pending = scope.only(doc.entries), scope.only(doc.pending)
     findings = find_drift(
         desired,
-        doc.entries,
-        doc.pending,
+        entries,
+        pending,
         live,
-        include_unmanaged=args.include_unmanaged,
+        include_unmanaged=include_unmanaged,
         regions=options.region_filter,
     )
-    if args.format == "json":
-        sys.stdout.write(render.dumps(report_json(findings, live)))
-    elif args.format == "markdown":
-        sys.stdout.write(report_markdown(findings, live))
-    else:
-        sys.stdout.write(report_text(findings, live))
+    findings = with_key_problems(
+        findings, key_commands.check(options, doc, options.region_filter, entries=entries)
+    )
+    return Observed(desired, entries, pending, live, findings, backend)
+
+
+def run(args: argparse.Namespace, options: workflow.Options) -> int:
+    seen = observe(args.paths, options, include_unmanaged=args.include_unmanaged)
+    findings, live, backend, scope = seen.findings, seen.live, seen.backend, options.scope
+    report = checks.drift_report(findings, seen.desired, live)
+    sys.stdout.write(formats.get(args.format).drift(findings, live, report))
     if args.refresh:
         with backend.lock("drift --refresh", timeout=options.lock_timeout):
             current = backend.begin()
-            new_entries = refreshed(current.entries, live)
+            # Entries out of scope are kept exactly as they are.
+            new_entries = {a: e for a, e in current.entries.items() if not scope.covers(a)}
+            new_entries.update(refreshed(scope.only(current.entries), live))
             if new_entries != current.entries:
                 current.entries = new_entries
                 backend.write(current)
                 sys.stderr.write("State refreshed from Lightsail.\n")
-    if live.failed_regions:
+    if live.failed_regions or report.policy_errors:
         return EXIT_ERROR
     return EXIT_CHANGES if findings else EXIT_OK

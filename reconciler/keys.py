@@ -2,7 +2,9 @@
 
 Used by manifest validation (is this public key one Lightsail accepts?), by the
 planner (did the public key really change, or only its comment?), by local
-generation, and by the emulator. Never logs key material.
+generation, and by the emulator. Never logs key material. Parsing public keys
+needs no crypto backend; ``cryptography`` is imported only to generate or load
+private keys, so ``validate`` starts without it.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import base64
 import binascii
 import struct
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 ACCEPTED_TYPES = ("ssh-rsa", "ssh-ed25519")
 MIN_RSA_BITS = 2048
@@ -94,11 +97,15 @@ class GeneratedKey:
 
 def generate_rsa(bits: int = 2048) -> GeneratedKey:
     """A fresh RSA key: PKCS#1 PEM private half, OpenSSH public half."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     return serialize_rsa(rsa.generate_private_key(public_exponent=65537, key_size=bits))
 
 
 def serialize_rsa(key: rsa.RSAPrivateKey) -> GeneratedKey:
     """An RSA key as Lightsail hands keys out: PKCS#1 PEM and an OpenSSH line."""
+    from cryptography.hazmat.primitives import serialization
+
     private_pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.TraditionalOpenSSL,
@@ -112,6 +119,9 @@ def serialize_rsa(key: rsa.RSAPrivateKey) -> GeneratedKey:
 
 def public_key_of(private_pem: str) -> str:
     """The normalised OpenSSH public key matching a PEM private key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
     key = serialization.load_pem_private_key(private_pem.encode("ascii"), password=None)
     if not isinstance(key, rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey):
         raise PublicKeyError("unsupported private key type")

@@ -270,6 +270,36 @@ def kms_client_factory(profile: str | None = None) -> Callable[[str | None], Any
     return make
 
 
+def aws_client_factory(service: str, profile: str | None = None) -> Callable[[str | None], Any]:
+    """Clients of another AWS service (``ssm``, ``secretsmanager``, ``sts``) by region.
+
+    The key stores' clients: boto3's standard chain, AWS_ENDPOINT_URL_<SERVICE>
+    honoured (never --endpoint-url, which is Lightsail's). One client per region.
+    Adaptive retries pace a large apply under SSM's and Secrets Manager's write
+    quotas; a retried write that had taken effect is recognised by its labels.
+    """
+    config = Config(
+        retries={"mode": "adaptive", "total_max_attempts": 10},
+        connect_timeout=10,
+        read_timeout=30,
+        user_agent_extra="lightsail-reconciler",
+    )
+    lock = threading.Lock()
+    clients: dict[str | None, Any] = {}
+
+    def make(region: str | None) -> Any:
+        with lock:
+            if region not in clients:
+                try:
+                    session = boto3.session.Session(profile_name=profile)
+                    clients[region] = session.client(service, region_name=region, config=config)
+                except botocore.exceptions.BotoCoreError as e:
+                    raise translate(e, f"AWS configuration for {service}") from None
+            return clients[region]
+
+    return make
+
+
 class Lightsail:
     """A boto3 Lightsail client per region, and the calls the reconciler makes."""
 
@@ -355,6 +385,14 @@ class Lightsail:
             return result
 
     # -- reads --------------------------------------------------------------
+
+    def read(self, region: str, operation: str, **kwargs: Any) -> Any:
+        """One read-only call (``operation`` as boto3 names it), paced and retried.
+
+        botocore's errors pass through for the caller to translate.
+        """
+        method = getattr(self.client(region), operation)
+        return self._attempts(region, functools.partial(method, **kwargs), idempotent=True)
 
     def list_key_pairs(self, region: str) -> list[LiveKeyPair]:
         """Every key pair in ``region`` (default key excluded), page by page."""

@@ -9,6 +9,7 @@ builds a ``DesiredSet``. Every problem in every file is collected before one
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import stat
@@ -165,6 +166,7 @@ class _ManifestReader:
         self._tag_cache: dict[tuple[str, str | None], list[str]] = {}
         self._key_files: dict[Path, tuple[str | None, str | None]] = {}
         self._budget = MAX_PROBLEMS_PER_FILE  # problems the current file may still add
+        self._alias_notes: dict[tuple[int, int], str] = {}  # of the current document
 
     def read(self, paths: Sequence[str | os.PathLike[str]]) -> model.DesiredSet:
         files, problems = manifest_files(paths)
@@ -189,6 +191,8 @@ class _ManifestReader:
 
     def _add(self, problems: list[Problem]) -> None:
         """Record problems of the current file; past the budget, stop checking it."""
+        if self._alias_notes:
+            problems = [self._with_alias_note(p) for p in problems]
         if len(problems) >= self._budget:
             self.problems.extend(problems[: self._budget])
             last = self.problems[-1]
@@ -198,10 +202,19 @@ class _ManifestReader:
         self.problems.extend(problems)
         self._budget -= len(problems)
 
+    def _with_alias_note(self, problem: Problem) -> Problem:
+        """A problem at a place an alias was used also names the anchor it came from."""
+        note = self._alias_notes.get((problem.line, problem.column))
+        if note is None:
+            return problem
+        message = clip(problem.message + note)
+        return Problem(problem.file, problem.line, problem.column, message, problem.rule)
+
     def _report(self, file: str, position: tuple[int, int], message: str, rule: str) -> None:
         self._add([Problem(file, position[0], position[1], clip(message), rule)])
 
     def _document(self, document: Document, path: Path, file: str) -> None:
+        self._alias_notes = document.alias_notes() if document.aliases else {}
         self._add(schema.schema_problems(document, file, limit=self._budget))
         data = document.data
         if not schema.is_keypair_set(data):
@@ -302,7 +315,35 @@ class _ManifestReader:
             generate_local=item.get("generate") == "local",
             prevent_destroy=item.get("preventDestroy") is True,
             adopt=item.get("adopt") is True,
+            policy_exceptions=self._exceptions(document, file, (*at, "policyExceptions"), item),
         )
+
+    def _exceptions(
+        self, document: Document, file: str, at: JsonPath, item: Mapping[str, Any]
+    ) -> tuple[model.PolicyException, ...]:
+        """The well-formed ``policyExceptions`` of a key pair; the schema reports the others."""
+        entries = item.get("policyExceptions")
+        if not isinstance(entries, list):
+            return ()
+        out: list[model.PolicyException] = []
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                continue
+            rule, reason, expires = entry.get("rule"), entry.get("reason"), entry.get("expires")
+            if not isinstance(rule, str) or not isinstance(reason, str):
+                continue
+            day = _day(expires)
+            if expires is not None and day is None:
+                self._report(
+                    file,
+                    document.position((*at, index, "expires")),
+                    f"expires must be a date, YYYY-MM-DD, not {clip(repr(expires))}",
+                    "policy-exception",
+                )
+                continue
+            line, column = document.position((*at, index))
+            out.append(model.PolicyException(rule, reason, day, model.Source(file, line, column)))
+        return tuple(out)
 
     def _key_file(self, manifest: Path, value: str) -> tuple[str | None, str | None]:
         """The normalised key in a publicKeyFile, or why it cannot be used."""
@@ -319,6 +360,20 @@ class _ManifestReader:
         if cached is None:
             cached = self._key_files[resolved] = _read_key_file(resolved, value)
         return cached
+
+
+def _day(value: Any) -> datetime.date | None:
+    """A date from YAML: a date, or an ISO YYYY-MM-DD string; None if it is neither."""
+    if isinstance(value, datetime.datetime):
+        return value.date()
+    if isinstance(value, datetime.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.date.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
 
 
 def _read_key_file(resolved: Path, value: str) -> tuple[str | None, str | None]:

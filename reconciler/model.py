@@ -6,7 +6,7 @@ the API reference gives them, so that ``validate`` and the emulator agree.
 
 from __future__ import annotations
 
-import hashlib
+import datetime
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -132,6 +132,16 @@ class Source:
 
 
 @dataclass(frozen=True, slots=True)
+class PolicyException:
+    """A key pair's leave from one policy rule: why, and until when (None: no end)."""
+
+    rule: str
+    reason: str
+    expires: datetime.date | None
+    source: Source
+
+
+@dataclass(frozen=True, slots=True)
 class DesiredKeyPair:
     """A key pair as the manifests want it."""
 
@@ -143,6 +153,7 @@ class DesiredKeyPair:
     generate_local: bool = False
     prevent_destroy: bool = False
     adopt: bool = False
+    policy_exceptions: tuple[PolicyException, ...] = ()
 
     @property
     def origin(self) -> Origin:
@@ -202,6 +213,8 @@ class LiveSnapshot:
             tags = sorted(kp.tags.items())
             lines.append(repr((address.region, address.name, kp.arn, kp.fingerprint, tags)))
         lines.append("")
+        import hashlib  # here: validate never needs it, and it loads OpenSSL
+
         return "sha256:" + hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
@@ -228,10 +241,21 @@ class StateEntry:
     operation: Mapping[str, Any] | None = None
     # For imported/generated key pairs: the normalised public key imported.
     imported_public_key: str | None = None
+    # preventDestroy as last applied; it outlives the manifest entry.
+    prevent_destroy: bool = False
+    # Where the private key is kept when a key store other than the state holds
+    # it: {"store", "location", "version", "fingerprint"} (see reconciler.keystore).
+    private_key_ref: Mapping[str, str] | None = None
 
     @property
     def holds_private_key(self) -> bool:
+        """The state itself holds the private key (in clear or sealed)."""
         return self.private_key is not None or self.private_key_sealed is not None
+
+    @property
+    def has_private_key(self) -> bool:
+        """A private key is kept for it: in the state or in a key store."""
+        return self.holds_private_key or self.private_key_ref is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -153,6 +153,8 @@ class Plan:
     live_digest: str
     prune: bool = False
     max_deletes: int = 0
+    # Key pairs with changes or findings that a --target/--exclude scope left out.
+    left_out: tuple[Address, ...] = ()
 
     @property
     def has_changes(self) -> bool:
@@ -175,7 +177,9 @@ class Plan:
             names = ", ".join(f"{c.address} ({c.action})" for c in protected)
             raise PlanError(
                 f"the plan would destroy key pairs marked preventDestroy: {names}",
-                hint="remove preventDestroy from the manifest first if this is really wanted",
+                hint="if this is really wanted, remove preventDestroy from the manifest first "
+                "(for a key pair no longer in the manifests: `reconciler state unprotect "
+                "REGION/NAME`)",
             )
         if self.delete_count > self.max_deletes:
             raise PlanError(
@@ -443,7 +447,8 @@ def _delete(
         expected_fingerprint=prior.fingerprint or have.fingerprint,
         live=have,
         prior=prior,
-        prevent_destroy=want.prevent_destroy if want is not None else False,
+        # Gone from the manifests, a key pair keeps the protection the state recorded.
+        prevent_destroy=want.prevent_destroy if want is not None else prior.prevent_destroy,
     )
 
 

@@ -3,7 +3,7 @@
 It is looked for in the working directory, then in each parent up to the root
 of the git repository around it (the working directory alone outside a
 repository), so a command run anywhere in a repository finds the same state.
-It is read as warily as a manifest (no aliases, no custom tags, limited size),
+It is read as warily as a manifest (bounded aliases, no custom tags, limited size),
 and every problem is reported at once with its file, line and column::
 
     backend:
@@ -18,29 +18,36 @@ and every problem is reported at once with its file, line and column::
       type: local
       path: state/reconciler.state.json   # relative to the project file
 
+A ``keys`` section chooses where new private keys are kept (``--key-store``
+overrides it)::
+
+    keys:
+      store: ssm:/lightsail/{region}/{name}   # or secretsmanager:PREFIX/{region}/{name}, state
+      kmsKeyId: alias/lightsail-keys          # optional
+
 ``--state`` overrides the location; the S3 region and encryption settings
-still apply when both name S3 locations. Nothing here touches the network.
+still apply when both name S3 locations. The file may also hold a team's
+``policy:`` (see ``reconciler.policy``); either section may stand alone.
+Nothing here touches the network, and reading the policy alone (``validate``)
+imports nothing of the S3 backend.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import Problem, UsageError
-from reconciler.state.s3 import (
-    BUCKET_NAME,
-    OPTION_KMS_KEY_ID,
-    OPTION_REGION,
-    OPTION_SSE,
-    SSE_ALGORITHMS,
-    valid_key,
-)
+from reconciler.policy import Policy, parse_policy
 from reconciler.yamlsafe import Document, JsonPath, parse_documents, read_text
 
+if TYPE_CHECKING:
+    from reconciler.keystore.custody import KeySetting
+
 PROJECT_FILE = "reconciler.yaml"
+_SECTIONS = ("backend", "policy", "keys")
 
 _FIELDS = {
     "s3": ("type", "bucket", "key", "region", "encrypt", "kmsKeyId"),
@@ -67,10 +74,14 @@ class ProjectConfig:
     """A project file that was found and is valid."""
 
     path: Path
-    backend: S3Settings | LocalSettings
+    backend: S3Settings | LocalSettings | None
+    policy: Policy = field(default_factory=Policy)
+    keys: KeySetting | None = None
 
-    def state_url(self) -> str:
-        """The state location, as ``--state`` would name it."""
+    def state_url(self) -> str | None:
+        """The state location, as ``--state`` would name it (None: the file names none)."""
+        if self.backend is None:
+            return None
         if isinstance(self.backend, S3Settings):
             return f"s3://{self.backend.bucket}/{self.backend.key}"
         return str(self.backend.path)
@@ -79,6 +90,8 @@ class ProjectConfig:
         """Backend settings for ``Options.extra`` (empty for a local backend)."""
         if not isinstance(self.backend, S3Settings):
             return {}
+        from reconciler.state.s3 import OPTION_KMS_KEY_ID, OPTION_REGION, OPTION_SSE
+
         settings = {
             OPTION_REGION: self.backend.region,
             OPTION_SSE: self.backend.sse,
@@ -104,8 +117,12 @@ def find_project(start: Path | None = None) -> Path | None:
     return None
 
 
-def read_project(path: Path) -> ProjectConfig:
-    """Read and check one project file; a UsageError lists every problem in it."""
+def read_project(path: Path, *, check_backend: bool = True) -> ProjectConfig:
+    """Read and check one project file; a UsageError lists every problem in it.
+
+    ``check_backend=False`` reads the policy only (the backend is left unchecked
+    and unset), for offline commands that need no state.
+    """
     file = _display(path)
     text, problems = read_text(path, file)
     documents: list[Document] = []
@@ -114,23 +131,30 @@ def read_project(path: Path) -> ProjectConfig:
     if not problems and len(documents) > 1:
         problems = [Problem(file, 1, 1, "a project file holds one YAML document", "project")]
     backend = None
+    policy = Policy()
+    keys: KeySetting | None = None
     if not problems:
         document = documents[0] if documents else Document(None, {}, {})
-        backend, problems = _Checker(document, file, path.parent).backend()
-    if problems or backend is None:
+        checker = _Checker(document, file, path.parent)
+        backend, problems = checker.backend() if check_backend else checker.fields()
+        if check_backend:
+            keys = checker.keys()
+        policy, policy_problems = parse_policy(document, file)
+        problems = problems + policy_problems
+    if problems:
         count = f"{len(problems)} problems" if len(problems) != 1 else "a problem"
         raise UsageError(
             f"{count} in project file {file}:\n" + "\n".join(f"  {p}" for p in problems),
             hint=f"fix {file}, or name the state with --state",
         )
-    return ProjectConfig(path, backend)
+    return ProjectConfig(path, backend if check_backend else None, policy, keys)
 
 
 def resolve_state(
     flag: str | None, project: ProjectConfig | None
 ) -> tuple[str | None, dict[str, str]]:
     """The state location and backend settings: ``--state`` wins over the project file."""
-    if project is None:
+    if project is None or project.backend is None:
         return flag, {}
     if flag is None:
         return project.state_url(), project.extra()
@@ -148,14 +172,23 @@ class _Checker:
         self.directory = directory
         self.problems: list[Problem] = []
 
-    def backend(self) -> tuple[S3Settings | LocalSettings | None, list[Problem]]:
+    def fields(self) -> tuple[None, list[Problem]]:
+        """Problems with the top-level fields: a mapping of known sections, at least one."""
         data = self.document.data
-        if not isinstance(data, Mapping) or "backend" not in data:
-            self._problem((), "a 'backend' section is required")
+        if not isinstance(data, Mapping) or not set(data) & set(_SECTIONS):
+            self._problem((), "a project file needs a 'backend' or a 'policy' section")
             return None, self.problems
         for name in data:
-            if name != "backend":
-                self._problem((name,), f"unknown field '{name}' (expected: backend)", key=True)
+            if name not in _SECTIONS:
+                expected = ", ".join(_SECTIONS)
+                self._problem((name,), f"unknown field '{name}' (expected: {expected})", key=True)
+        return None, self.problems
+
+    def backend(self) -> tuple[S3Settings | LocalSettings | None, list[Problem]]:
+        self.fields()
+        data = self.document.data
+        if not isinstance(data, Mapping) or "backend" not in data:
+            return None, self.problems
         section = data["backend"]
         if not isinstance(section, Mapping):
             self._problem(("backend",), "'backend' must be a mapping with a 'type'")
@@ -176,7 +209,39 @@ class _Checker:
         result = self._s3(section) if kind == "s3" else self._local(section)
         return (None if self.problems else result), self.problems
 
+    def keys(self) -> KeySetting | None:
+        """The ``keys`` section, if any; its problems join ``self.problems``."""
+        data = self.document.data
+        if not isinstance(data, Mapping) or "keys" not in data:
+            return None
+        section = data["keys"]
+        if not isinstance(section, Mapping):
+            self._problem(("keys",), "'keys' must be a mapping with a 'store'")
+            return None
+        for name in section:
+            if name not in ("store", "kmsKeyId"):
+                self._problem(
+                    ("keys", name),
+                    f"unknown field 'keys.{name}' (expected: store, kmsKeyId)",
+                    key=True,
+                )
+        store = self._text(section, "store", required=True, where="keys")
+        kms_key_id = self._text(section, "kmsKeyId", where="keys")
+        if store is None:
+            return None
+        # Imported here: offline commands that read only the policy never load the stores.
+        from reconciler.keystore.custody import KeySetting
+        from reconciler.keystore.registry import spec_problem
+
+        problem = spec_problem(store, kms_key_id)
+        if problem is not None:
+            self._problem(("keys", "store"), problem)
+            return None
+        return KeySetting(store, kms_key_id)
+
     def _s3(self, section: Mapping[str, Any]) -> S3Settings | None:
+        from reconciler.state.s3 import BUCKET_NAME, valid_key
+
         bucket = self._text(section, "bucket", required=True)
         key = self._text(section, "key", required=True)
         region = self._text(section, "region")
@@ -191,6 +256,8 @@ class _Checker:
         return S3Settings(bucket, key, region, sse, kms_key_id)
 
     def _encryption(self, encrypt: Any, kms_key_id: str | None) -> str | None:
+        from reconciler.state.s3 import SSE_ALGORITHMS
+
         where: JsonPath = ("backend", "encrypt")
         if encrypt is False:
             if kms_key_id is not None:
@@ -216,14 +283,21 @@ class _Checker:
             self._problem(("backend", "path"), "an s3:// location needs type: s3")
         return LocalSettings(self.directory / path)
 
-    def _text(self, section: Mapping[str, Any], name: str, *, required: bool = False) -> str | None:
+    def _text(
+        self,
+        section: Mapping[str, Any],
+        name: str,
+        *,
+        required: bool = False,
+        where: str = "backend",
+    ) -> str | None:
         value = section.get(name)
         if value is None:
             if required:
-                self._problem(("backend",), f"backend.{name} is required for this backend")
+                self._problem((where,), f"{where}.{name} is required for this {where}")
             return None
         if not isinstance(value, str) or not value.strip():
-            self._problem(("backend", name), f"backend.{name} must be a non-empty string")
+            self._problem((where, name), f"{where}.{name} must be a non-empty string")
             return None
         return value
 

@@ -1,4 +1,4 @@
-"""Plans, problems and apply summaries as text, JSON, markdown or annotations.
+"""Plans and apply summaries as text, JSON or markdown (``formats`` chooses among them).
 
 Renderers return strings; only the CLI writes them out. Nothing here ever
 sees a private key: Change and Plan carry none (a recovered generated key is
@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, TextIO
 
-from reconciler.errors import Problem
 from reconciler.model import Tags
 from reconciler.plan import SYMBOLS, Action, Change, Plan, diff_tags
 
@@ -135,7 +134,24 @@ def plan_text(plan: Plan, *, color: bool = False) -> str:
             out.append(f"  -> {finding.hint}")
     out.append("")
     out.append(summary_line(plan) if plan.changes else f"No changes. {plan.unchanged} unchanged.")
+    if plan.left_out:
+        out.append(left_out_line(plan))
     return "\n".join(out) + "\n"
+
+
+LEFT_OUT_LISTED = 20
+
+
+def left_out_line(plan: Plan) -> str:
+    """What a --target/--exclude plan leaves out, so nobody mistakes it for the whole."""
+    names = ", ".join(str(a) for a in plan.left_out[:LEFT_OUT_LISTED])
+    more = len(plan.left_out) - LEFT_OUT_LISTED
+    return (
+        f"Scoped plan: {len(plan.left_out)} other key pair(s) with pending changes or "
+        f"findings were left out by --target/--exclude: {names}"
+        + (f" and {more} more" if more > 0 else "")
+        + "."
+    )
 
 
 def change_json(change: Change) -> dict[str, Any]:
@@ -182,12 +198,15 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             for f in plan.findings
         ],
         "orphaned": [str(a) for a in plan.orphaned],
+        "leftOut": [str(a) for a in plan.left_out],
     }
 
 
 def plan_markdown(plan: Plan) -> str:
     """A PR comment: marker, summary line, table, collapsible detail, size-capped."""
     head = [COMMENT_MARKER, f"### Lightsail key pairs: {summary_line(plan)}", ""]
+    if plan.left_out:
+        head.extend([left_out_line(plan), ""])
     if plan.findings:
         head.append("**Needs attention:**")
         head.extend(f"- :x: {f.message} — {f.hint}" for f in plan.findings)
@@ -230,24 +249,6 @@ def cap_markdown(text: str, *, command: str = "reconciler plan") -> str:
     if "<details>" in cut and "</details>" not in cut:
         cut += "\n</details>"
     return cut + note
-
-
-def problems_text(problems: Iterable[Problem]) -> str:
-    return "".join(f"{p}\n" for p in problems)
-
-
-def problems_github(problems: Iterable[Problem]) -> str:
-    def esc(value: str) -> str:
-        return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-    def esc_prop(value: str) -> str:
-        return esc(value).replace(":", "%3A").replace(",", "%2C")
-
-    return "".join(
-        f"::error file={esc_prop(p.file)},line={p.line},col={p.column}::"
-        f"{esc(p.message + (f' [{p.rule}]' if p.rule else ''))}\n"
-        for p in problems
-    )
 
 
 def dumps(data: Mapping[str, Any] | list[Any]) -> str:

@@ -20,6 +20,7 @@ from reconciler import render
 from reconciler.errors import StalePlanError, UsageError
 from reconciler.model import Address, DesiredKeyPair, DesiredSet, Source
 from reconciler.plan import Plan
+from reconciler.scope import Scope
 from reconciler.state import StateDocument
 from reconciler.workflow import Options
 
@@ -72,6 +73,8 @@ def write(path: str, plan: Plan, desired: DesiredSet, options: Options, state: s
             "maxDeletes": plan.max_deletes,
             "replace": [str(a) for a in options.replace],
             "regions": list(options.regions),
+            "target": list(options.scope.targets),
+            "exclude": list(options.scope.excludes),
         },
         "desired": [_desired_json(desired.key_pairs[a]) for a in sorted(desired.key_pairs)],
         "files": list(desired.files),
@@ -109,6 +112,7 @@ class SavedPlan:
             max_deletes=int(self.options.get("maxDeletes", 0)),
             replace=tuple(Address.parse(a) for a in self.options.get("replace", ())),
             regions=tuple(self.options.get("regions", ())),
+            scope=Scope.parse(self.options.get("target", ()), self.options.get("exclude", ())),
         )
 
     def check(self, doc: StateDocument, plan: Plan) -> None:

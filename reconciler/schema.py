@@ -17,15 +17,12 @@ errors for those keywords are left to them so a problem is reported once.
 
 from __future__ import annotations
 
-import difflib
 import functools
-import importlib.resources
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
-
-import jsonschema
 
 from reconciler.errors import Problem
 from reconciler.schemacheck import (
@@ -43,7 +40,9 @@ SCHEMA_FILE = "keypairs.schema.json"
 @functools.cache
 def keypairs_schema() -> dict[str, Any]:
     """The manifest schema shipped in the package."""
-    resource = importlib.resources.files("reconciler") / "schemas" / SCHEMA_FILE
+    # Beside this module (package data); not importlib.resources, whose zip support
+    # costs validate's start-up more than reading the schema itself.
+    resource = Path(__file__).with_name("schemas") / SCHEMA_FILE
     schema: dict[str, Any] = json.loads(resource.read_text(encoding="utf-8"))
     return schema
 
@@ -51,6 +50,9 @@ def keypairs_schema() -> dict[str, Any]:
 @functools.cache
 def _validator() -> Any:
     # No format checker: the schema uses no formats, and format is annotation-only in 2020-12.
+    # Imported here: valid documents never need it (see fast_check), and it is slow to import.
+    import jsonschema
+
     return jsonschema.Draft202012Validator(keypairs_schema())
 
 
@@ -188,6 +190,8 @@ def _error_problems(
             if extra not in allowed:
                 line, column = document.key_position((*path, extra))
                 message = f"unknown field {short_repr(extra)} in {where}"
+                import difflib  # only when a field is unknown
+
                 near = difflib.get_close_matches(str(extra), allowed, n=1)
                 message += f"; did you mean {near[0]!r}?" if near else ""
                 message += f" (allowed: {', '.join(allowed)})"

@@ -21,6 +21,7 @@ from reconciler.errors import UsageError
 from reconciler.lightsail import ClientOptions, Lightsail, kms_client_factory
 from reconciler.model import Address, DesiredSet, LiveSnapshot
 from reconciler.plan import Plan, make_plan
+from reconciler.scope import Scope, plan_in_scope
 from reconciler.state import LocalBackend, StateBackend, StateDocument, crypto
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,11 @@ class Options:
     max_deletes: int | None = None
     encrypt_with: tuple[str, ...] = ()
     age_identities: tuple[str, ...] = ()
+    scope: Scope = field(default_factory=Scope)
     extra: dict[str, str] = field(default_factory=dict)
+    # The key store for new private keys (--key-store, else reconciler.yaml's keys:).
+    key_store: str | None = None
+    key_store_kms_key_id: str | None = None
 
     @property
     def region_filter(self) -> Collection[str] | None:
@@ -183,6 +188,8 @@ def build_plan(
 ) -> tuple[Plan, LiveSnapshot]:
     if live is None:
         live = lightsail.snapshot(regions_to_read(desired, doc, options))
+    if options.scope:
+        return plan_in_scope(build_plan, desired, doc, lightsail, options, destroy, live), live
     plan = make_plan(
         desired,
         doc.entries,

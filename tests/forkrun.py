@@ -140,10 +140,13 @@ class ForkedCLI:
         self._reader.close()
         self._conn.close()
 
-    def kill(self) -> None:
+    def send_signal(self, signum: int) -> None:
         if self.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
+                os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
 
     def wait(self, timeout: float | None = None) -> int:
         if self.returncode is None:

@@ -26,6 +26,7 @@ def test_quick_benchmarks_run_and_report_every_figure() -> None:
         "ratelimit.",
         "memory.plan.",
         "emulator.persist.",
+        "startup.validate.",
     ):
         assert figure in result.stdout, figure
     assert "targets_met" in result.stdout

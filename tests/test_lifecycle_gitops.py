@@ -55,3 +55,16 @@ def test_the_workflow_runs_validate_and_plan_on_pull_requests_and_drift_nightly(
 @pytest.mark.parametrize("command", _commands(), ids=lambda c: " ".join(c[:2]))
 def test_every_reconciler_command_in_the_workflow_parses(command: list[str]) -> None:
     build_parser().parse_args(command)
+
+
+def test_the_example_policy_holds_for_the_example_manifests(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reconciler.cli import main
+
+    monkeypatch.chdir(EXAMPLE)
+    assert main(["validate", "manifests"]) == 0
+    assert capsys.readouterr().out == ""
+    assert main(["policy", "list"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed[0] == "required-tags" and listed[-1] == "max-key-age"

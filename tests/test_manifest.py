@@ -271,7 +271,11 @@ def test_comment_lines_in_a_public_key_file_are_ignored(tmp_path: Path) -> None:
         ("a: =\n", "yaml", "'=' is read as YAML tag"),
         ("a: !!int nope\n", "yaml", "cannot read 'nope' as int"),
         ("a: " + "[" * 200 + "]" * 200 + "\n", "yaml", "nest"),
-        ("a: &x [1]\nb: *x\n", "yaml", "aliases (*x) are not allowed"),
+        ("a: *x\n", "yaml", "alias *x names no anchor above it"),
+        ("a: &x [1, *x]\n", "yaml", "alias *x is inside the node &x it names"),
+        ("a: {<<: 1}\n", "yaml", "a merge key '<<' takes a mapping or a list of mappings"),
+        ("a: {<<: {b: 1}, <<: {c: 1}}\n", "duplicate-key", "duplicate merge key"),
+        ("a: <<\n", "yaml", "'<<' is a merge key; quote it"),
     ],
 )
 def test_hostile_yaml_becomes_one_clear_problem(text: str, rule: str, message: str) -> None:

@@ -167,7 +167,7 @@ def test_every_problem_is_reported_with_its_line_and_column(tmp_path: Path) -> N
         "reconciler.yaml:4:8: backend.key must not start or end with '/'",
         "reconciler.yaml:5:12: backend.encrypt must be AES256, aws:kms, true or false",
         "reconciler.yaml:6:3: unknown field 'backend.path' for a s3 backend",
-        "reconciler.yaml:7:1: unknown field 'lock' (expected: backend)",
+        "reconciler.yaml:7:1: unknown field 'lock' (expected: backend, policy, keys)",
     ):
         assert expected in message
 
@@ -175,8 +175,8 @@ def test_every_problem_is_reported_with_its_line_and_column(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("", "1:1: a 'backend' section is required"),
-        ("- backend\n", "1:1: a 'backend' section is required"),
+        ("", "1:1: a project file needs a 'backend' or a 'policy' section"),
+        ("- backend\n", "1:1: a project file needs a 'backend' or a 'policy' section"),
         ("backend: s3://b/k\n", "1:10: 'backend' must be a mapping"),
         ("backend: {type: gcs}\n", "1:17: backend.type must be 's3' or 'local'"),
         ("backend: {bucket: b}\n", "backend.type must be 's3' or 'local'"),
@@ -195,7 +195,7 @@ def test_every_problem_is_reported_with_its_line_and_column(tmp_path: Path) -> N
             "backend.kmsKeyId needs encryption",
         ),
         ("backend: {type: s3\n", "invalid YAML"),
-        ("backend: &a {type: local, path: x}\nother: *a\n", "alias"),
+        ("backend: {type: local, path: *nowhere}\n", "alias *nowhere names no anchor"),
         ("backend: {type: local, path: x}\nbackend: {type: s3}\n", "duplicate"),
         ("backend: {type: local, path: x}\n---\nbackend: {type: local, path: y}\n", "one YAML"),
     ],

@@ -292,7 +292,7 @@ def test_a_bad_key_pair_after_good_ones_is_reported_at_its_own_place() -> None:
     problems = problems_for(text)
     assert [(p.line, p.column, p.message) for p in problems] == [
         (46, 5, "unknown field 'colour' in keyPairs[40] (allowed: name, tags, publicKey, "
-         "publicKeyFile, generate, preventDestroy, adopt)"),
+         "publicKeyFile, generate, preventDestroy, adopt, policyExceptions)"),
         (47, 25, "keyPairs[41].adopt must be true or false, not an integer (1)"),
     ]  # fmt: skip
 

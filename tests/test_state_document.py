@@ -68,7 +68,7 @@ def _fields(entry: StateEntry) -> dict[str, Any]:
 
 def test_new_document_has_version_fresh_lineage_and_serial_zero() -> None:
     a, b = StateDocument.new(), StateDocument.new()
-    assert a.version == FORMAT_VERSION == 1
+    assert a.version == FORMAT_VERSION == 3
     assert a.serial == 0
     assert a.lineage != b.lineage
     assert len(a.lineage) == 36
@@ -131,6 +131,16 @@ def test_newer_format_version_is_refused_with_a_hint() -> None:
     assert caught.value.hint is not None and "upgrade" in caught.value.hint
 
 
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_state_is_read_as_one_keeping_its_keys_in_itself(version: int) -> None:
+    old = {**sample_doc().to_json(), "version": version}
+    old.pop("keys", None)
+    doc = StateDocument.from_json(old, source="old.json")
+    assert doc.version == FORMAT_VERSION == 3
+    assert doc.keys == {"store": "state"}
+    assert doc.entries == sample_doc().entries
+
+
 def test_older_versions_go_through_each_upgrade_step(monkeypatch: pytest.MonkeyPatch) -> None:
     # Pretend the format is at version 3 and read a version-1 document.
     def one_to_two(data: dict[str, Any]) -> dict[str, Any]:
@@ -140,8 +150,7 @@ def test_older_versions_go_through_each_upgrade_step(monkeypatch: pytest.MonkeyP
         assert data["version"] == 2 and data["steps"] == ["1->2"]
         return {**data, "serial": data["serial"] + 100}
 
-    old = sample_doc().to_json()
-    assert old["version"] == 1
+    old = {**sample_doc().to_json(), "version": 1}
     monkeypatch.setattr(document_module, "FORMAT_VERSION", 3)
     monkeypatch.setattr(document_module, "_UPGRADES", {1: one_to_two, 2: two_to_three})
     doc = StateDocument.from_json(old, source="old.json")

@@ -1,0 +1,279 @@
+"""`reconciler import --all`: bring every live key pair under management in one step.
+
+Reads every key pair Lightsail holds in the chosen regions, writes manifests
+for them (one file per region, key pairs sorted by name, tags included, a
+header saying where they came from), and adopts into the state those it does
+not hold yet, all under one lock. Afterwards ``plan`` on the folder shows no
+changes, and running it again changes nothing.
+
+Key pairs already in the state are written the way the state knows them (an
+imported key keeps its ``publicKey``, a generated one ``generate: local``),
+so the new manifests never ask for a replacement. Existing files are only
+overwritten with ``--force``; nothing is written or adopted before every
+region was read and every file checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reconciler import workflow
+from reconciler.errors import EXIT_ERROR, EXIT_OK, LightsailError, UsageError
+from reconciler.executor import Executor
+from reconciler.keystore import commands as key_commands
+from reconciler.model import REGIONS, Address, LiveKeyPair, LiveSnapshot, PendingCreate, StateEntry
+from reconciler.plan import Action, Change, Plan
+
+API_VERSION = "reconciler.lightsail/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestFile:
+    """One manifest to write: its path, text, and whether it is new or differs."""
+
+    path: Path
+    region: str
+    count: int
+    text: str
+    status: str  # "new", "overwrite" or "unchanged"
+
+
+@dataclass(frozen=True, slots=True)
+class Onboarding:
+    """What `import --all` would do: the files to write and the key pairs to adopt."""
+
+    files: tuple[ManifestFile, ...]
+    adoptions: tuple[Change, ...]
+
+    @property
+    def writes(self) -> tuple[ManifestFile, ...]:
+        return tuple(f for f in self.files if f.status != "unchanged")
+
+    @property
+    def empty(self) -> bool:
+        return not self.writes and not self.adoptions
+
+
+def _account(key_pairs: list[LiveKeyPair]) -> str:
+    """The AWS account the key pairs belong to, from their ARNs."""
+    accounts = sorted({kp.arn.split(":")[4] for kp in key_pairs if kp.arn.count(":") >= 5})
+    return ", ".join(accounts) or "unknown"
+
+
+def _entry_yaml(
+    kp: LiveKeyPair, prior: StateEntry | None, recovered: PendingCreate | None
+) -> dict[str, Any]:
+    item: dict[str, Any] = {"name": kp.address.name}
+    if prior is not None and prior.origin == "imported" and prior.imported_public_key:
+        item["publicKey"] = prior.imported_public_key
+    elif (prior is not None and prior.origin == "generated") or recovered is not None:
+        item["generate"] = "local"
+    if prior is not None and prior.prevent_destroy:
+        item["preventDestroy"] = True
+    if kp.tags:
+        item["tags"] = {k: kp.tags[k] for k in sorted(kp.tags)}
+    return item
+
+
+def manifest_text(
+    region: str,
+    key_pairs: list[LiveKeyPair],
+    entries: Mapping[Address, StateEntry],
+    recovered: Mapping[Address, PendingCreate],
+) -> str:
+    """A KeyPairSet document for ``key_pairs`` of one region, stable byte for byte."""
+    ordered = sorted(key_pairs, key=lambda kp: kp.address.name)
+    header = (
+        f"# Key pairs found in Lightsail, account {_account(ordered)}, region {region},\n"
+        "# by `reconciler import --all`, which adopted them into the state.\n"
+        "# This file is now their source of truth: edit it, then `reconciler plan`.\n"
+    )
+    document = {
+        "apiVersion": API_VERSION,
+        "kind": "KeyPairSet",
+        "region": region,
+        "keyPairs": [
+            _entry_yaml(kp, entries.get(kp.address), recovered.get(kp.address)) for kp in ordered
+        ],
+    }
+    body = yaml.safe_dump(
+        document, sort_keys=False, default_flow_style=False, allow_unicode=True, width=4096
+    )
+    return header + body
+
+
+def _recoverable(pending: Mapping[Address, PendingCreate]) -> dict[Address, PendingCreate]:
+    """Keys generated here by an interrupted run: adopting them keeps the private half."""
+    return {a: p for a, p in pending.items() if p.operation == "generate"}
+
+
+def plan_onboarding(
+    live: LiveSnapshot,
+    entries: Mapping[Address, StateEntry],
+    pending: Mapping[Address, PendingCreate],
+    folder: Path,
+) -> Onboarding:
+    """Pure but for reading the existing files: the manifests and adoptions ``live`` asks for."""
+    recovered = _recoverable(pending)
+    by_region: dict[str, list[LiveKeyPair]] = {}
+    for kp in live.key_pairs.values():
+        by_region.setdefault(kp.address.region, []).append(kp)
+    files: list[ManifestFile] = []
+    for region in sorted(by_region):
+        path = folder / f"{region}.yaml"
+        text = manifest_text(region, by_region[region], entries, recovered)
+        try:
+            existing: str | None = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            existing = None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{path}: cannot read it ({type(exc).__name__})") from None
+        status = "new" if existing is None else "unchanged" if existing == text else "overwrite"
+        files.append(ManifestFile(path, region, len(by_region[region]), text, status))
+    adoptions = tuple(
+        Change(
+            Action.ADOPT,
+            address,
+            "reconciler import --all",
+            before_tags=live.key_pairs[address].tags,
+            after_tags=live.key_pairs[address].tags,
+            live=live.key_pairs[address],
+            recovered=recovered.get(address),
+        )
+        for address in sorted(live.key_pairs)
+        if address not in entries
+    )
+    return Onboarding(tuple(files), adoptions)
+
+
+def preview(onboarding: Onboarding, folder: Path) -> str:
+    lines: list[str] = []
+    total = sum(f.count for f in onboarding.files)
+    lines.append(f"Manifests under {folder} for {total} live key pair(s):")
+    for f in onboarding.files:
+        lines.append(f"  {f.path}  ({f.count} key pair(s), {f.status})")
+    if onboarding.adoptions:
+        lines.append("")
+        lines.append(f"Key pairs to adopt into the state ({len(onboarding.adoptions)}):")
+        lines.extend(f"  <= {c.address}" for c in onboarding.adoptions)
+    lines.append("")
+    lines.append(
+        f"Import: {len(onboarding.writes)} file(s) to write, "
+        f"{len(onboarding.adoptions)} key pair(s) to adopt."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def write_manifest_file(manifest: ManifestFile) -> None:
+    """Write one manifest atomically: a reader sees the old file or the new one."""
+    manifest.path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = manifest.path.with_name(f".{manifest.path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(manifest.text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, manifest.path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _regions(options: workflow.Options) -> list[str]:
+    unknown = [r for r in options.regions if r not in REGIONS]
+    if unknown:
+        raise UsageError(
+            f"{unknown[0]!r} is not a Lightsail region",
+            hint=f"use one of: {', '.join(REGIONS)}",
+        )
+    return list(options.regions) or list(REGIONS)
+
+
+def run(args: argparse.Namespace, options: workflow.Options) -> int:
+    from reconciler.commands import confirm
+
+    if not args.write_manifests:
+        raise UsageError(
+            "import --all needs --write-manifests DIR",
+            hint="the manifests written there become the key pairs' source of truth",
+        )
+    folder = Path(args.write_manifests)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--write-manifests {folder}: not a directory")
+    regions = _regions(options)
+    backend = workflow.open_backend(options)
+    with (
+        backend.lock("import --all", timeout=options.lock_timeout),
+        workflow.lightsail_for(options) as lightsail,
+    ):
+        doc = backend.begin()
+        live = lightsail.snapshot(regions, parallelism=options.parallelism)
+        if live.failed_regions:
+            region, message = sorted(live.failed_regions.items())[0]
+            raise LightsailError(
+                f"{region} could not be read ({message}); nothing was written or adopted",
+                hint="run again when it answers, or leave it out with --region",
+            )
+        onboarding = plan_onboarding(live, doc.entries, doc.pending, folder)
+        if onboarding.empty:
+            sys.stderr.write(
+                f"Nothing to do: the manifests under {folder} and the state already hold "
+                f"all {len(live.key_pairs)} live key pair(s).\n"
+            )
+            return EXIT_OK
+        sys.stdout.write(preview(onboarding, folder))
+        sys.stdout.flush()
+        clashes = [f for f in onboarding.files if f.status == "overwrite"]
+        if clashes and not args.force:
+            raise UsageError(
+                f"{clashes[0].path} exists and differs from what would be written"
+                + (f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else "")
+                + "; nothing was written or adopted",
+                hint="pass --force to overwrite, or choose another --write-manifests folder",
+            )
+        confirm(args, "write these manifests and adopt these key pairs")
+        for manifest in onboarding.writes:
+            write_manifest_file(manifest)
+        sealer = workflow.sealer_for(options, doc) if _any_recovered(onboarding) else None
+        custody = key_commands.prepare(options, doc, backend)
+        executor = Executor(
+            lightsail,
+            backend.journal(),
+            parallelism=options.parallelism,
+            seal=None if sealer is None else sealer.seal,
+            keep=custody.keep if custody.remote else None,
+        )
+        batch = Plan(
+            changes=onboarding.adoptions,
+            findings=(),
+            unchanged=0,
+            orphaned=(),
+            stale_pending=(),
+            regions=live.regions,
+            lineage=doc.lineage,
+            serial=doc.serial,
+            live_digest=live.digest(),
+        )
+        try:
+            outcome = executor.run(batch)
+        finally:
+            backend.commit()
+    sys.stderr.write(
+        f"\nImport complete! Wrote {len(onboarding.writes)} manifest file(s) under {folder}; "
+        f"adopted {len(outcome.succeeded)} key pair(s), {len(outcome.failed)} failed.\n"
+    )
+    for failure in outcome.failed:
+        sys.stderr.write(f"Error: {failure.message}\n")
+    return EXIT_ERROR if outcome.failed else EXIT_OK
+
+
+def _any_recovered(onboarding: Onboarding) -> bool:
+    return any(c.recovered is not None for c in onboarding.adoptions)

@@ -1,0 +1,91 @@
+"""preventDestroy is recorded in the state and outlives the manifest entry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.emulator import Emulator
+from reconciler.errors import StateError
+from reconciler.model import Address, StateEntry
+from reconciler.state import StateDocument
+from reconciler.state.document import FORMAT_VERSION, dumps, loads
+from tests.helpers import run_cli, state_entries, write_manifest
+
+
+def _entry(name: str, protected: bool) -> StateEntry:
+    return StateEntry(
+        Address("us-east-1", name), "adopted", "arn", "fp", 1.0, {}, prevent_destroy=protected
+    )
+
+
+def test_protection_round_trips_and_old_states_read_unprotected() -> None:
+    doc = StateDocument.new()
+    for name, protected in (("db", True), ("web", False)):
+        doc.entries[Address("us-east-1", name)] = _entry(name, protected)
+    data = doc.to_json()
+    assert data["version"] == FORMAT_VERSION == 3
+    assert [e.get("preventDestroy") for e in data["keyPairs"]] == [True, None]
+    again = loads(dumps(doc), source="s.json")
+    assert again.entries[Address("us-east-1", "db")].prevent_destroy
+    assert not again.entries[Address("us-east-1", "web")].prevent_destroy
+
+    old = loads(dumps(doc).replace(b'"version": 3', b'"version": 1'), source="old.json")
+    assert old.version == 3 and old.entries == again.entries
+    bad = dumps(doc).replace(b'"preventDestroy": true', b'"preventDestroy": "yes"')
+    with pytest.raises(StateError, match="'preventDestroy' must be true or false"):
+        loads(bad, source="bad.json")
+
+
+def test_a_protected_key_pair_removed_from_the_manifests_is_still_refused_by_prune(
+    tmp_path: Path, emulator: Emulator, lightsail: Any
+) -> None:
+    url = emulator.url
+    manifest = write_manifest(
+        tmp_path / "m.yaml", "us-east-1", "- name: db\n  preventDestroy: true\n- name: web"
+    )
+    applied = run_cli("apply", "m.yaml", "--auto-approve", cwd=tmp_path, endpoint=url)
+    assert applied.returncode == 0, applied.stderr
+    state = tmp_path / "reconciler.state.json"
+    assert state_entries(state)["us-east-1/db"]["preventDestroy"] is True
+    assert "preventDestroy" not in state_entries(state)["us-east-1/web"]
+
+    write_manifest(manifest, "us-east-1", "- name: web")
+    refused = run_cli("apply", "m.yaml", "--prune", "--auto-approve", cwd=tmp_path, endpoint=url)
+    assert refused.returncode == 1
+    assert "would destroy key pairs marked preventDestroy: us-east-1/db (delete)" in refused.stderr
+    assert "reconciler state unprotect" in refused.stderr
+    assert emulator.calls["DeleteKeyPair"] == 0
+    plan = run_cli("plan", "m.yaml", "--prune", cwd=tmp_path, endpoint=url)
+    assert plan.returncode == 1 and "preventDestroy" in plan.stderr
+
+    unprotect = run_cli("state", "unprotect", "us-east-1/db", cwd=tmp_path, endpoint=url)
+    assert unprotect.returncode == 0, unprotect.stderr
+    assert "no longer protected" in unprotect.stderr
+    assert "preventDestroy" not in state_entries(state)["us-east-1/db"]
+    pruned = run_cli("apply", "m.yaml", "--prune", "--auto-approve", cwd=tmp_path, endpoint=url)
+    assert pruned.returncode == 0, pruned.stderr
+    assert {kp["name"] for kp in lightsail.get_key_pairs()["keyPairs"]} == {"web"}
+
+
+def test_protection_added_later_is_recorded_even_when_nothing_else_changes(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    url = emulator.url
+    manifest = write_manifest(tmp_path / "m.yaml", "us-east-1", "- name: web")
+    assert run_cli("apply", "m.yaml", "--auto-approve", cwd=tmp_path, endpoint=url).returncode == 0
+    write_manifest(manifest, "us-east-1", "- name: web\n  preventDestroy: true")
+    again = run_cli("apply", "m.yaml", "--auto-approve", cwd=tmp_path, endpoint=url)
+    assert again.returncode == 0, again.stderr
+    assert "Recorded preventDestroy of 1 key pair(s)" in again.stderr
+    assert state_entries(tmp_path / "reconciler.state.json")["us-east-1/web"]["preventDestroy"]
+    # Removing the flag from a still-declared key pair is the manifest's to say.
+    write_manifest(manifest, "us-east-1", "- name: web")
+    assert run_cli("apply", "m.yaml", "--auto-approve", cwd=tmp_path, endpoint=url).returncode == 0
+    entry = state_entries(tmp_path / "reconciler.state.json")["us-east-1/web"]
+    assert "preventDestroy" not in entry
+
+    missing = run_cli("state", "unprotect", "us-east-1/nope", cwd=tmp_path, endpoint=url)
+    assert missing.returncode == 1 and "us-east-1/nope is not in the state" in missing.stderr

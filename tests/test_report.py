@@ -1,0 +1,235 @@
+"""`reconciler report`: a self-contained HTML page, checked in a real headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reconciler.drift import DriftFinding, DriftKind
+from reconciler.emulator import Emulator, EmulatorConfig
+from reconciler.model import (
+    Address,
+    DesiredKeyPair,
+    DesiredSet,
+    LiveKeyPair,
+    LiveSnapshot,
+    Source,
+    StateEntry,
+)
+from reconciler.report import build_report
+from reconciler.report_html import age_histogram, render
+from tests.browser import Chromium, Page, chromium_binary
+from tests.conftest import ACCESS_KEY, SECRET_KEY
+from tests.helpers import run_cli, write_manifest
+
+US, EU = "us-east-1", "eu-west-1"
+DAY = 86400.0
+ARTIFACTS = Path(
+    os.environ.get("TEST_ARTIFACTS") or Path(__file__).parent.parent / "test-artifacts"
+)
+
+
+def test_report_rows_origins_ages_and_escaping() -> None:
+    now = 1_800_000_000.0
+    web, odd, new = Address(US, "web"), Address(US, "odd"), Address(EU, "new")
+    live = LiveSnapshot(
+        {
+            web: LiveKeyPair(web, "arn:w", "fp", now - 40 * DAY, {"env": "prod"}),
+            odd: LiveKeyPair(odd, "arn:o", "fp", now - 800 * DAY, {"<b>": "</script>", "n": None}),
+        },
+        (EU, US),
+    )
+    desired = DesiredSet(
+        {
+            web: DesiredKeyPair(web, {"env": "prod"}, Source("m.yaml", 1, 1)),
+            new: DesiredKeyPair(new, {}, Source("m.yaml", 5, 1)),
+        }
+    )
+    entries = {web: StateEntry(web, "created", "arn:w", "fp", now - 40 * DAY, {"env": "prod"})}
+    pending = DriftFinding(DriftKind.PENDING, new, "declared, not yet applied")
+    report = build_report(desired, entries, {}, live, [pending], now=now, source="s.json")
+    rows = {str(r.address): r for r in report.rows}
+    assert {a: r.origin for a, r in rows.items()} == {
+        "eu-west-1/new": "declared",
+        "us-east-1/odd": "unmanaged",
+        "us-east-1/web": "created",
+    }
+    assert rows["eu-west-1/new"].findings == ("pending: declared, not yet applied",)
+    assert rows["eu-west-1/new"].created_at is None and not rows["eu-west-1/new"].live
+    assert [(c.region, c.total, c.managed, c.unmanaged, c.with_findings) for c in
+            report.region_counts()] == [(EU, 1, 0, 0, 1), (US, 2, 1, 1, 0)]  # fmt: skip
+    assert dict(age_histogram(report)) == {
+        "< 7 d": 0, "7-30 d": 0, "30-90 d": 1, "90-180 d": 0, "180-365 d": 0, "1-2 y": 0,
+        "> 2 y": 1,
+    }  # fmt: skip
+    page = render(report)
+    assert "</script>" not in page.split("<tbody>")[1].split("</tbody>")[0]
+    assert "&lt;b&gt;=&lt;/script&gt;" in page
+    assert not re.search(r"""(src|href)=["'](https?:)?//""", page)  # nothing fetched
+    assert "default-src 'none'" in page
+
+
+@pytest.fixture(scope="module")
+def report_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A report over 2,001 key pairs: 1,500 adopted (3 drifted), 500 unmanaged, 1 declared."""
+    root = tmp_path_factory.mktemp("report")
+    # Module fixtures run before the per-test clean environment: give the CLI its own.
+    env = {
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_DEFAULT_REGION": US,
+        "AWS_CONFIG_FILE": str(root / "no-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(root / "no-credentials"),
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
+            patch.delenv(name, raising=False)
+        yield _make_report(root, env)
+
+
+def _make_report(root: Path, env: dict[str, str]) -> Path:
+    with Emulator(EmulatorConfig(port=0)) as emu:
+        emu.store.seed_key_pairs(US, 1500, prefix="web-", tags={"team": "web"})
+        emu.store.seed_key_pairs(EU, 500, prefix="etl-", tags={"team": "data"})
+        now = time.time()
+        for i in range(1500):
+            emu.store.set_created_at(US, f"web-{i:06d}", now - (i % 900) * DAY - 3600)
+        imported = run_cli(
+            "import", "--all", "--region", US, "--write-manifests", "m", "--auto-approve",
+            cwd=root, endpoint=emu.url, env=env,
+        )  # fmt: skip
+        assert imported.returncode == 0, imported.stderr
+        write_manifest(root / "m" / "eu.yaml", EU, "- name: etl-new\n  tags: {team: data}")
+        for i in (3, 30, 300):
+            emu.store.set_tags(US, f"web-{i:06d}", {"team": "web", "edited": "by hand"})
+        result = run_cli("report", "m", "--out", "report.html", cwd=root, endpoint=emu.url, env=env)
+        assert result.returncode == 0, result.stderr
+        assert "Wrote report.html: 2001 key pair(s) in 2 region(s)." in result.stderr
+    return root / "report.html"
+
+
+@pytest.fixture(scope="module")
+def page(report_file: Path) -> Iterator[Page]:
+    with Chromium(chromium_binary()) as browser:
+        tab = browser.page()
+        tab.open(report_file.as_uri())
+        yield tab
+
+
+def test_the_page_loads_without_errors_or_fetches_and_shows_the_counts(page: Page) -> None:
+    assert page.errors() == []
+    assert [u for u in page.requests() if not u.startswith(("file:", "data:"))] == []
+    counts = page.evaluate(
+        "Object.fromEntries(['total','managed','unmanaged','findings','regions'].map("
+        "k => [k, document.getElementById('count-' + k).textContent]))"
+    )
+    assert counts == {
+        "total": "2001",
+        "managed": "1500",
+        "unmanaged": "500",
+        "findings": "4",
+        "regions": "2",
+    }
+    by_region = page.evaluate(
+        "Array.from(document.querySelectorAll('#regions tbody tr')).map(r => "
+        "[r.dataset.region].concat(Array.from(r.querySelectorAll('[data-field]')).map("
+        "c => Number(c.textContent))))"
+    )
+    assert by_region == [[EU, 501, 0, 500, 1], [US, 1500, 1500, 0, 3]]
+    bars = page.evaluate(
+        "Array.from(document.querySelectorAll('#age-chart rect.bar')).map(b => "
+        "Number(b.dataset.count))"
+    )
+    assert sum(bars) == 2000 and bars[-1] > 0  # the declared one has no age yet
+    assert page.evaluate("document.getElementById('shown').textContent") == (
+        "Showing 2001 of 2001 key pairs"
+    )
+    page.screenshot(ARTIFACTS / "report.png")
+    assert (ARTIFACTS / "report.png").stat().st_size > 10_000
+
+
+def _visible(page: Page) -> list[str]:
+    result: list[str] = page.evaluate(
+        "Array.from(document.querySelectorAll('#keypairs tbody tr')).filter(r => !r.hidden)"
+        ".map(r => r.cells[0].textContent)"
+    )
+    return result
+
+
+def test_typing_in_the_filter_narrows_the_table(page: Page) -> None:
+    page.evaluate("document.getElementById('filter').focus()")
+    page.type_text("edited")
+    assert _visible(page) == [
+        "us-east-1/web-000003",
+        "us-east-1/web-000030",
+        "us-east-1/web-000300",
+    ]
+    assert page.evaluate("document.getElementById('shown').textContent") == (
+        "Showing 3 of 2001 key pairs"
+    )
+    page.evaluate("document.getElementById('filter').value = ''")
+    page.evaluate(
+        "{ const r = document.getElementById('region'); r.value = 'eu-west-1';"
+        "r.dispatchEvent(new Event('change')) }"
+    )
+    assert len(_visible(page)) == 501
+    page.evaluate("document.getElementById('only-findings').click()")
+    assert _visible(page) == ["eu-west-1/etl-new"]
+    page.evaluate(
+        "{ const r = document.getElementById('region'); r.value = '';"
+        "r.dispatchEvent(new Event('change')); document.getElementById('only-findings').click() }"
+    )
+    assert len(_visible(page)) == 2001
+    page.screenshot(ARTIFACTS / "report-filtered.png")
+    assert page.errors() == []
+
+
+def _ages(page: Page) -> list[float]:
+    ages: list[float] = page.evaluate(
+        "Array.from(document.querySelectorAll('#keypairs tbody tr')).map(r => "
+        "r.cells[3].dataset.v === '' ? 1e9 : Number(r.cells[3].dataset.v))"
+    )
+    return ages
+
+
+def test_clicking_a_header_sorts_by_that_column(page: Page) -> None:
+    age_header = "document.querySelectorAll('#keypairs th')[3]"
+    page.evaluate(f"{age_header}.click()")
+    ascending = _ages(page)
+    assert ascending == sorted(ascending) and ascending[0] < 1
+    assert _visible(page)[-1] == "eu-west-1/etl-new"  # no age yet: last
+    page.evaluate(f"{age_header}.click()")
+    assert page.evaluate(f"{age_header}.getAttribute('aria-sort')") == "descending"
+    descending = _ages(page)
+    assert descending == sorted(descending, reverse=True)
+    assert _visible(page)[:2] == ["eu-west-1/etl-new", "us-east-1/web-000899"]
+    page.evaluate("document.querySelectorAll('#keypairs th')[0].click()")
+    assert _visible(page)[0] == "eu-west-1/etl-000000"
+    findings_header = "document.querySelectorAll('#keypairs th')[7]"
+    page.evaluate(f"{findings_header}.click()")
+    page.evaluate(f"{findings_header}.click()")
+    assert _visible(page)[:4] == [
+        "eu-west-1/etl-new",
+        "us-east-1/web-000003",
+        "us-east-1/web-000030",
+        "us-east-1/web-000300",
+    ]
+    assert page.errors() == []
+
+
+def test_a_missing_browser_fails_in_ci_and_skips_loudly_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("CHROMIUM", raising=False)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="BROWSER TESTS NOT RUN: Chromium is missing"):
+        chromium_binary()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="apt-get install -y chromium"):
+        chromium_binary()
