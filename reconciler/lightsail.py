@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -203,6 +203,9 @@ def live_from_api(region: str, kp: Mapping[str, Any]) -> LiveKeyPair:
 # Where a GetKeyPairs page's key pairs go when decoded by ``_decode_page``.
 RAW_KEY_PAIRS = "reconcilerRawKeyPairs"
 
+# Per thread: told the next page's token as soon as a page's body is decoded.
+_next_page = threading.local()
+
 
 def _decode_page(
     response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any
@@ -227,6 +230,10 @@ def _decode_page(
         return
     customized_response_dict[RAW_KEY_PAIRS] = data.pop("keyPairs")
     response_dict["body"] = json.dumps(data).encode()
+    announce: Callable[[str], None] | None = getattr(_next_page, "announce", None)
+    token = data.get("nextPageToken")
+    if announce is not None and isinstance(token, str) and token:
+        announce(token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,21 +402,50 @@ class Lightsail:
         return self._attempts(region, functools.partial(method, **kwargs), idempotent=True)
 
     def list_key_pairs(self, region: str) -> list[LiveKeyPair]:
-        """Every key pair in ``region`` (default key excluded), page by page."""
+        """Every key pair in ``region`` (default key excluded), page by page.
+
+        Pages follow one another (each names the next), but the request for
+        page k+1 is sent as soon as page k's body is decoded, by a second
+        thread, while this one turns page k into key pairs: the decoding
+        hides behind the next round trip. Each page is requested once.
+        """
         client = self.client(region)
         result: list[LiveKeyPair] = []
-        token: str | None = None
-        try:
-            while True:
-                kwargs: dict[str, Any] = {"pageToken": token} if token else {}
+        pages: dict[int, Future[Any]] = {}
+        lock = threading.Lock()
+
+        def request(index: int, token: str | None) -> None:
+            with lock:
+                if index not in pages:
+                    pages[index] = pool.submit(fetch, index, token)
+
+        def fetch(index: int, token: str | None) -> Any:
+            kwargs: dict[str, Any] = {"pageToken": token} if token else {}
+            _next_page.announce = functools.partial(request, index + 1)
+            try:
                 page = self._attempts(
                     region, functools.partial(client.get_key_pairs, **kwargs), idempotent=True
                 )
-                items = page.get(RAW_KEY_PAIRS, page.get("keyPairs", ()))
-                result.extend(live_from_api(region, kp) for kp in items)
-                token = page.get("nextPageToken")
-                if not token:
-                    return result
+            finally:
+                _next_page.announce = None
+            following = page.get("nextPageToken")
+            if following:
+                request(index + 1, following)  # when the page was not decoded early
+            return page
+
+        try:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                request(0, None)
+                index = 0
+                while True:
+                    with lock:
+                        future = pages[index]
+                    page = future.result()
+                    items = page.get(RAW_KEY_PAIRS, page.get("keyPairs", ()))
+                    result.extend(live_from_api(region, kp) for kp in items)
+                    if not page.get("nextPageToken"):
+                        return result
+                    index += 1
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
             raise translate(e, f"reading key pairs in {region}") from None
 
