@@ -19,7 +19,6 @@ and the failure is reported once. Other failures stop only their own change.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +31,7 @@ from reconciler.keystore.base import KeyStoreError
 from reconciler.lightsail import AmbiguousOutcome, CreatedKeyPair, Lightsail, tags_from_api
 from reconciler.model import Address, LiveKeyPair, Origin, StateEntry, Tags
 from reconciler.plan import Action, Change, Plan, diff_tags
+from reconciler.retry import backoff
 from reconciler.state.backend import JournalWriter
 from reconciler.state.records import RecordBudget
 
@@ -41,11 +41,6 @@ log = logging.getLogger(__name__)
 # that GetKeyPair shows did not happen is sent again, with backoff, up to this
 # many times in all: at a 20% error rate that fails one create in ~400,000.
 CREATE_ATTEMPTS = 8
-
-
-def _backoff(attempt: int) -> float:
-    """Full-jitter exponential backoff, capped at 5 s."""
-    return float(min(5.0, 0.05 * 2**attempt) * random.random())
 
 
 # Seals a private key for its key pair's address; must not touch the network.
@@ -258,7 +253,7 @@ class Executor:
                 ambiguous = e
                 if self.lightsail.get_key_pair(address) is not None:
                     raise KeyMaterialLost(_lost_message(address)) from None
-                self.lightsail.sleep(_backoff(attempt))
+                self.lightsail.sleep(backoff(attempt))
                 continue
             except LightsailError as e:
                 if e.detail == "NameExists" and ambiguous is not None:
@@ -330,7 +325,7 @@ class Executor:
                         code=e.code,
                         hint="nothing was imported; run again later",
                     ) from None
-                self.lightsail.sleep(_backoff(attempt))
+                self.lightsail.sleep(backoff(attempt))
             except LightsailError as e:
                 if e.detail == "NameExists" and attempt > 0:
                     break  # an earlier attempt with an unknown outcome went through

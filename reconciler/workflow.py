@@ -11,6 +11,7 @@ import contextlib
 import functools
 import logging
 import os
+import sys
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from reconciler.state import LocalBackend, StateBackend, StateDocument, crypto
 log = logging.getLogger(__name__)
 
 DEFAULT_STATE = "reconciler.state.json"
+SWITCH_INTERVAL = 0.0005  # s; the interpreter's default is 0.005
 LOCAL_CREDENTIAL = "local"
 
 
@@ -158,10 +160,17 @@ def observe(
     names are read afterwards.
     """
     early = [r for r in desired.regions if not options.regions or r in options.regions]
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        reading = pool.submit(lightsail.snapshot, early)
-        doc = read_state()
-        live = reading.result()
+    previous = sys.getswitchinterval()
+    # While the state is parsed, hand the interpreter to the reading thread
+    # soon after each page arrives, so the next request is not held back.
+    sys.setswitchinterval(min(previous, SWITCH_INTERVAL))
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            reading = pool.submit(lightsail.snapshot, early)
+            doc = read_state()
+            live = reading.result()
+    finally:
+        sys.setswitchinterval(previous)
     rest = [r for r in regions_to_read(desired, doc, options) if r not in early]
     if rest:
         live = live.merged(lightsail.snapshot(rest))
