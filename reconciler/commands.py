@@ -23,6 +23,7 @@ from reconciler.errors import (
     UsageError,
 )
 from reconciler.executor import ApplyResult, Executor
+from reconciler.findings import Finding
 from reconciler.keystore import commands as key_commands
 from reconciler.manifest import load_desired
 from reconciler.model import Address, DesiredSet, StateEntry
@@ -151,6 +152,8 @@ def _execute(
         else:
             _out(render.plan_text(result, color=render.use_color(sys.stdout)))
         result.raise_if_unsafe()
+        if not destroy:
+            _refuse_policy_errors(checks.manifest_policy(desired))
         instances.refuse(instances.in_use(result, lightsail))
         if not result.changes and not result.stale_pending:
             _record_protection(backend, doc, desired, options)
@@ -191,6 +194,20 @@ def _execute(
         return EXIT_ERROR
     _warn_unencrypted(doc, backend.location)
     return code
+
+
+def _refuse_policy_errors(found: list[Finding]) -> None:
+    """Apply makes nothing while the manifests break the team's policy (as validate and
+    plan report it). Rules on live key pairs (max-key-age) do not block: the apply that
+    rotates an old key pair must be able to run."""
+    if found:
+        sys.stderr.write("Policy:\n" + "".join(f"{f}\n" for f in found))
+    errors = sum(1 for f in found if f.severity == "error")
+    if errors:
+        raise ApplyError(
+            f"the manifests break {errors} policy rule(s); nothing was changed",
+            hint="fix the manifests, or add a policyExceptions entry with a reason",
+        )
 
 
 def _record_protection(
