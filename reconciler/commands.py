@@ -226,6 +226,12 @@ def _report_stop(error: StorageError, outcome: ApplyResult, room: int) -> None:
     sys.stderr.write(f"Error: {error.message}\n")
     if error.hint:
         sys.stderr.write(f"  -> {error.hint}\n")
+    if outcome.unrecorded:
+        count = len(outcome.unrecorded)
+        sys.stderr.write(
+            f"{count} change{'s were' if count != 1 else ' was'} under way and could not be "
+            "recorded; the next plan checks them against Lightsail.\n"
+        )
     if outcome.not_started:
         count = len(outcome.not_started)
         sys.stderr.write(

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 from reconciler.errors import LightsailError, ReconcilerError, StorageError
 from reconciler.keys import generate_rsa
@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 # many times in all: at a 20% error rate that fails one create in ~400,000.
 CREATE_ATTEMPTS = 8
 
+
+_Outcome = Literal["done", "not started", "unrecorded"]
 
 # Seals a private key for its key pair's address; must not touch the network.
 Seal = Callable[[Address, str], Mapping[str, Any]]
@@ -66,6 +68,8 @@ class ApplyResult:
     """The storage failure that stopped the run, if one did."""
     not_started: list[Change] = field(default_factory=list)
     """Changes for which nothing was sent because the run had stopped."""
+    unrecorded: list[Change] = field(default_factory=list)
+    """Changes under way whose outcome could not be journaled: the next plan checks them."""
 
     @property
     def ok(self) -> bool:
@@ -142,9 +146,11 @@ class Executor:
         if not plan.changes:
             return result
         with ThreadPoolExecutor(max_workers=min(self.parallelism, len(plan.changes))) as pool:
-            for change, failure, started in pool.map(self._run_one, plan.changes):
-                if not started:
+            for change, failure, how in pool.map(self._run_one, plan.changes):
+                if how == "not started":
                     result.not_started.append(change)
+                elif how == "unrecorded":
+                    result.unrecorded.append(change)
                 elif failure is None:
                     result.succeeded.append(change)
                 else:
@@ -158,18 +164,22 @@ class Executor:
                 log.debug("stopping: %s", error.message)
                 self._stopped = error
 
-    def _run_one(self, change: Change) -> tuple[Change, Failure | None, bool]:
+    def _run_one(self, change: Change) -> tuple[Change, Failure | None, _Outcome]:
         if self._stopped is not None:
-            return change, None, False
-        failure: Failure | None = None
+            return change, None, "not started"
         try:
             # Nothing is sent for a change unless its records have room.
-            with self.journal.reserve(self.change_bytes(change)):
+            reservation = self.journal.reserve(self.change_bytes(change))
+        except StorageError as e:
+            self._halt(e)  # reported once for the run, not per change
+            return change, None, "not started"
+        failure: Failure | None = None
+        try:
+            with reservation:
                 self._apply(change)
         except StorageError as e:
-            # Reported once for the run; this change sent nothing it would need to record.
             self._halt(e)
-            return change, None, False
+            return change, None, "unrecorded"
         except KeyMaterialLost as e:
             if e.storage is not None:
                 self._halt(e.storage)
@@ -190,7 +200,7 @@ class Executor:
         if self.on_progress is not None:
             with self._lock:
                 self.on_progress(change, failure)
-        return change, failure, True
+        return change, failure, "done"
 
     # -- one change ---------------------------------------------------------
 

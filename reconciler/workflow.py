@@ -23,6 +23,7 @@ from reconciler.model import Address, DesiredSet, LiveSnapshot
 from reconciler.plan import Plan, make_plan
 from reconciler.scope import Scope, plan_in_scope
 from reconciler.state import LocalBackend, StateBackend, StateDocument, crypto
+from reconciler.state.registry import remote_backend
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +73,9 @@ def state_location(options: Options) -> str:
 
 def open_backend(options: Options) -> StateBackend:
     location = state_location(options)
-    if location.startswith("s3://"):
-        from reconciler.state.s3 import S3Backend
-
-        return S3Backend.from_url(location, options)
+    remote = remote_backend(location, options)
+    if remote is not None:
+        return remote
     if options.local:
         os.makedirs(os.path.dirname(location) or ".", mode=0o700, exist_ok=True)
     return LocalBackend(location, allow_insecure=options.allow_insecure_state)

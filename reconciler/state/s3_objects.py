@@ -14,7 +14,6 @@ keys: none is ever logged or put in a message.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +23,7 @@ import botocore.exceptions
 from botocore.config import Config
 
 from reconciler.errors import CredentialsError, ReconcilerError, StateError, StorageError
+from reconciler.retry import backoff
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +57,6 @@ _TRANSIENT_ERRORS = (
     botocore.exceptions.HTTPClientError,
     botocore.exceptions.ResponseStreamingError,
 )
-
-
-def backoff(attempt: int) -> float:
-    """Full-jitter exponential backoff before retry ``attempt`` (from 0), capped at 5 s."""
-    return float(min(5.0, 0.05 * 2**attempt) * random.random())
 
 
 def transient(exc: Exception) -> bool:
