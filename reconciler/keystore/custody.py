@@ -19,7 +19,8 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from reconciler.errors import ReconcilerError
-from reconciler.keystore.base import KeyStore, KeyStoreError, key_fingerprint
+from reconciler.keystore.base import KeyMetadata, KeyStore, KeyStoreError, key_fingerprint
+from reconciler.keystore.bulk import BulkDescribe, Found
 from reconciler.keystore.registry import STATE, StoreContext, open_store
 from reconciler.keystore.state_store import StateKeyStore
 from reconciler.model import Address, StateEntry
@@ -155,22 +156,42 @@ class Custody:
     def check(self, entries: Iterable[StateEntry], *, parallelism: int = 8) -> list[KeyProblem]:
         """Stored keys that are missing or labelled with another fingerprint.
 
-        Metadata only (DescribeParameters, ListTagsForResource, DescribeSecret):
-        no secret value is read. Keys held in the state are not checked here.
+        Metadata only (DescribeParameters, ListTagsForResource, ListSecrets,
+        DescribeSecret): no secret value is read. Keys held in the state are not
+        checked here. Stores that describe keys in bulk are asked in pages, so
+        the calls grow with the keys divided by a page, not with the keys.
         """
         stored = [e for e in entries if e.private_key_ref is not None]
         if not stored:
             return []
-        with ThreadPoolExecutor(max_workers=min(parallelism, len(stored))) as pool:
-            found = list(pool.map(self._check_one, stored))
-        return [problem for problem in found if problem is not None]
+        groups: dict[str, list[StateEntry]] = {}
+        for entry in stored:
+            store = self.store_of(entry)
+            assert store is not None
+            groups.setdefault(store.spec, []).append(entry)
+        found: Found = {}
+        single: list[StateEntry] = []
+        for spec, group in groups.items():
+            store = self._stores[spec]
+            if isinstance(store, BulkDescribe):
+                found.update(store.describe_many(group, parallelism=parallelism))
+            else:
+                single.extend(group)
+        if single:
+            with ThreadPoolExecutor(max_workers=min(parallelism, len(single))) as pool:
+                described = pool.map(lambda e: self._stores_describe(e), single)
+                found.update(zip((e.address for e in single), described, strict=True))
+        problems = (self._problem(entry, found.get(entry.address)) for entry in stored)
+        return [problem for problem in problems if problem is not None]
 
-    def _check_one(self, entry: StateEntry) -> KeyProblem | None:
-        ref = entry.private_key_ref
-        assert ref is not None
+    def _stores_describe(self, entry: StateEntry) -> KeyMetadata | None:
         store = self.store_of(entry)
         assert store is not None
-        meta = store.describe(entry)
+        return store.describe(entry)
+
+    def _problem(self, entry: StateEntry, meta: KeyMetadata | None) -> KeyProblem | None:
+        ref = entry.private_key_ref
+        assert ref is not None
         location = ref.get("location", "")
         if meta is None:
             return KeyProblem(
