@@ -180,12 +180,13 @@ class SsmKeyStore:
         )
         found: Found = {}
         rest: list[StateEntry] = []
+        shared: dict[str, dict[str, str]] = {}  # one labels mapping per fingerprint
         for entry in entries:
             name, fingerprint = names[entry.address], expected[entry.address]
             version = labelled.get(name)
             recorded = (entry.private_key_ref or {}).get("version")
             if version is not None and (not recorded or version == recorded):
-                labels = {LABEL_FINGERPRINT: fingerprint}
+                labels = shared.setdefault(fingerprint, {LABEL_FINGERPRINT: fingerprint})
                 found[entry.address] = KeyMetadata(name, version, fingerprint, labels)
             else:
                 rest.append(entry)
