@@ -17,7 +17,7 @@ from reconciler.errors import EXIT_OK, LightsailError, StateError, UsageError
 from reconciler.executor import Executor
 from reconciler.manifest import load_desired
 from reconciler.model import REGIONS, Address, name_problem
-from reconciler.plan import Action, Change
+from reconciler.plan import Action, Change, Reason
 
 
 def run(args: argparse.Namespace, options: workflow.Options) -> int:
@@ -59,6 +59,7 @@ def run(args: argparse.Namespace, options: workflow.Options) -> int:
                 Action.ADOPT,
                 address,
                 "reconciler import",
+                Reason.IMPORT_REQUESTED,
                 before_tags=live.tags,
                 after_tags=live.tags if wanted_tags is None else wanted_tags,
                 live=live,

@@ -16,16 +16,18 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, assert_never
 
 from reconciler.errors import LightsailError
 from reconciler.keys import generate_rsa
 from reconciler.lightsail import AmbiguousOutcome, CreatedKeyPair, Lightsail, tags_from_api
-from reconciler.model import Address, LiveKeyPair, Origin, StateEntry, Tags
+from reconciler.model import Address, Generation, LiveKeyPair, Origin, StateEntry, Tags
 from reconciler.plan import Action, Change, Plan, diff_tags
+from reconciler.rotation import retire
 from reconciler.state.backend import JournalWriter
 
 log = logging.getLogger(__name__)
@@ -125,13 +127,22 @@ class Executor:
     # -- one change ---------------------------------------------------------
 
     def _apply(self, change: Change) -> None:
-        action = change.action
-        if action is Action.DELETE or action is Action.REPLACE:
-            self._delete(change)
-        if action is Action.ADOPT:
-            self.adopt(change)
-        elif action is Action.UPDATE_TAGS:
-            self._update_tags(change)
+        match change.action:
+            case Action.DELETE:
+                self._delete(change)
+            case Action.REPLACE | Action.ROTATE:
+                self._delete(change, kept=self._retire(change))
+                self._make(change)
+            case Action.CREATE | Action.IMPORT | Action.GENERATE:
+                self._make(change)
+            case Action.ADOPT:
+                self.adopt(change)
+            case Action.UPDATE_TAGS:
+                self._update_tags(change)
+            case _:
+                assert_never(change.action)
+
+    def _make(self, change: Change) -> None:
         step = change.creates
         if step is Action.CREATE:
             self._create(change)
@@ -140,6 +151,33 @@ class Executor:
             self._import(change, change.public_key, private_key=None)
         elif step is Action.GENERATE:
             self._generate(change)
+
+    def _retire(self, change: Change) -> StateEntry | None:
+        """Journal the key about to be replaced as a generation, before Lightsail forgets it.
+
+        Until the new key is durable the state then records the old key twice (as
+        the current key and as generation 1); ``rotation.retire`` merges the two.
+        """
+        prior = change.prior
+        if prior is None or not prior.holds_private_key:
+            return prior
+        intent = self.journal.intent("retire", change.address)
+        generation = Generation(replace(prior, generations=()), time.time())
+        retired = replace(prior, generations=(generation, *prior.generations))
+        self.journal.result(intent, retired)
+        return retired
+
+    def _successor(self, change: Change, entry: StateEntry) -> StateEntry:
+        """``entry``, the key pair's new key, with the earlier keys it keeps."""
+        if change.prior is None:
+            return entry
+        return retire(
+            change.prior,
+            entry,
+            keep=change.keep,
+            retired_at=time.time(),
+            instances=change.instances,
+        )
 
     def _protect(self, entry: StateEntry) -> StateEntry:
         if self.seal is None or entry.private_key is None:
@@ -176,7 +214,7 @@ class Executor:
                         f"`reconciler import {address}` if it is yours",
                     ) from None
                 raise
-            entry = self._protect(_created_entry(address, created, tags))
+            entry = self._protect(self._successor(change, _created_entry(address, created, tags)))
             self.journal.result(intent, entry)  # durable before anything else
             if not entry.fingerprint:
                 live = self.lightsail.get_key_pair(address)
@@ -247,7 +285,7 @@ class Executor:
             operation=operation,
             imported_public_key=_normalized(public_key),
         )
-        entry = self._protect(entry)
+        entry = self._protect(self._successor(change, entry))
         self.journal.result(intent, entry)
         self._set_tags(intent, entry, live.tags, change.after_tags or {})
 
@@ -296,7 +334,9 @@ class Executor:
             raise
         self.journal.result(intent, replace(entry, tags=dict(wanted)))
 
-    def _delete(self, change: Change) -> None:
+    def _delete(self, change: Change, *, kept: StateEntry | None = None) -> None:
+        """Delete the live key pair; ``kept`` is what the state keeps of it when it is
+        replaced under the same name (its keys, until the new one is recorded)."""
         address = change.address
         intent = self.journal.intent("delete", address)
         if change.live is not None:
@@ -313,7 +353,10 @@ class Executor:
                         hint="run `reconciler drift` to inspect it",
                     ) from None
                 raise
-        self.journal.removed(intent, address)
+        if kept is None:
+            self.journal.removed(intent, address)
+        else:
+            self.journal.result(intent, kept)
 
     def _must_get(self, address: Address) -> LiveKeyPair:
         live = self.lightsail.get_key_pair(address)
