@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from reconciler import checks, formats, protect, render, savedplan, workflow
+from reconciler import checks, formats, generations, protect, render, savedplan, workflow
 from reconciler import outcome as outcome_summary
 from reconciler.errors import (
     EXIT_CHANGES,
@@ -45,6 +45,8 @@ def _options(args: argparse.Namespace) -> workflow.Options:
         lock_timeout=getattr(args, "lock_timeout", 0.0),
         parallelism=max(1, getattr(args, "parallelism", 10)),
         replace=tuple(Address.parse(a) for a in getattr(args, "replace", ()) or ()),
+        rotate=tuple(Address.parse(a) for a in getattr(args, "rotate", ()) or ()),
+        allow_in_use=getattr(args, "allow_in_use", False),
         prune=getattr(args, "prune", False),
         max_deletes=getattr(args, "max_deletes", None),
         encrypt_with=tuple(getattr(args, "encrypt_with", ()) or ()),
@@ -278,10 +280,14 @@ def state(args: argparse.Namespace) -> int:
         return EXIT_OK
     doc = backend.read()
     if args.state_command == "list":
+        users = generations.instance_counts(doc, options)
         for address in sorted(doc.entries):
             e = doc.entries[address]
             held = "sealed" if e.private_key_sealed else "held" if e.private_key else "none"
-            _out(f"{address}\t{e.origin}\t{e.fingerprint}\tprivate-key:{held}\n")
+            _out(
+                f"{address}\t{e.origin}\t{e.fingerprint}\tprivate-key:{held}"
+                f"{generations.list_suffix(e, users)}\n"
+            )
         for address in sorted(doc.pending):
             _out(f"{address}\tpending\t-\tinterrupted {doc.pending[address].operation}\n")
         return EXIT_OK
@@ -292,6 +298,7 @@ def state(args: argparse.Namespace) -> int:
     elif "privateKey" in data or "privateKeySealed" in data:
         data.pop("privateKeySealed", None)
         data["privateKey"] = "(sensitive: add --reveal, or use `reconciler key get`)"
+    generations.redact(data, reveal=args.reveal)
     _out(json.dumps(data, indent=2, sort_keys=True) + "\n")
     return EXIT_OK
 
@@ -340,7 +347,7 @@ def _private_key(entry: StateEntry, options: workflow.Options) -> str | None:
 def key(args: argparse.Namespace) -> int:
     options = _options(args)
     doc = workflow.open_backend(options).read()
-    entry = _entry(doc, args.address)
+    entry = generations.pick(_entry(doc, args.address), args.generation)
     if args.public:
         if not entry.public_key_base64:
             raise StateError(f"{entry.address}: the state holds no public key for it")

@@ -180,10 +180,14 @@ class Executor:
         )
 
     def _protect(self, entry: StateEntry) -> StateEntry:
-        if self.seal is None or entry.private_key is None:
+        """``entry`` with every key it holds in clear (its own, its generations') sealed."""
+        if self.seal is None:
             return entry
-        sealed = self.seal(entry.address, entry.private_key)
-        return replace(entry, private_key=None, private_key_sealed=sealed)
+        generations = tuple(replace(g, entry=self._protect(g.entry)) for g in entry.generations)
+        if entry.private_key is not None:
+            sealed = self.seal(entry.address, entry.private_key)
+            entry = replace(entry, private_key=None, private_key_sealed=sealed)
+        return replace(entry, generations=generations) if generations else entry
 
     def _create(self, change: Change) -> None:
         address = change.address

@@ -205,6 +205,8 @@ class Plan:
     left_out: tuple[Address, ...] = ()
     # Whether the instances of ``instance_regions`` were read (``with_instances``).
     instances_read: bool = False
+    # --allow-in-use: touch key pairs instances were launched with (their keys are kept).
+    allow_in_use: bool = False
 
     @property
     def has_changes(self) -> bool:
@@ -266,6 +268,8 @@ class Plan:
                 "(for a key pair no longer in the manifests: `reconciler state unprotect "
                 "REGION/NAME`)",
             )
+        if not self.allow_in_use:
+            self.raise_if_in_use()
         if self.delete_count > self.max_deletes:
             raise PlanError(
                 f"the plan deletes {self.delete_count} key pairs, more than --max-deletes "

@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from reconciler.errors import UsageError
@@ -47,6 +47,8 @@ class Options:
     endpoint_url: str | None = None
     profile: str | None = None
     replace: tuple[Address, ...] = ()
+    rotate: tuple[Address, ...] = ()
+    allow_in_use: bool = False
     prune: bool = False
     max_deletes: int | None = None
     encrypt_with: tuple[str, ...] = ()
@@ -193,12 +195,23 @@ def build_plan(
             prune=options.prune or destroy,
             max_deletes=options.max_deletes,
             replace=set(options.replace),
+            rotate=set(options.rotate),
             regions=options.region_filter,
             destroy=destroy,
         )
 
     plan = scoped_plan(make, options.scope, desired, doc.entries, doc.pending, live)
-    return plan, live
+    if plan.instance_regions:
+        # Only plans that delete, replace or rotate look at instances.
+        plan = plan.with_instances(lightsail.instances(plan.instance_regions))
+    planned = {c.address for c in plan.changes}
+    for address in options.rotate:
+        if address not in planned and address not in plan.left_out:
+            raise UsageError(
+                f"--rotate {address}: no such key pair is declared, recorded and live",
+                hint="check the address; `reconciler state list` shows the key pairs in state",
+            )
+    return replace(plan, allow_in_use=options.allow_in_use), live
 
 
 def manifest_paths(paths: Sequence[str]) -> list[str]:

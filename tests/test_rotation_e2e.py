@@ -1,0 +1,130 @@
+"""Rotation, generations and the instance guard end to end: the real CLI against the
+emulator over HTTP. Key pairs are made old with the emulator's ``set_created_at``
+hook; instances are launched with plain boto3."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from reconciler.emulator import Emulator, EmulatorConfig
+from tests.conftest import lightsail_client
+from tests.helpers import run_cli, state_entries, write_manifest
+from tests.test_emulator_instances import launch
+
+SCHEMAS = Path(__file__).resolve().parent.parent / "reconciler" / "schemas"
+DAY = 86400.0
+MANIFEST = "- name: web\n  rotate: {after: 90d, keep: 1}\n- name: steady"
+
+
+@pytest.fixture
+def emu() -> Iterator[Emulator]:
+    with Emulator(EmulatorConfig(key_pool=8)) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def client(emu: Emulator) -> Any:
+    return lightsail_client(emu.url)
+
+
+def cli(project: Path, emu: Emulator, *args: str, code: int = 0) -> str:
+    result: subprocess.CompletedProcess[str] = run_cli(*args, cwd=project, endpoint=emu.url)
+    assert result.returncode == code, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stdout + result.stderr
+
+
+def key(project: Path, emu: Emulator, *args: str) -> str:
+    return cli(project, emu, "key", "get", "us-east-1/web", *args)
+
+
+def age(emu: Emulator, name: str, days: float) -> None:
+    emu.store.set_created_at("us-east-1", name, time.time() - days * DAY)
+
+
+def fingerprint(client: Any, name: str) -> str:
+    return str(client.get_key_pair(keyPairName=name)["keyPair"]["fingerprint"])
+
+
+@pytest.fixture
+def project(tmp_path: Path, emu: Emulator) -> Path:
+    write_manifest(tmp_path / "m.yaml", "us-east-1", MANIFEST)
+    emu.reset_counters()
+    cli(tmp_path, emu, "apply", "m.yaml", "--auto-approve")
+    # A plan that only creates reads no instances.
+    assert emu.calls["GetInstances"] == 0 and emu.calls["CreateKeyPair"] == 2
+    return tmp_path
+
+
+def test_a_backdated_key_pair_rotates_and_keeps_its_old_key_as_generation_1(
+    project: Path, emu: Emulator, client: Any
+) -> None:
+    first_key, first_fp = key(project, emu), fingerprint(client, "web")
+    age(emu, "web", 97)
+    age(emu, "steady", 400)  # no rotate: declared, so never rotated
+    emu.reset_counters()
+
+    planned = cli(project, emu, "plan", "m.yaml", "--format", "json")
+    data = json.loads(planned[: planned.rindex("}") + 1])
+    jsonschema.validate(data, json.loads((SCHEMAS / "plan.schema.json").read_text()))
+    [change] = data["changes"]
+    assert (change["action"], change["address"]) == ("rotate", "us-east-1/web")
+    assert change["reasonCode"] == "rotation-due"
+    assert change["reason"] == "created 97 days ago; rotate after 90 days"
+    assert change["keep"] == 1 and change["instances"] == []
+    assert emu.calls["GetInstances"] == 1  # the rotation's region, once
+
+    out = cli(project, emu, "apply", "m.yaml", "--auto-approve")
+    assert "-/+ us-east-1/web  (rotate)" in out and "1 to rotate" in out
+    assert fingerprint(client, "web") != first_fp
+    assert emu.committed["DeleteKeyPair"] == 1 and emu.committed["CreateKeyPair"] == 1
+    assert key(project, emu, "--generation", "1") == first_key
+    assert key(project, emu) != first_key
+    shown = json.loads(cli(project, emu, "state", "show", "us-east-1/web"))
+    [generation] = shown["generations"]
+    assert generation["generation"] == 1 and generation["fingerprint"] == first_fp
+    assert generation["retiredAt"] >= generation["createdAt"] > 0
+    assert generation["privateKey"].startswith("(sensitive")
+    assert "No changes" in cli(project, emu, "plan", "m.yaml")
+
+    # A second rotation keeps one earlier key (keep: 1): the first key is dropped.
+    second_key, second_fp = key(project, emu), fingerprint(client, "web")
+    cli(project, emu, "apply", "m.yaml", "--auto-approve", "--rotate", "us-east-1/web")
+    assert key(project, emu, "--generation", "1") == second_key
+    refused = cli(project, emu, "key", "get", "us-east-1/web", "--generation", "2", code=1)
+    assert "keeps 1 earlier key; there is no generation 2" in refused
+    entry = state_entries(project / "reconciler.state.json")["us-east-1/web"]
+    assert [g["fingerprint"] for g in entry["generations"]] == [second_fp]
+
+
+def test_an_instance_launched_with_the_key_pair_blocks_rotation_without_allow_in_use(
+    project: Path, emu: Emulator, client: Any
+) -> None:
+    write_manifest(project / "m.yaml", "us-east-1", "- name: web\n  rotate: {after: 90d}")
+    first_key = key(project, emu)
+    launch(client, "vm-1", keyPairName="web")
+    age(emu, "web", 120)
+    emu.reset_counters()
+
+    refused = cli(project, emu, "apply", "m.yaml", "--auto-approve", code=1)
+    assert "instances were launched with: us-east-1/web (rotate): used by vm-1" in refused
+    assert "--allow-in-use" in refused
+    assert emu.calls["DeleteKeyPair"] == 0 and emu.calls["CreateKeyPair"] == 0
+    assert cli(project, emu, "plan", "m.yaml", code=1).count("used by vm-1") == 1
+
+    listed = cli(project, emu, "state", "list")
+    assert "us-east-1/web\tcreated" in listed and "\tinstances:1" in listed
+
+    out = cli(project, emu, "apply", "m.yaml", "--auto-approve", "--allow-in-use")
+    assert "instances launched with it: vm-1" in out
+    # keep is 0, but vm-1 still holds the old public key: its private key is kept.
+    assert key(project, emu, "--generation", "1") == first_key
+    assert "\tgenerations:1" in cli(project, emu, "state", "list")
