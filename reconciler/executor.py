@@ -24,10 +24,11 @@ from typing import Any, assert_never
 
 from reconciler.errors import LightsailError
 from reconciler.keys import generate_rsa
+from reconciler.keystore.base import KeyStoreError
 from reconciler.lightsail import AmbiguousOutcome, CreatedKeyPair, Lightsail, tags_from_api
 from reconciler.model import Address, Generation, LiveKeyPair, Origin, StateEntry, Tags
 from reconciler.plan import Action, Change, Plan, diff_tags
-from reconciler.rotation import retire
+from reconciler.rotation import dropped, prune, succeed
 from reconciler.state.backend import JournalWriter
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ def _backoff(attempt: int) -> float:
 
 # Seals a private key for its key pair's address; must not touch the network.
 Seal = Callable[[Address, str], Mapping[str, Any]]
+# Hands an entry whose key is journaled to the key store; returns the entry to record.
+Keep = Callable[[StateEntry], StateEntry]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +82,15 @@ class Executor:
         parallelism: int = 10,
         seal: Seal | None = None,
         on_progress: Callable[[Change, Failure | None], None] | None = None,
+        keep: Keep | None = None,
+        forget: Callable[[StateEntry], None] | None = None,
     ) -> None:
         self.lightsail = lightsail
         self.journal = journal
         self.parallelism = max(1, parallelism)
         self.seal = seal
+        self.keep = keep
+        self.forget = forget
         self.on_progress = on_progress
         self._lock = threading.Lock()
 
@@ -114,7 +121,7 @@ class Executor:
                 hint=f"replace it: `reconciler apply --replace {change.address}`",
                 lost_key=True,
             )
-        except LightsailError as e:
+        except (LightsailError, KeyStoreError) as e:
             failure = Failure(change.address, change.action, e.message, e.hint)
         except Exception as e:  # a bug must not hide the other workers' results
             log.debug("unexpected error applying %s", change.address, exc_info=True)
@@ -159,25 +166,13 @@ class Executor:
         the current key and as generation 1); ``rotation.retire`` merges the two.
         """
         prior = change.prior
-        if prior is None or not prior.holds_private_key:
+        if prior is None or not prior.has_private_key:
             return prior
         intent = self.journal.intent("retire", change.address)
         generation = Generation(replace(prior, generations=()), time.time())
         retired = replace(prior, generations=(generation, *prior.generations))
         self.journal.result(intent, retired)
         return retired
-
-    def _successor(self, change: Change, entry: StateEntry) -> StateEntry:
-        """``entry``, the key pair's new key, with the earlier keys it keeps."""
-        if change.prior is None:
-            return entry
-        return retire(
-            change.prior,
-            entry,
-            keep=change.keep,
-            retired_at=time.time(),
-            instances=change.instances,
-        )
 
     def _protect(self, entry: StateEntry) -> StateEntry:
         """``entry`` with every key it holds in clear (its own, its generations') sealed."""
@@ -188,6 +183,41 @@ class Executor:
             sealed = self.seal(entry.address, entry.private_key)
             entry = replace(entry, private_key=None, private_key_sealed=sealed)
         return replace(entry, generations=generations) if generations else entry
+
+    def _record(self, intent: str, entry: StateEntry, change: Change | None = None) -> StateEntry:
+        """Journal ``entry`` (its key sealed when sealing is on), then hand the key to the
+        key store and journal the entry it returns (a reference, no key).
+
+        An entry succeeding a recorded one (``change.prior``) first carries every
+        earlier key; those beyond ``change.keep`` that no instance uses are dropped
+        only once the new key is in its store.
+        """
+        if change is not None and change.prior is not None:
+            entry = succeed(change.prior, entry, retired_at=time.time())
+        protected = self._protect(entry)
+        self.journal.result(intent, protected)  # durable before anything else
+        recorded = protected
+        if self.keep is not None and protected.holds_private_key:
+            try:
+                kept = self.keep(entry)
+            except KeyStoreError as e:
+                raise KeyStoreError(
+                    f"{entry.address} was {entry.origin}, but its private key could not be "
+                    f"stored: {e.message}",
+                    hint="the key is kept in the state; the next apply stores it",
+                ) from None
+            if kept is not entry:
+                recorded = self._protect(kept)
+                self.journal.result(intent, recorded)
+        if change is None or change.prior is None:
+            return recorded
+        pruned = prune(recorded, keep=change.keep, instances=change.instances)
+        if pruned.generations != recorded.generations:
+            self.journal.result(intent, pruned)
+            if self.forget is not None:
+                for generation in dropped(recorded, pruned):
+                    self.forget(generation.entry)
+        return pruned
 
     def _create(self, change: Change) -> None:
         address = change.address
@@ -218,8 +248,7 @@ class Executor:
                         f"`reconciler import {address}` if it is yours",
                     ) from None
                 raise
-            entry = self._protect(self._successor(change, _created_entry(address, created, tags)))
-            self.journal.result(intent, entry)  # durable before anything else
+            entry = self._record(intent, _created_entry(address, created, tags), change)
             if not entry.fingerprint:
                 live = self.lightsail.get_key_pair(address)
                 if live is not None:
@@ -244,12 +273,11 @@ class Executor:
         address = change.address
         op = "generate" if private_key is not None else "import"
         intent = self.journal.intent(op, address)
-        sealed: Mapping[str, Any] | None = None
         if private_key is not None:
-            if self.seal is not None:
-                # Sealed before it is journaled: the key is never on disk in clear.
-                sealed, private_key = self.seal(address, private_key), None
-            self.journal.keygen(intent, address, private_key, public_key, private_key_sealed=sealed)
+            # Sealed before it is journaled: the key is never on disk in clear.
+            sealed = None if self.seal is None else self.seal(address, private_key)
+            clear = private_key if sealed is None else None
+            self.journal.keygen(intent, address, clear, public_key, private_key_sealed=sealed)
         operation: Mapping[str, Any] | None = None
         for attempt in range(CREATE_ATTEMPTS):
             try:
@@ -283,14 +311,12 @@ class Executor:
             tags=dict(live.tags),
             public_key_base64=public_key,
             private_key=private_key,
-            private_key_sealed=sealed,
             support_code=live.support_code,
             location={"availabilityZone": "all", "regionName": address.region},
             operation=operation,
             imported_public_key=_normalized(public_key),
         )
-        entry = self._protect(self._successor(change, entry))
-        self.journal.result(intent, entry)
+        entry = self._record(intent, entry, change)
         self._set_tags(intent, entry, live.tags, change.after_tags or {})
 
     def adopt(self, change: Change) -> None:
@@ -312,8 +338,7 @@ class Executor:
             location={"availabilityZone": "all", "regionName": change.address.region},
             imported_public_key=_normalized(recovered.public_key) if recovered else None,
         )
-        entry = self._protect(entry)
-        self.journal.result(intent, entry)
+        entry = self._record(intent, entry)
         self._set_tags(intent, entry, live.tags, change.after_tags or {})
 
     def _update_tags(self, change: Change) -> None:
@@ -357,10 +382,17 @@ class Executor:
                         hint="run `reconciler drift` to inspect it",
                     ) from None
                 raise
-        if kept is None:
-            self.journal.removed(intent, address)
-        else:
-            self.journal.result(intent, kept)
+        if kept is not None:
+            self.journal.result(intent, kept)  # replaced: its keys stay until the new one is in
+            return
+        self.journal.removed(intent, address)
+        if self.forget is not None and change.prior is not None:
+            if change.instances:
+                # Instances still hold its public key: its private key is not dropped.
+                log.warning("%s: deleted, its private key kept (instances use it)", address)
+                return
+            for kept_key in (change.prior, *(g.entry for g in change.prior.generations)):
+                self.forget(kept_key)  # its stored keys, now that the key pair is gone
 
     def _must_get(self, address: Address) -> LiveKeyPair:
         live = self.lightsail.get_key_pair(address)

@@ -244,6 +244,36 @@ def kms_client_factory(profile: str | None = None) -> Callable[[str | None], Any
     return make
 
 
+def aws_client_factory(service: str, profile: str | None = None) -> Callable[[str | None], Any]:
+    """Clients of another AWS service (``ssm``, ``secretsmanager``, ``sts``) by region.
+
+    The key stores' clients: boto3's standard chain, AWS_ENDPOINT_URL_<SERVICE>
+    honoured (never --endpoint-url, which is Lightsail's). One client per region.
+    Adaptive retries pace a large apply under SSM's and Secrets Manager's write
+    quotas; a retried write that had taken effect is recognised by its labels.
+    """
+    config = Config(
+        retries={"mode": "adaptive", "total_max_attempts": 10},
+        connect_timeout=10,
+        read_timeout=30,
+        user_agent_extra="lightsail-reconciler",
+    )
+    lock = threading.Lock()
+    clients: dict[str | None, Any] = {}
+
+    def make(region: str | None) -> Any:
+        with lock:
+            if region not in clients:
+                try:
+                    session = boto3.session.Session(profile_name=profile)
+                    clients[region] = session.client(service, region_name=region, config=config)
+                except botocore.exceptions.BotoCoreError as e:
+                    raise translate(e, f"AWS configuration for {service}") from None
+            return clients[region]
+
+    return make
+
+
 class Lightsail:
     """A boto3 Lightsail client per region, and the calls the reconciler makes."""
 

@@ -59,6 +59,27 @@ def in_use(generation: Generation, instances: Iterable[LiveInstance]) -> bool:
     return False
 
 
+def succeed(prior: StateEntry, new: StateEntry, *, retired_at: float) -> StateEntry:
+    """``new`` with every key ``prior`` kept: its own (if it holds one) newest, then its
+    generations. A key with the fingerprint of one already kept is the same key, kept once."""
+    earlier = list(prior.generations)
+    if prior.has_private_key:
+        earlier.insert(0, Generation(replace(prior, generations=()), retired_at))
+    kept: list[Generation] = []
+    seen = {new.fingerprint}
+    for generation in earlier:
+        if generation.entry.fingerprint not in seen:
+            kept.append(generation)
+            seen.add(generation.entry.fingerprint)
+    return replace(new, generations=tuple(kept))
+
+
+def prune(entry: StateEntry, *, keep: int, instances: Sequence[LiveInstance] = ()) -> StateEntry:
+    """``entry`` keeping ``keep`` generations, and any older one an instance may use."""
+    kept = [g for i, g in enumerate(entry.generations) if i < keep or in_use(g, instances)]
+    return replace(entry, generations=tuple(kept))
+
+
 def retire(
     prior: StateEntry,
     new: StateEntry,
@@ -67,24 +88,8 @@ def retire(
     retired_at: float,
     instances: Sequence[LiveInstance] = (),
 ) -> StateEntry:
-    """``new`` with ``prior``'s key (if it held one) as its newest generation.
-
-    Generations beyond ``keep`` are dropped unless an instance may use them.
-    A generation with the fingerprint of ``new`` is the same key and is not kept.
-    """
-    earlier = list(prior.generations)
-    if prior.holds_private_key and prior.fingerprint != new.fingerprint:
-        bare = replace(prior, generations=())
-        earlier.insert(0, Generation(bare, retired_at))
-    kept: list[Generation] = []
-    seen = {new.fingerprint}
-    for generation in earlier:
-        if generation.entry.fingerprint in seen:
-            continue
-        if len(kept) < keep or in_use(generation, instances):
-            kept.append(generation)
-            seen.add(generation.entry.fingerprint)
-    return replace(new, generations=tuple(kept))
+    """``new`` succeeding ``prior``, keeping ``keep`` earlier keys (and those in use)."""
+    return prune(succeed(prior, new, retired_at=retired_at), keep=keep, instances=instances)
 
 
 def dropped(before: StateEntry, after: StateEntry) -> list[Generation]:

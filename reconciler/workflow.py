@@ -11,16 +11,16 @@ import contextlib
 import functools
 import logging
 import os
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from reconciler.errors import UsageError
 from reconciler.lightsail import ClientOptions, Lightsail, kms_client_factory
-from reconciler.model import Address, DesiredSet, LiveSnapshot, PendingCreate, StateEntry
+from reconciler.model import Address, DesiredSet, LiveSnapshot
 from reconciler.plan import Plan, make_plan
-from reconciler.scope import Scope, scoped_plan
+from reconciler.scope import Scope, plan_in_scope
 from reconciler.state import LocalBackend, StateBackend, StateDocument, crypto
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,9 @@ class Options:
     age_identities: tuple[str, ...] = ()
     scope: Scope = field(default_factory=Scope)
     extra: dict[str, str] = field(default_factory=dict)
+    # The key store for new private keys (--key-store, else reconciler.yaml's keys:).
+    key_store: str | None = None
+    key_store_kms_key_id: str | None = None
 
     @property
     def region_filter(self) -> Collection[str] | None:
@@ -178,29 +181,7 @@ def build_plan(
 ) -> tuple[Plan, LiveSnapshot]:
     if live is None:
         live = lightsail.snapshot(regions_to_read(desired, doc, options))
-
-    def make(
-        desired: DesiredSet,
-        entries: Mapping[Address, StateEntry],
-        pending: Mapping[Address, PendingCreate],
-        live: LiveSnapshot,
-    ) -> Plan:
-        return make_plan(
-            desired,
-            entries,
-            pending,
-            live,
-            lineage=doc.lineage,
-            serial=doc.serial,
-            prune=options.prune or destroy,
-            max_deletes=options.max_deletes,
-            replace=set(options.replace),
-            rotate=set(options.rotate),
-            regions=options.region_filter,
-            destroy=destroy,
-        )
-
-    plan = scoped_plan(make, options.scope, desired, doc.entries, doc.pending, live)
+    plan, live = _planned(desired, doc, lightsail, options, destroy=destroy, live=live)
     if plan.instance_regions:
         # Only plans that delete, replace or rotate look at instances.
         plan = plan.with_instances(lightsail.instances(plan.instance_regions))
@@ -212,6 +193,35 @@ def build_plan(
                 hint="check the address; `reconciler state list` shows the key pairs in state",
             )
     return replace(plan, allow_in_use=options.allow_in_use), live
+
+
+def _planned(
+    desired: DesiredSet,
+    doc: StateDocument,
+    lightsail: Lightsail,
+    options: Options,
+    *,
+    destroy: bool = False,
+    live: LiveSnapshot | None = None,
+) -> tuple[Plan, LiveSnapshot]:
+    assert live is not None
+    if options.scope:
+        return plan_in_scope(_planned, desired, doc, lightsail, options, destroy, live), live
+    plan = make_plan(
+        desired,
+        doc.entries,
+        doc.pending,
+        live,
+        lineage=doc.lineage,
+        serial=doc.serial,
+        prune=options.prune or destroy,
+        max_deletes=options.max_deletes,
+        replace=set(options.replace),
+        rotate=set(options.rotate),
+        regions=options.region_filter,
+        destroy=destroy,
+    )
+    return plan, live
 
 
 def manifest_paths(paths: Sequence[str]) -> list[str]:
