@@ -15,9 +15,11 @@ import jsonschema
 import pytest
 
 from reconciler.emulator import Emulator, EmulatorConfig
-from tests.conftest import lightsail_client
+from reconciler.keystore import key_fingerprint
+from tests.conftest import aws_client, lightsail_client
 from tests.helpers import run_cli, state_entries, write_manifest
 from tests.test_emulator_instances import launch
+from tests.test_keystore import aws_env, no_private_key_text, unique
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "reconciler" / "schemas"
 DAY = 86400.0
@@ -128,3 +130,52 @@ def test_an_instance_launched_with_the_key_pair_blocks_rotation_without_allow_in
     # keep is 0, but vm-1 still holds the old public key: its private key is kept.
     assert key(project, emu, "--generation", "1") == first_key
     assert "\tgenerations:1" in cli(project, emu, "state", "list")
+
+
+@pytest.mark.parametrize(
+    "store", ["ssm:/{prefix}/{{region}}/{{name}}", "secretsmanager:{prefix}/{{region}}/{{name}}"]
+)
+def test_rotation_keeps_generations_in_the_same_key_store(
+    tmp_path: Path, emu: Emulator, client: Any, moto_url: str, store: str
+) -> None:
+    spec = store.format(prefix=unique("rotate"))
+    env = aws_env(moto_url)
+
+    def run(*args: str, code: int = 0) -> str:
+        result = run_cli(*args, cwd=tmp_path, endpoint=emu.url, env=env)
+        assert result.returncode == code, result.stdout + result.stderr
+        return result.stdout + result.stderr
+
+    write_manifest(tmp_path / "m.yaml", "us-east-1", "- name: web\n  rotate: {after: 30d, keep: 1}")
+    run("apply", "m.yaml", "--auto-approve", f"--key-store={spec}")
+    keys = [run("key", "get", "us-east-1/web")]
+    for _ in range(2):
+        age(emu, "web", 31)
+        assert "(rotate)" in run("apply", "m.yaml", "--auto-approve")
+        keys.insert(0, run("key", "get", "us-east-1/web"))
+    assert len(set(keys)) == 3
+    assert run("key", "get", "us-east-1/web", "--generation", "1") == keys[1]
+    assert key_fingerprint(keys[0], "created") == fingerprint(client, "web")
+    entry = state_entries(tmp_path / "reconciler.state.json")["us-east-1/web"]
+    # References only, generations included.
+    assert '"privateKey"' not in json.dumps(entry) and "PRIVATE KEY" not in json.dumps(entry)
+    [generation] = entry["generations"]  # keep: 1; the first key was dropped from the store
+    locations = {entry["privateKeyRef"]["location"], generation["privateKeyRef"]["location"]}
+    assert len(locations) == 2
+    assert no_private_key_text(tmp_path) == []
+    assert stored_names(moto_url, spec) == locations
+
+
+def stored_names(url: str, spec: str) -> set[str]:
+    """The parameters (by name) or secrets (by ARN) under ``spec``'s prefix."""
+    scheme, template = spec.split(":", 1)
+    prefix = template.split("{", 1)[0]
+    if scheme == "ssm":
+        found = aws_client("ssm", url).describe_parameters(
+            ParameterFilters=[{"Key": "Name", "Option": "BeginsWith", "Values": [prefix]}]
+        )["Parameters"]
+        return {p["Name"] for p in found}
+    secrets = aws_client("secretsmanager", url).list_secrets(
+        Filters=[{"Key": "name", "Values": [prefix]}]
+    )["SecretList"]
+    return {s["ARN"] for s in secrets}
