@@ -193,6 +193,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     _format(p)
     p.add_argument("--include-unmanaged", action="store_true")
+    p.add_argument(
+        "--instances",
+        action="store_true",
+        help="read instances: report unused key pairs and instances using unmanaged ones",
+    )
     p.add_argument("--refresh", action="store_true", help="update the state to what is live")
     _scoping(p)
     _common(p)

@@ -17,6 +17,7 @@ import pytest
 from reconciler.emulator import Emulator, EmulatorConfig
 from reconciler.keystore import key_fingerprint
 from tests.conftest import aws_client, lightsail_client
+from tests.emulator_helpers import ed25519_openssh
 from tests.helpers import run_cli, state_entries, write_manifest
 from tests.test_emulator_instances import launch
 from tests.test_keystore import aws_env, no_private_key_text, unique
@@ -179,3 +180,29 @@ def stored_names(url: str, spec: str) -> set[str]:
         Filters=[{"Key": "name", "Values": [prefix]}]
     )["SecretList"]
     return {s["ARN"] for s in secrets}
+
+
+def test_drift_with_instances_reports_unused_and_unmanaged_key_pairs_in_use(
+    project: Path, emu: Emulator, client: Any
+) -> None:
+    client.import_key_pair(keyPairName="byhand", publicKeyBase64=ed25519_openssh())
+    launch(client, "vm-web", keyPairName="web")
+    launch(client, "vm-a", "vm-b", keyPairName="byhand")
+    emu.reset_counters()
+    plain = run_cli("drift", "m.yaml", "--format", "json", cwd=project, endpoint=emu.url)
+    assert plain.returncode == 0, plain.stderr  # no instance reads, no instance kinds
+    assert emu.calls["GetInstances"] == 0
+
+    result = run_cli(
+        "drift", "m.yaml", "--instances", "--format", "json", cwd=project, endpoint=emu.url
+    )
+    assert result.returncode == 2, result.stderr
+    data = json.loads(result.stdout)
+    jsonschema.validate(data, json.loads((SCHEMAS / "drift.schema.json").read_text()))
+    found = {(f["kind"], f["address"]): f for f in data["findings"]}
+    assert set(found) == {
+        ("unused", "us-east-1/steady"),
+        ("unmanaged-key-in-use", "us-east-1/byhand"),
+    }
+    assert found[("unmanaged-key-in-use", "us-east-1/byhand")]["actual"] == ["vm-a", "vm-b"]
+    assert data["summary"]["unused"] == 1 and emu.calls["GetInstances"] == 1
