@@ -244,17 +244,16 @@ class Plan:
         used = [c for c in self.changes if c.deletes and c.instances]
         if not used:
             return
-        names = "; ".join(
-            f"{c.address} ({c.action}): used by "
-            + ", ".join(i.name for i in c.instances[:5])
-            + (f" and {len(c.instances) - 5} more" if len(c.instances) > 5 else "")
-            for c in used
-        )
+        first = used[0]
+        names = [i.name for i in first.instances]
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        others = f" (and {len(used) - 1} other key pair(s) in use)" if len(used) > 1 else ""
+        verb = "rotate" if first.action is Action.ROTATE else "delete or replace"
         raise PlanError(
-            f"the plan would {'/'.join(sorted({c.action.value for c in used}))} key pairs "
-            f"that instances were launched with: {names}",
-            hint="those instances keep the old public key; pass --allow-in-use to go ahead "
-            "(the private key is then kept as a generation while any instance names it)",
+            f"refusing to {verb} {first.address}: {len(names)} instance(s) were launched "
+            f"with it ({shown}) and keep its public key{others}; nothing was changed",
+            hint="delete or relaunch those instances first, or pass --allow-in-use (its private "
+            "key is then kept as a generation while any instance names it)",
         )
 
     def raise_if_unsafe(self) -> None:

@@ -96,7 +96,7 @@ def test_instances_block_deleting_changes_only() -> None:
     by_name = {c.address.name: c for c in seen.changes}
     assert [i.name for i in by_name["web"].instances] == ["vm-1"]
     assert by_name["db"].instances == ()  # a tag update cannot lock anyone out
-    with pytest.raises(PlanError, match=r"us-east-1/web \(rotate\): used by vm-1"):
+    with pytest.raises(PlanError, match=r"refusing to rotate us-east-1/web: 1 instance\(s\)"):
         seen.raise_if_in_use()
     plan.raise_if_in_use()  # nothing read, nothing refused
 

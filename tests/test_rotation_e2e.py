@@ -118,10 +118,10 @@ def test_an_instance_launched_with_the_key_pair_blocks_rotation_without_allow_in
     emu.reset_counters()
 
     refused = cli(project, emu, "apply", "m.yaml", "--auto-approve", code=1)
-    assert "instances were launched with: us-east-1/web (rotate): used by vm-1" in refused
+    assert "refusing to rotate us-east-1/web: 1 instance(s) were launched with it (vm-1)" in refused
     assert "--allow-in-use" in refused
     assert emu.calls["DeleteKeyPair"] == 0 and emu.calls["CreateKeyPair"] == 0
-    assert cli(project, emu, "plan", "m.yaml", code=1).count("used by vm-1") == 1
+    assert "launched with it (vm-1)" in cli(project, emu, "plan", "m.yaml", code=1)
 
     listed = cli(project, emu, "state", "list")
     assert "us-east-1/web\tcreated" in listed and "\tinstances:1" in listed
