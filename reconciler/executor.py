@@ -382,17 +382,20 @@ class Executor:
                         hint="run `reconciler drift` to inspect it",
                     ) from None
                 raise
+        prior = change.prior
+        if kept is None and prior is not None and change.instances and _holds_keys(prior):
+            # Deleted with --allow-in-use: instances still hold its public key, so the
+            # state keeps its private keys until no instance names it (a later
+            # `apply --prune` then forgets it).
+            log.warning("%s: deleted; its private key is kept while instances use it", address)
+            kept = prior
         if kept is not None:
-            self.journal.result(intent, kept)  # replaced: its keys stay until the new one is in
+            self.journal.result(intent, kept)  # its keys stay (until the new one is in)
             return
         self.journal.removed(intent, address)
-        if self.forget is not None and change.prior is not None:
-            if change.instances:
-                # Instances still hold its public key: its private key is not dropped.
-                log.warning("%s: deleted, its private key kept (instances use it)", address)
-                return
-            for kept_key in (change.prior, *(g.entry for g in change.prior.generations)):
-                self.forget(kept_key)  # its stored keys, now that the key pair is gone
+        if self.forget is not None and prior is not None:
+            for stored in (prior, *(g.entry for g in prior.generations)):
+                self.forget(stored)  # its stored keys, now that the key pair is gone
 
     def _must_get(self, address: Address) -> LiveKeyPair:
         live = self.lightsail.get_key_pair(address)
@@ -401,6 +404,10 @@ class Executor:
                 f"{address}: imported but not readable afterwards", code="NotFoundException"
             )
         return live
+
+
+def _holds_keys(entry: StateEntry) -> bool:
+    return entry.has_private_key or any(g.entry.has_private_key for g in entry.generations)
 
 
 def _lost_message(address: Address) -> str:

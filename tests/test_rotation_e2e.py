@@ -206,3 +206,21 @@ def test_drift_with_instances_reports_unused_and_unmanaged_key_pairs_in_use(
     }
     assert found[("unmanaged-key-in-use", "us-east-1/byhand")]["actual"] == ["vm-a", "vm-b"]
     assert data["summary"]["unused"] == 1 and emu.calls["GetInstances"] == 1
+
+
+def test_a_key_pair_deleted_with_allow_in_use_keeps_its_key_while_instances_name_it(
+    project: Path, emu: Emulator, client: Any
+) -> None:
+    web_key = key(project, emu)
+    launch(client, "vm-1", keyPairName="web")
+    write_manifest(project / "m.yaml", "us-east-1", "- name: steady")
+    refused = cli(project, emu, "apply", "m.yaml", "--prune", "--auto-approve", code=1)
+    assert "refusing to delete or replace us-east-1/web: 1 instance(s)" in refused
+
+    cli(project, emu, "apply", "m.yaml", "--prune", "--auto-approve", "--allow-in-use")
+    assert "web" not in {kp["name"] for kp in client.get_key_pairs()["keyPairs"]}
+    assert key(project, emu) == web_key  # vm-1 can still be reached
+
+    client.delete_instance(instanceName="vm-1")
+    cli(project, emu, "apply", "m.yaml", "--prune", "--auto-approve")
+    assert "us-east-1/web" not in state_entries(project / "reconciler.state.json")
