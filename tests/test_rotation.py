@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from reconciler.errors import PlanError
-from reconciler.model import Address, Generation, LiveInstance, Rotation
+from reconciler.keys import generate_rsa
+from reconciler.model import Address, Generation, LiveInstance, Rotation, StateEntry
 from reconciler.plan import SYMBOLS, Action, Reason, deletes, make_plan
 from reconciler.render import COLOR_OF, plan_json
 from reconciler.rotation import describe_age, parse_duration, retire, rotation_due
+from reconciler.state import crypto, entry_to_json
+from reconciler.state.crypto import Unsealer
+from tests.test_crypto import AgeKey, age_sealer
 from tests.test_plan import R, desired, entry, index, live, snap, want
 
 DAY = 86400.0
@@ -139,3 +146,20 @@ def test_every_action_has_a_symbol_a_colour_and_a_deletes_answer() -> None:
 def test_rotation_due_needs_a_known_creation_time() -> None:
     assert rotation_due(Rotation(DAY), 0.0, NOW) is None
     assert rotation_due(Rotation(DAY), NOW - DAY, NOW) == "created 1 day ago; rotate after 1 day"
+
+
+def test_state_encrypt_and_decrypt_reach_the_keys_of_generations(tmp_path: Path) -> None:
+    age = AgeKey(tmp_path)
+    old = generate_rsa().private_pem
+    gen = Generation(entry("web", fingerprint="g1", private_key=old), 5.0)
+    current = entry("web", fingerprint="n", private_key="k-now", generations=(gen,))
+    sealed = crypto.seal_entries({current.address: current}, age_sealer(age))[current.address]
+    assert sealed.private_key is None and sealed.generations[0].entry.private_key is None
+    assert old not in dumps_entry(sealed)
+    unsealer = Unsealer(age_identities=[str(age.file)], kms_client_factory=None)
+    opened = crypto.unseal_entries({current.address: sealed}, unsealer)[current.address]
+    assert opened.generations[0].entry.private_key == old and opened.private_key == "k-now"
+
+
+def dumps_entry(value: StateEntry) -> str:
+    return json.dumps(entry_to_json(value))

@@ -224,3 +224,16 @@ def test_a_key_pair_deleted_with_allow_in_use_keeps_its_key_while_instances_name
     client.delete_instance(instanceName="vm-1")
     cli(project, emu, "apply", "m.yaml", "--prune", "--auto-approve")
     assert "us-east-1/web" not in state_entries(project / "reconciler.state.json")
+
+
+def test_a_saved_plan_with_rotate_applies_the_rotation_it_showed(
+    project: Path, emu: Emulator, client: Any
+) -> None:
+    before = fingerprint(client, "steady")
+    out = cli(project, emu, "plan", "m.yaml", "--rotate", "us-east-1/steady", "--out", "p.json")
+    assert "rotation requested (--rotate)" in out
+    cli(project, emu, "apply", "p.json")
+    assert fingerprint(client, "steady") != before
+    assert "No changes" in cli(project, emu, "plan", "m.yaml")
+    typo = cli(project, emu, "plan", "m.yaml", "--rotate", "us-east-1/nope", code=1)
+    assert "--rotate us-east-1/nope: no such key pair" in typo
