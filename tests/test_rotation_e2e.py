@@ -237,3 +237,34 @@ def test_a_saved_plan_with_rotate_applies_the_rotation_it_showed(
     assert "No changes" in cli(project, emu, "plan", "m.yaml")
     typo = cli(project, emu, "plan", "m.yaml", "--rotate", "us-east-1/nope", code=1)
     assert "--rotate us-east-1/nope: no such key pair" in typo
+
+
+def test_migrate_keys_moves_generations_too_and_back(
+    project: Path, emu: Emulator, client: Any, moto_url: str
+) -> None:
+    env = aws_env(moto_url)
+    first = key(project, emu)
+    age(emu, "web", 97)
+    cli(project, emu, "apply", "m.yaml", "--auto-approve")
+    second = key(project, emu)
+    spec = "ssm:/" + unique("migrate") + "/{region}/{name}"
+
+    def migrate(to: str) -> None:
+        moved = run_cli("state", "migrate-keys", "--to", to, cwd=project, env=env)
+        assert moved.returncode == 0, moved.stderr
+
+    def get(*extra: str) -> str:
+        got = run_cli("key", "get", "us-east-1/web", *extra, cwd=project, env=env)
+        assert got.returncode == 0, got.stderr
+        return got.stdout
+
+    migrate(spec)
+    entry = state_entries(project / "reconciler.state.json")["us-east-1/web"]
+    assert entry["generations"][0]["privateKeyRef"]["store"] == spec
+    assert "PRIVATE KEY" not in (project / "reconciler.state.json").read_text()
+    assert (get(), get("--generation", "1")) == (second, first)
+    migrate("state")
+    entry = state_entries(project / "reconciler.state.json")["us-east-1/web"]
+    assert "privateKeyRef" not in entry["generations"][0]
+    assert (get(), get("--generation", "1")) == (second, first)
+    assert stored_names(moto_url, spec) == set()

@@ -115,8 +115,7 @@ class Custody:
                 raise
         # A rotated key pair: its earlier key keeps the plain location, so the new
         # key goes beside it, under a name its fingerprint makes unique.
-        suffix = "." + entry.fingerprint.replace(":", "")[:16]
-        return self.target.put(entry, pem, lineage=self.lineage, suffix=suffix)
+        return self.target.put(entry, pem, lineage=self.lineage, suffix=generation_suffix(entry))
 
     def _held_by_generation(self, entry: StateEntry) -> bool:
         """Whether one of ``entry``'s own earlier keys holds its plain location."""
@@ -209,7 +208,7 @@ class Custody:
 
     # -- moving keys ------------------------------------------------------------
 
-    def move(self, entry: StateEntry, target: KeyStore) -> StateEntry:
+    def move(self, entry: StateEntry, target: KeyStore, *, suffix: str = "") -> StateEntry:
         """``entry`` with its key in ``target``, read back and compared; the source copy
         is not dropped here (a state source is, by the entry returned)."""
         source = self.store_of(entry)
@@ -229,7 +228,7 @@ class Custody:
                 "fingerprint the state recorded; not moved",
             )
         bare = replace(entry, private_key=None, private_key_sealed=None, private_key_ref=None)
-        moved = target.put(bare, pem, lineage=self.lineage)
+        moved = target.put(bare, pem, lineage=self.lineage, suffix=suffix)
         back = self.state_store.get(moved) if target.scheme == STATE else target.get(moved)
         if back is None or key_fingerprint(back, entry.origin) != fingerprint:
             raise KeyStoreError(
@@ -263,6 +262,7 @@ class Custody:
             write(doc)
         moved = 0
         for address in sorted(doc.entries):
+            moved += self._migrate_generations(doc, address, target, write)
             entry = doc.entries[address]
             source = self.store_of(entry)
             if source is None:
@@ -281,6 +281,31 @@ class Custody:
         if SETTING_FROM in doc.keys:
             doc.keys = target_setting.to_json()
             write(doc)
+        return moved
+
+    def _migrate_generations(
+        self,
+        doc: StateDocument,
+        address: Address,
+        target: KeyStore,
+        write: Callable[[StateDocument], None],
+    ) -> int:
+        """Move the earlier keys a rotation kept for ``address``, each beside the current
+        key (its location suffixed with its fingerprint); the number moved."""
+        moved = 0
+        for index, generation in enumerate(doc.entries[address].generations):
+            source = self.store_of(generation.entry)
+            if source is None or source.spec == target.spec:
+                continue
+            key = self.move(generation.entry, target, suffix=generation_suffix(generation.entry))
+            entry = doc.entries[address]
+            kept = list(entry.generations)
+            kept[index] = replace(generation, entry=key)
+            doc.entries[address] = replace(entry, generations=tuple(kept))
+            write(doc)
+            if source.scheme != STATE:
+                source.delete(generation.entry)
+            moved += 1
         return moved
 
     def _drop_leftover(self, entry: StateEntry, previous: str, target: KeyStore) -> None:
@@ -303,6 +328,11 @@ class Custody:
         if expected and meta.fingerprint == expected:
             log.info("%s: dropping the copy left in %s", entry.address, previous)
             old.delete(where)
+
+
+def generation_suffix(entry: StateEntry) -> str:
+    """What a key's location gets beside its key pair's plain one: its fingerprint, shortened."""
+    return "." + entry.fingerprint.replace(":", "")[:16]
 
 
 def setting_for(
