@@ -166,6 +166,17 @@ def test_rotation_keeps_generations_in_the_same_key_store(
     assert no_private_key_text(tmp_path) == []
     assert stored_names(moto_url, spec) == locations
 
+    # A kept generation gone from its store is drift, like a current key.
+    old = generation["privateKeyRef"]["location"]
+    if spec.startswith("ssm:"):
+        aws_client("ssm", moto_url).delete_parameter(Name=old)
+    else:
+        secrets = aws_client("secretsmanager", moto_url)
+        secrets.delete_secret(SecretId=old, ForceDeleteWithoutRecovery=True)
+    drift = run("drift", "m.yaml", "--format", "json", code=2)
+    [finding] = json.loads(drift[: drift.rindex("}") + 1])["findings"]
+    assert finding["kind"] == "key-missing" and old in finding["detail"]
+
 
 def stored_names(url: str, spec: str) -> set[str]:
     """The parameters (by name) or secrets (by ARN) under ``spec``'s prefix."""

@@ -173,9 +173,11 @@ class Custody:
         """Stored keys that are missing or labelled with another fingerprint.
 
         Metadata only (DescribeParameters, ListTagsForResource, DescribeSecret):
-        no secret value is read. Keys held in the state are not checked here.
+        no secret value is read. Keys held in the state are not checked here. The
+        earlier keys a rotation kept (generations) are checked like current ones.
         """
-        stored = [e for e in entries if e.private_key_ref is not None]
+        kept = (k for e in entries for k in (e, *(g.entry for g in e.generations)))
+        stored = [k for k in kept if k.private_key_ref is not None]
         if not stored:
             return []
         with ThreadPoolExecutor(max_workers=min(parallelism, len(stored))) as pool:
