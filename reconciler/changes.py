@@ -160,6 +160,12 @@ class Change:
         return deletes(self.action)
 
     @property
+    def retires_keys(self) -> bool:
+        """It may drop private keys the state keeps: it deletes the key pair, or records a
+        new key over a recorded one (whose earlier keys are then pruned to ``keep``)."""
+        return self.deletes or (self.prior is not None and self.creates is not None)
+
+    @property
     def origin(self) -> Origin:
         step = self.creates
         if step is not None:
@@ -213,16 +219,17 @@ class Plan:
     @property
     def instance_regions(self) -> tuple[str, ...]:
         """Regions whose instances must be read before this plan may be applied."""
-        return tuple(sorted({c.address.region for c in self.changes if c.deletes}))
+        return tuple(sorted({c.address.region for c in self.changes if c.retires_keys}))
 
     def with_instances(self, instances: Collection[LiveInstance]) -> Plan:
-        """This plan with each deleting change told which instances name its key pair."""
+        """This plan with each change that may drop keys told which instances name its key
+        pair (those keys are kept while an instance may use them)."""
         by_key: dict[Address, list[LiveInstance]] = {}
         for instance in instances:
             if instance.key_pair is not None:
                 by_key.setdefault(instance.key_pair, []).append(instance)
         changes = tuple(
-            replace(c, instances=tuple(sorted(by_key.get(c.address, ())))) if c.deletes else c
+            replace(c, instances=tuple(sorted(by_key.get(c.address, ())))) if c.retires_keys else c
             for c in self.changes
         )
         return replace(self, changes=changes, instances_read=True)

@@ -192,7 +192,8 @@ def build_plan(
         live = lightsail.snapshot(regions_to_read(desired, doc, options))
     plan, live = _planned(desired, doc, lightsail, options, destroy=destroy, live=live)
     if plan.instance_regions:
-        # Only plans that delete, replace or rotate look at instances.
+        # Only plans that delete, replace or rotate (or create again over a recorded
+        # key pair, pruning its earlier keys) look at instances.
         plan = plan.with_instances(lightsail.instances(plan.instance_regions))
     planned = {c.address for c in plan.changes}
     for address in options.rotate:

@@ -108,6 +108,16 @@ def test_instances_block_deleting_changes_only() -> None:
     plan.raise_if_in_use()  # nothing read, nothing refused
 
 
+def test_creating_again_over_a_recorded_key_pair_reads_instances_but_is_not_refused() -> None:
+    plan = make_plan(desired(want("web")), index([entry("web")]), {}, snap(), now=NOW)
+    [change] = plan.changes
+    assert change.code is Reason.DELETED_OUTSIDE and not change.deletes
+    assert plan.instance_regions == (R,)  # its earlier keys are pruned: instances count
+    seen = plan.with_instances([LiveInstance(R, "vm", Address(R, "web"), NOW)])
+    assert [i.name for i in seen.changes[0].instances] == ["vm"]
+    seen.raise_if_in_use()  # nothing is deleted
+
+
 def test_retire_keeps_keep_generations_and_those_instances_use() -> None:
     def gen(fp: str, created: float, retired: float) -> Generation:
         return Generation(
