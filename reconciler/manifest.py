@@ -315,6 +315,8 @@ class _ManifestReader:
                 "duplicate",
             )
             return
+        # An imported key is rotated by changing it, never by importing it again.
+        default_rotation = None if public_key is not None else context.default_rotation
         # Built even when this entry has problems: the set is only returned when none were found.
         self.key_pairs[address] = model.DesiredKeyPair(
             address=address,
@@ -325,9 +327,7 @@ class _ManifestReader:
             prevent_destroy=item.get("preventDestroy") is True,
             adopt=item.get("adopt") is True,
             policy_exceptions=self._exceptions(document, file, (*at, "policyExceptions"), item),
-            rotation=_rotation(item.get("rotate"))
-            if "rotate" in item
-            else context.default_rotation,
+            rotation=_rotation(item.get("rotate")) if "rotate" in item else default_rotation,
         )
 
     def _exceptions(

@@ -9,6 +9,7 @@ import pytest
 
 from reconciler.errors import PlanError
 from reconciler.keys import generate_rsa
+from reconciler.manifest import load_desired
 from reconciler.model import Address, Generation, LiveInstance, Rotation, StateEntry
 from reconciler.plan import SYMBOLS, Action, Reason, deletes, make_plan
 from reconciler.render import COLOR_OF, plan_json
@@ -16,6 +17,7 @@ from reconciler.rotation import describe_age, parse_duration, retire, rotation_d
 from reconciler.state import crypto, entry_to_json
 from reconciler.state.crypto import Unsealer
 from tests.test_crypto import AgeKey, age_sealer
+from tests.test_manifest import manifest, problems, write
 from tests.test_plan import R, desired, entry, index, live, snap, want
 
 DAY = 86400.0
@@ -173,3 +175,29 @@ def test_state_encrypt_and_decrypt_reach_the_keys_of_generations(tmp_path: Path)
 
 def dumps_entry(value: StateEntry) -> str:
     return json.dumps(entry_to_json(value))
+
+
+def test_rotate_in_manifests_defaults_and_its_errors_name_their_place(tmp_path: Path) -> None:
+    good = manifest(
+        "  - name: own\n    rotate: {after: 36h, keep: 3}\n",
+        "  - name: inherits\n",
+        "  - name: imported\n    publicKey: " + generate_rsa().public_openssh + "\n",
+        extra="defaults:\n  rotate: {after: 90d}\n",
+    )
+    kps = load_desired([write(tmp_path / "ok.yaml", good)], root=tmp_path).key_pairs
+    assert kps[Address(R, "own")].rotation == Rotation(36 * 3600.0, 3)
+    assert kps[Address(R, "inherits")].rotation == Rotation(90 * DAY, 0)
+    assert kps[Address(R, "imported")].rotation is None  # rotated by changing its key
+    bad = manifest(
+        "  - name: a\n    rotate: {after: 90 days}\n",
+        "  - name: b\n    rotate: {after: 9d, keep: -1}\n",
+        "  - name: c\n    publicKey: ssh-ed25519 AAAA\n    rotate: {after: 9d}\n",
+    )
+    found = problems([write(tmp_path / "bad.yaml", bad)], tmp_path)
+    messages = [(p.line, p.message) for p in found if "rotate" in p.message]
+    assert messages[:3] == [
+        (6, "keyPairs[0].rotate.after must be a duration in whole days or hours, such as 90d "
+         "or 36h, not '90 days'"),
+        (8, "keyPairs[1].rotate.keep: -1 is less than the minimum of 0"),
+        (11, "rotate cannot be combined with publicKey (give at most one of them)"),
+    ]  # fmt: skip
