@@ -197,8 +197,6 @@ class Plan:
     max_deletes: int = 0
     # Key pairs with changes or findings that a --target/--exclude scope left out.
     left_out: tuple[Address, ...] = ()
-    # Whether the instances of ``instance_regions`` were read (``with_instances``).
-    instances_read: bool = False
     # --allow-in-use: touch key pairs instances were launched with (their keys are kept).
     allow_in_use: bool = False
 
@@ -232,7 +230,7 @@ class Plan:
             replace(c, instances=tuple(sorted(by_key.get(c.address, ())))) if c.retires_keys else c
             for c in self.changes
         )
-        return replace(self, changes=changes, instances_read=True)
+        return replace(self, changes=changes)
 
     def raise_if_in_use(self) -> None:
         """Refuse to delete, replace or rotate a key pair that instances were launched with."""

@@ -242,7 +242,7 @@ class Executor:
         """Journal the key about to be replaced as a generation, before Lightsail forgets it.
 
         Until the new key is durable the state then records the old key twice (as
-        the current key and as generation 1); ``rotation.retire`` merges the two.
+        the current key and as generation 1); ``rotation.succeed`` merges the two.
         """
         prior = change.prior
         if prior is None or not prior.has_private_key:

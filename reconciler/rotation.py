@@ -80,18 +80,6 @@ def prune(entry: StateEntry, *, keep: int, instances: Sequence[LiveInstance] = (
     return replace(entry, generations=tuple(kept))
 
 
-def retire(
-    prior: StateEntry,
-    new: StateEntry,
-    *,
-    keep: int,
-    retired_at: float,
-    instances: Sequence[LiveInstance] = (),
-) -> StateEntry:
-    """``new`` succeeding ``prior``, keeping ``keep`` earlier keys (and those in use)."""
-    return prune(succeed(prior, new, retired_at=retired_at), keep=keep, instances=instances)
-
-
 def dropped(before: StateEntry, after: StateEntry) -> list[Generation]:
     """Generations of ``before`` that ``after`` no longer keeps (their keys may be deleted)."""
     kept = {g.entry.fingerprint for g in after.generations} | {after.fingerprint}

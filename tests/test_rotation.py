@@ -13,7 +13,7 @@ from reconciler.manifest import load_desired
 from reconciler.model import Address, Generation, LiveInstance, Rotation, StateEntry
 from reconciler.plan import SYMBOLS, Action, Reason, deletes, make_plan
 from reconciler.render import COLOR_OF, plan_json
-from reconciler.rotation import describe_age, parse_duration, retire, rotation_due
+from reconciler.rotation import describe_age, parse_duration, prune, rotation_due, succeed
 from reconciler.state import crypto, entry_to_json
 from reconciler.state.crypto import Unsealer
 from tests.test_crypto import AgeKey, age_sealer
@@ -118,6 +118,19 @@ def test_creating_again_over_a_recorded_key_pair_reads_instances_but_is_not_refu
     seen = plan.with_instances([LiveInstance(R, "vm", Address(R, "web"), NOW)])
     assert [i.name for i in seen.changes[0].instances] == ["vm"]
     seen.raise_if_in_use()  # nothing is deleted
+
+
+def retire(
+    prior: StateEntry,
+    new: StateEntry,
+    *,
+    keep: int,
+    retired_at: float,
+    instances: list[LiveInstance] | None = None,
+) -> StateEntry:
+    """What the executor records: ``new`` succeeding ``prior``, pruned to ``keep``."""
+    succeeded = succeed(prior, new, retired_at=retired_at)
+    return prune(succeeded, keep=keep, instances=instances or [])
 
 
 def test_retire_keeps_keep_generations_and_those_instances_use() -> None:
