@@ -34,7 +34,7 @@ import botocore.utils
 from botocore.config import Config
 
 from reconciler.errors import CredentialsError, LightsailError
-from reconciler.model import Address, LiveKeyPair, LiveSnapshot, Tags
+from reconciler.model import Address, LiveInstance, LiveKeyPair, LiveSnapshot, Tags
 from reconciler.retry import Pacer, backoff
 
 log = logging.getLogger(__name__)
@@ -207,6 +207,18 @@ def live_from_api(region: str, kp: Mapping[str, Any]) -> LiveKeyPair:
     )
 
 
+def instance_from_api(region: str, data: Mapping[str, Any]) -> LiveInstance:
+    key = data.get("sshKeyName")
+    state = data.get("state")
+    return LiveInstance(
+        region=region,
+        name=str(data.get("name", "")),
+        key_pair=Address(region, str(key)) if key else None,
+        created_at=_epoch(data.get("createdAt", 0.0)) or 0.0,
+        state=str(state.get("name", "")) if isinstance(state, Mapping) else "",
+    )
+
+
 # Where a GetKeyPairs page's key pairs go when decoded by ``_decode_page``.
 RAW_KEY_PAIRS = "reconcilerRawKeyPairs"
 
@@ -258,6 +270,7 @@ class ClientOptions:
     endpoint_url: str | None = None
     profile: str | None = None
     max_attempts: int = 12
+    max_throttles: int = 60
     connect_timeout: float = 10
     read_timeout: float = 60
     access_key: str | None = None
@@ -375,21 +388,25 @@ class Lightsail:
         """Run ``fn`` at the region's pace, retrying throttles and, when it is
         safe to repeat, 5xx and dropped connections. The last error is raised."""
         pacer = self.pacer(region)
-        attempt = 0
+        attempt = throttles = 0
         while True:
             ticket = pacer.acquire()
             try:
                 result = fn()
             except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-                attempt += 1
-                if attempt >= self.options.max_attempts:
-                    raise
                 code = error_code(e) if isinstance(e, botocore.exceptions.ClientError) else ""
-                if code in THROTTLING_CODES:
+                # A throttle has no effect and only says "slower": it gets a budget of
+                # its own, so an apply at the API's ceiling never fails a change for it.
+                throttled = code in THROTTLING_CODES
+                throttles += throttled
+                attempt += not throttled
+                if attempt >= self.options.max_attempts or throttles >= self.options.max_throttles:
+                    raise
+                if throttled:
                     # Paced throttles retry at once (acquire waits); others,
                     # or a call throttled again and again, back off.
-                    if not pacer.throttled(ticket) or attempt > 3:
-                        self.sleep(backoff(attempt))
+                    if not pacer.throttled(ticket) or throttles > 3:
+                        self.sleep(backoff(min(throttles, 8)))
                     continue
                 if idempotent and _is_ambiguous(e):
                     self.sleep(backoff(attempt - 1))
@@ -458,6 +475,35 @@ class Lightsail:
                     index += 1
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
             raise translate(e, f"reading key pairs in {region}") from None
+
+    def list_instances(self, region: str) -> list[LiveInstance]:
+        """Every instance in ``region`` with the key pair it was launched with, page by page
+        (each page paced and retried like every read)."""
+        result: list[LiveInstance] = []
+        token: str | None = None
+        try:
+            while True:
+                kwargs: dict[str, Any] = {"pageToken": token} if token else {}
+                page = self.read(region, "get_instances", **kwargs)
+                result.extend(instance_from_api(region, i) for i in page.get("instances", ()))
+                token = page.get("nextPageToken")
+                if not token:
+                    return result
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
+            raise translate(e, f"reading instances in {region}") from None
+
+    def instances(self, regions: Iterable[str], *, parallelism: int = 4) -> list[LiveInstance]:
+        """The instances of ``regions``, read concurrently; any failure is an error.
+
+        Unlike a snapshot, a region that cannot be read is not skipped: a guard
+        that could not look must not let a deletion through.
+        """
+        ordered = sorted(set(regions))
+        if not ordered:
+            return []
+        with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(ordered)))) as pool:
+            pages = list(pool.map(self.list_instances, ordered))
+        return sorted(i for page in pages for i in page)
 
     def get_key_pair(self, address: Address) -> LiveKeyPair | None:
         try:

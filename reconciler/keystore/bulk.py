@@ -2,7 +2,9 @@
 
 A store that can describe keys in bulk offers ``describe_many``; ``Custody.check``
 uses it instead of one ``describe`` (one or two calls) per key. The results are
-the same ``KeyMetadata`` (or None when the key is missing) ``describe`` returns.
+the same ``KeyMetadata`` (or None when the key is missing) ``describe`` returns,
+in the order of the entries given (a key pair's earlier generations share its
+address, so results are not keyed by address).
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar, runtime_checkable
 
 from reconciler.keystore.base import KeyMetadata
-from reconciler.model import Address, StateEntry
+from reconciler.model import StateEntry
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-Found = dict[Address, KeyMetadata | None]
+Found = list[KeyMetadata | None]
 
 
 @runtime_checkable
@@ -32,10 +34,11 @@ def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def by_region(entries: Sequence[StateEntry]) -> dict[str, list[StateEntry]]:
-    out: dict[str, list[StateEntry]] = {}
-    for entry in entries:
-        out.setdefault(entry.address.region, []).append(entry)
+def by_region(entries: Sequence[StateEntry]) -> dict[str, list[int]]:
+    """Positions of ``entries`` by region."""
+    out: dict[str, list[int]] = {}
+    for index, entry in enumerate(entries):
+        out.setdefault(entry.address.region, []).append(index)
     return out
 
 

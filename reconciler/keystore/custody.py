@@ -19,8 +19,14 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from reconciler.errors import ReconcilerError
-from reconciler.keystore.base import KeyMetadata, KeyStore, KeyStoreError, key_fingerprint
-from reconciler.keystore.bulk import BulkDescribe, Found
+from reconciler.keystore.base import (
+    KeyMetadata,
+    KeyStore,
+    KeyStoreConflict,
+    KeyStoreError,
+    key_fingerprint,
+)
+from reconciler.keystore.bulk import BulkDescribe
 from reconciler.keystore.registry import STATE, StoreContext, open_store
 from reconciler.keystore.state_store import StateKeyStore
 from reconciler.model import Address, StateEntry
@@ -109,7 +115,24 @@ class Custody:
                 f"{self.target.spec}",
                 hint="pass --age-identity FILE; the key stays sealed in the state until then",
             )
-        return self.target.put(entry, pem, lineage=self.lineage)
+        try:
+            return self.target.put(entry, pem, lineage=self.lineage)
+        except KeyStoreConflict:
+            if not self._held_by_generation(entry):
+                raise
+        # A rotated key pair: its earlier key keeps the plain location, so the new
+        # key goes beside it, under a name its fingerprint makes unique.
+        return self.target.put(entry, pem, lineage=self.lineage, suffix=generation_suffix(entry))
+
+    def _held_by_generation(self, entry: StateEntry) -> bool:
+        """Whether one of ``entry``'s own earlier keys holds its plain location."""
+        meta = self.target.describe(entry)
+        held = {
+            g.entry.private_key_ref.get("location")
+            for g in entry.generations
+            if g.entry.private_key_ref is not None
+        }
+        return meta is not None and meta.location in held
 
     def settle(self, doc: StateDocument) -> list[Address]:
         """Store keys a failed or interrupted run left in the state; the addresses moved."""
@@ -158,30 +181,37 @@ class Custody:
 
         Metadata only (DescribeParameters, ListTagsForResource, ListSecrets,
         DescribeSecret): no secret value is read. Keys held in the state are not
-        checked here. Stores that describe keys in bulk are asked in pages, so
-        the calls grow with the keys divided by a page, not with the keys.
+        checked here. The earlier keys a rotation kept (generations) are checked
+        like current ones. Stores that describe keys in bulk are asked in pages,
+        so the calls grow with the keys divided by a page, not with the keys.
         """
-        stored = [e for e in entries if e.private_key_ref is not None]
+        kept = (k for e in entries for k in (e, *(g.entry for g in e.generations)))
+        stored = [k for k in kept if k.private_key_ref is not None]
         if not stored:
             return []
-        groups: dict[str, list[StateEntry]] = {}
-        for entry in stored:
+        # Positions in ``stored`` by store: a key pair and its generations share an address.
+        groups: dict[str, list[int]] = {}
+        for index, entry in enumerate(stored):
             store = self.store_of(entry)
             assert store is not None
-            groups.setdefault(store.spec, []).append(entry)
-        found: Found = {}
-        single: list[StateEntry] = []
-        for spec, group in groups.items():
+            groups.setdefault(store.spec, []).append(index)
+        found: list[KeyMetadata | None] = [None] * len(stored)
+        single: list[int] = []
+        for spec, indexes in groups.items():
             store = self._stores[spec]
             if isinstance(store, BulkDescribe):
-                found.update(store.describe_many(group, parallelism=parallelism))
+                group = [stored[i] for i in indexes]
+                described = store.describe_many(group, parallelism=parallelism)
+                for i, meta in zip(indexes, described, strict=True):
+                    found[i] = meta
             else:
-                single.extend(group)
+                single.extend(indexes)
         if single:
             with ThreadPoolExecutor(max_workers=min(parallelism, len(single))) as pool:
-                described = pool.map(lambda e: self._stores_describe(e), single)
-                found.update(zip((e.address for e in single), described, strict=True))
-        problems = (self._problem(entry, found.get(entry.address)) for entry in stored)
+                metas = pool.map(lambda i: self._stores_describe(stored[i]), single)
+                for i, meta in zip(single, metas, strict=True):
+                    found[i] = meta
+        problems = (self._problem(entry, meta) for entry, meta in zip(stored, found, strict=True))
         return [problem for problem in problems if problem is not None]
 
     def _stores_describe(self, entry: StateEntry) -> KeyMetadata | None:
@@ -212,7 +242,7 @@ class Custody:
 
     # -- moving keys ------------------------------------------------------------
 
-    def move(self, entry: StateEntry, target: KeyStore) -> StateEntry:
+    def move(self, entry: StateEntry, target: KeyStore, *, suffix: str = "") -> StateEntry:
         """``entry`` with its key in ``target``, read back and compared; the source copy
         is not dropped here (a state source is, by the entry returned)."""
         source = self.store_of(entry)
@@ -232,7 +262,7 @@ class Custody:
                 "fingerprint the state recorded; not moved",
             )
         bare = replace(entry, private_key=None, private_key_sealed=None, private_key_ref=None)
-        moved = target.put(bare, pem, lineage=self.lineage)
+        moved = target.put(bare, pem, lineage=self.lineage, suffix=suffix)
         back = self.state_store.get(moved) if target.scheme == STATE else target.get(moved)
         if back is None or key_fingerprint(back, entry.origin) != fingerprint:
             raise KeyStoreError(
@@ -266,6 +296,7 @@ class Custody:
             write(doc)
         moved = 0
         for address in sorted(doc.entries):
+            moved += self._migrate_generations(doc, address, target, write)
             entry = doc.entries[address]
             source = self.store_of(entry)
             if source is None:
@@ -284,6 +315,31 @@ class Custody:
         if SETTING_FROM in doc.keys:
             doc.keys = target_setting.to_json()
             write(doc)
+        return moved
+
+    def _migrate_generations(
+        self,
+        doc: StateDocument,
+        address: Address,
+        target: KeyStore,
+        write: Callable[[StateDocument], None],
+    ) -> int:
+        """Move the earlier keys a rotation kept for ``address``, each beside the current
+        key (its location suffixed with its fingerprint); the number moved."""
+        moved = 0
+        for index, generation in enumerate(doc.entries[address].generations):
+            source = self.store_of(generation.entry)
+            if source is None or source.spec == target.spec:
+                continue
+            key = self.move(generation.entry, target, suffix=generation_suffix(generation.entry))
+            entry = doc.entries[address]
+            kept = list(entry.generations)
+            kept[index] = replace(generation, entry=key)
+            doc.entries[address] = replace(entry, generations=tuple(kept))
+            write(doc)
+            if source.scheme != STATE:
+                source.delete(generation.entry)
+            moved += 1
         return moved
 
     def _drop_leftover(self, entry: StateEntry, previous: str, target: KeyStore) -> None:
@@ -306,6 +362,11 @@ class Custody:
         if expected and meta.fingerprint == expected:
             log.info("%s: dropping the copy left in %s", entry.address, previous)
             old.delete(where)
+
+
+def generation_suffix(entry: StateEntry) -> str:
+    """What a key's location gets beside its key pair's plain one: its fingerprint, shortened."""
+    return "." + entry.fingerprint.replace(":", "")[:16]
 
 
 def setting_for(

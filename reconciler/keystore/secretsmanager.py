@@ -69,9 +69,9 @@ class SecretsManagerKeyStore:
         self._clients = clients
         self._account = account
 
-    def put(self, entry: StateEntry, pem: str, *, lineage: str) -> StateEntry:
+    def put(self, entry: StateEntry, pem: str, *, lineage: str, suffix: str = "") -> StateEntry:
         address = entry.address
-        name = self.template.render(address, self._account)
+        name = self.template.render(address, self._account) + suffix
         fingerprint = key_fingerprint(pem, entry.origin)
         request: dict[str, object] = {
             "Name": name,
@@ -138,10 +138,10 @@ class SecretsManagerKeyStore:
         A key recorded by ARN is matched by ARN, so a secret deleted and created
         again under the same name counts as missing, as with ``describe``.
         """
-        found: Found = {}
+        found: Found = [None] * len(entries)
         for region, group in by_region(entries).items():
-            ids = {e.address: self._secret_id(e) for e in group}
-            names = sorted({_name_of(i) for i in ids.values()})
+            ids = [self._secret_id(entries[i]) for i in group]
+            names = sorted({_name_of(i) for i in ids})
             prefix = os.path.commonprefix(names)  # noqa: RUF071 (a name prefix, not a path)
             queries: list[Sequence[str]] = (
                 [[prefix]]
@@ -151,8 +151,8 @@ class SecretsManagerKeyStore:
             listed: dict[str, KeyMetadata] = {}
             for part in run_all(functools.partial(self._list, region), queries, parallelism):
                 listed.update(part)
-            for entry in group:
-                found[entry.address] = listed.get(ids[entry.address])
+            for i, secret_id in zip(group, ids, strict=True):
+                found[i] = listed.get(secret_id)
         return found
 
     def _list(self, region: str, prefixes: Sequence[str]) -> dict[str, KeyMetadata]:

@@ -63,9 +63,9 @@ class SsmKeyStore:
         self._clients = clients
         self._account = account
 
-    def put(self, entry: StateEntry, pem: str, *, lineage: str) -> StateEntry:
+    def put(self, entry: StateEntry, pem: str, *, lineage: str, suffix: str = "") -> StateEntry:
         address = entry.address
-        name = self.template.render(address, self._account)
+        name = self.template.render(address, self._account) + suffix
         fingerprint = key_fingerprint(pem, entry.origin)
         request: dict[str, object] = {
             "Name": name,
@@ -142,7 +142,7 @@ class SsmKeyStore:
         return KeyMetadata(name, version, labels.get(LABEL_FINGERPRINT), labels)
 
     def describe_many(self, entries: Sequence[StateEntry], *, parallelism: int) -> Found:
-        """``describe`` for many keys, 50 to a DescribeParameters call.
+        """``describe`` for many keys, 50 to a DescribeParameters call; in their order.
 
         One call per 50 keys finds those present under their names, labelled
         with a fingerprint expected in that call, and still at the version the
@@ -150,65 +150,60 @@ class SsmKeyStore:
         about by name, then by tags, as ``describe`` does.
         """
         work = [
-            (region, chunk)
-            for region, group in by_region(entries).items()
+            [entries[i] for i in chunk]
+            for group in by_region(entries).values()
             for chunk in chunks(group, BATCH)
         ]
-        found: Found = {}
-        for part in run_all(self._describe_chunk, work, parallelism):
-            found.update(part)
+        positions = [i for group in by_region(entries).values() for i in group]
+        found: Found = [None] * len(entries)
+        described = (
+            meta for part in run_all(self._describe_chunk, work, parallelism) for meta in part
+        )
+        for i, meta in zip(positions, described, strict=True):
+            found[i] = meta
         return found
 
-    def _describe_chunk(self, work: tuple[str, Sequence[StateEntry]]) -> Found:
-        region, entries = work
+    def _describe_chunk(self, entries: Sequence[StateEntry]) -> Found:
+        """Keys of one region, at most 50; their metadata in their order."""
+        region = entries[0].address.region
         client = self._clients(region)
-        names = {e.address: self._name(e) for e in entries}
-        expected = {e.address: expected_fingerprint(e) for e in entries}
+        names = [self._name(e) for e in entries]
+        expected = [expected_fingerprint(e) for e in entries]
         what = f"checking {len(entries)} stored key(s) in SSM ({region})"
-        fingerprints = sorted({f for f in expected.values() if f})
+        fingerprints = sorted({f for f in expected if f})
         labelled = (
             _versions(
                 client,
                 what,
                 [
-                    {"Key": "Name", "Option": "Equals", "Values": sorted(set(names.values()))},
+                    {"Key": "Name", "Option": "Equals", "Values": sorted(set(names))},
                     {"Key": f"tag:{LABEL_FINGERPRINT}", "Option": "Equals", "Values": fingerprints},
                 ],
             )
             if fingerprints
             else {}
         )
-        found: Found = {}
-        rest: list[StateEntry] = []
+        found: Found = [None] * len(entries)
+        rest: list[int] = []
         shared: dict[str, dict[str, str]] = {}  # one labels mapping per fingerprint
-        for entry in entries:
-            name, fingerprint = names[entry.address], expected[entry.address]
+        for i, entry in enumerate(entries):
+            name, fingerprint = names[i], expected[i]
             version = labelled.get(name)
             recorded = (entry.private_key_ref or {}).get("version")
             if version is not None and (not recorded or version == recorded):
                 labels = shared.setdefault(fingerprint, {LABEL_FINGERPRINT: fingerprint})
-                found[entry.address] = KeyMetadata(name, version, fingerprint, labels)
+                found[i] = KeyMetadata(name, version, fingerprint, labels)
             else:
-                rest.append(entry)
+                rest.append(i)
         if rest:
+            asked = sorted({names[i] for i in rest})
             present = _versions(
-                client,
-                what,
-                [
-                    {
-                        "Key": "Name",
-                        "Option": "Equals",
-                        "Values": sorted({names[e.address] for e in rest}),
-                    }
-                ],
+                client, what, [{"Key": "Name", "Option": "Equals", "Values": asked}]
             )
-            for entry in rest:
-                name = names[entry.address]
-                found[entry.address] = (
-                    None
-                    if name not in present
-                    else self._labelled(entry.address, name, present[name])
-                )
+            for i in rest:
+                name = names[i]
+                if name in present:
+                    found[i] = self._labelled(entries[i].address, name, present[name])
         return found
 
     def _labelled(self, address: Address, name: str, version: str) -> KeyMetadata:
