@@ -158,16 +158,12 @@ _RECORDS = ("operation", "publicKeyBase64", "supportCode", "location")
 
 def _without_secrets(obj: dict[str, Any]) -> dict[str, Any]:
     """Drop private keys (and an entry's records) as each object is parsed, before the
-    next is read; repeated short values are shared."""
+    next is read."""
     obj.pop("privateKey", None)
     obj.pop("privateKeySealed", None)
     if "origin" in obj and "arn" in obj:
         for key in _RECORDS:
             obj.pop(key, None)
-        for key in ("region", "origin", "resourceType"):
-            value = obj.get(key)
-            if isinstance(value, str):
-                obj[key] = sys.intern(value)
     return obj
 
 
@@ -222,23 +218,32 @@ def load_file(
     return doc
 
 
-def _shared(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """An object whose keys and short text values are shared with every equal one.
+def _shared(obj: dict[str, Any]) -> dict[str, Any]:
+    """A key pair entry whose repeated values are shared with every equal one.
 
-    ``json.loads`` shares the keys within one call; items parsed one by one
-    would each hold their own copies, and so would repeated values (regions,
-    tags) either way.
+    ``json.loads`` shares the keys within one call; entries parsed one by one
+    would each hold their own copies of the keys of the dictionaries an entry
+    keeps (tags, key reference), and repeated values (regions, tags) are
+    copies either way. Other objects are left as they are.
     """
-    return {
-        sys.intern(key): sys.intern(value)
-        if isinstance(value, str) and len(value) <= _SHARED_TEXT
-        else value
-        for key, value in pairs
-    }
+    if "origin" in obj and "arn" in obj:
+        for key in ("region", "origin", "resourceType"):
+            obj[key] = _short(obj.get(key))
+        for key in ("tags", "privateKeyRef"):
+            inner = obj.get(key)
+            if isinstance(inner, dict):
+                obj[key] = {sys.intern(k): _short(v) for k, v in inner.items()}
+    return obj
 
 
-def _shared_without_secrets(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    return _without_secrets(_shared(pairs))
+def _short(value: Any) -> Any:
+    if isinstance(value, str) and len(value) <= _SHARED_TEXT:
+        return sys.intern(value)
+    return value
+
+
+def _shared_without_secrets(obj: dict[str, Any]) -> dict[str, Any]:
+    return _shared(_without_secrets(obj))
 
 
 _SHARED_TEXT = 64
@@ -260,7 +265,7 @@ class _Pieces:
         self._file = file
         self._text = codecs.getincrementaldecoder("utf-8")()
         self._decoder = json.JSONDecoder(
-            object_pairs_hook=_shared if secrets else _shared_without_secrets
+            object_hook=_shared if secrets else _shared_without_secrets
         )
         self._buffer = ""
         self._pos = 0
