@@ -39,6 +39,7 @@ def _options(args: argparse.Namespace) -> workflow.Options:
     extra: dict[str, str] = {}
     key_store: str | None = getattr(args, "key_store", None)
     key_kms: str | None = getattr(args, "key_store_kms_key_id", None)
+    key_timeout: float | None = None
     if key_store is not None:
         key_commands.check_spec(key_store, key_kms, "--key-store")
     if not getattr(args, "local", False):
@@ -48,9 +49,12 @@ def _options(args: argparse.Namespace) -> workflow.Options:
         state, extra = resolve_state(state, project)
         if key_store is None and project is not None and project.keys is not None:
             key_store, key_kms = project.keys.spec, project.keys.kms_key_id
+        if project is not None and project.keys is not None:
+            key_timeout = project.keys.timeout
     return workflow.Options(
         key_store=key_store,
         key_store_kms_key_id=key_kms,
+        key_store_timeout=key_timeout,
         state=state,
         extra=dict(extra),
         regions=tuple(getattr(args, "region", ()) or ()),
@@ -157,9 +161,10 @@ def _execute(
         instances.refuse(instances.in_use(result, lightsail))
         if not result.changes and not result.stale_pending:
             _record_protection(backend, doc, desired, options)
-            key_commands.prepare(options, doc, backend)
+            custody = key_commands.prepare(options, doc, backend)
             _warn_unencrypted(doc, backend.location)
-            return _summarize(result, None) if result.findings else EXIT_OK
+            code = _summarize(result, None) if result.findings else EXIT_OK
+            return EXIT_ERROR if custody.report(backend.location) else code
         if result.changes and saved is None:
             _confirm(args, "destroy these key pairs" if destroy else "perform these actions")
         # Recorded before and after the changes: an interrupted run loses no protection.
@@ -188,6 +193,8 @@ def _execute(
         if committed is None:
             _record_protection(backend, doc, desired, options)
     code = _summarize(result, outcome)
+    if custody.report(backend.location):  # once for the run, not per key pair
+        code = EXIT_ERROR
     stopped = outcome.stopped or committed
     if stopped is not None:
         _report_stop(stopped, outcome, sum(map(executor.change_bytes, outcome.not_started)))

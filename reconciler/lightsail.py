@@ -277,18 +277,22 @@ def kms_client_factory(profile: str | None = None) -> Callable[[str | None], Any
     return make
 
 
-def aws_client_factory(service: str, profile: str | None = None) -> Callable[[str | None], Any]:
+def aws_client_factory(
+    service: str, profile: str | None = None, *, timeout: float | None = None
+) -> Callable[[str | None], Any]:
     """Clients of another AWS service (``ssm``, ``secretsmanager``, ``sts``) by region.
 
     The key stores' clients: boto3's standard chain, AWS_ENDPOINT_URL_<SERVICE>
     honoured (never --endpoint-url, which is Lightsail's). One client per region.
-    Adaptive retries pace a large apply under SSM's and Secrets Manager's write
-    quotas; a retried write that had taken effect is recognised by its labels.
+    Each makes one attempt per call: the key stores retry what is safe to retry
+    with the project's backoff (``keystore.remote.retried``), and a retried write
+    that had taken effect is recognised by its labels. ``timeout`` (seconds)
+    bounds connecting and each wait for an answer.
     """
     config = Config(
-        retries={"mode": "adaptive", "total_max_attempts": 10},
-        connect_timeout=10,
-        read_timeout=30,
+        retries={"mode": "standard", "total_max_attempts": 1},
+        connect_timeout=timeout or 10,
+        read_timeout=timeout or 30,
         user_agent_extra="lightsail-reconciler",
     )
     lock = threading.Lock()

@@ -59,6 +59,7 @@ class Options:
     # The key store for new private keys (--key-store, else reconciler.yaml's keys:).
     key_store: str | None = None
     key_store_kms_key_id: str | None = None
+    key_store_timeout: float | None = None
 
     @property
     def region_filter(self) -> Collection[str] | None:

@@ -49,7 +49,9 @@ def custody_for(
 ) -> Custody:
     unsealer = workflow.unsealer_for(options)
     context = StoreContext(
-        clients=lambda service: aws_client_factory(service, options.profile),
+        clients=lambda service: aws_client_factory(
+            service, options.profile, timeout=options.key_store_timeout
+        ),
         seal=None if sealer is None else sealer.seal,
         unseal=unsealer.unseal,
     )
