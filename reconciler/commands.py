@@ -195,6 +195,9 @@ def _execute(
     code = _summarize(result, outcome)
     if custody.report(backend.location):  # once for the run, not per key pair
         code = EXIT_ERROR
+    if outcome.unreachable is not None:
+        _report_unreachable(outcome)
+        code = EXIT_ERROR
     stopped = outcome.stopped or committed
     if stopped is not None:
         _report_stop(stopped, outcome, sum(map(executor.change_bytes, outcome.not_started)))
@@ -246,6 +249,23 @@ def _report_stop(error: StorageError, outcome: ApplyResult, room: int) -> None:
             f"{kib(room)} of journal room): nothing was sent to Lightsail for them; the next "
             "run makes them.\n"
         )
+
+
+def _report_unreachable(outcome: ApplyResult) -> None:
+    """One message for Lightsail going away, however many changes it cut off."""
+    error = outcome.unreachable
+    assert error is not None
+    reason = error.message.rpartition(": ")[2]  # "cannot reach Lightsail at URL (...)"
+    parts = []
+    if outcome.cut_off:
+        parts.append(
+            f"{len(outcome.cut_off)} change(s) under way are checked by the next plan (GetKeyPair)"
+        )
+    if outcome.not_started:
+        parts.append(f"{len(outcome.not_started)} not started (nothing was sent for them)")
+    sys.stderr.write(f"Error: {reason}; the apply stopped: {', '.join(parts) or 'nothing left'}\n")
+    if error.hint:
+        sys.stderr.write(f"  -> {error.hint}\n")
 
 
 def _sealer(

@@ -85,6 +85,13 @@ ACCOUNT_LEVEL_CODES = frozenset(
 )
 
 
+# The code of a LightsailError for an endpoint that cannot be reached at all.
+UNREACHABLE = "ConnectionError"
+UNREACHABLE_HINT = (
+    "check that the endpoint is up, the network, and AWS_ENDPOINT_URL_LIGHTSAIL "
+    "(or --endpoint-url); then run again"
+)
+
 # Tag, untag and delete after a 5xx or a dropped connection: safe to repeat.
 IDEMPOTENT_ATTEMPTS = 8
 
@@ -130,10 +137,12 @@ def translate(error: Exception, what: str) -> LightsailError:
     if isinstance(
         error, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectionError
     ):
+        url = getattr(error, "kwargs", {}).get("endpoint_url")
+        where = f" at {url}" if url else ""
         return LightsailError(
-            f"{what}: cannot reach Lightsail ({type(error).__name__})",
-            code="ConnectionError",
-            hint="check the network, AWS_ENDPOINT_URL_LIGHTSAIL, or run again",
+            f"{what}: cannot reach Lightsail{where} ({type(error).__name__})",
+            code=UNREACHABLE,
+            hint=UNREACHABLE_HINT,
         )
     if isinstance(error, botocore.exceptions.BotoCoreError):
         return LightsailError(f"{what}: {error}", code=type(error).__name__)
@@ -485,6 +494,9 @@ class Lightsail:
 
         with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(ordered)))) as pool:
             results = list(pool.map(read, ordered))
+        down = [o for _, o in results if isinstance(o, LightsailError) and o.code == UNREACHABLE]
+        if results and len(down) == len(results):
+            raise down[0]  # not one region answered: the endpoint itself is down; one message
         for region, outcome in results:
             if isinstance(outcome, CredentialsError) or (
                 isinstance(outcome, LightsailError) and outcome.code in ACCOUNT_LEVEL_CODES
@@ -579,6 +591,8 @@ class Lightsail:
                 return self._call(address, what, fn)
             except AmbiguousOutcome as e:
                 if attempt + 1 == IDEMPOTENT_ATTEMPTS:
+                    if e.code == UNREACHABLE:
+                        raise LightsailError(e.cause, code=e.code, hint=UNREACHABLE_HINT) from None
                     raise LightsailError(
                         e.cause, code="ServiceException", hint=HINTS["ServiceException"]
                     ) from None
