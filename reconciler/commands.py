@@ -139,9 +139,11 @@ def _execute(
     saved: savedplan.SavedPlan | None = None,
 ) -> int:
     backend = workflow.open_backend(options)
+    stores = key_commands.Reports(backend.location)  # reported once, also if the run fails
     with (
         backend.lock(command, timeout=options.lock_timeout),
         workflow.lightsail_for(options) as lightsail,
+        stores,
     ):
         doc, live = workflow.observe(desired, backend.begin, lightsail, options)
         result, _ = workflow.build_plan(
@@ -149,6 +151,8 @@ def _execute(
         )
         if saved is not None:
             saved.check(doc, result)
+        # Keys an earlier run left in the state go to their store before anything else.
+        early = stores.add(key_commands.finish(options, doc, backend))
         quiet = args.quiet and (args.auto_approve or saved is not None)
         if quiet:
             scoped = f"{render.left_out_line(result)}\n" if result.left_out else ""
@@ -161,15 +165,15 @@ def _execute(
         instances.refuse(instances.in_use(result, lightsail))
         if not result.changes and not result.stale_pending:
             _record_protection(backend, doc, desired, options)
-            custody = key_commands.prepare(options, doc, backend)
+            stores.add(key_commands.prepare(options, doc, backend, custody=early))
             _warn_unencrypted(doc, backend.location)
             code = _summarize(result, None) if result.findings else EXIT_OK
-            return EXIT_ERROR if custody.report(backend.location) else code
+            return EXIT_ERROR if stores.report() else code
         if result.changes and saved is None:
             _confirm(args, "destroy these key pairs" if destroy else "perform these actions")
         # Recorded before and after the changes: an interrupted run loses no protection.
         _record_protection(backend, doc, desired, options)
-        custody = key_commands.prepare(options, doc, backend)
+        custody = stores.add(key_commands.prepare(options, doc, backend, custody=early))
         sealer = _sealer(options, doc, backend) if result.changes else None
         progress = None if quiet else render.Progress(len(result.changes))
         executor = Executor(
@@ -193,7 +197,7 @@ def _execute(
         if committed is None:
             _record_protection(backend, doc, desired, options)
     code = _summarize(result, outcome)
-    if custody.report(backend.location):  # once for the run, not per key pair
+    if stores.report():  # once for the run, not per key pair
         code = EXIT_ERROR
     if outcome.unreachable is not None:
         _report_unreachable(outcome)

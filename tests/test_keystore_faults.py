@@ -12,6 +12,10 @@ and the store's failure is one line, not one per key pair.
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +31,7 @@ from reconciler.state.s3 import S3Backend
 from tests.conftest import aws_client
 from tests.fault_proxy import FaultProxy, Faults
 from tests.helpers import assert_no_leak, run_cli, write_manifest
+from tests.test_endpoint_kill import wait_for_results
 from tests.test_s3_faults import LOCKED, live
 
 KEY_PAIRS = 16
@@ -262,3 +267,54 @@ def test_a_bad_key_store_timeout_is_positioned(tmp_path: Path) -> None:
     assert bad.returncode == 1
     assert "reconciler.yaml:3:" in bad.stderr
     assert "keys.timeout must be a number of seconds > 0" in bad.stderr
+
+
+def test_keys_of_a_run_killed_before_its_store_writes_are_stored_first_thing_next_run(
+    tmp_path: Path, moto_url: str, emulator: Emulator
+) -> None:
+    prefix = f"killed-{uuid.uuid4().hex[:8]}"
+    spec = f"ssm:/{prefix}/{{region}}/{{name}}"
+    (tmp_path / "reconciler.yaml").write_text(f"keys:\n  store: {spec}\n")
+    names = [f"kp-{i:03d}" for i in range(4)]
+    write_manifest(tmp_path / "manifests" / "m.yaml", R, "\n".join(f"- name: {n}" for n in names))
+    # An SSM endpoint that takes connections and never answers: every store write hangs.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL_LIGHTSAIL": emulator.url,
+            "AWS_ENDPOINT_URL_SSM": f"http://127.0.0.1:{silent.getsockname()[1]}",
+        }
+        run = subprocess.Popen(
+            [sys.executable, "-m", "reconciler", "apply", "manifests", "--auto-approve"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        # Every key is journaled (and its store write under way) when the run dies.
+        wait_for_results(tmp_path / "reconciler.state.json.journal", len(names))
+        run.send_signal(signal.SIGKILL)
+        out, err = run.communicate(timeout=30)
+    assert "PRIVATE KEY" in (tmp_path / "reconciler.state.json.journal").read_text()
+    # The next apply has a change to ask about and no terminal to ask on: it is refused,
+    # but only after the keys the killed run left behind went to their store.
+    write_manifest(
+        tmp_path / "manifests" / "m.yaml", R, "\n".join(f"- name: {n}" for n in [*names, "kp-new"])
+    )
+    again = run_cli(
+        "apply", "manifests", cwd=tmp_path, endpoint=emulator.url,
+        env={"AWS_ENDPOINT_URL_SSM": moto_url},
+    )  # fmt: skip
+    assert again.returncode == 1 and "needs confirmation" in again.stderr
+    assert f"Stored {len(names)} private key(s) left in the state in {spec}" in again.stderr
+    local = LocalBackend(tmp_path / "reconciler.state.json")
+    entries = {a.name: e for a, e in local.read().entries.items()}
+    assert sorted(entries) == names and lost_keys(entries, emulator, moto_url) == []
+    assert all(e.private_key_ref is not None for e in entries.values())
+    leftovers = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".yaml"]
+    assert not [p for p in leftovers if "PRIVATE KEY" in p.read_text(errors="replace")]
+    assert "kp-new" not in live(emulator)  # nothing else was made
+    assert_no_leak([out, err, again.stdout, again.stderr], [])
