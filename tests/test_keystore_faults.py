@@ -241,20 +241,19 @@ def test_a_key_store_that_is_down_holds_keys_in_the_state_and_says_so_once(
     entries = {a.name: e for a, e in local.read().entries.items()}
     assert lost_keys(entries, emulator, moto_url) == []
     assert all(e.private_key is not None for e in entries.values())
-    # The store answers again: the next apply (no change to make) moves every key.
+    # The store answers again: the next apply moves every key first, then replaces
+    # one key pair, dropping the key it just stored (the plan was made before).
     again = run_cli(
-        "apply",
-        "manifests",
-        "--auto-approve",
-        cwd=tmp_path,
-        endpoint=emulator.url,
-        env={"AWS_ENDPOINT_URL_SSM": moto_url},
-    )
+        "apply", "manifests", "--auto-approve", f"--replace={R}/kp-000",
+        cwd=tmp_path, endpoint=emulator.url, env={"AWS_ENDPOINT_URL_SSM": moto_url},
+    )  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert f"Stored {KEY_PAIRS} private key(s) left in the state" in again.stderr
-    check_converged(
-        {a.name: e for a, e in local.read().entries.items()}, emulator, moto_url, spec, prefix
-    )
+    entries = {a.name: e for a, e in local.read().entries.items()}
+    assert lost_keys(entries, emulator, moto_url) == []
+    assert all(e.private_key_ref is not None for e in entries.values())
+    assert emulator.committed["CreateKeyPair"] == KEY_PAIRS + 1
+    assert len(stored_names(moto_url, spec, prefix)) == KEY_PAIRS
     assert "PRIVATE KEY" not in (tmp_path / "reconciler.state.json").read_text()
 
 

@@ -90,6 +90,7 @@ class Custody:
         """Keys the store refused one by one (a different key already there)."""
         self.left: list[Address] = []
         """Key pairs deleted whose stored key could not be dropped from the store."""
+        self._settled: dict[Address, StateEntry] = {}
 
     @property
     def remote(self) -> bool:
@@ -171,7 +172,7 @@ class Custody:
                 self._hold(address)
                 continue
             try:
-                doc.entries[address] = self.move(entry, self.target)
+                doc.entries[address] = self._settled[address] = self.move(entry, self.target)
             except KeyStoreUnavailable as e:
                 self._down(e)
                 self._hold(address)
@@ -188,6 +189,8 @@ class Custody:
 
         A store that fails leaves the key there; it is named by ``report``.
         """
+        # A key stored by ``settle`` after the plan was made: the plan's entry predates it.
+        entry = self._settled.get(entry.address, entry)
         if entry.private_key_ref is None:
             return
         store = self.store_of(entry)
