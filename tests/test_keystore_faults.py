@@ -326,3 +326,30 @@ def test_keys_of_a_run_killed_before_its_store_writes_are_stored_first_thing_nex
     assert not [p for p in leftovers if "PRIVATE KEY" in p.read_text(errors="replace")]
     assert "kp-new" not in live(emulator)  # nothing else was made
     assert_no_leak([out, err, again.stdout, again.stderr], [])
+
+
+def test_stored_keys_a_failing_store_cannot_drop_are_named_once(
+    tmp_path: Path, moto_url: str, emulator: Emulator
+) -> None:
+    prefix = f"left-{uuid.uuid4().hex[:8]}"
+    spec = f"ssm:/{prefix}/{{region}}/{{name}}"
+    setup_project(tmp_path, f"  store: {spec}\n")
+    made = run_cli(
+        "apply", "manifests", "--auto-approve", cwd=tmp_path, endpoint=emulator.url,
+        env={"AWS_ENDPOINT_URL_SSM": moto_url},
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    proxy = FaultProxy(moto_url, Faults(error=1.0), seed=2)
+    with proxy.running():
+        gone = run_cli(
+            "destroy", "manifests", "--auto-approve", cwd=tmp_path, endpoint=emulator.url,
+            env={"AWS_ENDPOINT_URL_SSM": proxy.url},
+        )  # fmt: skip
+    assert gone.returncode == 1
+    assert live(emulator) == {}  # the key pairs are gone all the same
+    errors = [line for line in gone.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 2, gone.stderr  # the store's failure, and the keys it left
+    assert errors[0].startswith(f"Error: {spec}: deleting SSM parameter /{prefix}/")
+    assert errors[1].startswith(f"Error: the stored keys of {KEY_PAIRS} deleted key pair(s)")
+    assert f"{R}/kp-000, {R}/kp-001" in errors[1] and "and 11 more" in errors[1]
+    assert len(stored_names(moto_url, spec, prefix)) == KEY_PAIRS  # left, and said so
