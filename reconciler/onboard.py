@@ -30,7 +30,7 @@ from reconciler.errors import EXIT_ERROR, EXIT_OK, LightsailError, UsageError
 from reconciler.executor import Executor
 from reconciler.keystore import commands as key_commands
 from reconciler.model import REGIONS, Address, LiveKeyPair, LiveSnapshot, PendingCreate, StateEntry
-from reconciler.plan import Action, Change, Plan
+from reconciler.plan import Action, Change, Plan, Reason
 
 API_VERSION = "reconciler.lightsail/v1"
 
@@ -143,6 +143,7 @@ def plan_onboarding(
             Action.ADOPT,
             address,
             "reconciler import --all",
+            Reason.IMPORT_REQUESTED,
             before_tags=live.key_pairs[address].tags,
             after_tags=live.key_pairs[address].tags,
             live=live.key_pairs[address],

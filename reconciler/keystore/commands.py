@@ -62,14 +62,16 @@ def _recorded(doc: StateDocument) -> KeySetting:
     return KeySetting.from_json(doc.keys)
 
 
-def finish(options: workflow.Options, doc: StateDocument, backend: StateBackend) -> Custody:
+def finish(
+    options: workflow.Options, doc: StateDocument, backend: StateBackend
+) -> tuple[Custody, bool]:
     """Under the lock, first thing: keys a failed or interrupted store write left in the
     state (a run that died before its store write, a store that was failing) go to the
-    store the state records. Not to a new ``--key-store``: that waits for ``prepare``,
-    after the plan is confirmed."""
+    store the state records; the custody, and whether any key moved (a plan made
+    before then is to be made again). Not to a new ``--key-store``: that waits for
+    ``prepare``, after the plan is confirmed."""
     custody = custody_for(options, doc, setting=_recorded(doc))
-    _settle(custody, doc, backend)
-    return custody
+    return custody, _settle(custody, doc, backend)
 
 
 def prepare(
@@ -94,7 +96,7 @@ def prepare(
     return custody
 
 
-def _settle(custody: Custody, doc: StateDocument, backend: StateBackend) -> None:
+def _settle(custody: Custody, doc: StateDocument, backend: StateBackend) -> bool:
     moved = custody.settle(doc)
     if moved:
         backend.write(doc)
@@ -103,6 +105,7 @@ def _settle(custody: Custody, doc: StateDocument, backend: StateBackend) -> None
         sys.stderr.write(
             f"Stored {len(moved)} private key(s) left in the state in {custody.target.spec}.\n"
         )
+    return bool(moved)
 
 
 class Reports:

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from reconciler.model import Address, StateEntry
 from reconciler.state.document import entry_to_json
 
-OPERATIONS = ("create", "import", "generate", "adopt", "update-tags", "delete")
+OPERATIONS = ("create", "import", "generate", "adopt", "update-tags", "delete", "retire")
 
 
 class _Reserving(Protocol):
