@@ -35,7 +35,7 @@ from tests.test_endpoint_kill import wait_for_results
 from tests.test_s3_faults import LOCKED, live
 
 KEY_PAIRS = 16
-MAX_RUNS = 8
+MAX_RUNS = 10
 R = "us-east-1"
 FLAKY = Faults(error=0.15, slow=0.03, drop_after=0.05, delay=1.2)
 # The store answers nothing for a while early in the apply: the puts then in
@@ -194,7 +194,7 @@ def test_applies_with_a_failing_key_store_converge_losing_nothing(
         pytest.param(FLAKY, id="flaky"),
         # Neither S3 nor SSM answers for a while: journal records go to the spool and
         # keys stay with them; the next runs move both.
-        pytest.param(Faults(error=0.05, drop_after=0.05, outage=(20, 60)), id="outage"),
+        pytest.param(Faults(error=0.05, drop_after=0.05, outage=(20, 50)), id="outage"),
     ],
 )
 def test_s3_state_and_an_ssm_key_store_both_failing_converge_losing_nothing(
