@@ -179,7 +179,9 @@ class Executor:
                     result.succeeded.append(change)
                 else:
                     result.failed.append(failure)
-        result.stopped = self._stopped
+        # A worker may have seen the journal's first refusal before the journal said
+        # where the records it could not write went: report the journal's own account.
+        result.stopped = (self.journal.stopped_by or self._stopped) if self._stopped else None
         result.unreachable = self._unreachable
         return result
 

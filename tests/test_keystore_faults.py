@@ -115,7 +115,8 @@ def converge(
         if held is not None:
             # S3 failed as a run released its lock (S3 state only): removed as the message says.
             unlocked = run_cli("force-unlock", held.group(1), cwd=tmp_path, env=env)
-            assert unlocked.returncode == 0, unlocked.stderr
+            # Through the same failing S3, it may have to be run again, as it then says.
+            assert unlocked.returncode == 0 or "run again" in unlocked.stderr, unlocked.stderr
             unlocks += 1
             continue
         assert "internal error:" not in result.stderr
