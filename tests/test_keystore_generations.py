@@ -150,3 +150,33 @@ def test_an_interrupted_migration_drops_the_copy_a_generation_left_in_the_old_st
     assert len(stored_names(moto_url, ssm_spec)) == 3
     assert get(tmp_path, emulator, moto_url, "--generation", "1") == first
     assert get(tmp_path, emulator, moto_url) == second
+
+
+def test_a_rotation_of_a_key_left_in_the_state_stores_both_keys(
+    tmp_path: Path, emulator: Emulator, moto_url: str
+) -> None:
+    spec = "ssm:/" + unique("stale") + "/{region}/{name}"
+    write_manifest(tmp_path / "m.yaml", R, MANIFEST)
+    with recording_proxy(moto_url) as proxy:
+        proxy.refused = {"PutParameter"}
+        cli(
+            tmp_path, emulator, proxy.url, "apply", "m.yaml", "--auto-approve",
+            f"--key-store={spec}", code=1,
+        )  # fmt: skip
+    assert "privateKey" in state_entries(tmp_path / "reconciler.state.json")[WEB]
+    first = get(tmp_path, emulator, moto_url)
+    # The next apply stores the key it finds in the state, and rotates the key pair: the
+    # earlier key, as the plan saw it, is kept as generation 1 in the store too.
+    age(emulator, "web", 97)
+    out = cli(tmp_path, emulator, moto_url, "apply", "m.yaml", "--auto-approve")
+    assert "(rotate)" in out
+    entry = assert_stored_by_reference(tmp_path, spec)
+    assert get(tmp_path, emulator, moto_url, "--generation", "1") == first
+    # One copy of the first key: where the state's key was stored at the start of the run.
+    steady = state_entries(tmp_path / "reconciler.state.json")[f"{R}/steady"]
+    locations = {
+        entry["privateKeyRef"]["location"],
+        entry["generations"][0]["privateKeyRef"]["location"],
+        steady["privateKeyRef"]["location"],
+    }
+    assert len(locations) == 3 and stored_names(moto_url, spec) == locations
