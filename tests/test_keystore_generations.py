@@ -180,3 +180,40 @@ def test_a_rotation_of_a_key_left_in_the_state_stores_both_keys(
         steady["privateKeyRef"]["location"],
     }
     assert len(locations) == 3 and stored_names(moto_url, spec) == locations
+
+
+def test_sealed_generations_are_opened_to_be_stored_and_wait_sealed_until_they_can_be(
+    tmp_path: Path, emulator: Emulator, moto_url: str
+) -> None:
+    from tests.test_crypto_cli import age_identity
+
+    recipient, identity = age_identity(tmp_path)
+    opened = f"--age-identity={identity}"
+    write_manifest(tmp_path / "m.yaml", R, MANIFEST)
+    cli(
+        tmp_path,
+        emulator,
+        moto_url,
+        "apply",
+        "m.yaml",
+        "--auto-approve",
+        f"--encrypt-with=age:{recipient}",
+    )
+    first = get(tmp_path, emulator, moto_url, opened)
+    age(emulator, "web", 97)
+    assert "(rotate)" in cli(tmp_path, emulator, moto_url, "apply", "m.yaml", "--auto-approve")
+    held = state_entries(tmp_path / "reconciler.state.json")[WEB]
+    assert "privateKeySealed" in held["generations"][0]
+
+    spec = "secretsmanager:" + unique("sealed") + "/{region}/{name}"
+    args = ("apply", "m.yaml", "--auto-approve", f"--key-store={spec}")
+    refused = cli(tmp_path, emulator, moto_url, *args, code=1)
+    assert "--age-identity" in refused
+    assert (
+        "privateKeySealed"
+        in state_entries(tmp_path / "reconciler.state.json")[WEB]["generations"][0]
+    )
+    cli(tmp_path, emulator, moto_url, *args, opened)
+    assert_stored_by_reference(tmp_path, spec)
+    # In the store, read back without the age identity.
+    assert get(tmp_path, emulator, moto_url, "--generation", "1") == first
