@@ -142,7 +142,8 @@ class Custody:
         return meta is not None and meta.location in held
 
     def settle(self, doc: StateDocument) -> list[Address]:
-        """Store keys a failed or interrupted run left in the state; the addresses moved.
+        """Store keys a failed or interrupted run left in the state; the address of each
+        key moved (a key pair's once per key: its own, each generation's).
 
         Each key is read back and compared before the state drops it: a key pair's
         earlier keys (generations) first, then its own key, as ``keep`` places them.
@@ -154,7 +155,8 @@ class Custody:
             entry = doc.entries[address]
             if held_in_state(entry):
                 doc.entries[address] = self._settle_entry(entry)
-                moved.append(address)
+                keys = (entry, *(g.entry for g in entry.generations))
+                moved.extend(address for key in keys if key.holds_private_key)
         return moved
 
     def _settle_entry(self, entry: StateEntry) -> StateEntry:
