@@ -100,7 +100,7 @@ def test_a_rotation_whose_store_write_failed_is_stored_beside_its_generation_nex
     with recording_proxy(moto_url) as proxy:
         proxy.refused = {"PutParameter"}
         failed = cli(tmp_path, emulator, proxy.url, "apply", "m.yaml", "--auto-approve", code=1)
-    assert "could not be stored" in failed
+    assert "AccessDeniedException" in failed
     held = state_entries(tmp_path / "reconciler.state.json")[WEB]
     # The new key is kept in the state; the old one, a generation, is still in the store
     # at the key pair's plain location.
