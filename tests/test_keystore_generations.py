@@ -12,6 +12,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from reconciler.emulator import Emulator
 from reconciler.keystore import key_fingerprint
 from tests.aws_proxy import recording_proxy
@@ -117,37 +119,47 @@ def test_a_rotation_whose_store_write_failed_is_stored_beside_its_generation_nex
     )
 
 
+@pytest.mark.parametrize(
+    ("source", "target", "delete"),
+    [("secretsmanager", "ssm", "DeleteSecret"), ("ssm", "state", "DeleteParameter")],
+)
 def test_an_interrupted_migration_drops_the_copy_a_generation_left_in_the_old_store(
-    tmp_path: Path, emulator: Emulator, moto_url: str
+    tmp_path: Path, emulator: Emulator, moto_url: str, source: str, target: str, delete: str
 ) -> None:
     first, second = rotated(tmp_path, emulator, moto_url)
     prefix = unique("gmig")
-    sm_spec, ssm_spec = (
-        f"secretsmanager:{prefix}/{{region}}/{{name}}",
-        f"ssm:/{prefix}/{{region}}/{{name}}",
-    )
-    cli(tmp_path, emulator, moto_url, "state", "migrate-keys", "--to", sm_spec)
-    assert len(stored_names(moto_url, sm_spec)) == 3
+    specs = {
+        "secretsmanager": f"secretsmanager:{prefix}/{{region}}/{{name}}",
+        "ssm": f"ssm:/{prefix}/{{region}}/{{name}}",
+        "state": "state",
+    }
+    old, new = specs[source], specs[target]
+    cli(tmp_path, emulator, moto_url, "state", "migrate-keys", "--to", old)
+    assert len(stored_names(moto_url, old)) == 3
 
     with recording_proxy(moto_url) as proxy:
-        # Killed once web's generation is recorded in SSM, before its secret is deleted
-        # (steady's secret is the first deleted, the generation's the second).
-        proxy.hold_operation, proxy.hold_at, proxy.hold_before = "DeleteSecret", 2, True
-        proc = start_migrate(tmp_path, ssm_spec, aws_env(proxy.url))
+        # Killed once web's generation is recorded in its new store, before its old copy
+        # is deleted (steady's is the first deleted, the generation's the second).
+        proxy.hold_operation, proxy.hold_at, proxy.hold_before = delete, 2, True
+        proc = start_migrate(tmp_path, new, aws_env(proxy.url))
         assert proxy.held.wait(60), "the migration never reached the generation's delete"
         proc.send_signal(signal.SIGKILL)
         out, err = proc.communicate(timeout=30)
         CLI_OUTPUTS.extend((out, err))
         proxy.release.set()
     entry = state_entries(tmp_path / "reconciler.state.json")[WEB]
-    assert entry["generations"][0]["privateKeyRef"]["store"] == ssm_spec
-    assert entry["privateKeyRef"]["store"] == sm_spec
-    assert len(stored_names(moto_url, sm_spec)) == 2  # web's key, and the generation's copy
+    assert entry["generations"][0].get("privateKeyRef", {"store": "state"})["store"] == new
+    assert entry["privateKeyRef"]["store"] == old
+    assert len(stored_names(moto_url, old)) == 2  # web's key, and the generation's copy
 
-    cli(tmp_path, emulator, moto_url, "state", "migrate-keys", "--to", ssm_spec)  # resumes
-    assert stored_names(moto_url, sm_spec) == set()  # no copy left behind
-    assert_stored_by_reference(tmp_path, ssm_spec)
-    assert len(stored_names(moto_url, ssm_spec)) == 3
+    cli(tmp_path, emulator, moto_url, "state", "migrate-keys", "--to", new)  # resumes
+    assert stored_names(moto_url, old) == set()  # no copy left behind
+    if new == "state":
+        entry = state_entries(tmp_path / "reconciler.state.json")[WEB]
+        assert "privateKeyRef" not in entry and "privateKeyRef" not in entry["generations"][0]
+    else:
+        assert_stored_by_reference(tmp_path, new)
+        assert len(stored_names(moto_url, new)) == 3
     assert get(tmp_path, emulator, moto_url, "--generation", "1") == first
     assert get(tmp_path, emulator, moto_url) == second
 
