@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -183,7 +184,13 @@ def _epoch(value: Any) -> Any:
 
 
 def tags_from_api(tags: Iterable[Mapping[str, Any]] | None) -> dict[str, str | None]:
-    return {t["key"]: t.get("value") for t in tags or ()}
+    """Tags as a dict; keys and values are shared with equal ones (100,000 key pairs
+    carry the same few team tags)."""
+    return {sys.intern(t["key"]): _shared(t.get("value")) for t in tags or ()}
+
+
+def _shared(value: str | None) -> str | None:
+    return sys.intern(value) if isinstance(value, str) and len(value) <= 64 else value
 
 
 def tags_to_api(tags: Tags) -> list[dict[str, str]]:
@@ -441,12 +448,14 @@ class Lightsail:
         """
         client = self.client(region)
         result: list[LiveKeyPair] = []
-        pages: dict[int, Future[Any]] = {}
+        pages: dict[int, Future[Any]] = {}  # requested, not yet turned into key pairs
+        requested: set[int] = set()
         lock = threading.Lock()
 
         def request(index: int, token: str | None) -> None:
             with lock:
-                if index not in pages:
+                if index not in requested:
+                    requested.add(index)
                     pages[index] = pool.submit(fetch, index, token)
 
         def fetch(index: int, token: str | None) -> Any:
@@ -469,7 +478,8 @@ class Lightsail:
                 index = 0
                 while True:
                     with lock:
-                        future = pages[index]
+                        # Dropped once read: a page's JSON is larger than its key pairs.
+                        future = pages.pop(index)
                     page = future.result()
                     items = page.get(RAW_KEY_PAIRS, page.get("keyPairs", ()))
                     result.extend(live_from_api(region, kp) for kp in items)

@@ -22,6 +22,7 @@ from enum import StrEnum
 
 from reconciler.errors import ReconcilerError
 from reconciler.keystore.base import (
+    KeyMetadata,
     KeyStore,
     KeyStoreConflict,
     KeyStoreError,
@@ -29,6 +30,7 @@ from reconciler.keystore.base import (
     held_in_state,
     key_fingerprint,
 )
+from reconciler.keystore.bulk import BulkDescribe
 from reconciler.keystore.registry import STATE, StoreContext, open_store
 from reconciler.keystore.state_store import StateKeyStore
 from reconciler.model import Address, StateEntry
@@ -319,24 +321,49 @@ class Custody:
     def check(self, entries: Iterable[StateEntry], *, parallelism: int = 8) -> list[KeyProblem]:
         """Stored keys that are missing or labelled with another fingerprint.
 
-        Metadata only (DescribeParameters, ListTagsForResource, DescribeSecret):
-        no secret value is read. Keys held in the state are not checked here. The
-        earlier keys a rotation kept (generations) are checked like current ones.
+        Metadata only (DescribeParameters, ListTagsForResource, ListSecrets,
+        DescribeSecret): no secret value is read. Keys held in the state are not
+        checked here. The earlier keys a rotation kept (generations) are checked
+        like current ones. Stores that describe keys in bulk are asked in pages,
+        so the calls grow with the keys divided by a page, not with the keys.
         """
         kept = (k for e in entries for k in (e, *(g.entry for g in e.generations)))
         stored = [k for k in kept if k.private_key_ref is not None]
         if not stored:
             return []
-        with ThreadPoolExecutor(max_workers=min(parallelism, len(stored))) as pool:
-            found = list(pool.map(self._check_one, stored))
-        return [problem for problem in found if problem is not None]
+        # Positions in ``stored`` by store: a key pair and its generations share an address.
+        groups: dict[str, list[int]] = {}
+        for index, entry in enumerate(stored):
+            store = self.store_of(entry)
+            assert store is not None
+            groups.setdefault(store.spec, []).append(index)
+        found: list[KeyMetadata | None] = [None] * len(stored)
+        single: list[int] = []
+        for spec, indexes in groups.items():
+            store = self._stores[spec]
+            if isinstance(store, BulkDescribe):
+                group = [stored[i] for i in indexes]
+                described = store.describe_many(group, parallelism=parallelism)
+                for i, meta in zip(indexes, described, strict=True):
+                    found[i] = meta
+            else:
+                single.extend(indexes)
+        if single:
+            with ThreadPoolExecutor(max_workers=min(parallelism, len(single))) as pool:
+                metas = pool.map(lambda i: self._stores_describe(stored[i]), single)
+                for i, meta in zip(single, metas, strict=True):
+                    found[i] = meta
+        problems = (self._problem(entry, meta) for entry, meta in zip(stored, found, strict=True))
+        return [problem for problem in problems if problem is not None]
 
-    def _check_one(self, entry: StateEntry) -> KeyProblem | None:
-        ref = entry.private_key_ref
-        assert ref is not None
+    def _stores_describe(self, entry: StateEntry) -> KeyMetadata | None:
         store = self.store_of(entry)
         assert store is not None
-        meta = store.describe(entry)
+        return store.describe(entry)
+
+    def _problem(self, entry: StateEntry, meta: KeyMetadata | None) -> KeyProblem | None:
+        ref = entry.private_key_ref
+        assert ref is not None
         location = ref.get("location", "")
         if meta is None:
             return KeyProblem(

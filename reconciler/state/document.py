@@ -8,11 +8,14 @@ by ``_UPGRADES``; a newer version than this code knows is refused.
 
 from __future__ import annotations
 
+import codecs
 import json
+import re
+import sys
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast, get_args
+from typing import Any, BinaryIO, cast, get_args
 
 from reconciler.errors import StateError
 from reconciler.model import Address, Generation, Origin, PendingCreate, StateEntry
@@ -118,12 +121,18 @@ class StateDocument:
 
     @classmethod
     def from_json(
-        cls, data: Mapping[str, Any], *, source: str, backup: str | None = None
+        cls,
+        data: Mapping[str, Any],
+        *,
+        source: str,
+        backup: str | None = None,
+        consume: bool = False,
     ) -> StateDocument:
         """Parse (and upgrade) a document; ``source`` names it (``backup`` its previous
-        version) in error messages."""
+        version) in error messages. With ``consume`` the caller hands ``data`` over:
+        each key pair is dropped from it once parsed, so both forms are never held whole."""
         try:
-            return _document(_upgraded(data, source))
+            return _document(_upgraded(data, source), consume=consume)
         except FormatError as exc:
             raise StateError(f"state {source} is malformed: {exc}", hint=_repair(backup)) from None
 
@@ -142,10 +151,23 @@ def decode(data: bytes, *, source: str) -> str:
         raise StateError(f"state {source} is not UTF-8 text (byte {exc.start})") from None
 
 
+# What a document read without secrets also leaves out of each key pair entry:
+# records of how it was made, which no plan or drift report looks at.
+_RECORDS = ("operation", "publicKeyBase64", "supportCode", "location")
+
+
 def _without_secrets(obj: dict[str, Any]) -> dict[str, Any]:
-    """Drop private keys as each object is parsed, before the next is read."""
+    """Drop private keys (and an entry's records) as each object is parsed, before the
+    next is read; repeated short values are shared."""
     obj.pop("privateKey", None)
     obj.pop("privateKeySealed", None)
+    if "origin" in obj and "arn" in obj:
+        for key in _RECORDS:
+            obj.pop(key, None)
+        for key in ("region", "origin", "resourceType"):
+            value = obj.get(key)
+            if isinstance(value, str):
+                obj[key] = sys.intern(value)
     return obj
 
 
@@ -175,9 +197,150 @@ def loads(
         ) from None
     if not isinstance(parsed, dict):
         raise StateError(f"state {source} is malformed: expected a JSON object at the top level")
-    doc = StateDocument.from_json(parsed, source=source, backup=backup)
+    doc = StateDocument.from_json(parsed, source=source, backup=backup, consume=True)
     doc.redacted = not secrets
     return doc
+
+
+def load_file(
+    file: BinaryIO, *, source: str, secrets: bool = True, backup: str | None = None
+) -> StateDocument | None:
+    """``loads`` of an open state file, read in pieces: the text is never held whole.
+
+    Each key pair entry is parsed as its piece arrives (private keys dropped
+    at once with ``secrets=False``), so a state of 100,000 key pairs costs its
+    parsed entries, not its text besides them. None when the file is not a
+    plain JSON object of the expected shape: read it whole with ``loads``
+    then, for the same result or the same error message.
+    """
+    try:
+        parsed = _Pieces(file, secrets).document()
+    except (_NotInPieces, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    doc = StateDocument.from_json(parsed, source=source, backup=backup, consume=True)
+    doc.redacted = not secrets
+    return doc
+
+
+def _shared(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys and short text values are shared with every equal one.
+
+    ``json.loads`` shares the keys within one call; items parsed one by one
+    would each hold their own copies, and so would repeated values (regions,
+    tags) either way.
+    """
+    return {
+        sys.intern(key): sys.intern(value)
+        if isinstance(value, str) and len(value) <= _SHARED_TEXT
+        else value
+        for key, value in pairs
+    }
+
+
+def _shared_without_secrets(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    return _without_secrets(_shared(pairs))
+
+
+_SHARED_TEXT = 64
+
+
+class _NotInPieces(Exception):
+    """The text is not a plain JSON object the piecewise reader follows."""
+
+
+_SPACE = re.compile(r"[ \t\n\r]*")
+_PIECE = 1 << 20
+
+
+class _Pieces:
+    """A JSON object read from a file a piece at a time: its values whole, except the
+    ``keyPairs`` list, whose items are parsed one by one."""
+
+    def __init__(self, file: BinaryIO, secrets: bool) -> None:
+        self._file = file
+        self._text = codecs.getincrementaldecoder("utf-8")()
+        self._decoder = json.JSONDecoder(
+            object_pairs_hook=_shared if secrets else _shared_without_secrets
+        )
+        self._buffer = ""
+        self._pos = 0
+        self._eof = False
+
+    def document(self) -> dict[str, Any]:
+        self._expect("{")
+        out: dict[str, Any] = {}
+        if self._peek() == "}":
+            self._pos += 1
+        else:
+            while True:
+                key = self._value()
+                if not isinstance(key, str):
+                    raise _NotInPieces
+                self._expect(":")
+                if key == "keyPairs" and self._peek() == "[":
+                    out[key] = self._items()
+                else:
+                    out[key] = self._value()
+                if self._next() == "}":
+                    break
+        if self._peek() != "":
+            raise _NotInPieces  # extra data after the object
+        return out
+
+    def _items(self) -> list[Any]:
+        self._expect("[")
+        items: list[Any] = []
+        if self._peek() == "]":
+            self._pos += 1
+            return items
+        while True:
+            items.append(self._value())
+            if self._next() == "]":
+                return items
+
+    def _next(self) -> str:
+        """The separator after a value: ``,`` or the closing bracket."""
+        char = self._peek()
+        self._pos += 1
+        if char not in (",", "}", "]"):
+            raise _NotInPieces
+        return char
+
+    def _more(self) -> bool:
+        if self._eof:
+            return False
+        data = self._file.read(_PIECE)
+        if self._pos:
+            self._buffer, self._pos = self._buffer[self._pos :], 0
+        self._eof = not data
+        self._buffer += self._text.decode(data, final=self._eof)
+        return True
+
+    def _peek(self) -> str:
+        while True:
+            match = _SPACE.match(self._buffer, self._pos)
+            self._pos = match.end() if match else self._pos
+            if self._pos < len(self._buffer) or not self._more():
+                return self._buffer[self._pos : self._pos + 1]
+
+    def _expect(self, char: str) -> None:
+        if self._peek() != char:
+            raise _NotInPieces
+        self._pos += 1
+
+    def _value(self) -> Any:
+        self._peek()
+        while True:
+            try:
+                value, end = self._decoder.raw_decode(self._buffer, self._pos)
+            except json.JSONDecodeError:
+                if not self._more():
+                    raise
+                continue
+            # A value that ends the text read so far may go on (a number) in the next piece.
+            if end < len(self._buffer) or not self._more():
+                self._pos = end
+                return value
 
 
 def dumps(doc: StateDocument) -> bytes:
@@ -333,14 +496,17 @@ def _upgraded(data: Mapping[str, Any], source: str) -> dict[str, Any]:
     return upgraded
 
 
-def _document(data: Mapping[str, Any]) -> StateDocument:
+def _document(data: Mapping[str, Any], *, consume: bool = False) -> StateDocument:
     lineage = text_field(data, "lineage", "document")
     serial = _int(data, "serial", "document")
     if serial < 0:
         raise FormatError("'serial' must not be negative")
     entries: dict[Address, StateEntry] = {}
-    for i, item in enumerate(_list(data, "keyPairs")):
+    items = _list(data, "keyPairs")
+    for i, item in enumerate(items):
         entry = parse_entry(item, f"keyPairs[{i}]")
+        if consume:
+            items[i] = None
         if entry.address in entries:
             raise FormatError(f"keyPairs[{i}]: key pair {entry.address} appears twice")
         entries[entry.address] = entry
