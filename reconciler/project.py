@@ -20,7 +20,8 @@ and every problem is reported at once with its file, line and column::
 
 ``--state`` overrides the location; the S3 region and encryption settings
 still apply when both name S3 locations. The file may also hold a team's
-``policy:`` (see ``reconciler.policy``); either section may stand alone.
+``policy:`` (see ``reconciler.policy``) and its ``accounts:`` (see
+``reconciler.accounts``); any section may stand alone.
 Nothing here touches the network, and reading the policy alone (``validate``)
 imports nothing of the S3 backend.
 """
@@ -32,12 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconciler.accounts import Accounts, parse_accounts
 from reconciler.errors import Problem, UsageError
 from reconciler.policy import Policy, parse_policy
 from reconciler.yamlsafe import Document, JsonPath, parse_documents, read_text
 
 PROJECT_FILE = "reconciler.yaml"
-_SECTIONS = ("backend", "policy")
+_SECTIONS = ("backend", "policy", "accounts")
 
 _FIELDS = {
     "s3": ("type", "bucket", "key", "region", "encrypt", "kmsKeyId"),
@@ -66,6 +68,7 @@ class ProjectConfig:
     path: Path
     backend: S3Settings | LocalSettings | None
     policy: Policy = field(default_factory=Policy)
+    accounts: Accounts = field(default_factory=Accounts)
 
     def state_url(self) -> str | None:
         """The state location, as ``--state`` would name it (None: the file names none)."""
@@ -121,19 +124,22 @@ def read_project(path: Path, *, check_backend: bool = True) -> ProjectConfig:
         problems = [Problem(file, 1, 1, "a project file holds one YAML document", "project")]
     backend = None
     policy = Policy()
+    accounts = Accounts()
     if not problems:
         document = documents[0] if documents else Document(None, {}, {})
         checker = _Checker(document, file, path.parent)
         backend, problems = checker.backend() if check_backend else checker.fields()
         policy, policy_problems = parse_policy(document, file)
         problems = problems + policy_problems
+        accounts, account_problems = parse_accounts(document, file)
+        problems = problems + account_problems
     if problems:
         count = f"{len(problems)} problems" if len(problems) != 1 else "a problem"
         raise UsageError(
             f"{count} in project file {file}:\n" + "\n".join(f"  {p}" for p in problems),
             hint=f"fix {file}, or name the state with --state",
         )
-    return ProjectConfig(path, backend if check_backend else None, policy)
+    return ProjectConfig(path, backend if check_backend else None, policy, accounts=accounts)
 
 
 def resolve_state(
