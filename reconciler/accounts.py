@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.errors import Problem, UsageError
+from reconciler.model import Address
 from reconciler.yamlsafe import Document, JsonPath
 
 ALIAS = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
@@ -94,6 +95,22 @@ class Accounts:
                 hint="declare it under accounts: in reconciler.yaml, or fix the alias",
             )
         return Accounts(self.by_alias, alias)
+
+    def check(self, address: Address) -> Address:
+        """``address`` if its form fits these accounts; a UsageError saying how to write it."""
+        if self.several and address.account not in self.by_alias:
+            names = ", ".join(sorted(self.by_alias))
+            raise UsageError(
+                f"{address}: name one of the accounts of reconciler.yaml ({names})",
+                hint="write it as ACCOUNT/REGION/NAME, e.g. "
+                f"{sorted(self.by_alias)[0]}/{address.region}/{address.name}",
+            )
+        if not self.several and address.account:
+            raise UsageError(
+                f"{address}: this project has a single account; leave out {address.account}/",
+                hint=f"write it as REGION/NAME: {address.region}/{address.name}",
+            )
+        return address
 
     @property
     def selected(self) -> tuple[str, ...]:

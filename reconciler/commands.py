@@ -12,6 +12,7 @@ import sys
 
 from reconciler import checks, formats, protect, render, savedplan, workflow
 from reconciler import outcome as outcome_summary
+from reconciler.accounts import Accounts
 from reconciler.errors import (
     EXIT_CHANGES,
     EXIT_ERROR,
@@ -32,11 +33,14 @@ from reconciler.state import StateBackend, StateDocument, crypto, entry_to_json
 def _options(args: argparse.Namespace) -> workflow.Options:
     state: str | None = getattr(args, "state", None)
     extra: dict[str, str] = {}
+    project = load_project()
     if not getattr(args, "local", False):
         # --local keeps its state beside the embedded emulator, never in the
         # team's real backend.
-        state, extra = resolve_state(state, load_project())
+        state, extra = resolve_state(state, project)
+    accounts = Accounts() if project is None else project.accounts
     return workflow.Options(
+        accounts=accounts.only(getattr(args, "account", None)),
         state=state,
         extra=dict(extra),
         regions=tuple(getattr(args, "region", ()) or ()),
@@ -44,7 +48,7 @@ def _options(args: argparse.Namespace) -> workflow.Options:
         allow_insecure_state=getattr(args, "allow_insecure_state", False),
         lock_timeout=getattr(args, "lock_timeout", 0.0),
         parallelism=max(1, getattr(args, "parallelism", 10)),
-        replace=tuple(Address.parse(a) for a in getattr(args, "replace", ()) or ()),
+        replace=tuple(accounts.check(Address.parse(a)) for a in getattr(args, "replace", ()) or ()),
         prune=getattr(args, "prune", False),
         max_deletes=getattr(args, "max_deletes", None),
         encrypt_with=tuple(getattr(args, "encrypt_with", ()) or ()),
@@ -60,7 +64,7 @@ def _out(text: str) -> None:
 
 def plan(args: argparse.Namespace) -> int:
     options = _options(args)
-    desired = load_desired(workflow.manifest_paths(args.paths))
+    desired = load_desired(workflow.manifest_paths(args.paths), accounts=options.accounts)
     backend = workflow.open_backend(options)
     with workflow.lightsail_for(options) as lightsail:
         doc, live = workflow.observe(
@@ -116,12 +120,18 @@ def _execute(
         backend.lock(command, timeout=options.lock_timeout),
         workflow.lightsail_for(options) as lightsail,
     ):
-        doc, live = workflow.observe(desired, backend.begin, lightsail, options)
+        placed: list[int] = []
+        doc, live = workflow.observe(
+            desired, backend.begin, lightsail, options, on_placed=placed.append
+        )
         result, _ = workflow.build_plan(
             desired, doc, lightsail, options, destroy=destroy, live=live
         )
         if saved is not None:
             saved.check(doc, result)
+        if placed:
+            backend.write(doc)
+            sys.stderr.write(f"Recorded the account of {placed[0]} key pair(s) in the state.\n")
         quiet = args.quiet and (args.auto_approve or saved is not None)
         if quiet:
             _out(render.summary_line(result) + "\n")
@@ -201,13 +211,13 @@ def apply(args: argparse.Namespace) -> int:
     if saved is not None:
         options = saved.apply_options(options)
         return _execute(args, options, saved.desired, command="apply", saved=saved)
-    desired = load_desired(workflow.manifest_paths(args.paths))
+    desired = load_desired(workflow.manifest_paths(args.paths), accounts=options.accounts)
     return _execute(args, options, desired, command="apply")
 
 
 def destroy(args: argparse.Namespace) -> int:
     options = _options(args)
-    desired = load_desired(workflow.manifest_paths(args.paths))
+    desired = load_desired(workflow.manifest_paths(args.paths), accounts=options.accounts)
     return _execute(args, options, desired, command="destroy", destroy=True)
 
 

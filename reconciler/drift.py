@@ -63,7 +63,7 @@ def find_drift(
     out: list[DriftFinding] = []
 
     def considered(a: Address) -> bool:
-        return a.region in live.regions and (regions is None or a.region in regions)
+        return a.where in live.regions and (regions is None or a.region in regions)
 
     for address in sorted(entries):
         if not considered(address):
@@ -151,7 +151,7 @@ def refreshed(
     """The state entries updated to what is live: gone ones dropped, tags taken."""
     out: dict[Address, StateEntry] = {}
     for address, entry in entries.items():
-        if address.region not in live.regions:
+        if address.where not in live.regions:
             out[address] = entry
             continue
         have = live.key_pairs.get(address)
@@ -175,6 +175,7 @@ def report_json(findings: list[DriftFinding], live: LiveSnapshot) -> dict[str, A
             {
                 "kind": f.kind.value,
                 "address": str(f.address),
+                **({"account": f.address.account} if f.address.account else {}),
                 "region": f.address.region,
                 "name": f.address.name,
                 "detail": f.detail,
@@ -245,7 +246,7 @@ class Observed:
 
 def observe(paths: list[str], options: workflow.Options, *, include_unmanaged: bool) -> Observed:
     """Read all three (the state without private keys) and find the drift between them."""
-    desired = load_desired(workflow.manifest_paths(paths))
+    desired = load_desired(workflow.manifest_paths(paths), accounts=options.accounts)
     backend = workflow.open_backend(options)
     with workflow.lightsail_for(options) as lightsail:
         doc, live = workflow.observe(

@@ -27,8 +27,9 @@ import botocore.exceptions
 import botocore.utils
 from botocore.config import Config
 
+from reconciler.accounts import Account, Accounts
 from reconciler.errors import CredentialsError, LightsailError
-from reconciler.model import Address, LiveKeyPair, LiveSnapshot, Tags
+from reconciler.model import Address, LiveKeyPair, LiveSnapshot, Tags, account_of, region_of, where
 
 log = logging.getLogger(__name__)
 
@@ -179,9 +180,9 @@ def tags_to_api(tags: Tags) -> list[dict[str, str]]:
     return out
 
 
-def live_from_api(region: str, kp: Mapping[str, Any]) -> LiveKeyPair:
+def live_from_api(region: str, kp: Mapping[str, Any], account: str = "") -> LiveKeyPair:
     return LiveKeyPair(
-        address=Address(region, kp["name"]),
+        address=Address(region, kp["name"], account),
         arn=kp.get("arn", ""),
         fingerprint=kp.get("fingerprint", ""),
         created_at=_epoch(kp.get("createdAt", 0.0)) or 0.0,
@@ -211,6 +212,8 @@ class ClientOptions:
     access_key: str | None = None
     secret_key: str | None = None
     pool_size: int = 10
+    # Per account alias: a static access key of the embedded emulator (--local).
+    account_keys: Mapping[str, str] = field(default_factory=dict)
 
 
 def kms_client_factory(profile: str | None = None) -> Callable[[str | None], Any]:
@@ -233,35 +236,96 @@ def kms_client_factory(profile: str | None = None) -> Callable[[str | None], Any
 
 
 class Lightsail:
-    """A boto3 Lightsail client per region, and the calls the reconciler makes."""
+    """A boto3 Lightsail client per account and region, and the calls the reconciler makes.
 
-    def __init__(self, options: ClientOptions | None = None) -> None:
+    Each address's ``account`` picks the declared account whose credentials
+    are used (resolved once, on first use); the empty account is the one
+    declared account, or the default chain when none is.
+    """
+
+    def __init__(
+        self, options: ClientOptions | None = None, accounts: Accounts | None = None
+    ) -> None:
         self.options = options or ClientOptions()
+        self.accounts = accounts or Accounts()
         self._lock = threading.Lock()
-        self._clients: dict[tuple[str, bool], Any] = {}
-        self._session: Any = None
+        self._clients: dict[tuple[str, str, bool], Any] = {}
+        # Per account alias: its session, or the CredentialsError it failed with.
+        self._sessions: dict[str, Any] = {}
+        self._resolving: dict[str, threading.Lock] = {}
         self.sleep: Callable[[float], None] = time.sleep
 
-    def _boto_session(self) -> Any:
-        if self._session is None:
+    def _declared(self, account: str) -> Account | None:
+        if account:
+            declared = self.accounts.by_alias.get(account)
+            if declared is None:
+                raise CredentialsError(
+                    f"account {account} is not declared in reconciler.yaml",
+                    code="UnknownAccount",
+                    hint="declare it under accounts:, or remove it from the state",
+                )
+            return declared
+        if len(self.accounts) == 1:
+            return next(iter(self.accounts))
+        return None
+
+    def _boto_session(self, account: str = "") -> Any:
+        with self._lock:
+            resolving = self._resolving.setdefault(account, threading.Lock())
+        with resolving:  # once per account, however many regions ask at the same time
+            if account not in self._sessions:
+                self._sessions[account] = self._new_session(account)
+        session = self._sessions[account]
+        if isinstance(session, CredentialsError):
+            raise session
+        return session
+
+    def _new_session(self, account: str) -> Any:
+        try:
+            declared = self._declared(account)
+        except CredentialsError as e:
+            return e
+        local_key = self.options.account_keys.get(declared.alias) if declared else None
+        if local_key is not None:
+            session = boto3.session.Session(
+                aws_access_key_id=local_key, aws_secret_access_key=self.options.secret_key
+            )
+        elif declared is not None:
+            from reconciler.credentials import session_for
+
             try:
-                self._session = boto3.session.Session(
+                session = session_for(declared)
+            except CredentialsError as e:
+                return e
+        else:
+            try:
+                session = boto3.session.Session(
                     profile_name=self.options.profile,
                     aws_access_key_id=self.options.access_key,
                     aws_secret_access_key=self.options.secret_key,
                 )
             except botocore.exceptions.BotoCoreError as e:
-                raise translate(e, "AWS configuration") from None
-            # Lightsail sends epoch seconds and we store epoch seconds: skip
-            # botocore's datetime round trip, a third of its parsing time on
-            # a page of key pairs.
-            factory = self._session._session.get_component("response_parser_factory")
-            factory.set_parser_defaults(timestamp_parser=epoch_seconds)
-        return self._session
+                return translate(e, "AWS configuration")
+        # Lightsail sends epoch seconds and we store epoch seconds: skip
+        # botocore's datetime round trip, a third of its parsing time on
+        # a page of key pairs.
+        factory = session._session.get_component("response_parser_factory")
+        factory.set_parser_defaults(timestamp_parser=epoch_seconds)
+        return session
 
-    def client(self, region: str, *, mutating: bool = False) -> Any:
+    def account_id(self, account: str) -> str:
+        """The 12-digit id behind an account alias (asks STS for a profile's)."""
+        from reconciler.credentials import account_id
+
+        declared = self._declared(account)
+        if declared is None:
+            raise CredentialsError(f"no declared account {account!r} to identify")
+        return account_id(declared, self._boto_session(account))
+
+    def client(self, region: str, *, mutating: bool = False, account: str = "") -> Any:
         """A cached client; mutating clients leave retries to ``_call``."""
-        key = (region, mutating)
+        key = (account, region, mutating)
+        session = self._boto_session(account)
         with self._lock:
             if key not in self._clients:
                 attempts = 1 if mutating else self.options.max_attempts
@@ -272,7 +336,7 @@ class Lightsail:
                     max_pool_connections=max(10, self.options.pool_size),
                     user_agent_extra="lightsail-reconciler",
                 )
-                self._clients[key] = self._boto_session().client(
+                self._clients[key] = session.client(
                     "lightsail",
                     region_name=region,
                     endpoint_url=self.options.endpoint_url,
@@ -282,53 +346,64 @@ class Lightsail:
 
     # -- reads --------------------------------------------------------------
 
-    def list_key_pairs(self, region: str) -> list[LiveKeyPair]:
+    def list_key_pairs(self, region: str, account: str = "") -> list[LiveKeyPair]:
         """Every key pair in ``region`` (default key excluded), page by page."""
-        client = self.client(region)
+        client = self.client(region, account=account)
         result: list[LiveKeyPair] = []
         token: str | None = None
         try:
             while True:
                 kwargs: dict[str, Any] = {"pageToken": token} if token else {}
                 page = client.get_key_pairs(**kwargs)
-                result.extend(live_from_api(region, kp) for kp in page.get("keyPairs", ()))
+                result.extend(live_from_api(region, kp, account) for kp in page.get("keyPairs", ()))
                 token = page.get("nextPageToken")
                 if not token:
                     return result
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
-            raise translate(e, f"reading key pairs in {region}") from None
+            raise translate(e, f"reading key pairs in {where(account, region)}") from None
 
     def get_key_pair(self, address: Address) -> LiveKeyPair | None:
         try:
-            response = self.client(address.region).get_key_pair(keyPairName=address.name)
+            client = self.client(address.region, account=address.account)
+            response = client.get_key_pair(keyPairName=address.name)
         except botocore.exceptions.ClientError as e:
             if error_code(e) == "NotFoundException":
                 return None
             raise translate(e, f"reading {address}") from None
         except botocore.exceptions.BotoCoreError as e:
             raise translate(e, f"reading {address}") from None
-        return live_from_api(address.region, response["keyPair"])
+        return live_from_api(address.region, response["keyPair"], address.account)
 
-    def snapshot(self, regions: Iterable[str], *, parallelism: int = 4) -> LiveSnapshot:
-        """Read every region concurrently; a failing region is recorded, not fatal."""
+    def snapshot(self, regions: Iterable[str], *, parallelism: int | None = None) -> LiveSnapshot:
+        """Read every region (``REGION`` or ``ACCOUNT/REGION``) concurrently.
+
+        A failing region is recorded, not fatal. So is a failing account when
+        the regions name accounts: its credentials or permissions failing
+        leaves its regions unread while the other accounts are read. With one
+        account, such a failure ends the run.
+        """
         ordered = sorted(set(regions))
         key_pairs: dict[Address, LiveKeyPair] = {}
         failed: dict[str, str] = {}
         if not ordered:
             return LiveSnapshot({}, ())
+        workers = parallelism or max(4, self.options.pool_size)
 
-        def read(region: str) -> tuple[str, list[LiveKeyPair] | LightsailError]:
+        def read(place: str) -> tuple[str, list[LiveKeyPair] | LightsailError]:
             try:
-                return region, self.list_key_pairs(region)
+                return place, self.list_key_pairs(region_of(place), account_of(place))
             except LightsailError as e:
-                return region, e
+                return place, e
 
-        with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(ordered)))) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(ordered)))) as pool:
             results = list(pool.map(read, ordered))
         for region, outcome in results:
             if isinstance(outcome, CredentialsError) or (
                 isinstance(outcome, LightsailError) and outcome.code in ACCOUNT_LEVEL_CODES
             ):
+                if account_of(region):
+                    failed[region] = _account_failure(account_of(region), outcome.message)
+                    continue
                 raise outcome
             if isinstance(outcome, LightsailError):
                 failed[region] = outcome.message
@@ -361,8 +436,11 @@ class Lightsail:
                     raise AmbiguousOutcome(failure.message, failure.code) from None
                 raise translate(e, f"{what} {address}") from None
 
+    def _mutating(self, address: Address) -> Any:
+        return self.client(address.region, mutating=True, account=address.account)
+
     def create_key_pair(self, address: Address, tags: Tags) -> CreatedKeyPair:
-        client = self.client(address.region, mutating=True)
+        client = self._mutating(address)
         kwargs: dict[str, Any] = {"keyPairName": address.name}
         if tags:
             kwargs["tags"] = tags_to_api(tags)
@@ -375,7 +453,7 @@ class Lightsail:
         )
 
     def import_key_pair(self, address: Address, public_key: str) -> Mapping[str, Any] | None:
-        client = self.client(address.region, mutating=True)
+        client = self._mutating(address)
         response = self._call(
             address,
             "importing",
@@ -387,7 +465,7 @@ class Lightsail:
     def tag(self, address: Address, tags: Tags) -> None:
         if not tags:
             return
-        client = self.client(address.region, mutating=True)
+        client = self._mutating(address)
         self._retry_idempotent(
             address,
             "tagging",
@@ -398,7 +476,7 @@ class Lightsail:
         keys = sorted(keys)
         if not keys:
             return
-        client = self.client(address.region, mutating=True)
+        client = self._mutating(address)
         self._retry_idempotent(
             address,
             "untagging",
@@ -407,7 +485,7 @@ class Lightsail:
 
     def delete_key_pair(self, address: Address, expected_fingerprint: str | None) -> bool:
         """Delete; False when it was already gone. A fingerprint mismatch raises."""
-        client = self.client(address.region, mutating=True)
+        client = self._mutating(address)
         kwargs: dict[str, Any] = {"keyPairName": address.name}
         if expected_fingerprint:
             kwargs["expectedFingerprint"] = expected_fingerprint
@@ -431,3 +509,8 @@ class Lightsail:
                     ) from None
                 self.sleep(min(5.0, 0.05 * 2**attempt) * random.random())
         raise AssertionError("unreachable")
+
+
+def _account_failure(account: str, message: str) -> str:
+    """A failure message that names its account once."""
+    return message if message.startswith(f"account {account}") else f"account {account}: {message}"

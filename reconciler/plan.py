@@ -26,6 +26,7 @@ from reconciler.model import (
     PendingCreate,
     StateEntry,
     Tags,
+    region_of,
 )
 
 DEFAULT_MAX_DELETES_WITH_PRUNE = 10
@@ -246,10 +247,10 @@ def make_plan(
     unchanged = 0
 
     def considered(address: Address) -> bool:
-        return (regions is None or address.region in regions) and address.region in live.regions
+        return (regions is None or address.region in regions) and address.where in live.regions
 
     for region, message in sorted(live.failed_regions.items()):
-        if regions is None or region in regions:
+        if regions is None or region_of(region) in regions:
             findings.append(
                 Finding(
                     FindingKind.REGION_FAILED,
@@ -399,7 +400,9 @@ def make_plan(
         unchanged=unchanged,
         orphaned=tuple(orphaned),
         stale_pending=tuple(stale),
-        regions=tuple(sorted(r for r in live.regions if regions is None or r in regions)),
+        regions=tuple(
+            sorted(r for r in live.regions if regions is None or region_of(r) in regions)
+        ),
         lineage=lineage,
         serial=serial,
         live_digest=live.digest(),

@@ -32,6 +32,7 @@ def _desired_json(kp: DesiredKeyPair) -> dict[str, Any]:
     return {
         "region": kp.address.region,
         "name": kp.address.name,
+        "account": kp.address.account,
         "tags": dict(sorted(kp.tags.items())),
         "source": [kp.source.file, kp.source.line, kp.source.column],
         "publicKey": kp.public_key,
@@ -44,7 +45,7 @@ def _desired_json(kp: DesiredKeyPair) -> dict[str, Any]:
 def _desired_from_json(data: Mapping[str, Any]) -> DesiredKeyPair:
     file, line, column = data["source"]
     return DesiredKeyPair(
-        address=Address(data["region"], data["name"]),
+        address=Address(data["region"], data["name"], str(data.get("account", ""))),
         tags=dict(data["tags"]),
         source=Source(str(file), int(line), int(column)),
         public_key=data.get("publicKey"),

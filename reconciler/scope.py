@@ -4,7 +4,8 @@ A ``Scope`` says which key pairs a run may look at. The planner is not told
 about it: the scope narrows the planner's inputs (desired, state, pending,
 live), and ``scoped_plan`` compares the narrowed plan with the full one so the
 plan can say which pending changes it left out. Patterns are matched against
-the whole address (``REGION/NAME``) with shell-style globs.
+the whole address (``REGION/NAME``, or ``ACCOUNT/REGION/NAME`` with several
+accounts) with shell-style globs.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ PlanMaker = Callable[
 
 
 def _pattern(text: str, flag: str) -> str:
-    region, sep, name = text.partition("/")
-    if not sep or not region or not name:
+    parts = text.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
         raise UsageError(
             f"{flag} {text!r} is not a key pair address",
-            hint=f"write it as REGION/NAME, globs allowed: {flag} 'us-east-1/web-*'",
+            hint=f"write it as REGION/NAME (ACCOUNT/REGION/NAME with several accounts), "
+            f"globs allowed: {flag} 'us-east-1/web-*'",
         )
     return text
 

@@ -68,7 +68,7 @@ def _fields(entry: StateEntry) -> dict[str, Any]:
 
 def test_new_document_has_version_fresh_lineage_and_serial_zero() -> None:
     a, b = StateDocument.new(), StateDocument.new()
-    assert a.version == FORMAT_VERSION == 2
+    assert a.version == FORMAT_VERSION == 3
     assert a.serial == 0
     assert a.lineage != b.lineage
     assert len(a.lineage) == 36
