@@ -8,6 +8,8 @@ from a ``profile`` or the default credential chain::
       prod: {profile: prod}
       staging: {roleArn: "arn:aws:iam::222222222222:role/keypairs", externalId: kp-ci, profile: ci}
 
+``sessionName`` and ``durationSeconds`` (900-43200) shape the assumed session.
+
 With one account (or none declared) addresses stay ``REGION/NAME``; with
 several, every manifest names its account (``account: ALIAS``) and addresses
 become ``ACCOUNT/REGION/NAME``. Reading the section is offline and imports
@@ -29,8 +31,11 @@ from reconciler.yamlsafe import Document, JsonPath
 ALIAS = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]+")
 SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
+EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}")
 DEFAULT_SESSION_NAME = "lightsail-reconciler"
-_FIELDS = ("profile", "roleArn", "externalId", "sessionName")
+_FIELDS = ("profile", "roleArn", "externalId", "sessionName", "durationSeconds")
+# AssumeRole's bounds on how long one session lasts (the role may allow less).
+MIN_DURATION, MAX_DURATION = 900, 43200
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +47,8 @@ class Account:
     role_arn: str | None = None
     external_id: str | None = None
     session_name: str = DEFAULT_SESSION_NAME
+    # How long each assumed session lasts (None: the role's default, usually an hour).
+    duration_seconds: int | None = None
 
     @property
     def role_account_id(self) -> str | None:
@@ -165,10 +172,22 @@ def _account(alias: Any, settings: Any, problem: Any) -> Account | None:
                 key=True,
             )
             ok = False
+    duration = settings.get("durationSeconds")
+    if duration is not None and (
+        not isinstance(duration, int)
+        or isinstance(duration, bool)
+        or not MIN_DURATION <= duration <= MAX_DURATION
+    ):
+        problem(
+            (*at, "durationSeconds"),
+            f"accounts.{alias}.durationSeconds must be a whole number of seconds "
+            f"from {MIN_DURATION} to {MAX_DURATION}",
+        )
+        ok = False
     values: dict[str, str] = {}
     for name in _FIELDS:
         value = settings.get(name)
-        if value is None:
+        if value is None or name == "durationSeconds":
             continue
         if not isinstance(value, str) or not value.strip():
             problem((*at, name), f"accounts.{alias}.{name} must be a non-empty string")
@@ -183,10 +202,17 @@ def _account(alias: Any, settings: Any, problem: Any) -> Account | None:
             "(arn:aws:iam::123456789012:role/NAME)",
         )
         ok = False
-    for name in ("externalId", "sessionName"):
-        if name in values and role_arn is None:
+    for name in ("externalId", "sessionName", "durationSeconds"):
+        if name in settings and role_arn is None:
             problem((*at, name), f"accounts.{alias}.{name} needs a roleArn to assume")
             ok = False
+    external_id = values.get("externalId")
+    if external_id is not None and not EXTERNAL_ID.fullmatch(external_id):
+        problem(
+            (*at, "externalId"),
+            f"accounts.{alias}.externalId must be 2-1224 of letters, digits and +=,.@:/_-",
+        )
+        ok = False
     session_name = values.get("sessionName", DEFAULT_SESSION_NAME)
     if not SESSION_NAME.fullmatch(session_name):
         problem(
@@ -202,4 +228,5 @@ def _account(alias: Any, settings: Any, problem: Any) -> Account | None:
         role_arn=role_arn,
         external_id=values.get("externalId"),
         session_name=session_name,
+        duration_seconds=duration if isinstance(duration, int) else None,
     )

@@ -81,10 +81,13 @@ def _assume_role(account: Account, source: Any) -> Any:
     }
     if account.external_id is not None:
         arguments["ExternalId"] = account.external_id
+    duration = (
+        {} if account.duration_seconds is None else {"DurationSeconds": account.duration_seconds}
+    )
 
     def fetch() -> dict[str, str]:
         log.info("assuming %s for account %s", account.role_arn, account.alias)
-        issued = sts.assume_role(**arguments)["Credentials"]
+        issued = sts.assume_role(**arguments, **duration)["Credentials"]
         return {
             "access_key": issued["AccessKeyId"],
             "secret_key": issued["SecretAccessKey"],
@@ -116,6 +119,7 @@ def _failure(account: Account, error: Exception) -> CredentialsError:
         code = "NoCredentials"
         detail = "no AWS credentials found"
     how = account.describe()
+    detail = " ".join(detail.split())  # one line, whatever botocore wrote
     return CredentialsError(
         f"account {account.alias}: cannot get credentials ({how}): {detail} ({code})",
         code=code,

@@ -402,7 +402,7 @@ class Lightsail:
                 isinstance(outcome, LightsailError) and outcome.code in ACCOUNT_LEVEL_CODES
             ):
                 if account_of(region):
-                    failed[region] = _account_failure(account_of(region), outcome.message)
+                    failed[region] = _account_failure(region, outcome.message)
                     continue
                 raise outcome
             if isinstance(outcome, LightsailError):
@@ -511,6 +511,8 @@ class Lightsail:
         raise AssertionError("unreachable")
 
 
-def _account_failure(account: str, message: str) -> str:
-    """A failure message that names its account once."""
+def _account_failure(place: str, message: str) -> str:
+    """The failure of an account's credentials, naming the account once."""
+    account = account_of(place)
+    message = message.removeprefix(f"reading key pairs in {place}: ")
     return message if message.startswith(f"account {account}") else f"account {account}: {message}"
