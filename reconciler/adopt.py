@@ -15,6 +15,7 @@ import sys
 from reconciler import workflow
 from reconciler.errors import EXIT_OK, LightsailError, StateError, UsageError
 from reconciler.executor import Executor
+from reconciler.keystore import commands as key_commands
 from reconciler.manifest import load_desired
 from reconciler.model import REGIONS, Address, name_problem
 from reconciler.plan import Action, Change
@@ -65,11 +66,13 @@ def run(args: argparse.Namespace, options: workflow.Options) -> int:
                 recovered=recovered,
             )
             sealer = workflow.sealer_for(options, doc) if recovered is not None else None
+            custody = key_commands.prepare(options, doc, backend)
             executor = Executor(
                 lightsail,
                 backend.journal(),
                 parallelism=1,
                 seal=None if sealer is None else sealer.seal,
+                keep=custody.keep if custody.remote else None,
             )
             try:
                 executor.adopt(change)

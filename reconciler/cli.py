@@ -63,6 +63,18 @@ def _encryption(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _key_store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--key-store",
+        metavar="STORE",
+        help="keep new private keys in state, ssm:/PATH/{region}/{name} or "
+        "secretsmanager:PREFIX/{region}/{name} (remembered in the state)",
+    )
+    parser.add_argument(
+        "--key-store-kms-key-id", metavar="KEY_ID", help="KMS key for the ssm/secretsmanager store"
+    )
+
+
 def _quiet(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-q",
@@ -159,6 +171,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     _quiet(p)
     _planning(p)
     _encryption(p)
+    _key_store(p)
     _common(p)
 
     p = sub.add_parser("destroy", help="delete every key pair the manifests declare")
@@ -210,6 +223,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     _common(sp)
     sp = ssub.add_parser("decrypt", help="store the private keys in clear again")
     _common(sp)
+    sp = ssub.add_parser("migrate-keys", help="move every private key to another key store")
+    sp.add_argument(
+        "--to", required=True, metavar="STORE", help="state, ssm:... or secretsmanager:..."
+    )
+    sp.add_argument("--kms-key-id", metavar="KEY_ID", help="KMS key for the new store")
     sp = ssub.add_parser("unprotect", help="drop the preventDestroy recorded for a key pair")
     sp.add_argument("address", metavar="REGION/NAME")
     _common(sp)

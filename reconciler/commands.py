@@ -7,6 +7,7 @@ Each reads its inputs through ``workflow`` and writes its output through
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -22,6 +23,7 @@ from reconciler.errors import (
     UsageError,
 )
 from reconciler.executor import ApplyResult, Executor
+from reconciler.keystore import commands as key_commands
 from reconciler.manifest import load_desired
 from reconciler.model import Address, DesiredSet, StateEntry
 from reconciler.plan import Plan
@@ -33,14 +35,22 @@ from reconciler.state import StateBackend, StateDocument, crypto, entry_to_json
 def _options(args: argparse.Namespace) -> workflow.Options:
     state: str | None = getattr(args, "state", None)
     extra: dict[str, str] = {}
+    key_store: str | None = getattr(args, "key_store", None)
+    key_kms: str | None = getattr(args, "key_store_kms_key_id", None)
+    if key_store is not None:
+        key_commands.check_spec(key_store, key_kms, "--key-store")
     project = load_project()
     if not getattr(args, "local", False):
         # --local keeps its state beside the embedded emulator, never in the
         # team's real backend.
         state, extra = resolve_state(state, project)
+        if key_store is None and project is not None and project.keys is not None:
+            key_store, key_kms = project.keys.spec, project.keys.kms_key_id
     accounts = Accounts() if project is None else project.accounts
     return workflow.Options(
         accounts=accounts.only(getattr(args, "account", None)),
+        key_store=key_store,
+        key_store_kms_key_id=key_kms,
         state=state,
         extra=dict(extra),
         regions=tuple(getattr(args, "region", ()) or ()),
@@ -71,6 +81,13 @@ def plan(args: argparse.Namespace) -> int:
             desired, workflow.read_without_secrets(backend), lightsail, options
         )
         result, _ = workflow.build_plan(desired, doc, lightsail, options, live=live)
+    stored = key_commands.check(
+        options, doc, options.region_filter, entries=options.scope.only(doc.entries)
+    )
+    if stored:
+        result = dataclasses.replace(
+            result, findings=result.findings + key_commands.plan_findings(stored)
+        )
     report = checks.plan_report(result, desired, live)
     color = render.use_color(sys.stdout)
     _out(formats.get(args.format).plan(result, report, color=color))
@@ -134,16 +151,21 @@ def _execute(
             sys.stderr.write(f"Recorded the account of {placed[0]} key pair(s) in the state.\n")
         quiet = args.quiet and (args.auto_approve or saved is not None)
         if quiet:
-            _out(render.summary_line(result) + "\n")
+            scoped = f"{render.left_out_line(result)}\n" if result.left_out else ""
+            _out(f"{render.summary_line(result)}\n{scoped}")
         else:
             _out(render.plan_text(result, color=render.use_color(sys.stdout)))
         result.raise_if_unsafe()
         if not result.changes and not result.stale_pending:
             _record_protection(backend, doc, desired, options)
+            key_commands.prepare(options, doc, backend)
             _warn_unencrypted(doc, backend.location)
             return _summarize(result, None) if result.findings else EXIT_OK
         if result.changes and saved is None:
             _confirm(args, "destroy these key pairs" if destroy else "perform these actions")
+        # Recorded before and after the changes: an interrupted run loses no protection.
+        _record_protection(backend, doc, desired, options)
+        custody = key_commands.prepare(options, doc, backend)
         sealer = _sealer(options, doc, backend) if result.changes else None
         progress = None if quiet else render.Progress(len(result.changes))
         executor = Executor(
@@ -152,6 +174,8 @@ def _execute(
             parallelism=options.parallelism,
             seal=None if sealer is None else sealer.seal,
             on_progress=progress,
+            keep=custody.keep if custody.remote else None,
+            forget=custody.forget,
         )
         try:
             outcome = executor.run(result)
@@ -265,6 +289,8 @@ def state(args: argparse.Namespace) -> int:
     backend = workflow.open_backend(options)
     if args.state_command in ("encrypt", "decrypt"):
         return _seal_state(args.state_command == "encrypt", options, backend)
+    if args.state_command == "migrate-keys":
+        return key_commands.migrate_keys(args, options)
     if args.state_command == "unprotect":
         with backend.lock("state unprotect", timeout=options.lock_timeout):
             doc = backend.begin()
@@ -285,12 +311,19 @@ def state(args: argparse.Namespace) -> int:
             del doc.entries[entry.address]
             backend.write(doc)
         sys.stderr.write(f"Removed {entry.address} from the state; Lightsail was not touched.\n")
+        if entry.private_key_ref is not None:
+            sys.stderr.write(
+                f"Its private key stays in {entry.private_key_ref.get('location')} "
+                f"({entry.private_key_ref.get('store')}).\n"
+            )
         return EXIT_OK
     doc = backend.read()
     if args.state_command == "list":
         for address in sorted(doc.entries):
             e = doc.entries[address]
             held = "sealed" if e.private_key_sealed else "held" if e.private_key else "none"
+            if e.private_key_ref is not None:
+                held = e.private_key_ref.get("store", "").split(":", 1)[0]
             _out(f"{address}\t{e.origin}\t{e.fingerprint}\tprivate-key:{held}\n")
         for address in sorted(doc.pending):
             _out(f"{address}\tpending\t-\tinterrupted {doc.pending[address].operation}\n")
@@ -298,7 +331,7 @@ def state(args: argparse.Namespace) -> int:
     entry = _entry(doc, args.address)
     data = entry_to_json(entry)
     if args.reveal:
-        data["privateKey"] = _private_key(entry, options)
+        data["privateKey"] = _private_key(entry, options, doc)
     elif "privateKey" in data or "privateKeySealed" in data:
         data.pop("privateKeySealed", None)
         data["privateKey"] = "(sensitive: add --reveal, or use `reconciler key get`)"
@@ -338,12 +371,11 @@ def _seal_state(encrypt: bool, options: workflow.Options, backend: StateBackend)
     return EXIT_OK
 
 
-def _private_key(entry: StateEntry, options: workflow.Options) -> str | None:
+def _private_key(entry: StateEntry, options: workflow.Options, doc: StateDocument) -> str | None:
     if entry.private_key is not None:
         return entry.private_key
-    if entry.private_key_sealed is not None:
-        unsealer = workflow.unsealer_for(options)
-        return unsealer.unseal(entry.private_key_sealed, entry.address)
+    if entry.has_private_key:
+        return key_commands.custody_for(options, doc).read(entry)
     return None
 
 
@@ -356,10 +388,11 @@ def key(args: argparse.Namespace) -> int:
             raise StateError(f"{entry.address}: the state holds no public key for it")
         _out(entry.public_key_base64.strip() + "\n")
         return EXIT_OK
-    pem = _private_key(entry, options)
+    pem = _private_key(entry, options, doc)
     if pem is None:
         raise StateError(
-            f"{entry.address} has no private key in the state (origin: {entry.origin})",
+            f"{entry.address} has no private key in the state or a key store "
+            f"(origin: {entry.origin})",
             hint="imported and adopted key pairs keep their private key wherever it was made",
         )
     _out(pem if pem.endswith("\n") else pem + "\n")

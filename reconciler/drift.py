@@ -7,7 +7,12 @@
 - ``fingerprint-changed``: key material was replaced outside the tool;
 - ``pending``: the manifests differ from the state (an apply is due);
 - ``lost-key``: a create went live but its private key never reached the state;
-- ``unmanaged``: live, in neither state nor manifests (only when asked).
+- ``unmanaged``: live, in neither state nor manifests (only when asked);
+- ``key-missing``: the key store no longer holds the private key the state refers to;
+- ``key-fingerprint-changed``: the stored key is labelled with another fingerprint.
+
+The last two come from the key stores' metadata (``keystore.Custody.check``),
+never from reading a secret value.
 
 ``run`` is the `drift` command: read, report, optionally refresh the state.
 """
@@ -24,6 +29,8 @@ from typing import Any
 
 from reconciler import checks, formats, render, workflow
 from reconciler.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
+from reconciler.keystore import KeyProblem, KeyProblemKind
+from reconciler.keystore import commands as key_commands
 from reconciler.manifest import load_desired
 from reconciler.model import Address, DesiredSet, LiveSnapshot, PendingCreate, StateEntry
 from reconciler.plan import diff_tags, manifest_replace_reason
@@ -40,6 +47,8 @@ class DriftKind(StrEnum):
     PENDING = "pending"
     LOST_KEY = "lost-key"
     UNMANAGED = "unmanaged"
+    KEY_MISSING = "key-missing"
+    KEY_FINGERPRINT_CHANGED = "key-fingerprint-changed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +152,20 @@ def find_drift(
             if address not in known and considered(address):
                 out.append(DriftFinding(DriftKind.UNMANAGED, address, "in Lightsail, in neither"))
     return sorted(out, key=lambda f: (f.address, list(DriftKind).index(f.kind)))
+
+
+def with_key_problems(
+    findings: list[DriftFinding], problems: list[KeyProblem]
+) -> list[DriftFinding]:
+    """``findings`` and the key stores' problems, in report order."""
+    kinds = {
+        KeyProblemKind.MISSING: DriftKind.KEY_MISSING,
+        KeyProblemKind.FINGERPRINT: DriftKind.KEY_FINGERPRINT_CHANGED,
+    }
+    extra = [
+        DriftFinding(kinds[p.kind], p.address, p.detail, p.expected, p.actual) for p in problems
+    ]
+    return sorted([*findings, *extra], key=lambda f: (f.address, list(DriftKind).index(f.kind)))
 
 
 def refreshed(
@@ -262,6 +285,9 @@ def observe(paths: list[str], options: workflow.Options, *, include_unmanaged: b
         live,
         include_unmanaged=include_unmanaged,
         regions=options.region_filter,
+    )
+    findings = with_key_problems(
+        findings, key_commands.check(options, doc, options.region_filter, entries=entries)
     )
     return Observed(desired, entries, pending, live, findings, backend)
 

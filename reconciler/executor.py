@@ -23,6 +23,7 @@ from typing import Any
 
 from reconciler.errors import LightsailError
 from reconciler.keys import generate_rsa
+from reconciler.keystore.base import KeyStoreError
 from reconciler.lightsail import AmbiguousOutcome, CreatedKeyPair, Lightsail, tags_from_api
 from reconciler.model import Address, LiveKeyPair, Origin, StateEntry, Tags
 from reconciler.plan import Action, Change, Plan, diff_tags
@@ -43,6 +44,8 @@ def _backoff(attempt: int) -> float:
 
 # Seals a private key for its key pair's address; must not touch the network.
 Seal = Callable[[Address, str], Mapping[str, Any]]
+# Hands an entry whose key is journaled to the key store; returns the entry to record.
+Keep = Callable[[StateEntry], StateEntry]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +80,15 @@ class Executor:
         parallelism: int = 10,
         seal: Seal | None = None,
         on_progress: Callable[[Change, Failure | None], None] | None = None,
+        keep: Keep | None = None,
+        forget: Callable[[StateEntry], None] | None = None,
     ) -> None:
         self.lightsail = lightsail
         self.journal = journal
         self.parallelism = max(1, parallelism)
         self.seal = seal
+        self.keep = keep
+        self.forget = forget
         self.on_progress = on_progress
         self._lock = threading.Lock()
 
@@ -112,7 +119,7 @@ class Executor:
                 hint=f"replace it: `reconciler apply --replace {change.address}`",
                 lost_key=True,
             )
-        except LightsailError as e:
+        except (LightsailError, KeyStoreError) as e:
             failure = Failure(change.address, change.action, e.message, e.hint)
         except Exception as e:  # a bug must not hide the other workers' results
             log.debug("unexpected error applying %s", change.address, exc_info=True)
@@ -147,6 +154,25 @@ class Executor:
         sealed = self.seal(entry.address, entry.private_key)
         return replace(entry, private_key=None, private_key_sealed=sealed)
 
+    def _record(self, intent: str, entry: StateEntry) -> StateEntry:
+        """Journal ``entry`` (its key sealed when sealing is on), then hand the key to the
+        key store and journal the entry it returns (a reference, no key)."""
+        protected = self._protect(entry)
+        self.journal.result(intent, protected)  # durable before anything else
+        if self.keep is None or not protected.holds_private_key:
+            return protected
+        try:
+            kept = self.keep(entry)
+        except KeyStoreError as e:
+            raise KeyStoreError(
+                f"{entry.address} was {entry.origin}, but its private key could not be stored: "
+                f"{e.message}",
+                hint="the key is kept in the state; the next apply stores it",
+            ) from None
+        if kept is not entry:
+            self.journal.result(intent, kept)
+        return kept if kept is not entry else protected
+
     def _create(self, change: Change) -> None:
         address = change.address
         tags = dict(change.after_tags or {})
@@ -176,8 +202,7 @@ class Executor:
                         f"`reconciler import {address}` if it is yours",
                     ) from None
                 raise
-            entry = self._protect(_created_entry(address, created, tags))
-            self.journal.result(intent, entry)  # durable before anything else
+            entry = self._record(intent, _created_entry(address, created, tags))
             if not entry.fingerprint:
                 live = self.lightsail.get_key_pair(address)
                 if live is not None:
@@ -202,12 +227,11 @@ class Executor:
         address = change.address
         op = "generate" if private_key is not None else "import"
         intent = self.journal.intent(op, address)
-        sealed: Mapping[str, Any] | None = None
         if private_key is not None:
-            if self.seal is not None:
-                # Sealed before it is journaled: the key is never on disk in clear.
-                sealed, private_key = self.seal(address, private_key), None
-            self.journal.keygen(intent, address, private_key, public_key, private_key_sealed=sealed)
+            # Sealed before it is journaled: the key is never on disk in clear.
+            sealed = None if self.seal is None else self.seal(address, private_key)
+            clear = private_key if sealed is None else None
+            self.journal.keygen(intent, address, clear, public_key, private_key_sealed=sealed)
         operation: Mapping[str, Any] | None = None
         for attempt in range(CREATE_ATTEMPTS):
             try:
@@ -241,14 +265,12 @@ class Executor:
             tags=dict(live.tags),
             public_key_base64=public_key,
             private_key=private_key,
-            private_key_sealed=sealed,
             support_code=live.support_code,
             location={"availabilityZone": "all", "regionName": address.region},
             operation=operation,
             imported_public_key=_normalized(public_key),
         )
-        entry = self._protect(entry)
-        self.journal.result(intent, entry)
+        entry = self._record(intent, entry)
         self._set_tags(intent, entry, live.tags, change.after_tags or {})
 
     def adopt(self, change: Change) -> None:
@@ -270,8 +292,7 @@ class Executor:
             location={"availabilityZone": "all", "regionName": change.address.region},
             imported_public_key=_normalized(recovered.public_key) if recovered else None,
         )
-        entry = self._protect(entry)
-        self.journal.result(intent, entry)
+        entry = self._record(intent, entry)
         self._set_tags(intent, entry, live.tags, change.after_tags or {})
 
     def _update_tags(self, change: Change) -> None:
@@ -314,6 +335,8 @@ class Executor:
                     ) from None
                 raise
         self.journal.removed(intent, address)
+        if self.forget is not None and change.prior is not None:
+            self.forget(change.prior)  # its stored key, now that the key pair is gone
 
     def _must_get(self, address: Address) -> LiveKeyPair:
         live = self.lightsail.get_key_pair(address)

@@ -181,6 +181,14 @@ _BUILTIN: Mapping[str, tuple[str, str]] = {
         "Find out who replaced it; `reconciler apply --replace REGION/NAME` restores control.",
     ),
     "pending": ("The manifests differ from the state.", "Run `reconciler apply`."),
+    "key-missing": (
+        "The key store no longer holds the private key the state refers to.",
+        "Restore the parameter or secret, or `reconciler apply --replace REGION/NAME`.",
+    ),
+    "key-fingerprint-changed": (
+        "The stored private key is labelled with another fingerprint than the state recorded.",
+        "Find out who replaced it; `reconciler key get` refuses a key that does not match.",
+    ),
     "unmanaged": (
         "A key pair exists in Lightsail that no manifest or state names.",
         "Adopt it with `reconciler import`, or delete it by hand if nobody needs it.",

@@ -235,6 +235,36 @@ def kms_client_factory(profile: str | None = None) -> Callable[[str | None], Any
     return make
 
 
+def aws_client_factory(service: str, profile: str | None = None) -> Callable[[str | None], Any]:
+    """Clients of another AWS service (``ssm``, ``secretsmanager``, ``sts``) by region.
+
+    The key stores' clients: boto3's standard chain, AWS_ENDPOINT_URL_<SERVICE>
+    honoured (never --endpoint-url, which is Lightsail's). One client per region.
+    Adaptive retries pace a large apply under SSM's and Secrets Manager's write
+    quotas; a retried write that had taken effect is recognised by its labels.
+    """
+    config = Config(
+        retries={"mode": "adaptive", "total_max_attempts": 10},
+        connect_timeout=10,
+        read_timeout=30,
+        user_agent_extra="lightsail-reconciler",
+    )
+    lock = threading.Lock()
+    clients: dict[str | None, Any] = {}
+
+    def make(region: str | None) -> Any:
+        with lock:
+            if region not in clients:
+                try:
+                    session = boto3.session.Session(profile_name=profile)
+                    clients[region] = session.client(service, region_name=region, config=config)
+                except botocore.exceptions.BotoCoreError as e:
+                    raise translate(e, f"AWS configuration for {service}") from None
+            return clients[region]
+
+    return make
+
+
 class Lightsail:
     """A boto3 Lightsail client per account and region, and the calls the reconciler makes.
 
@@ -253,6 +283,7 @@ class Lightsail:
         # Per account alias: its session, or the CredentialsError it failed with.
         self._sessions: dict[str, Any] = {}
         self._resolving: dict[str, threading.Lock] = {}
+        self._account_ids: dict[str, str] = {}
         self.sleep: Callable[[float], None] = time.sleep
 
     def _declared(self, account: str) -> Account | None:
@@ -314,13 +345,19 @@ class Lightsail:
         return session
 
     def account_id(self, account: str) -> str:
-        """The 12-digit id behind an account alias (asks STS for a profile's)."""
+        """The 12-digit id behind an account alias (asks STS for a profile's, once)."""
         from reconciler.credentials import account_id
 
         declared = self._declared(account)
         if declared is None:
             raise CredentialsError(f"no declared account {account!r} to identify")
-        return account_id(declared, self._boto_session(account))
+        with self._lock:
+            known = self._account_ids.get(declared.alias)
+        if known is None:
+            known = account_id(declared, self._boto_session(account))
+            with self._lock:
+                self._account_ids[declared.alias] = known
+        return known
 
     def client(self, region: str, *, mutating: bool = False, account: str = "") -> Any:
         """A cached client; mutating clients leave retries to ``_call``."""

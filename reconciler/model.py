@@ -272,10 +272,19 @@ class StateEntry:
     imported_public_key: str | None = None
     # preventDestroy as last applied; it outlives the manifest entry.
     prevent_destroy: bool = False
+    # Where the private key is kept when a key store other than the state holds
+    # it: {"store", "location", "version", "fingerprint"} (see reconciler.keystore).
+    private_key_ref: Mapping[str, str] | None = None
 
     @property
     def holds_private_key(self) -> bool:
+        """The state itself holds the private key (in clear or sealed)."""
         return self.private_key is not None or self.private_key_sealed is not None
+
+    @property
+    def has_private_key(self) -> bool:
+        """A private key is kept for it: in the state or in a key store."""
+        return self.holds_private_key or self.private_key_ref is not None
 
 
 @dataclass(frozen=True, slots=True)

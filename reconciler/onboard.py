@@ -28,6 +28,7 @@ import yaml
 from reconciler import workflow
 from reconciler.errors import EXIT_ERROR, EXIT_OK, LightsailError, UsageError
 from reconciler.executor import Executor
+from reconciler.keystore import commands as key_commands
 from reconciler.model import REGIONS, Address, LiveKeyPair, LiveSnapshot, PendingCreate, StateEntry
 from reconciler.plan import Action, Change, Plan
 
@@ -242,11 +243,13 @@ def run(args: argparse.Namespace, options: workflow.Options) -> int:
         for manifest in onboarding.writes:
             write_manifest_file(manifest)
         sealer = workflow.sealer_for(options, doc) if _any_recovered(onboarding) else None
+        custody = key_commands.prepare(options, doc, backend)
         executor = Executor(
             lightsail,
             backend.journal(),
             parallelism=options.parallelism,
             seal=None if sealer is None else sealer.seal,
+            keep=custody.keep if custody.remote else None,
         )
         batch = Plan(
             changes=onboarding.adoptions,

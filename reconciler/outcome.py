@@ -88,4 +88,4 @@ def summary(plan: Plan, outcome: ApplyResult | None) -> str:
 
 
 def succeeded(plan: Plan, outcome: ApplyResult | None) -> bool:
-    return (outcome is None or not outcome.failed) and not plan.findings
+    return (outcome is None or outcome.ok) and not plan.findings

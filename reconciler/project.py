@@ -18,6 +18,13 @@ and every problem is reported at once with its file, line and column::
       type: local
       path: state/reconciler.state.json   # relative to the project file
 
+A ``keys`` section chooses where new private keys are kept (``--key-store``
+overrides it)::
+
+    keys:
+      store: ssm:/lightsail/{region}/{name}   # or secretsmanager:PREFIX/{region}/{name}, state
+      kmsKeyId: alias/lightsail-keys          # optional
+
 ``--state`` overrides the location; the S3 region and encryption settings
 still apply when both name S3 locations. The file may also hold a team's
 ``policy:`` (see ``reconciler.policy``) and its ``accounts:`` (see
@@ -31,15 +38,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.accounts import Accounts, parse_accounts
 from reconciler.errors import Problem, UsageError
 from reconciler.policy import Policy, parse_policy
 from reconciler.yamlsafe import Document, JsonPath, parse_documents, read_text
 
+if TYPE_CHECKING:
+    from reconciler.keystore.custody import KeySetting
+
 PROJECT_FILE = "reconciler.yaml"
-_SECTIONS = ("backend", "policy", "accounts")
+_SECTIONS = ("backend", "policy", "keys", "accounts")
 
 _FIELDS = {
     "s3": ("type", "bucket", "key", "region", "encrypt", "kmsKeyId"),
@@ -68,6 +78,7 @@ class ProjectConfig:
     path: Path
     backend: S3Settings | LocalSettings | None
     policy: Policy = field(default_factory=Policy)
+    keys: KeySetting | None = None
     accounts: Accounts = field(default_factory=Accounts)
 
     def state_url(self) -> str | None:
@@ -124,11 +135,14 @@ def read_project(path: Path, *, check_backend: bool = True) -> ProjectConfig:
         problems = [Problem(file, 1, 1, "a project file holds one YAML document", "project")]
     backend = None
     policy = Policy()
+    keys: KeySetting | None = None
     accounts = Accounts()
     if not problems:
         document = documents[0] if documents else Document(None, {}, {})
         checker = _Checker(document, file, path.parent)
         backend, problems = checker.backend() if check_backend else checker.fields()
+        if check_backend:
+            keys = checker.keys()
         policy, policy_problems = parse_policy(document, file)
         problems = problems + policy_problems
         accounts, account_problems = parse_accounts(document, file)
@@ -139,7 +153,7 @@ def read_project(path: Path, *, check_backend: bool = True) -> ProjectConfig:
             f"{count} in project file {file}:\n" + "\n".join(f"  {p}" for p in problems),
             hint=f"fix {file}, or name the state with --state",
         )
-    return ProjectConfig(path, backend if check_backend else None, policy, accounts=accounts)
+    return ProjectConfig(path, backend if check_backend else None, policy, keys, accounts)
 
 
 def resolve_state(
@@ -201,6 +215,36 @@ class _Checker:
         result = self._s3(section) if kind == "s3" else self._local(section)
         return (None if self.problems else result), self.problems
 
+    def keys(self) -> KeySetting | None:
+        """The ``keys`` section, if any; its problems join ``self.problems``."""
+        data = self.document.data
+        if not isinstance(data, Mapping) or "keys" not in data:
+            return None
+        section = data["keys"]
+        if not isinstance(section, Mapping):
+            self._problem(("keys",), "'keys' must be a mapping with a 'store'")
+            return None
+        for name in section:
+            if name not in ("store", "kmsKeyId"):
+                self._problem(
+                    ("keys", name),
+                    f"unknown field 'keys.{name}' (expected: store, kmsKeyId)",
+                    key=True,
+                )
+        store = self._text(section, "store", required=True, where="keys")
+        kms_key_id = self._text(section, "kmsKeyId", where="keys")
+        if store is None:
+            return None
+        # Imported here: offline commands that read only the policy never load the stores.
+        from reconciler.keystore.custody import KeySetting
+        from reconciler.keystore.registry import spec_problem
+
+        problem = spec_problem(store, kms_key_id)
+        if problem is not None:
+            self._problem(("keys", "store"), problem)
+            return None
+        return KeySetting(store, kms_key_id)
+
     def _s3(self, section: Mapping[str, Any]) -> S3Settings | None:
         from reconciler.state.s3 import BUCKET_NAME, valid_key
 
@@ -245,14 +289,21 @@ class _Checker:
             self._problem(("backend", "path"), "an s3:// location needs type: s3")
         return LocalSettings(self.directory / path)
 
-    def _text(self, section: Mapping[str, Any], name: str, *, required: bool = False) -> str | None:
+    def _text(
+        self,
+        section: Mapping[str, Any],
+        name: str,
+        *,
+        required: bool = False,
+        where: str = "backend",
+    ) -> str | None:
         value = section.get(name)
         if value is None:
             if required:
-                self._problem(("backend",), f"backend.{name} is required for this backend")
+                self._problem((where,), f"{where}.{name} is required for this {where}")
             return None
         if not isinstance(value, str) or not value.strip():
-            self._problem(("backend", name), f"backend.{name} must be a non-empty string")
+            self._problem((where, name), f"{where}.{name} must be a non-empty string")
             return None
         return value
 

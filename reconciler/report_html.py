@@ -103,7 +103,7 @@ SCRIPT = """
   var order = rows.map(function (_, i) { return i; });
   function sortBy(th) {
     var col = th.cellIndex;
-    var numeric = th.classList.contains("num");
+    var numeric = th.dataset.type === "num";
     var dir = th.getAttribute("aria-sort") === "ascending" ? -1 : 1;
     Array.prototype.forEach.call(table.tHead.rows[0].cells, function (c) {
       c.removeAttribute("aria-sort");
@@ -116,7 +116,8 @@ SCRIPT = """
     });
     order.sort(function (a, b) {
       var x = keys[a], y = keys[b];
-      return (x < y ? -1 : x > y ? 1 : a - b) * dir;
+      // Ties keep the report's own order (by address) in both directions.
+      return (x < y ? -1 : x > y ? 1 : 0) * dir || a - b;
     });
     var fragment = document.createDocumentFragment();
     order.forEach(function (i) { fragment.appendChild(rows[i]); });
@@ -297,8 +298,9 @@ def render(report: Report) -> str:
 <span id="shown">Showing {total} of {total} key pairs</span>
 </div>
 <table id="keypairs"><thead><tr>
-<th>Key pair</th><th>Region</th><th>Origin</th><th class="num">Age</th><th>Tags</th>
-<th>Instances</th><th>Rotation due</th><th>Findings</th>
+<th>Key pair</th><th>Region</th><th>Origin</th><th class="num" data-type="num">Age</th>
+<th>Tags</th><th>Instances</th><th data-type="num">Rotation due</th>
+<th data-type="num">Findings</th>
 </tr></thead>
 <tbody>
 {rows}

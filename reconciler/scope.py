@@ -2,7 +2,7 @@
 
 A ``Scope`` says which key pairs a run may look at. The planner is not told
 about it: the scope narrows the planner's inputs (desired, state, pending,
-live), and ``scoped_plan`` compares the narrowed plan with the full one so the
+live), and ``plan_in_scope`` compares the narrowed plan with the full one so the
 plan can say which pending changes it left out. Patterns are matched against
 the whole address (``REGION/NAME``, or ``ACCOUNT/REGION/NAME`` with several
 accounts) with shell-style globs.
@@ -12,22 +12,22 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from reconciler.errors import UsageError
-from reconciler.model import Address, DesiredSet, LiveSnapshot, PendingCreate, StateEntry
+from reconciler.model import Address, DesiredSet, LiveSnapshot
 from reconciler.plan import Plan
+
+if TYPE_CHECKING:
+    from reconciler.lightsail import Lightsail
+    from reconciler.state import StateDocument
+    from reconciler.workflow import Options
 
 log = logging.getLogger(__name__)
 
 V = TypeVar("V")
-
-PlanMaker = Callable[
-    [DesiredSet, Mapping[Address, StateEntry], Mapping[Address, PendingCreate], LiveSnapshot],
-    Plan,
-]
 
 
 def _pattern(text: str, flag: str) -> str:
@@ -80,30 +80,48 @@ class Scope:
         return [t for t in self.targets if not fnmatch.filter(texts, t)]
 
 
-def scoped_plan(
-    make: PlanMaker,
-    scope: Scope,
+class BuildPlan(Protocol):
+    """``workflow.build_plan``: the plan for a set of inputs under some options."""
+
+    def __call__(
+        self,
+        desired: DesiredSet,
+        doc: StateDocument,
+        lightsail: Lightsail,
+        options: Options,
+        *,
+        destroy: bool = False,
+        live: LiveSnapshot | None = None,
+    ) -> tuple[Plan, LiveSnapshot]: ...
+
+
+def plan_in_scope(
+    build: BuildPlan,
     desired: DesiredSet,
-    entries: Mapping[Address, StateEntry],
-    pending: Mapping[Address, PendingCreate],
+    doc: StateDocument,
+    lightsail: Lightsail,
+    options: Options,
+    destroy: bool,
     live: LiveSnapshot,
 ) -> Plan:
-    """The plan for the key pairs ``scope`` covers, naming the pending ones it left out.
+    """The plan for the key pairs ``options.scope`` covers, naming the pending ones it left out.
 
-    The plan keeps the digest of everything seen live, so a saved scoped plan
-    goes stale when anything moves, in scope or not.
+    Made twice: once over everything (to know what is left out), once over
+    the narrowed inputs. The plan keeps the digest of everything seen live, so
+    a saved scoped plan goes stale when anything moves, in scope or not.
     """
-    full = make(desired, entries, pending, live)
-    if not scope:
-        return full
-    known = {*desired.key_pairs, *entries, *pending, *live.key_pairs}
+    scope = options.scope
+    unscoped = replace(options, scope=Scope())
+    full, _ = build(desired, doc, lightsail, unscoped, destroy=destroy, live=live)
+    known = {*desired.key_pairs, *doc.entries, *doc.pending, *live.key_pairs}
     for target in scope.unmatched(known):
         log.warning("--target %s matches no key pair in the manifests, state or Lightsail", target)
-    inside = make(
-        scope.desired(desired),
-        scope.only(entries),
-        scope.only(pending),
-        scope.live(live),
+    narrowed = doc.copy()
+    narrowed.entries = scope.only(doc.entries)
+    narrowed.pending = scope.only(doc.pending)
+    narrowed_live = scope.live(live)
+    inside, _ = build(
+        scope.desired(desired), narrowed, lightsail, unscoped, destroy=destroy, live=narrowed_live
     )
     outside = {c.address for c in full.changes if not scope.covers(c.address)}
     outside.update(

@@ -11,7 +11,7 @@ import contextlib
 import functools
 import logging
 import os
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,17 +19,9 @@ from pathlib import Path
 from reconciler.accounts import Accounts
 from reconciler.errors import CredentialsError, UsageError
 from reconciler.lightsail import ClientOptions, Lightsail, kms_client_factory
-from reconciler.model import (
-    Address,
-    DesiredSet,
-    LiveSnapshot,
-    PendingCreate,
-    StateEntry,
-    account_of,
-    region_of,
-)
+from reconciler.model import Address, DesiredSet, LiveSnapshot, account_of, region_of
 from reconciler.plan import Plan, make_plan
-from reconciler.scope import Scope, scoped_plan
+from reconciler.scope import Scope, plan_in_scope
 from reconciler.state import LocalBackend, StateBackend, StateDocument, crypto
 
 log = logging.getLogger(__name__)
@@ -62,6 +54,9 @@ class Options:
     age_identities: tuple[str, ...] = ()
     scope: Scope = field(default_factory=Scope)
     extra: dict[str, str] = field(default_factory=dict)
+    # The key store for new private keys (--key-store, else reconciler.yaml's keys:).
+    key_store: str | None = None
+    key_store_kms_key_id: str | None = None
     # The project's accounts (and the one --account limits a run to).
     accounts: Accounts = field(default_factory=Accounts)
 
@@ -206,6 +201,15 @@ def place_in_accounts(doc: StateDocument, lightsail: Lightsail, options: Options
     return moved
 
 
+def account_ids(options: Options) -> Callable[[Address], str] | None:
+    """The 12-digit id of each key pair's account (``{account}`` in key-store
+    templates); None when the project declares no accounts."""
+    if not options.accounts:
+        return None
+    lightsail = Lightsail(ClientOptions(profile=options.profile), options.accounts)
+    return lambda address: lightsail.account_id(address.account)
+
+
 def _arn_account(arn: str) -> str:
     """The account id of an ARN (arn:aws:lightsail:REGION:ACCOUNT:KeyPair/ID)."""
     parts = arn.split(":")
@@ -257,28 +261,21 @@ def build_plan(
 ) -> tuple[Plan, LiveSnapshot]:
     if live is None:
         live = lightsail.snapshot(regions_to_read(desired, doc, options))
-
-    def make(
-        desired: DesiredSet,
-        entries: Mapping[Address, StateEntry],
-        pending: Mapping[Address, PendingCreate],
-        live: LiveSnapshot,
-    ) -> Plan:
-        return make_plan(
-            desired,
-            entries,
-            pending,
-            live,
-            lineage=doc.lineage,
-            serial=doc.serial,
-            prune=options.prune or destroy,
-            max_deletes=options.max_deletes,
-            replace=set(options.replace),
-            regions=options.region_filter,
-            destroy=destroy,
-        )
-
-    plan = scoped_plan(make, options.scope, desired, doc.entries, doc.pending, live)
+    if options.scope:
+        return plan_in_scope(build_plan, desired, doc, lightsail, options, destroy, live), live
+    plan = make_plan(
+        desired,
+        doc.entries,
+        doc.pending,
+        live,
+        lineage=doc.lineage,
+        serial=doc.serial,
+        prune=options.prune or destroy,
+        max_deletes=options.max_deletes,
+        replace=set(options.replace),
+        regions=options.region_filter,
+        destroy=destroy,
+    )
     return plan, live
 
 

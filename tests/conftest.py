@@ -30,6 +30,9 @@ def _clean_aws_env(
         "AWS_ENDPOINT_URL_LIGHTSAIL",
         "AWS_ENDPOINT_URL_S3",
         "AWS_ENDPOINT_URL_KMS",
+        "AWS_ENDPOINT_URL_SSM",
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+        "AWS_ENDPOINT_URL_STS",
         "AWS_REGION",
     ):
         monkeypatch.delenv(var, raising=False)
@@ -86,7 +89,8 @@ def lightsail_client(url: str, region: str = "us-east-1", **config: Any) -> Any:
 
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
-    """moto in server mode (S3, KMS) over real HTTP on loopback, for the session."""
+    """moto in server mode (S3, KMS, SSM, Secrets Manager, STS) over real HTTP on
+    loopback, for the session. Tests sharing it use names of their own."""
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

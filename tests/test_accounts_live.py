@@ -21,6 +21,7 @@ from botocore.config import Config
 from reconciler.accounts import Account
 from reconciler.credentials import session_for
 from reconciler.emulator import Emulator, EmulatorConfig
+from reconciler.state.document import FORMAT_VERSION
 from tests.conftest import ACCESS_KEY, SECRET_KEY
 from tests.helpers import load_state, run_cli, write_manifest
 
@@ -231,7 +232,7 @@ def test_a_single_account_state_is_carried_over_in_place(
     state_path = tmp_path / "reconciler.state.json"
     old = load_state(state_path)
     # As the previous format wrote it: no account anywhere.
-    old["version"] = 2
+    old["version"] = FORMAT_VERSION - 1
     state_path.write_text(json.dumps(old, indent=2))
     assert all("account" not in e for e in old["keyPairs"])
 
@@ -245,13 +246,13 @@ def test_a_single_account_state_is_carried_over_in_place(
     assert "+ staging/us-east-1/web" in out
     assert "prod/us-east-1/" not in out  # placed in prod, and unchanged there
     assert "2 unchanged" in out
-    assert load_state(state_path)["version"] == 2  # a plan writes nothing
+    assert load_state(state_path)["version"] == FORMAT_VERSION - 1  # a plan writes nothing
 
     code, out, err = reconciler(tmp_path, emulator, env, "apply", "m", "--auto-approve")
     assert code == 0, err
     assert "Recorded the account of 2 key pair(s) in the state." in err
     new = load_state(state_path)
-    assert new["version"] == 3 and new["lineage"] == old["lineage"]
+    assert new["version"] == FORMAT_VERSION and new["lineage"] == old["lineage"]
     assert sorted((e["account"], e["name"]) for e in new["keyPairs"]) == [
         ("prod", "db"),
         ("prod", "web"),

@@ -240,3 +240,78 @@ def test_apply_converges_through_throttling_and_5xx(tmp_path: Path, faults: Any)
         assert len(live_fingerprints(emu)) == 60
         assert emu.committed["CreateKeyPair"] == 60  # no blind duplicate after a 5xx
         check_invariants(tmp_path, emu)
+
+
+SSM_KEY_PAIRS = 60
+
+
+def stored_key(ssm: Any, name: str) -> str | None:
+    try:
+        value: str = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+    except ssm.exceptions.ParameterNotFound:
+        return None
+    return value
+
+
+def check_ssm_invariants(cwd: Path, emu: Emulator, ssm: Any, prefix: str) -> set[str]:
+    """Every live key pair has its key in SSM or (not yet stored) in the state, or is
+    pending (lost); never in two places with different fingerprints. Returns the pending."""
+    doc = LocalBackend(cwd / "reconciler.state.json").read()
+    pending = {a.name for a in doc.pending}
+    for name, fingerprint in live_fingerprints(emu).items():
+        entry = next((e for a, e in doc.entries.items() if a.name == name), None)
+        kept = stored_key(ssm, f"/{prefix}/us-east-1/{name}")
+        if kept is not None:
+            assert created_fingerprint(kept) == fingerprint, name
+        if entry is None:
+            assert name in pending, f"{name} is live but neither in state nor pending"
+            continue
+        assert entry.fingerprint == fingerprint, name
+        if entry.private_key_ref is not None:
+            assert kept is not None, f"{name}: the state refers to a key SSM does not hold"
+            assert entry.private_key_ref["fingerprint"] == fingerprint, name
+        else:
+            assert entry.private_key is not None, name
+            assert created_fingerprint(entry.private_key) == fingerprint, name
+    assert emu.committed["CreateKeyPair"] == len(live_fingerprints(emu))
+    return pending
+
+
+@pytest.mark.parametrize("commit_then_fail", [0.0, 0.2])
+def test_sigkill_with_an_ssm_key_store(
+    tmp_path: Path, moto_url: str, monkeypatch: pytest.MonkeyPatch, commit_then_fail: float
+) -> None:
+    from reconciler.keystore import key_fingerprint
+    from tests.conftest import aws_client
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", moto_url)
+    ssm = aws_client("ssm", moto_url)
+    config = EmulatorConfig(
+        latency_ms=8, key_pool=16, seed=5, commit_then_fail_rate=commit_then_fail
+    )
+    rng = random.Random(77)
+    with Emulator(config) as emu:
+        prefix = f"crash-{os.getpid()}-{int(commit_then_fail * 10)}"
+        store = f"--key-store=ssm:/{prefix}/{{region}}/{{name}}"
+        manifest(tmp_path, SSM_KEY_PAIRS)
+        proc = start_apply(tmp_path, emu.url, store)
+        time.sleep(rng.uniform(0.8, 1.6))
+        proc.send_signal(signal.SIGKILL)
+        out, err = proc.communicate(timeout=30)
+        CLI_OUTPUTS.extend((out, err))
+        check_ssm_invariants(tmp_path, emu, ssm, prefix)
+
+        emu.faults.commit_then_fail_rate = 0.0
+        rerun = run_cli("apply", "manifests", "--auto-approve", cwd=tmp_path, endpoint=emu.url)
+        pending = check_ssm_invariants(tmp_path, emu, ssm, prefix)
+        assert len(live_fingerprints(emu)) == SSM_KEY_PAIRS
+        assert rerun.returncode == (1 if pending else 0), rerun.stderr
+        doc = LocalBackend(tmp_path / "reconciler.state.json").read()
+        # Every key the state knows of is now in SSM, and no state file holds one.
+        assert all(e.private_key_ref is not None for e in doc.entries.values())
+        for path in tmp_path.iterdir():
+            if ".state.json" in path.name:
+                assert "PRIVATE KEY" not in path.read_text(), path.name
+        for entry in doc.entries.values():
+            kept = stored_key(ssm, f"/{prefix}/us-east-1/{entry.address.name}")
+            assert kept is not None and key_fingerprint(kept, "created") == entry.fingerprint

@@ -111,6 +111,8 @@ def test_each_out_of_band_change_is_reported_with_its_kind(tmp_path: Path, emu: 
         "pending": 2,
         "lost-key": 1,
         "unmanaged": 1,
+        "key-missing": 0,
+        "key-fingerprint-changed": 0,
     }
     by_kind = {f["kind"]: f for f in data["findings"]}
     assert by_kind["fingerprint-changed"]["expected"] == recorded[f"{R}/swapped"]["fingerprint"]

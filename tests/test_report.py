@@ -210,6 +210,15 @@ def test_clicking_a_header_sorts_by_that_column(page: Page) -> None:
     assert _visible(page)[:2] == ["eu-west-1/etl-new", "us-east-1/web-000899"]
     page.evaluate("document.querySelectorAll('#keypairs th')[0].click()")
     assert _visible(page)[0] == "eu-west-1/etl-000000"
+    findings_header = "document.querySelectorAll('#keypairs th')[7]"
+    page.evaluate(f"{findings_header}.click()")
+    page.evaluate(f"{findings_header}.click()")
+    assert _visible(page)[:4] == [
+        "eu-west-1/etl-new",
+        "us-east-1/web-000003",
+        "us-east-1/web-000030",
+        "us-east-1/web-000300",
+    ]
     assert page.errors() == []
 
 

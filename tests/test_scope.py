@@ -155,3 +155,11 @@ def test_a_malformed_target_is_one_line_and_changes_nothing(
     assert bad.returncode == 1
     assert "Error: --target 'web-1' is not a key pair address" in bad.stderr
     assert not (project / "reconciler.state.json").exists()
+
+
+def test_a_target_that_matches_nothing_is_warned_about(project: Path, emulator: Emulator) -> None:
+    result = run_cli("plan", "m", "--target", "us-east-1/wbe-*", cwd=project, endpoint=emulator.url)
+    assert result.returncode == 0, result.stderr
+    assert "--target us-east-1/wbe-* matches no key pair" in result.stderr
+    assert "No changes. 0 unchanged." in result.stdout
+    assert "4 other key pair(s) with pending changes or findings were left out" in result.stdout

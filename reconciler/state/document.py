@@ -17,7 +17,7 @@ from typing import Any, cast, get_args
 from reconciler.errors import StateError
 from reconciler.model import Address, Origin, PendingCreate, StateEntry
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 ORIGINS: tuple[str, ...] = get_args(Origin)
 PENDING_OPERATIONS = ("create", "generate")
@@ -35,6 +35,12 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 adds key stores: ``keys`` (the store in use) and ``privateKeyRef``
+    on entries. A version-2 state kept every key in itself: the ``state`` store."""
+    return {**data, "keys": {"store": "state"}}
+
+
 def _with_accounts(data: dict[str, Any]) -> dict[str, Any]:
     """The next version may record the ``account`` alias of entries and pending creates
     (when the project declares several accounts); older entries name none.
@@ -50,7 +56,8 @@ def _with_accounts(data: dict[str, Any]) -> dict[str, Any]:
 
 _UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     1: _v1_to_v2,
-    2: _with_accounts,
+    2: _v2_to_v3,
+    3: _with_accounts,
 }
 
 
@@ -67,6 +74,8 @@ class StateDocument:
 
     ``encryption`` names who private keys are sealed for (``{"type": "kms", "keyId": ...}``
     or ``{"type": "age", "recipient": ...}``); empty means they are kept in clear.
+    ``keys`` names the key store new private keys go to (``{"store": "ssm:/p/{region}/{name}",
+    "kmsKeyId": ...}``); empty means the state itself.
     """
 
     version: int
@@ -75,6 +84,7 @@ class StateDocument:
     entries: dict[Address, StateEntry] = field(default_factory=dict)
     pending: dict[Address, PendingCreate] = field(default_factory=dict)
     encryption: list[dict[str, str]] = field(default_factory=list)
+    keys: dict[str, str] = field(default_factory=dict)
     # Read without private keys (for plans on large states); never written back.
     redacted: bool = field(default=False, compare=False)
 
@@ -98,6 +108,7 @@ class StateDocument:
             dict(self.entries),
             dict(self.pending),
             [dict(item) for item in self.encryption],
+            dict(self.keys),
             self.redacted,
         )
 
@@ -109,6 +120,8 @@ class StateDocument:
         }
         if self.encryption:
             data["encryption"] = [dict(item) for item in self.encryption]
+        if self.keys:
+            data["keys"] = dict(self.keys)
         data["keyPairs"] = [entry_to_json(self.entries[a]) for a in sorted(self.entries)]
         data["pending"] = [pending_to_json(self.pending[a]) for a in sorted(self.pending)]
         return data
@@ -190,6 +203,8 @@ def entry_to_json(entry: StateEntry) -> dict[str, Any]:
         data["privateKey"] = entry.private_key
     if entry.private_key_sealed is not None:
         data["privateKeySealed"] = dict(entry.private_key_sealed)
+    if entry.private_key_ref is not None:
+        data["privateKeyRef"] = dict(entry.private_key_ref)
     data.update(
         {
             "supportCode": entry.support_code,
@@ -250,6 +265,7 @@ def parse_entry(data: object, where: str) -> StateEntry:
         operation=optional_object_field(obj, "operation", where),
         imported_public_key=optional_text_field(obj, "importedPublicKey", where),
         prevent_destroy=_optional_bool(obj, "preventDestroy", where),
+        private_key_ref=_strings(obj, "privateKeyRef", where),
     )
 
 
@@ -327,7 +343,17 @@ def _document(data: Mapping[str, Any]) -> StateDocument:
             raise FormatError(f"pending[{i}]: key pair {create.address} appears twice")
         pending[create.address] = create
     encryption = [_encryption_item(item, i) for i, item in enumerate(_list(data, "encryption"))]
-    return StateDocument(FORMAT_VERSION, lineage, serial, entries, pending, encryption)
+    keys = _strings(data, "keys", "document") or {}
+    return StateDocument(FORMAT_VERSION, lineage, serial, entries, pending, encryption, keys)
+
+
+def _strings(obj: Mapping[str, Any], key: str, where: str) -> dict[str, str] | None:
+    value = optional_object_field(obj, key, where)
+    if value is None:
+        return None
+    if not all(isinstance(item, str) for item in value.values()):
+        raise FormatError(f"{where}: '{key}' values must be strings")
+    return {str(k): v for k, v in value.items()}
 
 
 def _encryption_item(data: object, index: int) -> dict[str, str]:

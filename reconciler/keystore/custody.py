@@ -1,0 +1,298 @@
+"""Custody of private keys: the one layer that decides where a key goes and reads it back.
+
+``Custody`` is made once per command from the store setting (``keys:`` in
+reconciler.yaml, ``--key-store``, else what the state records) and hands out:
+
+- ``keep``: the executor's hand-off once a created key is in the journal;
+- ``settle``: finishing, on the next run, a store write that failed or was cut off;
+- ``read``: ``key get`` through whichever store holds the key;
+- ``check``: metadata-only checks of stored keys for ``plan`` and ``drift``;
+- ``migrate``: ``state migrate-keys``, each key read back before its source copy goes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from reconciler.errors import ReconcilerError
+from reconciler.keystore.base import KeyStore, KeyStoreError, key_fingerprint
+from reconciler.keystore.registry import STATE, StoreContext, open_store
+from reconciler.keystore.state_store import StateKeyStore
+from reconciler.model import Address, StateEntry
+from reconciler.state.document import StateDocument
+
+log = logging.getLogger(__name__)
+
+SETTING_STORE = "store"
+SETTING_KMS_KEY_ID = "kmsKeyId"
+SETTING_FROM = "migratingFrom"
+
+
+@dataclass(frozen=True, slots=True)
+class KeySetting:
+    """Which store new keys go to."""
+
+    spec: str = STATE
+    kms_key_id: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, str]) -> KeySetting:
+        return cls(data.get(SETTING_STORE) or STATE, data.get(SETTING_KMS_KEY_ID))
+
+    def to_json(self) -> dict[str, str]:
+        data = {SETTING_STORE: self.spec}
+        if self.kms_key_id:
+            data[SETTING_KMS_KEY_ID] = self.kms_key_id
+        return data
+
+
+class KeyProblemKind(StrEnum):
+    MISSING = "key-missing"
+    FINGERPRINT = "key-fingerprint-changed"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyProblem:
+    kind: KeyProblemKind
+    address: Address
+    detail: str
+    expected: str | None = None
+    actual: str | None = None
+
+
+class Custody:
+    def __init__(self, setting: KeySetting, context: StoreContext, *, lineage: str) -> None:
+        self.setting = setting
+        self.context = context
+        self.lineage = lineage
+        self.state_store = StateKeyStore(seal=context.seal, unseal=context.unseal)
+        self.target = open_store(setting.spec, context, setting.kms_key_id)
+        self._stores: dict[str, KeyStore] = {self.target.spec: self.target}
+
+    @property
+    def remote(self) -> bool:
+        """New keys leave the state (go to SSM or Secrets Manager)."""
+        return self.target.scheme != STATE
+
+    def store_of(self, entry: StateEntry) -> KeyStore | None:
+        """The store holding ``entry``'s private key; None when none is kept."""
+        ref = entry.private_key_ref
+        if ref is not None:
+            spec = ref.get("store", "")
+            if spec not in self._stores:
+                self._stores[spec] = open_store(spec, self.context)
+            return self._stores[spec]
+        return self.state_store if entry.holds_private_key else None
+
+    # -- apply ----------------------------------------------------------------
+
+    def keep(self, entry: StateEntry) -> StateEntry:
+        """``entry`` (its key in clear or sealed, already journaled) as the state records it.
+
+        With a remote store the key is written there and the entry keeps a
+        reference; with the state store the entry is returned as it is.
+        """
+        if not self.remote or not entry.holds_private_key:
+            return entry
+        try:
+            pem = self.state_store.get(entry)
+        except ReconcilerError as e:  # a sealed key that cannot be opened here
+            raise KeyStoreError(e.message, hint=e.hint) from None
+        if pem is None:
+            raise KeyStoreError(
+                f"{entry.address}: its sealed private key cannot be opened to store it in "
+                f"{self.target.spec}",
+                hint="pass --age-identity FILE; the key stays sealed in the state until then",
+            )
+        return self.target.put(entry, pem, lineage=self.lineage)
+
+    def settle(self, doc: StateDocument) -> list[Address]:
+        """Store keys a failed or interrupted run left in the state; the addresses moved."""
+        if not self.remote:
+            return []
+        moved: list[Address] = []
+        for address in sorted(doc.entries):
+            entry = doc.entries[address]
+            if entry.holds_private_key:
+                doc.entries[address] = self.move(entry, self.target)
+                moved.append(address)
+        return moved
+
+    def forget(self, entry: StateEntry) -> None:
+        """Drop the stored key of a key pair that was deleted (a remote store only)."""
+        if entry.private_key_ref is None:
+            return
+        store = self.store_of(entry)
+        if store is not None:
+            store.delete(entry)
+
+    # -- reads ----------------------------------------------------------------
+
+    def read(self, entry: StateEntry) -> str | None:
+        """The private key of ``entry``, through its store, checked against its fingerprint."""
+        store = self.store_of(entry)
+        if store is None:
+            return None
+        pem = store.get(entry)
+        ref = entry.private_key_ref
+        if (
+            pem is not None
+            and ref is not None
+            and ref.get("fingerprint")
+            and key_fingerprint(pem, entry.origin) != ref["fingerprint"]
+        ):
+            raise KeyStoreError(
+                f"{entry.address}: the key in {ref.get('location')} does not match the "
+                "fingerprint the state recorded",
+                hint="it was replaced outside the tool; `reconciler drift` reports it",
+            )
+        return pem
+
+    def check(self, entries: Iterable[StateEntry], *, parallelism: int = 8) -> list[KeyProblem]:
+        """Stored keys that are missing or labelled with another fingerprint.
+
+        Metadata only (DescribeParameters, ListTagsForResource, DescribeSecret):
+        no secret value is read. Keys held in the state are not checked here.
+        """
+        stored = [e for e in entries if e.private_key_ref is not None]
+        if not stored:
+            return []
+        with ThreadPoolExecutor(max_workers=min(parallelism, len(stored))) as pool:
+            found = list(pool.map(self._check_one, stored))
+        return [problem for problem in found if problem is not None]
+
+    def _check_one(self, entry: StateEntry) -> KeyProblem | None:
+        ref = entry.private_key_ref
+        assert ref is not None
+        store = self.store_of(entry)
+        assert store is not None
+        meta = store.describe(entry)
+        location = ref.get("location", "")
+        if meta is None:
+            return KeyProblem(
+                KeyProblemKind.MISSING,
+                entry.address,
+                f"its private key is missing from {location}",
+            )
+        expected = ref.get("fingerprint")
+        if expected and meta.fingerprint != expected:
+            return KeyProblem(
+                KeyProblemKind.FINGERPRINT,
+                entry.address,
+                f"the key in {location} is labelled with another fingerprint",
+                expected,
+                meta.fingerprint,
+            )
+        return None
+
+    # -- moving keys ------------------------------------------------------------
+
+    def move(self, entry: StateEntry, target: KeyStore) -> StateEntry:
+        """``entry`` with its key in ``target``, read back and compared; the source copy
+        is not dropped here (a state source is, by the entry returned)."""
+        source = self.store_of(entry)
+        if source is None:
+            return entry
+        pem = source.get(entry)
+        if pem is None:
+            raise KeyStoreError(
+                f"{entry.address}: its private key cannot be read from {source.spec}",
+                hint="pass --age-identity FILE if it is sealed with age",
+            )
+        fingerprint = key_fingerprint(pem, entry.origin)
+        ref = entry.private_key_ref
+        if ref is not None and ref.get("fingerprint") and ref["fingerprint"] != fingerprint:
+            raise KeyStoreError(
+                f"{entry.address}: the key in {ref.get('location')} does not match the "
+                "fingerprint the state recorded; not moved",
+            )
+        bare = replace(entry, private_key=None, private_key_sealed=None, private_key_ref=None)
+        moved = target.put(bare, pem, lineage=self.lineage)
+        back = self.state_store.get(moved) if target.scheme == STATE else target.get(moved)
+        if back is None or key_fingerprint(back, entry.origin) != fingerprint:
+            raise KeyStoreError(
+                f"{entry.address}: the key read back from {target.spec} differs from the one "
+                "written; the source copy is kept",
+            )
+        return moved
+
+    def migrate(
+        self,
+        doc: StateDocument,
+        target_setting: KeySetting,
+        write: Callable[[StateDocument], None],
+        progress: Callable[[Address], None] | None = None,
+    ) -> int:
+        """Move every key to ``target_setting``'s store; the number moved.
+
+        Per key: read from its store, write to the target, read back, compare
+        fingerprints, record the new place in the state (``write``), then drop
+        the source copy. The setting is recorded first, with the store keys
+        come from, so a run cut short is finished (and its leftovers dropped)
+        by the next one.
+        """
+        target = open_store(target_setting.spec, self.context, target_setting.kms_key_id)
+        previous = doc.keys.get(SETTING_FROM) or KeySetting.from_json(doc.keys).spec
+        setting = target_setting.to_json()
+        if previous != target.spec:
+            setting[SETTING_FROM] = previous
+        if doc.keys != setting:
+            doc.keys = setting
+            write(doc)
+        moved = 0
+        for address in sorted(doc.entries):
+            entry = doc.entries[address]
+            source = self.store_of(entry)
+            if source is None:
+                continue
+            if source.spec == target.spec:
+                self._drop_leftover(entry, previous, target)
+                continue
+            new = self.move(entry, target)
+            doc.entries[address] = new
+            write(doc)
+            if source.scheme != STATE:
+                source.delete(entry)
+            moved += 1
+            if progress is not None:
+                progress(address)
+        if SETTING_FROM in doc.keys:
+            doc.keys = target_setting.to_json()
+            write(doc)
+        return moved
+
+    def _drop_leftover(self, entry: StateEntry, previous: str, target: KeyStore) -> None:
+        """A copy an interrupted migration left in the store it came from, if any."""
+        if previous == target.spec or previous.split(":", 1)[0] == STATE:
+            return
+        if previous not in self._stores:
+            self._stores[previous] = open_store(previous, self.context)
+        old = self._stores[previous]
+        where = replace(entry, private_key=None, private_key_sealed=None, private_key_ref=None)
+        meta = old.describe(where)
+        if meta is None:
+            return
+        ref = entry.private_key_ref
+        if ref is not None:
+            expected = ref.get("fingerprint")
+        else:
+            pem = self.state_store.get(entry)
+            expected = None if pem is None else key_fingerprint(pem, entry.origin)
+        if expected and meta.fingerprint == expected:
+            log.info("%s: dropping the copy left in %s", entry.address, previous)
+            old.delete(where)
+
+
+def setting_for(
+    flag: str | None, kms_key_id: str | None, configured: KeySetting | None, doc: StateDocument
+) -> KeySetting:
+    """``--key-store`` wins, then reconciler.yaml's ``keys:``, then what the state records."""
+    if flag:
+        return KeySetting(flag, kms_key_id)
+    if configured is not None:
+        return configured
+    return KeySetting.from_json(doc.keys)
