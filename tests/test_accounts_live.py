@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -322,3 +323,36 @@ def test_account_settings_for_roles_are_checked(tmp_path: Path) -> None:
     )
     assert "accounts.a.durationSeconds needs a roleArn" in result.stderr
     assert "reconciler.yaml:3:69: accounts.b.durationSeconds" in result.stderr
+
+
+def test_key_store_locations_name_each_key_pairs_account(
+    tmp_path: Path, emulator: Emulator, env: dict[str, str], moto_url: str
+) -> None:
+    (tmp_path / "reconciler.yaml").write_text(PROJECT)
+    manifest(tmp_path / "m", "prod", "us-east-1", ["web"])
+    manifest(tmp_path / "m", "staging", "us-east-1", ["web"])
+    env = {**env, "AWS_ENDPOINT_URL_SSM": moto_url}
+    prefix = f"/accounts-{uuid.uuid4().hex[:8]}"
+    code, _, err = reconciler(
+        tmp_path,
+        emulator,
+        env,
+        "apply",
+        "m",
+        "--auto-approve",
+        f"--key-store=ssm:{prefix}/{{region}}/{{name}}",
+    )
+    assert code == 1 and "with several accounts its location needs {account}" in err
+    assert names(emulator.store, DEFAULT) == []
+    spec = f"ssm:{prefix}/{{account}}/{{region}}/{{name}}"
+    code, _, err = reconciler(
+        tmp_path, emulator, env, "apply", "m", "--auto-approve", f"--key-store={spec}"
+    )
+    assert code == 0, err
+    entries = load_state(tmp_path / "reconciler.state.json")["keyPairs"]
+    assert sorted(e["privateKeyRef"]["location"] for e in entries) == [
+        f"{prefix}/{DEFAULT}/us-east-1/web",
+        f"{prefix}/{STAGING}/us-east-1/web",
+    ]
+    key = run_cli("key", "get", "staging/us-east-1/web", cwd=tmp_path, env=env)
+    assert key.returncode == 0 and "PRIVATE KEY" in key.stdout
