@@ -356,3 +356,46 @@ def test_key_store_locations_name_each_key_pairs_account(
     ]
     key = run_cli("key", "get", "staging/us-east-1/web", cwd=tmp_path, env=env)
     assert key.returncode == 0 and "PRIVATE KEY" in key.stdout
+
+
+def test_import_all_writes_one_file_per_account_and_region_and_report_counts_accounts(
+    tmp_path: Path, emulator: Emulator, env: dict[str, str]
+) -> None:
+    (tmp_path / "reconciler.yaml").write_text(PROJECT)
+    emulator.store.seed_key_pairs("us-east-1", 3, prefix="web-", tags={"team": "web"})
+    emulator.store.account(STAGING).seed_key_pairs("us-east-1", 2, prefix="web-")
+    emulator.store.account(STAGING).seed_key_pairs("eu-west-1", 4, prefix="etl-")
+    args = ("import", "--all", "--region", "us-east-1", "--region", "eu-west-1")
+    code, out, err = reconciler(
+        tmp_path, emulator, env, *args, "--write-manifests", "m", "--auto-approve"
+    )
+    assert code == 0, err
+    assert "adopted 9 key pair(s), 0 failed" in err
+    assert "<= staging/eu-west-1/etl-000000" in out
+    written = sorted(str(p.relative_to(tmp_path / "m")) for p in (tmp_path / "m").rglob("*.yaml"))
+    assert written == ["prod/us-east-1.yaml", "staging/eu-west-1.yaml", "staging/us-east-1.yaml"]
+    staging = (tmp_path / "m" / "staging" / "eu-west-1.yaml").read_text()
+    assert staging.startswith(
+        f"# Key pairs found in Lightsail, account {STAGING} (staging), region eu-west-1"
+    )
+    assert "\naccount: staging\nregion: eu-west-1\n" in staging
+    for _ in range(2):
+        code, out, err = reconciler(tmp_path, emulator, env, "plan", "m", "--detailed-exitcode")
+        assert code == 0, out + err
+    code, _, err = reconciler(
+        tmp_path, emulator, env, *args, "--write-manifests", "m", "--auto-approve"
+    )
+    assert code == 0 and "Nothing to do" in err
+
+    code, _, err = reconciler(tmp_path, emulator, env, "report", "m", "--out", "report.html")
+    assert code == 0, err
+    page = (tmp_path / "report.html").read_text()
+    assert '<b id="count-accounts">2</b>' in page
+    accounts = page.split('<table id="accounts">')[1].split("</table>")[0]
+    assert '<tr data-region="prod"><td>prod</td><td class="num" data-field="total">3</td>' in (
+        accounts
+    )
+    assert '<tr data-region="staging"><td>staging</td><td class="num" data-field="total">6' in (
+        accounts
+    )
+    assert '<tr data-region="staging/eu-west-1"><td>staging/eu-west-1</td>' in page
