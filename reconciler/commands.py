@@ -11,7 +11,7 @@ import dataclasses
 import json
 import sys
 
-from reconciler import checks, formats, protect, render, savedplan, workflow
+from reconciler import checks, formats, instances, protect, render, savedplan, workflow
 from reconciler import outcome as outcome_summary
 from reconciler.accounts import Accounts
 from reconciler.errors import (
@@ -81,6 +81,7 @@ def plan(args: argparse.Namespace) -> int:
             desired, workflow.read_without_secrets(backend), lightsail, options
         )
         result, _ = workflow.build_plan(desired, doc, lightsail, options, live=live)
+        used = instances.in_use(result, lightsail)
     stored = key_commands.check(
         options, doc, options.region_filter, entries=options.scope.only(doc.entries)
     )
@@ -92,6 +93,7 @@ def plan(args: argparse.Namespace) -> int:
     color = render.use_color(sys.stdout)
     _out(formats.get(args.format).plan(result, report, color=color))
     result.raise_if_unsafe()
+    instances.refuse(used)
     if args.out:
         savedplan.write(args.out, result, desired, options, backend.location)
         sys.stderr.write(
@@ -156,6 +158,7 @@ def _execute(
         else:
             _out(render.plan_text(result, color=render.use_color(sys.stdout)))
         result.raise_if_unsafe()
+        instances.refuse(instances.in_use(result, lightsail))
         if not result.changes and not result.stale_pending:
             _record_protection(backend, doc, desired, options)
             key_commands.prepare(options, doc, backend)
