@@ -17,15 +17,15 @@ import botocore.exceptions
 
 from reconciler.errors import PlanError
 from reconciler.lightsail import Lightsail, translate
-from reconciler.model import Address
+from reconciler.model import Address, where
 from reconciler.plan import Plan
 
 InUse = Mapping[Address, Sequence[str]]
 
 
-def users_by_key_pair(lightsail: Lightsail, region: str) -> dict[str, list[str]]:
-    """The instances in ``region`` by the key pair each was launched with (``sshKeyName``)."""
-    client = lightsail.client(region)
+def users_by_key_pair(lightsail: Lightsail, region: str, account: str = "") -> dict[str, list[str]]:
+    """The instances in ``region`` (of ``account``) by the key pair each was launched with."""
+    client = lightsail.client(region, account=account)
     users: dict[str, list[str]] = {}
     token: str | None = None
     try:
@@ -40,7 +40,7 @@ def users_by_key_pair(lightsail: Lightsail, region: str) -> dict[str, list[str]]
             if not token:
                 return users
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
-        raise translate(e, f"reading instances in {region}") from None
+        raise translate(e, f"reading instances in {where(account, region)}") from None
 
 
 def in_use(plan: Plan, lightsail: Lightsail) -> dict[Address, list[str]]:
@@ -48,10 +48,12 @@ def in_use(plan: Plan, lightsail: Lightsail) -> dict[Address, list[str]]:
     removing = [change.address for change in plan.changes if change.deletes]
     if not removing:
         return {}
-    users = {
-        region: users_by_key_pair(lightsail, region) for region in {a.region for a in removing}
+    places = {(a.account, a.region) for a in removing}
+    users = {place: users_by_key_pair(lightsail, place[1], place[0]) for place in places}
+    found = {
+        address: sorted(users[address.account, address.region].get(address.name, []))
+        for address in removing
     }
-    found = {address: sorted(users[address.region].get(address.name, [])) for address in removing}
     return {address: names for address, names in sorted(found.items()) if names}
 
 

@@ -150,14 +150,17 @@ def test_two_accounts_plan_apply_and_name_the_account_everywhere(
     assert code == 1 and "us-east-1/web is not in the state" in err
 
     # Drift in one account names it; --target and --account narrow by account.
-    boto3.client(
+    prod = boto3.client(
         "lightsail",
         region_name="us-east-1",
         endpoint_url=emulator.url,
         aws_access_key_id=PROD_KEY,
         aws_secret_access_key="prod-secret",
         config=Config(retries={"total_max_attempts": 1}),
-    ).tag_resource(resourceName="web", tags=[{"key": "team", "value": "moved"}])
+    )
+    prod.tag_resource(resourceName="web", tags=[{"key": "team", "value": "moved"}])
+    launch = {"availabilityZone": "us-east-1a", "blueprintId": "debian_12", "bundleId": "nano_3_0"}
+    prod.create_instances(instanceNames=["box"], keyPairName="web", **launch)
     code, out, _ = reconciler(tmp_path, emulator, env, "drift", "m", "--format", "json")
     report = json.loads(out)
     assert code == 2
@@ -173,6 +176,11 @@ def test_two_accounts_plan_apply_and_name_the_account_everywhere(
     code, _, err = reconciler(tmp_path, emulator, env, "plan", "m", "--account", "nope")
     assert code == 1 and "--account nope: no such account" in err
 
+    # An instance in prod uses prod's web: prod's is refused, staging's is not.
+    code, _, err = reconciler(
+        tmp_path, emulator, env, "plan", "m", "--replace", "prod/us-east-1/web"
+    )
+    assert code == 1 and "refusing to delete or replace prod/us-east-1/web" in err
     # --replace names the account; one without it is refused with the form to use.
     code, _, err = reconciler(tmp_path, emulator, env, "plan", "m", "--replace", "us-east-1/web")
     assert code == 1 and "write it as ACCOUNT/REGION/NAME" in err
