@@ -76,6 +76,7 @@ def write(path: str, plan: Plan, desired: DesiredSet, options: Options, state: s
             "regions": list(options.regions),
             "target": list(options.scope.targets),
             "exclude": list(options.scope.excludes),
+            "account": options.accounts.chosen,
         },
         "desired": [_desired_json(desired.key_pairs[a]) for a in sorted(desired.key_pairs)],
         "files": list(desired.files),
@@ -114,6 +115,7 @@ class SavedPlan:
             replace=tuple(Address.parse(a) for a in self.options.get("replace", ())),
             regions=tuple(self.options.get("regions", ())),
             scope=Scope.parse(self.options.get("target", ()), self.options.get("exclude", ())),
+            accounts=options.accounts.only(self.options.get("account")),
         )
 
     def check(self, doc: StateDocument, plan: Plan) -> None:

@@ -197,6 +197,19 @@ def test_two_accounts_plan_apply_and_name_the_account_everywhere(
     assert code == 0, err
     assert "-/+ staging/us-east-1/web" in out and "~ prod/us-east-1/web" in out
 
+    # A saved plan limited to one account applies to that account alone.
+    manifest(tmp_path / "m", "staging", "us-east-1", ["web", "extra"])
+    manifest(tmp_path / "m", "prod", "us-east-1", ["web", "other"])
+    code, out, err = reconciler(
+        tmp_path, emulator, env, "plan", "m", "--account", "staging", "--out", "staged.json"
+    )
+    assert code == 0, err
+    assert "+ staging/us-east-1/extra" in out and "prod/" not in out
+    code, out, err = reconciler(tmp_path, emulator, env, "apply", "staged.json")
+    assert code == 0, err
+    assert names(emulator.store, STAGING) == ["extra", "web"]
+    assert names(emulator.store, DEFAULT) == ["web"]
+
 
 def test_three_accounts_and_failing_ones_are_findings_while_the_others_apply(
     tmp_path: Path, emulator: Emulator, env: dict[str, str]
