@@ -33,6 +33,8 @@ ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]+")
 SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
 EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}")
 DEFAULT_SESSION_NAME = "lightsail-reconciler"
+# In a state location: one state (and one lock) per account.
+STATE_PLACEHOLDER = "{account}"
 _FIELDS = ("profile", "roleArn", "externalId", "sessionName", "durationSeconds")
 # AssumeRole's bounds on how long one session lasts (the role may allow less).
 MIN_DURATION, MAX_DURATION = 900, 43200
@@ -118,6 +120,25 @@ class Accounts:
                 hint=f"write it as REGION/NAME: {address.region}/{address.name}",
             )
         return address
+
+    def state_location(self, location: str) -> str:
+        """``location`` with ``{account}`` replaced by the run's one account.
+
+        A state per account (``s3://bucket/lightsail/{account}.json``) gives each
+        account its own state and lock, so accounts apply in parallel on
+        different machines; a run then covers one account (``--account``).
+        """
+        if STATE_PLACEHOLDER not in location:
+            return location
+        alias = self.chosen or (next(iter(self)).alias if len(self) == 1 else None)
+        if alias is None:
+            declared = ", ".join(sorted(self.by_alias)) or "none declared"
+            raise UsageError(
+                f"the state {location} has one copy per account: say which with --account "
+                f"({declared})",
+                hint="run once per account, e.g. in a CI matrix: --account ALIAS",
+            )
+        return location.replace(STATE_PLACEHOLDER, alias)
 
     @property
     def selected(self) -> tuple[str, ...]:

@@ -46,12 +46,14 @@ def _options(args: argparse.Namespace) -> workflow.Options:
         state, extra = resolve_state(state, project)
         if key_store is None and project is not None and project.keys is not None:
             key_store, key_kms = project.keys.spec, project.keys.kms_key_id
-    accounts = Accounts() if project is None else project.accounts
+    accounts = (Accounts() if project is None else project.accounts).only(
+        getattr(args, "account", None)
+    )
     return workflow.Options(
-        accounts=accounts.only(getattr(args, "account", None)),
+        accounts=accounts,
         key_store=key_store,
         key_store_kms_key_id=key_kms,
-        state=state,
+        state=None if state is None else accounts.state_location(state),
         extra=dict(extra),
         regions=tuple(getattr(args, "region", ()) or ()),
         local=getattr(args, "local", False),

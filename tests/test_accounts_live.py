@@ -12,6 +12,7 @@ import json
 import textwrap
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from reconciler.accounts import Account
 from reconciler.credentials import session_for
 from reconciler.emulator import Emulator, EmulatorConfig
 from reconciler.state.document import FORMAT_VERSION
-from tests.conftest import ACCESS_KEY, SECRET_KEY
+from tests.conftest import ACCESS_KEY, SECRET_KEY, aws_client
 from tests.helpers import load_state, run_cli, write_manifest
 
 DEFAULT = "123456789012"
@@ -420,3 +421,39 @@ def test_import_all_writes_one_file_per_account_and_region_and_report_counts_acc
         accounts
     )
     assert '<tr data-region="staging/eu-west-1"><td>staging/eu-west-1</td>' in page
+
+
+def test_a_state_per_account_lets_accounts_apply_in_parallel(
+    tmp_path: Path, emulator: Emulator, env: dict[str, str], moto_url: str
+) -> None:
+    bucket = f"accounts-{uuid.uuid4().hex[:8]}"
+    aws_client("s3", moto_url).create_bucket(Bucket=bucket)
+    backend = f"backend: {{type: s3, bucket: {bucket}, key: 'lightsail/{{account}}/state.json'}}\n"
+    (tmp_path / "reconciler.yaml").write_text(backend + PROJECT)
+    manifest(tmp_path / "m", "prod", "us-east-1", ["web"])
+    manifest(tmp_path / "m", "staging", "us-east-1", ["web", "api"])
+    env = {**env, "AWS_ENDPOINT_URL_S3": moto_url}
+
+    code, _, err = reconciler(tmp_path, emulator, env, "plan", "m")
+    assert code == 1 and "has one copy per account: say which with --account" in err
+
+    def apply(alias: str) -> tuple[int, str, str]:
+        return reconciler(
+            tmp_path, emulator, env, "apply", "m", "--auto-approve", "--account", alias
+        )
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(apply, ["prod", "staging"]))
+    assert [code for code, _, _ in results] == [0, 0], results
+    assert names(emulator.store, DEFAULT) == ["web"]
+    assert names(emulator.store, STAGING) == ["api", "web"]
+    s3 = aws_client("s3", moto_url)
+    for alias, expected in (("prod", ["web"]), ("staging", ["api", "web"])):
+        body = s3.get_object(Bucket=bucket, Key=f"lightsail/{alias}/state.json")["Body"].read()
+        entries = json.loads(body)["keyPairs"]
+        assert sorted(e["name"] for e in entries) == expected
+        assert {e["account"] for e in entries} == {alias}
+    code, out, _ = reconciler(
+        tmp_path, emulator, env, "plan", "m", "--account", "staging", "--detailed-exitcode"
+    )
+    assert code == 0 and "No changes" in out
