@@ -170,6 +170,8 @@ def test_two_accounts_plan_apply_and_name_the_account_everywhere(
     ]
     code, out, _ = reconciler(tmp_path, emulator, env, "plan", "m", "--target", "staging/*/*")
     assert code == 0 and "No changes" in out and "prod/us-east-1/web" in out  # left out
+    code, out, _ = reconciler(tmp_path, emulator, env, "plan", "m", "--exclude", "*/web")
+    assert code == 0 and "No changes" in out and "prod/us-east-1/web" in out  # in every account
     code, out, _ = reconciler(tmp_path, emulator, env, "plan", "m", "--account", "staging")
     assert code == 0 and "No changes" in out and "prod/" not in out
     code, out, _ = reconciler(tmp_path, emulator, env, "plan", "m", "--account", "prod")
