@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv test lint typecheck demo bench clean
+.PHONY: all venv test test-fast lint typecheck demo bench clean
 
 all: test
 
@@ -25,6 +25,10 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/pytest -q
+
+# The inner loop: no crash/soak rounds (marked slow), no benchmark smoke run.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -x -m 'not slow' --ignore=tests/test_bench_smoke.py
 
 # The main job end to end on an embedded Lightsail emulator (data in .demo/).
 DEMO := RECONCILER_LOCAL_DIR=.demo $(BIN)/reconciler

@@ -13,13 +13,14 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bench import apply, plan
+from bench import apply, plan, ratelimit
 
 TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "plan": plan.measure_plan,
     "naive": plan.measure_naive,
     "apply": apply.measure_apply,
     "apply_boto3": apply.measure_boto3_floor,
+    "apply_botocore_standard": ratelimit.measure_botocore_standard,
 }
 
 

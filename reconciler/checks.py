@@ -163,6 +163,12 @@ def drift_report(found: list[DriftFinding], desired: DesiredSet, live: LiveSnaps
     return report
 
 
+def manifest_policy(desired: DesiredSet) -> list[Finding]:
+    """The policy's findings on the manifests alone (what validate reports)."""
+    policy, _ = load_policy()
+    return policy.check(desired, today=datetime.datetime.now(datetime.UTC).date())
+
+
 def _policy_findings(desired: DesiredSet, live: LiveSnapshot) -> list[Finding]:
     policy, _ = load_policy()
     now = time.time()

@@ -20,9 +20,11 @@ from reconciler.errors import (
     EXIT_OK,
     ApplyError,
     StateError,
+    StorageError,
     UsageError,
 )
 from reconciler.executor import ApplyResult, Executor
+from reconciler.findings import Finding
 from reconciler.keystore import commands as key_commands
 from reconciler.manifest import load_desired
 from reconciler.model import Address, DesiredSet, StateEntry
@@ -30,6 +32,7 @@ from reconciler.plan import Plan
 from reconciler.project import load_project, resolve_state
 from reconciler.scope import Scope
 from reconciler.state import StateBackend, StateDocument, crypto, entry_to_json
+from reconciler.state.files import kib
 
 
 def _options(args: argparse.Namespace) -> workflow.Options:
@@ -160,6 +163,8 @@ def _execute(
         else:
             _out(render.plan_text(result, color=render.use_color(sys.stdout)))
         result.raise_if_unsafe()
+        if not destroy:
+            _refuse_policy_errors(checks.manifest_policy(desired))
         instances.refuse(instances.in_use(result, lightsail))
         if not result.changes and not result.stale_pending:
             _record_protection(backend, doc, desired, options)
@@ -182,14 +187,38 @@ def _execute(
             keep=custody.keep if custody.remote else None,
             forget=custody.forget,
         )
+        backend.preflight(executor.reserve_bytes(result))
+        committed: StorageError | None = None
         try:
             outcome = executor.run(result)
         finally:
-            doc = backend.commit()
-        _record_protection(backend, doc, desired, options)
+            try:
+                doc = backend.commit()
+            except StorageError as e:
+                committed = e  # the journal keeps every result; reported after the summary
+        if committed is None:
+            _record_protection(backend, doc, desired, options)
     code = _summarize(result, outcome)
+    stopped = outcome.stopped or committed
+    if stopped is not None:
+        _report_stop(stopped, outcome, sum(map(executor.change_bytes, outcome.not_started)))
+        return EXIT_ERROR
     _warn_unencrypted(doc, backend.location)
     return code
+
+
+def _refuse_policy_errors(found: list[Finding]) -> None:
+    """Apply makes nothing while the manifests break the team's policy (as validate and
+    plan report it). Rules on live key pairs (max-key-age) do not block: the apply that
+    rotates an old key pair must be able to run."""
+    if found:
+        sys.stderr.write("Policy:\n" + "".join(f"{f}\n" for f in found))
+    errors = sum(1 for f in found if f.severity == "error")
+    if errors:
+        raise ApplyError(
+            f"the manifests break {errors} policy rule(s); nothing was changed",
+            hint="fix the manifests, or add a policyExceptions entry with a reason",
+        )
 
 
 def _record_protection(
@@ -201,6 +230,26 @@ def _record_protection(
         doc.entries.update(changed)
         backend.write(doc)
         sys.stderr.write(f"Recorded preventDestroy of {len(changed)} key pair(s) in the state.\n")
+
+
+def _report_stop(error: StorageError, outcome: ApplyResult, room: int) -> None:
+    """One message for the storage failure that stopped the run, however many it stopped."""
+    sys.stderr.write(f"Error: {error.message}\n")
+    if error.hint:
+        sys.stderr.write(f"  -> {error.hint}\n")
+    if outcome.unrecorded:
+        count = len(outcome.unrecorded)
+        sys.stderr.write(
+            f"{count} change{'s were' if count != 1 else ' was'} under way and could not be "
+            "recorded; the next plan checks them against Lightsail.\n"
+        )
+    if outcome.not_started:
+        count = len(outcome.not_started)
+        sys.stderr.write(
+            f"Stopped before {count} change{'s' if count != 1 else ''} (they need about "
+            f"{kib(room)} of journal room): nothing was sent to Lightsail for them; the next "
+            "run makes them.\n"
+        )
 
 
 def _sealer(

@@ -10,7 +10,8 @@ may reach the user as a traceback. Messages never carry private key material.
     ├── StateError                      unreadable / unsafe / incompatible state
     │   ├── InsecureStateError          group/world-readable state, symlinks
     │   ├── LockHeldError               another run holds the state lock
-    │   └── StaleStateError             the state moved underneath a write
+    │   ├── StaleStateError             the state moved underneath a write
+    │   └── StorageError                a state or journal write failed (disk full, S3 down)
     ├── PlanError                       the plan is refused (guards, conflicts)
     │   └── StalePlanError              a saved plan no longer matches the world
     ├── LightsailError                  an API call failed (names the key pair)
@@ -84,6 +85,14 @@ class LockHeldError(StateError):
 
 class StaleStateError(StateError):
     """The state changed underneath us between read and write."""
+
+
+class StorageError(StateError):
+    """Writing the state or its journal failed: full disk, read-only folder, S3 failing.
+
+    Its message names the backend, the file or object, and what failed; its
+    hint says what to do. An apply stops at the first one.
+    """
 
 
 class PlanError(ReconcilerError):

@@ -8,26 +8,32 @@ checked with GetKeyPair and never blindly repeated; if it went live without
 its key reaching us, its intent is left open so the next plan reports it as
 ``key material lost``.
 
-Independent changes run concurrently; one failing does not stop the others.
+Room comes before the call: each change reserves the journal bytes its
+records can take (``RecordBudget``) before anything is sent, so a full disk
+stops the run before a key pair is created that would have no home. The first
+storage failure (a reservation refused, a journal write failing) stops the
+run: no new change starts, changes in flight finish into their reserved room,
+and the failure is reported once. Other failures stop only their own change.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
-from reconciler.errors import LightsailError
+from reconciler.errors import LightsailError, ReconcilerError, StorageError
 from reconciler.keys import generate_rsa
 from reconciler.keystore.base import KeyStoreError
 from reconciler.lightsail import AmbiguousOutcome, CreatedKeyPair, Lightsail, tags_from_api
 from reconciler.model import Address, LiveKeyPair, Origin, StateEntry, Tags
 from reconciler.plan import Action, Change, Plan, diff_tags
+from reconciler.retry import backoff
 from reconciler.state.backend import JournalWriter
+from reconciler.state.records import RecordBudget
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +43,7 @@ log = logging.getLogger(__name__)
 CREATE_ATTEMPTS = 8
 
 
-def _backoff(attempt: int) -> float:
-    """Full-jitter exponential backoff, capped at 5 s."""
-    return float(min(5.0, 0.05 * 2**attempt) * random.random())
-
+_Outcome = Literal["done", "not started", "unrecorded"]
 
 # Seals a private key for its key pair's address; must not touch the network.
 Seal = Callable[[Address, str], Mapping[str, Any]]
@@ -61,14 +64,24 @@ class Failure:
 class ApplyResult:
     succeeded: list[Change] = field(default_factory=list)
     failed: list[Failure] = field(default_factory=list)
+    stopped: StorageError | None = None
+    """The storage failure that stopped the run, if one did."""
+    not_started: list[Change] = field(default_factory=list)
+    """Changes for which nothing was sent because the run had stopped."""
+    unrecorded: list[Change] = field(default_factory=list)
+    """Changes under way whose outcome could not be journaled: the next plan checks them."""
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and self.stopped is None
 
 
 class KeyMaterialLost(Exception):
     """A create took effect in Lightsail but its private key never reached us."""
+
+    def __init__(self, message: str, *, storage: StorageError | None = None) -> None:
+        super().__init__(message)
+        self.storage = storage
 
 
 class Executor:
@@ -90,28 +103,86 @@ class Executor:
         self.keep = keep
         self.forget = forget
         self.on_progress = on_progress
+        self.budget = RecordBudget(sealed=seal is not None)
         self._lock = threading.Lock()
+        self._stopped: StorageError | None = None
+
+    def reserve_bytes(self, plan: Plan) -> int:
+        """The journal room the whole plan can take: what a preflight checks for."""
+        return sum(self.change_bytes(change) for change in plan.changes)
+
+    def change_bytes(self, change: Change) -> int:
+        """The most journal bytes one change's records can take (reserved before its calls)."""
+        address, budget = change.address, self.budget
+        tags = change.after_tags or {}
+        total = 0
+        if change.deletes:
+            total += (
+                budget.intent(address)
+                + budget.failed()
+                + budget.result(address, {}, private_key=False)
+            )
+        if change.action is Action.ADOPT or change.action is Action.UPDATE_TAGS:
+            total += budget.intent(address) + 2 * budget.result(address, tags, private_key=True)
+        step = change.creates
+        if step is Action.CREATE:
+            total += budget.intent(address) + budget.failed()
+            total += budget.result(address, tags, private_key=True)
+        elif step is Action.IMPORT or step is Action.GENERATE:
+            total += budget.intent(address) + budget.keygen(address) + budget.failed()
+            total += 2 * budget.result(address, tags, private_key=True)
+        return total
 
     def run(self, plan: Plan) -> ApplyResult:
-        for pending in plan.stale_pending:
-            # The interrupted call never took effect: close its intent.
-            self.journal.failed(pending.intent_id, "not live at the next plan; no effect")
         result = ApplyResult()
+        try:
+            for pending in plan.stale_pending:
+                # The interrupted call never took effect: close its intent.
+                self.journal.failed(pending.intent_id, "not live at the next plan; no effect")
+        except StorageError as e:
+            result.stopped = e
+            result.not_started = list(plan.changes)
+            return result
         if not plan.changes:
             return result
         with ThreadPoolExecutor(max_workers=min(self.parallelism, len(plan.changes))) as pool:
-            for change, failure in pool.map(self._run_one, plan.changes):
-                if failure is None:
+            for change, failure, how in pool.map(self._run_one, plan.changes):
+                if how == "not started":
+                    result.not_started.append(change)
+                elif how == "unrecorded":
+                    result.unrecorded.append(change)
+                elif failure is None:
                     result.succeeded.append(change)
                 else:
                     result.failed.append(failure)
+        result.stopped = self._stopped
         return result
 
-    def _run_one(self, change: Change) -> tuple[Change, Failure | None]:
+    def _halt(self, error: StorageError) -> None:
+        with self._lock:
+            if self._stopped is None:
+                log.debug("stopping: %s", error.message)
+                self._stopped = error
+
+    def _run_one(self, change: Change) -> tuple[Change, Failure | None, _Outcome]:
+        if self._stopped is not None:
+            return change, None, "not started"
+        try:
+            # Nothing is sent for a change unless its records have room.
+            reservation = self.journal.reserve(self.change_bytes(change))
+        except StorageError as e:
+            self._halt(e)  # reported once for the run, not per change
+            return change, None, "not started"
         failure: Failure | None = None
         try:
-            self._apply(change)
+            with reservation:
+                self._apply(change)
+        except StorageError as e:
+            self._halt(e)
+            return change, None, "unrecorded"
         except KeyMaterialLost as e:
+            if e.storage is not None:
+                self._halt(e.storage)
             failure = Failure(
                 change.address,
                 change.action,
@@ -121,13 +192,15 @@ class Executor:
             )
         except (LightsailError, KeyStoreError) as e:
             failure = Failure(change.address, change.action, e.message, e.hint)
+        except ReconcilerError as e:  # e.g. a key that cannot be sealed: its own message
+            failure = Failure(change.address, change.action, e.message, e.hint)
         except Exception as e:  # a bug must not hide the other workers' results
             log.debug("unexpected error applying %s", change.address, exc_info=True)
             failure = Failure(change.address, change.action, f"internal error: {type(e).__name__}")
         if self.on_progress is not None:
             with self._lock:
                 self.on_progress(change, failure)
-        return change, failure
+        return change, failure, "done"
 
     # -- one change ---------------------------------------------------------
 
@@ -159,6 +232,10 @@ class Executor:
         key store and journal the entry it returns (a reference, no key)."""
         protected = self._protect(entry)
         self.journal.result(intent, protected)  # durable before anything else
+        return self._hand_off(entry, intent, protected)
+
+    def _hand_off(self, entry: StateEntry, intent: str, protected: StateEntry) -> StateEntry:
+        """Give a journaled key to the key store; journal the reference it returns."""
         if self.keep is None or not protected.holds_private_key:
             return protected
         try:
@@ -186,7 +263,7 @@ class Executor:
                 ambiguous = e
                 if self.lightsail.get_key_pair(address) is not None:
                     raise KeyMaterialLost(_lost_message(address)) from None
-                self.lightsail.sleep(_backoff(attempt))
+                self.lightsail.sleep(backoff(attempt))
                 continue
             except LightsailError as e:
                 if e.detail == "NameExists" and ambiguous is not None:
@@ -202,7 +279,17 @@ class Executor:
                         f"`reconciler import {address}` if it is yours",
                     ) from None
                 raise
-            entry = self._record(intent, _created_entry(address, created, tags))
+            entry = _created_entry(address, created, tags)
+            protected = self._protect(entry)
+            try:
+                self.journal.result(intent, protected)  # durable before anything else
+            except StorageError as e:
+                raise KeyMaterialLost(
+                    f"{address}: key material lost: Lightsail created the key pair but its "
+                    f"private key could not be journaled ({e.message})",
+                    storage=e,
+                ) from None
+            entry = self._hand_off(entry, intent, protected)
             if not entry.fingerprint:
                 live = self.lightsail.get_key_pair(address)
                 if live is not None:
@@ -248,7 +335,7 @@ class Executor:
                         code=e.code,
                         hint="nothing was imported; run again later",
                     ) from None
-                self.lightsail.sleep(_backoff(attempt))
+                self.lightsail.sleep(backoff(attempt))
             except LightsailError as e:
                 if e.detail == "NameExists" and attempt > 0:
                     break  # an earlier attempt with an unknown outcome went through

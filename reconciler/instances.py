@@ -25,13 +25,12 @@ InUse = Mapping[Address, Sequence[str]]
 
 def users_by_key_pair(lightsail: Lightsail, region: str, account: str = "") -> dict[str, list[str]]:
     """The instances in ``region`` (of ``account``) by the key pair each was launched with."""
-    client = lightsail.client(region, account=account)
     users: dict[str, list[str]] = {}
     token: str | None = None
     try:
         while True:
             kwargs: dict[str, Any] = {"pageToken": token} if token else {}
-            page = client.get_instances(**kwargs)
+            page = lightsail.read(region, "get_instances", account, **kwargs)
             for instance in page.get("instances", ()):
                 key_name = instance.get("sshKeyName")
                 if key_name:

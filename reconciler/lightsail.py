@@ -2,22 +2,27 @@
 
 It reads live snapshots (paginated GetKeyPairs, regions concurrently) and
 carries out single mutating calls, turning every botocore failure into a
-``LightsailError`` that names the key pair and says what to do. Reads use
-botocore's retry modes; mutating calls retry only where that cannot create a
-duplicate (throttling is answered before any effect; a create whose outcome is
-unknown is checked with GetKeyPair, never blindly sent again).
+``LightsailError`` that names the key pair and says what to do. Every call to
+a region goes through that region's ``Pacer`` (reconciler/retry.py), which
+learns the rate Lightsail sustains from its throttles, so a throttled call
+waits for its turn rather than sleeping through backoff. Reads also retry 5xx
+and dropped connections with the project's one ``backoff``; mutating calls
+retry only where that cannot create a duplicate (throttling is answered before
+any effect; a create whose outcome is unknown is checked with GetKeyPair,
+never blindly sent again).
 
 Never log request or response bodies: CreateKeyPair's holds a private key.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -30,6 +35,7 @@ from botocore.config import Config
 from reconciler.accounts import Account, Accounts
 from reconciler.errors import CredentialsError, LightsailError
 from reconciler.model import Address, LiveKeyPair, LiveSnapshot, Tags, account_of, region_of, where
+from reconciler.retry import Pacer, backoff
 
 log = logging.getLogger(__name__)
 
@@ -181,14 +187,54 @@ def tags_to_api(tags: Tags) -> list[dict[str, str]]:
 
 
 def live_from_api(region: str, kp: Mapping[str, Any], account: str = "") -> LiveKeyPair:
+    """A key pair as botocore parsed it, or as JSON values (``_decode_page``)."""
+    created = kp.get("createdAt", 0.0)
+    if isinstance(created, str):
+        created = epoch_seconds(created)
     return LiveKeyPair(
         address=Address(region, kp["name"], account),
         arn=kp.get("arn", ""),
         fingerprint=kp.get("fingerprint", ""),
-        created_at=_epoch(kp.get("createdAt", 0.0)) or 0.0,
+        created_at=_epoch(created) or 0.0,
         tags=tags_from_api(kp.get("tags")),
         support_code=kp.get("supportCode", ""),
     )
+
+
+# Where a GetKeyPairs page's key pairs go when decoded by ``_decode_page``.
+RAW_KEY_PAIRS = "reconcilerRawKeyPairs"
+
+# Per thread: told the next page's token as soon as a page's body is decoded.
+_next_page = threading.local()
+
+
+def _decode_page(
+    response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any
+) -> None:
+    """Decode a GetKeyPairs page's key pairs with ``json.loads`` alone.
+
+    botocore walks every field of a response against the service model in
+    Python, about ten times the cost of decoding the JSON; for a page of key
+    pairs that walk is most of a plan's CPU, and it sits between one page's
+    response and the next page's request. The key pairs are taken out of the
+    body here (botocore parses what is left: the token) and handed over as
+    JSON values, which ``live_from_api`` reads as it reads botocore's. An
+    error response, or one that does not decode, is left to botocore.
+    """
+    if response_dict.get("status_code") != 200:
+        return
+    try:
+        data = json.loads(response_dict["body"])
+    except (KeyError, TypeError, ValueError):
+        return
+    if not isinstance(data, dict) or not isinstance(data.get("keyPairs"), list):
+        return
+    customized_response_dict[RAW_KEY_PAIRS] = data.pop("keyPairs")
+    response_dict["body"] = json.dumps(data).encode()
+    announce: Callable[[str], None] | None = getattr(_next_page, "announce", None)
+    token = data.get("nextPageToken")
+    if announce is not None and isinstance(token, str) and token:
+        announce(token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +252,6 @@ class ClientOptions:
     endpoint_url: str | None = None
     profile: str | None = None
     max_attempts: int = 12
-    retry_mode: str = "adaptive"
     connect_timeout: float = 10
     read_timeout: float = 60
     access_key: str | None = None
@@ -279,7 +324,8 @@ class Lightsail:
         self.options = options or ClientOptions()
         self.accounts = accounts or Accounts()
         self._lock = threading.Lock()
-        self._clients: dict[tuple[str, str, bool], Any] = {}
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._pacers: dict[str, Pacer] = {}
         # Per account alias: its session, or the CredentialsError it failed with.
         self._sessions: dict[str, Any] = {}
         self._resolving: dict[str, threading.Lock] = {}
@@ -359,50 +405,133 @@ class Lightsail:
                 self._account_ids[declared.alias] = known
         return known
 
-    def client(self, region: str, *, mutating: bool = False, account: str = "") -> Any:
-        """A cached client; mutating clients leave retries to ``_call``."""
-        key = (account, region, mutating)
+    def client(self, region: str, account: str = "") -> Any:
+        """A cached client; retries and pacing are left to ``_attempts``."""
+        key = (account, region)
         session = self._boto_session(account)
         with self._lock:
             if key not in self._clients:
-                attempts = 1 if mutating else self.options.max_attempts
                 config = Config(
-                    retries={"mode": self.options.retry_mode, "total_max_attempts": attempts},
+                    retries={"mode": "standard", "total_max_attempts": 1},
                     connect_timeout=self.options.connect_timeout,
                     read_timeout=self.options.read_timeout,
                     max_pool_connections=max(10, self.options.pool_size),
                     user_agent_extra="lightsail-reconciler",
                 )
-                self._clients[key] = session.client(
+                client = session.client(
                     "lightsail",
                     region_name=region,
                     endpoint_url=self.options.endpoint_url,
                     config=config,
                 )
+                client.meta.events.register("before-parse.lightsail.GetKeyPairs", _decode_page)
+                self._clients[key] = client
             return self._clients[key]
+
+    def pacer(self, region: str) -> Pacer:
+        """The pace shared by every call to ``region`` (``ACCOUNT/REGION``: each
+        account is metered apart)."""
+        with self._lock:
+            if region not in self._pacers:
+                self._pacers[region] = Pacer(sleep=self.sleep)
+            return self._pacers[region]
+
+    def _attempts(self, region: str, fn: Callable[[], T], *, idempotent: bool) -> T:
+        """Run ``fn`` at the region's pace, retrying throttles and, when it is
+        safe to repeat, 5xx and dropped connections. The last error is raised."""
+        pacer = self.pacer(region)
+        attempt = 0
+        while True:
+            ticket = pacer.acquire()
+            try:
+                result = fn()
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+                attempt += 1
+                if attempt >= self.options.max_attempts:
+                    raise
+                code = error_code(e) if isinstance(e, botocore.exceptions.ClientError) else ""
+                if code in THROTTLING_CODES:
+                    # Paced throttles retry at once (acquire waits); others,
+                    # or a call throttled again and again, back off.
+                    if not pacer.throttled(ticket) or attempt > 3:
+                        self.sleep(backoff(attempt))
+                    continue
+                if idempotent and _is_ambiguous(e):
+                    self.sleep(backoff(attempt - 1))
+                    continue
+                raise
+            pacer.success(ticket)
+            return result
 
     # -- reads --------------------------------------------------------------
 
+    def read(self, region: str, operation: str, account: str = "", **kwargs: Any) -> Any:
+        """One read-only call (``operation`` as boto3 names it), paced and retried.
+
+        botocore's errors pass through for the caller to translate.
+        """
+        method = getattr(self.client(region, account), operation)
+        return self._attempts(
+            where(account, region), functools.partial(method, **kwargs), idempotent=True
+        )
+
     def list_key_pairs(self, region: str, account: str = "") -> list[LiveKeyPair]:
-        """Every key pair in ``region`` (default key excluded), page by page."""
-        client = self.client(region, account=account)
+        """Every key pair in ``region`` (default key excluded), page by page.
+
+        Pages follow one another (each names the next), but the request for
+        page k+1 is sent as soon as page k's body is decoded, by a second
+        thread, while this one turns page k into key pairs: the decoding
+        hides behind the next round trip. Each page is requested once.
+        """
+        client = self.client(region, account)
+        place = where(account, region)
         result: list[LiveKeyPair] = []
-        token: str | None = None
+        pages: dict[int, Future[Any]] = {}
+        lock = threading.Lock()
+
+        def request(index: int, token: str | None) -> None:
+            with lock:
+                if index not in pages:
+                    pages[index] = pool.submit(fetch, index, token)
+
+        def fetch(index: int, token: str | None) -> Any:
+            kwargs: dict[str, Any] = {"pageToken": token} if token else {}
+            _next_page.announce = functools.partial(request, index + 1)
+            try:
+                page = self._attempts(
+                    place, functools.partial(client.get_key_pairs, **kwargs), idempotent=True
+                )
+            finally:
+                _next_page.announce = None
+            following = page.get("nextPageToken")
+            if following:
+                request(index + 1, following)  # when the page was not decoded early
+            return page
+
         try:
-            while True:
-                kwargs: dict[str, Any] = {"pageToken": token} if token else {}
-                page = client.get_key_pairs(**kwargs)
-                result.extend(live_from_api(region, kp, account) for kp in page.get("keyPairs", ()))
-                token = page.get("nextPageToken")
-                if not token:
-                    return result
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                request(0, None)
+                index = 0
+                while True:
+                    with lock:
+                        future = pages[index]
+                    page = future.result()
+                    items = page.get(RAW_KEY_PAIRS, page.get("keyPairs", ()))
+                    result.extend(live_from_api(region, kp, account) for kp in items)
+                    if not page.get("nextPageToken"):
+                        return result
+                    index += 1
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
-            raise translate(e, f"reading key pairs in {where(account, region)}") from None
+            raise translate(e, f"reading key pairs in {place}") from None
 
     def get_key_pair(self, address: Address) -> LiveKeyPair | None:
         try:
-            client = self.client(address.region, account=address.account)
-            response = client.get_key_pair(keyPairName=address.name)
+            client = self.client(address.region, address.account)
+            response = self._attempts(
+                address.where,
+                lambda: client.get_key_pair(keyPairName=address.name),
+                idempotent=True,
+            )
         except botocore.exceptions.ClientError as e:
             if error_code(e) == "NotFoundException":
                 return None
@@ -458,26 +587,16 @@ class Lightsail:
         Raises AmbiguousOutcome when the call may have taken effect, and a
         LightsailError when it certainly did not.
         """
-        attempt = 0
-        while True:
-            try:
-                return fn()
-            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-                code = error_code(e) if isinstance(e, botocore.exceptions.ClientError) else ""
-                if code in THROTTLING_CODES and attempt + 1 < self.options.max_attempts:
-                    attempt += 1
-                    self.sleep(min(5.0, 0.05 * 2**attempt) * random.random())
-                    continue
-                if _is_ambiguous(e):
-                    failure = translate(e, f"{what} {address}")
-                    raise AmbiguousOutcome(failure.message, failure.code) from None
-                raise translate(e, f"{what} {address}") from None
-
-    def _mutating(self, address: Address) -> Any:
-        return self.client(address.region, mutating=True, account=address.account)
+        try:
+            return self._attempts(address.where, fn, idempotent=False)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+            if _is_ambiguous(e):
+                failure = translate(e, f"{what} {address}")
+                raise AmbiguousOutcome(failure.message, failure.code) from None
+            raise translate(e, f"{what} {address}") from None
 
     def create_key_pair(self, address: Address, tags: Tags) -> CreatedKeyPair:
-        client = self._mutating(address)
+        client = self.client(address.region, address.account)
         kwargs: dict[str, Any] = {"keyPairName": address.name}
         if tags:
             kwargs["tags"] = tags_to_api(tags)
@@ -490,7 +609,7 @@ class Lightsail:
         )
 
     def import_key_pair(self, address: Address, public_key: str) -> Mapping[str, Any] | None:
-        client = self._mutating(address)
+        client = self.client(address.region, address.account)
         response = self._call(
             address,
             "importing",
@@ -502,7 +621,7 @@ class Lightsail:
     def tag(self, address: Address, tags: Tags) -> None:
         if not tags:
             return
-        client = self._mutating(address)
+        client = self.client(address.region, address.account)
         self._retry_idempotent(
             address,
             "tagging",
@@ -513,7 +632,7 @@ class Lightsail:
         keys = sorted(keys)
         if not keys:
             return
-        client = self._mutating(address)
+        client = self.client(address.region, address.account)
         self._retry_idempotent(
             address,
             "untagging",
@@ -522,7 +641,7 @@ class Lightsail:
 
     def delete_key_pair(self, address: Address, expected_fingerprint: str | None) -> bool:
         """Delete; False when it was already gone. A fingerprint mismatch raises."""
-        client = self._mutating(address)
+        client = self.client(address.region, address.account)
         kwargs: dict[str, Any] = {"keyPairName": address.name}
         if expected_fingerprint:
             kwargs["expectedFingerprint"] = expected_fingerprint
@@ -544,7 +663,7 @@ class Lightsail:
                     raise LightsailError(
                         e.cause, code="ServiceException", hint=HINTS["ServiceException"]
                     ) from None
-                self.sleep(min(5.0, 0.05 * 2**attempt) * random.random())
+                self.sleep(backoff(attempt))
         raise AssertionError("unreachable")
 
 

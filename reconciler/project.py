@@ -13,6 +13,8 @@ and every problem is reported at once with its file, line and column::
       region: eu-west-1                   # optional
       encrypt: aws:kms                    # optional: AES256, aws:kms, true (AES256), false
       kmsKeyId: alias/reconciler-state    # optional; implies aws:kms
+      timeout: 20                         # optional: seconds to wait for S3 (default 60)
+      spool: .reconciler/spool            # optional: where results wait while S3 fails
 
     backend:
       type: local
@@ -52,7 +54,7 @@ PROJECT_FILE = "reconciler.yaml"
 _SECTIONS = ("backend", "policy", "keys", "accounts")
 
 _FIELDS = {
-    "s3": ("type", "bucket", "key", "region", "encrypt", "kmsKeyId"),
+    "s3": ("type", "bucket", "key", "region", "encrypt", "kmsKeyId", "timeout", "spool"),
     "local": ("type", "path"),
 }
 
@@ -64,6 +66,8 @@ class S3Settings:
     region: str | None = None
     sse: str | None = None
     kms_key_id: str | None = None
+    timeout: float | None = None
+    spool: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +97,20 @@ class ProjectConfig:
         """Backend settings for ``Options.extra`` (empty for a local backend)."""
         if not isinstance(self.backend, S3Settings):
             return {}
-        from reconciler.state.s3 import OPTION_KMS_KEY_ID, OPTION_REGION, OPTION_SSE
+        from reconciler.state.s3 import (
+            OPTION_KMS_KEY_ID,
+            OPTION_REGION,
+            OPTION_SPOOL,
+            OPTION_SSE,
+            OPTION_TIMEOUT,
+        )
 
         settings = {
             OPTION_REGION: self.backend.region,
             OPTION_SSE: self.backend.sse,
             OPTION_KMS_KEY_ID: self.backend.kms_key_id,
+            OPTION_TIMEOUT: None if self.backend.timeout is None else str(self.backend.timeout),
+            OPTION_SPOOL: None if self.backend.spool is None else str(self.backend.spool),
         }
         return {name: value for name, value in settings.items() if value is not None}
 
@@ -257,9 +269,24 @@ class _Checker:
         if key is not None and not valid_key(key):
             self._problem(("backend", "key"), "backend.key must not start or end with '/'")
         sse = self._encryption(section.get("encrypt"), kms_key_id)
+        timeout = section.get("timeout")
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+        ):
+            self._problem(("backend", "timeout"), "backend.timeout must be a number of seconds > 0")
+            timeout = None
+        spool = self._text(section, "spool")
         if bucket is None or key is None:
             return None
-        return S3Settings(bucket, key, region, sse, kms_key_id)
+        return S3Settings(
+            bucket,
+            key,
+            region,
+            sse,
+            kms_key_id,
+            None if timeout is None else float(timeout),
+            None if spool is None else self.directory / spool,
+        )
 
     def _encryption(self, encrypt: Any, kms_key_id: str | None) -> str | None:
         from reconciler.state.s3 import SSE_ALGORITHMS

@@ -14,6 +14,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from reconciler import render
@@ -22,6 +23,7 @@ from reconciler.model import Address, DesiredKeyPair, DesiredSet, Source
 from reconciler.plan import Plan
 from reconciler.scope import Scope
 from reconciler.state import StateDocument
+from reconciler.state.files import replace_atomically
 from reconciler.workflow import Options
 
 KIND = "reconciler.lightsail/saved-plan"
@@ -83,18 +85,7 @@ def write(path: str, plan: Plan, desired: DesiredSet, options: Options, state: s
         "plan": render.plan_json(plan),
     }
     data = json.dumps(document, indent=2).encode()
-    tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    replace_atomically(Path(path), data)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import logging
 import os
+import sys
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -23,10 +24,12 @@ from reconciler.model import Address, DesiredSet, LiveSnapshot, account_of, regi
 from reconciler.plan import Plan, make_plan
 from reconciler.scope import Scope, plan_in_scope
 from reconciler.state import LocalBackend, StateBackend, StateDocument, crypto
+from reconciler.state.registry import remote_backend
 
 log = logging.getLogger(__name__)
 
 DEFAULT_STATE = "reconciler.state.json"
+SWITCH_INTERVAL = 0.0005  # s; the interpreter's default is 0.005
 LOCAL_CREDENTIAL = "local"
 
 
@@ -73,10 +76,9 @@ def state_location(options: Options) -> str:
 
 def open_backend(options: Options) -> StateBackend:
     location = state_location(options)
-    if location.startswith("s3://"):
-        from reconciler.state.s3 import S3Backend
-
-        return S3Backend.from_url(location, options)
+    remote = remote_backend(location, options)
+    if remote is not None:
+        return remote
     if options.local:
         os.makedirs(os.path.dirname(location) or ".", mode=0o700, exist_ok=True)
     return LocalBackend(location, allow_insecure=options.allow_insecure_state)
@@ -237,11 +239,18 @@ def observe(
     placed in their accounts first (``on_placed`` hears how many moved).
     """
     early = _places(desired.key_pairs, options)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        reading = pool.submit(lightsail.snapshot, early)
-        doc = read_state()
-        moved = place_in_accounts(doc, lightsail, options)
-        live = reading.result()
+    previous = sys.getswitchinterval()
+    # While the state is parsed, hand the interpreter to the reading thread
+    # soon after each page arrives, so the next request is not held back.
+    sys.setswitchinterval(min(previous, SWITCH_INTERVAL))
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            reading = pool.submit(lightsail.snapshot, early)
+            doc = read_state()
+            moved = place_in_accounts(doc, lightsail, options)
+            live = reading.result()
+    finally:
+        sys.setswitchinterval(previous)
     if moved and on_placed is not None:
         on_placed(moved)
     rest = [r for r in regions_to_read(desired, doc, options) if r not in early]

@@ -44,6 +44,8 @@ def _clean_aws_env(
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("NO_COLOR", "1")
+    # Retries are still made and checked; their waits are a hundredth as long.
+    monkeypatch.setenv("RECONCILER_BACKOFF_SCALE", "0.01")
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -16,6 +17,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from reconciler.keys import public_key_of
+from tests import forkrun
 
 PEM_BODY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 PEM_BLOCK = re.compile(
@@ -35,22 +37,29 @@ def run_cli(
     input: str | None = None,
     timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m reconciler ARGS` as a user would, in ``cwd``."""
+    """Run `python -m reconciler ARGS` as a user would, in ``cwd``.
+
+    The process is forked from a pre-imported server (tests/forkrun.py);
+    RECONCILER_TEST_SUBPROCESS=1 starts a fresh interpreter instead.
+    """
     full_env = dict(os.environ)
     if endpoint:
         full_env["AWS_ENDPOINT_URL_LIGHTSAIL"] = endpoint
     if env:
         full_env.update(env)
-    result = subprocess.run(
-        [sys.executable, "-m", "reconciler", *args],
-        cwd=cwd,
-        env=full_env,
-        input=input,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    if os.environ.get("RECONCILER_TEST_SUBPROCESS"):
+        result = subprocess.run(
+            [sys.executable, "-m", "reconciler", *args],
+            cwd=cwd,
+            env=full_env,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    else:
+        result = forkrun.run(args, cwd=cwd, env=full_env, input=input, timeout=timeout)
     if args[:2] not in (("key", "get"),) and "--reveal" not in args:
         CLI_OUTPUTS.extend((result.stdout, result.stderr))
     return result
@@ -116,8 +125,13 @@ def assert_no_leak(texts: Iterable[str], pems: Iterable[str]) -> None:
             assert secret not in text, "private key material was printed"
 
 
+@functools.lru_cache(maxsize=4096)
 def created_fingerprint(pem: str) -> str:
-    """How Lightsail (and the emulator) fingerprint a key it created."""
+    """How Lightsail (and the emulator) fingerprint a key it created.
+
+    Cached: loading an RSA key checks it (tens of milliseconds), and the crash
+    rounds check the same few pooled keys thousands of times.
+    """
     key = serialization.load_pem_private_key(pem.encode(), password=None)
     der = key.private_bytes(
         serialization.Encoding.DER,

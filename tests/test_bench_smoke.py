@@ -23,6 +23,7 @@ def test_quick_benchmarks_run_and_report_every_figure() -> None:
         "validate.",
         "plan.",
         "apply.",
+        "ratelimit.",
         "memory.plan.",
         "emulator.persist.",
         "startup.validate.",

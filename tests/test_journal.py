@@ -202,11 +202,16 @@ def test_a_damaged_last_line_is_ignored(journal: Journal) -> None:
     assert len(read_journal(journal.path)) == 1
 
 
+def insert_line(path: Path, before: int, raw: bytes) -> None:
+    """Put ``raw`` into a journal file before its line number ``before`` (from 1)."""
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join([*lines[: before - 1], raw, *lines[before - 1 :]]))
+
+
 def test_a_corrupt_line_in_the_middle_is_an_error_naming_file_and_line(journal: Journal) -> None:
     journal.intent("create", WEB)
-    with open(journal.path, "ab") as f:
-        f.write(b'{"kind": "keygen", "privateKey": "TOPSECRET\n')
     journal.intent("create", DB)
+    insert_line(journal.path, 2, b'{"kind": "keygen", "privateKey": "TOPSECRET\n')
     with pytest.raises(StateError) as caught:
         read_journal(journal.path)
     message = str(caught.value)
@@ -216,9 +221,8 @@ def test_a_corrupt_line_in_the_middle_is_an_error_naming_file_and_line(journal: 
 
 
 def test_a_non_object_line_in_the_middle_is_corrupt(journal: Journal) -> None:
-    with open(journal.path, "ab") as f:
-        f.write(b"[1, 2]\n")
     journal.intent("create", DB)
+    insert_line(journal.path, 1, b"[1, 2]\n")
     with pytest.raises(StateError, match="line 1: not a JSON object"):
         read_journal(journal.path)
 

@@ -141,3 +141,34 @@ def test_plan_findings_and_drift_as_sarif(tmp_path: Path, emu: Emulator) -> None
     found = results(valid_sarif(drift.stdout))
     assert ("tags-changed", "warning", "m.yaml", 6, 5) in found
     assert ("required-tags", "warning", "m.yaml", 5, 5) in found
+
+
+def test_apply_refuses_manifests_that_break_the_policy_and_changes_nothing(
+    tmp_path: Path, emu: Emulator
+) -> None:
+    (tmp_path / "reconciler.yaml").write_text(
+        'policy:\n  rules:\n    - id: name-pattern\n      pattern: "^[a-z][a-z0-9-]*$"\n'
+    )
+    write_manifest(tmp_path / "m.yaml", R, "- name: ok\n- name: Bad_Name\n")
+    refused = cli(tmp_path, emu, "apply", "m.yaml", "--auto-approve")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "m.yaml:6:" in refused.stderr and "[name-pattern]" in refused.stderr
+    assert "nothing was changed" in refused.stderr
+    assert emu.store.names(R) == []
+
+    write_manifest(tmp_path / "m.yaml", R, "- name: ok\n- name: fine\n")
+    applied = cli(tmp_path, emu, "apply", "m.yaml", "--auto-approve")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert emu.store.names(R) == ["fine", "ok"]
+
+
+def test_an_old_key_pair_does_not_block_apply(tmp_path: Path, emu: Emulator) -> None:
+    (tmp_path / "reconciler.yaml").write_text(POLICY)
+    write_manifest(tmp_path / "m.yaml", R, "- name: old\n  tags: {owner: ana}\n")
+    assert cli(tmp_path, emu, "apply", "m.yaml", "--auto-approve").returncode == 0
+    emu.store.set_created_at(R, "old", time.time() - 200 * DAY)
+    write_manifest(tmp_path / "m.yaml", R, "- name: old\n  tags: {owner: bo}\n")
+    applied = cli(tmp_path, emu, "apply", "m.yaml", "--auto-approve")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    tags = lightsail_client(emu.url).get_key_pair(keyPairName="old")["keyPair"]["tags"]
+    assert tags == [{"key": "owner", "value": "bo"}]

@@ -28,9 +28,22 @@ from botocore.exceptions import ClientError
 
 from reconciler import workflow
 from reconciler.emulator import Emulator, EmulatorConfig
-from reconciler.errors import LockHeldError, StaleStateError, StateError, UsageError
+from reconciler.errors import (
+    LockHeldError,
+    StaleStateError,
+    StateError,
+    StorageError,
+    UsageError,
+)
 from reconciler.model import Address, PendingCreate
-from reconciler.state import LocalBackend, LockInfo, StateBackend, StateDocument, read_journal
+from reconciler.state import (
+    LocalBackend,
+    LockInfo,
+    StateBackend,
+    StateDocument,
+    read_journal,
+    s3_objects,
+)
 from reconciler.state.document import dumps
 from reconciler.state.s3 import OPTION_SSE, S3Backend, parse_url
 from tests.conftest import aws_client, lightsail_client
@@ -502,34 +515,83 @@ def test_group_commit_ten_threads_share_puts(s3: Any, bucket: str) -> None:
     assert objects(s3, bucket) == [KEY]
 
 
-def test_a_failed_journal_put_stops_further_appends(s3: Any, bucket: str) -> None:
+def test_a_journal_put_that_keeps_failing_is_spooled_and_stops_the_run(
+    s3: Any, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(s3_objects, "backoff", lambda attempt: 0.0)
+
     class FailingJournalPuts:
         failing = False
+        attempts = 0
 
         def __getattr__(self, name: str) -> Any:
             return getattr(s3, name)
 
         def put_object(self, **params: Any) -> Any:
             if self.failing and ".journal/" in params["Key"]:
+                self.attempts += 1
                 error = {"Code": "InternalError", "Message": "We encountered an internal error."}
-                raise ClientError({"Error": error}, "PutObject")
+                raise ClientError(
+                    {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 500}}, "PutObject"
+                )
             return s3.put_object(**params)
 
     client = FailingJournalPuts()
-    backend = S3Backend(bucket, KEY, client=client)
+    spool = tmp_path / "spool"
+    backend = S3Backend(bucket, KEY, client=client, spool_dir=spool)
     with backend.lock("apply"):
         backend.begin()
         journal = backend.journal()
         intent = journal.intent("create", WEB)
         client.failing = True
-        with pytest.raises(StateError, match="internal error"):
-            journal.result(intent, make_entry(WEB))
-        with pytest.raises(StateError, match="can no longer be trusted"):
-            journal.failed(intent, "nothing happened")
+        with journal.reserve(8192):
+            journal.result(intent, make_entry(WEB))  # S3 refuses it: the spool keeps it
+        assert client.attempts == s3_objects.ATTEMPTS  # retried first
+        with pytest.raises(StorageError) as caught:
+            journal.reserve(8192)  # no new change starts
+        assert "internal error" in caught.value.message
+        assert f"local spool {spool}" in caught.value.message
+        (spooled,) = spool.iterdir()
+        assert spooled.stat().st_mode & 0o777 == 0o600
+        assert [r["kind"] for r in read_journal(spooled)] == ["result"]
         client.failing = False
         doc = backend.commit()
-    # The result did happen: it goes into the state even though its object was not stored.
+    # The result did happen: it goes into the state, and the spool is emptied.
     assert doc.entries[WEB].private_key == SECRET
+    assert list(spool.iterdir()) == []
+
+
+def test_spooled_results_reach_the_state_at_the_next_run(
+    s3: Any, bucket: str, url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(s3_objects, "backoff", lambda attempt: 0.0)
+
+    class Down:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(s3, name)
+
+        def put_object(self, **params: Any) -> Any:
+            if params["Key"] != f"{KEY}.lock":
+                raise ClientError({"Error": {"Code": "SlowDown"}}, "PutObject")
+            return s3.put_object(**params)
+
+    spool = tmp_path / "spool"
+    backend = S3Backend(bucket, KEY, client=Down(), spool_dir=spool)
+    with backend.lock("apply"):
+        backend.begin()
+        journal = backend.journal()
+        with journal.reserve(8192):
+            journal.result(journal.intent("create", WEB), make_entry(WEB))
+        with pytest.raises(StorageError, match="S3 state: cannot write"):
+            backend.commit()  # S3 takes nothing: the spool keeps the key
+    assert len(list(spool.iterdir())) == 1
+    assert S3Backend(bucket, KEY, client=s3, spool_dir=spool).read().entries[WEB].private_key
+    again = S3Backend(bucket, KEY, client=s3, spool_dir=spool)
+    with again.lock("apply"):
+        doc = again.begin()
+    assert doc.entries[WEB].private_key == SECRET
+    assert list(spool.iterdir()) == []
+    assert stored(s3, bucket)["serial"] == 1
 
 
 # -- stale writes -------------------------------------------------------------

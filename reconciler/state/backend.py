@@ -1,8 +1,10 @@
 """What every state backend offers the commands: read, lock, journal, commit, write.
 
 A mutating command takes the lock, calls ``begin`` (which folds in any journal
-a killed run left behind), journals each call through ``journal``, and ends
-with ``commit``. Read-only commands call ``read`` without the lock.
+a killed run left behind), checks ``preflight``, journals each call through
+``journal`` (reserving room first), and ends with ``commit``. Read-only
+commands call ``read`` without the lock. ``core.StateStore`` implements this
+once for every backend.
 """
 
 from __future__ import annotations
@@ -14,10 +16,18 @@ from typing import Any, Protocol
 from reconciler.model import Address, StateEntry
 from reconciler.state.document import StateDocument
 from reconciler.state.lock import LockInfo
+from reconciler.state.records import Reservation
 
 
 class JournalWriter(Protocol):
-    """The write-ahead records a run makes; each returns once its record is durable."""
+    """The write-ahead records a run makes; each returns once its record is durable.
+
+    ``reserve`` keeps room for one change's records before its call is sent (a
+    StorageError if there is none); records appended by the same thread while
+    it is held use that room.
+    """
+
+    def reserve(self, nbytes: int) -> Reservation: ...
 
     def intent(self, op: str, address: Address) -> str: ...
     def keygen(
@@ -76,6 +86,11 @@ class StateBackend(Protocol):
 
     def write(self, doc: StateDocument) -> None:
         """Under the lock: replace the whole state with ``doc`` (its serial is advanced)."""
+        ...
+
+    def preflight(self, reserve_bytes: int) -> None:
+        """Before the first call of a run: a StorageError unless the state's location is
+        writable and has room for ``reserve_bytes`` of journal plus the state it becomes."""
         ...
 
     def force_unlock(self, lock_id: str, *, force: bool = False) -> None:

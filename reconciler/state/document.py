@@ -87,6 +87,10 @@ class StateDocument:
     keys: dict[str, str] = field(default_factory=dict)
     # Read without private keys (for plans on large states); never written back.
     redacted: bool = field(default=False, compare=False)
+    # Journal runs already folded into this document, each with the last object
+    # number folded: a write that lands late (after its run was folded and its
+    # objects removed) is recognised and not replayed again. Kept for S3.
+    folded: dict[str, int] = field(default_factory=dict, compare=False)
 
     def __repr__(self) -> str:
         return (
@@ -110,6 +114,7 @@ class StateDocument:
             [dict(item) for item in self.encryption],
             dict(self.keys),
             self.redacted,
+            dict(self.folded),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -122,21 +127,22 @@ class StateDocument:
             data["encryption"] = [dict(item) for item in self.encryption]
         if self.keys:
             data["keys"] = dict(self.keys)
+        if self.folded:
+            data["journalFolded"] = dict(sorted(self.folded.items()))
         data["keyPairs"] = [entry_to_json(self.entries[a]) for a in sorted(self.entries)]
         data["pending"] = [pending_to_json(self.pending[a]) for a in sorted(self.pending)]
         return data
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any], *, source: str) -> StateDocument:
-        """Parse (and upgrade) a document; ``source`` names it in error messages."""
+    def from_json(
+        cls, data: Mapping[str, Any], *, source: str, backup: str | None = None
+    ) -> StateDocument:
+        """Parse (and upgrade) a document; ``source`` names it (``backup`` its previous
+        version) in error messages."""
         try:
             return _document(_upgraded(data, source))
         except FormatError as exc:
-            raise StateError(
-                f"state {source} is malformed: {exc}",
-                hint="fix the file by hand, or restore the previous version "
-                "(a local state keeps it beside the file as .backup)",
-            ) from None
+            raise StateError(f"state {source} is malformed: {exc}", hint=_repair(backup)) from None
 
 
 def refuse_redacted(doc: StateDocument, location: str) -> None:
@@ -160,7 +166,15 @@ def _without_secrets(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
-def loads(data: bytes | str, *, source: str, secrets: bool = True) -> StateDocument:
+def _repair(backup: str | None) -> str:
+    if backup is None:
+        return "fix it by hand"
+    return f"fix it by hand, or restore the previous version, kept as {backup}"
+
+
+def loads(
+    data: bytes | str, *, source: str, secrets: bool = True, backup: str | None = None
+) -> StateDocument:
     """Parse the bytes (or decoded text) of a state file.
 
     With ``secrets=False`` private keys are dropped while parsing, so a plan
@@ -174,12 +188,11 @@ def loads(data: bytes | str, *, source: str, secrets: bool = True) -> StateDocum
     except json.JSONDecodeError as exc:
         raise StateError(
             f"state {source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-            hint="fix the file by hand, or restore the previous version "
-            "(a local state keeps it beside the file as .backup)",
+            hint=_repair(backup),
         ) from None
     if not isinstance(parsed, dict):
         raise StateError(f"state {source} is malformed: expected a JSON object at the top level")
-    doc = StateDocument.from_json(parsed, source=source)
+    doc = StateDocument.from_json(parsed, source=source, backup=backup)
     doc.redacted = not secrets
     return doc
 
@@ -344,7 +357,14 @@ def _document(data: Mapping[str, Any]) -> StateDocument:
         pending[create.address] = create
     encryption = [_encryption_item(item, i) for i, item in enumerate(_list(data, "encryption"))]
     keys = _strings(data, "keys", "document") or {}
-    return StateDocument(FORMAT_VERSION, lineage, serial, entries, pending, encryption, keys)
+    folded = data.get("journalFolded", {})
+    if not isinstance(folded, Mapping) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in folded.values()
+    ):
+        raise FormatError("'journalFolded' must map journal runs to object numbers")
+    return StateDocument(
+        FORMAT_VERSION, lineage, serial, entries, pending, encryption, keys, folded=dict(folded)
+    )
 
 
 def _strings(obj: Mapping[str, Any], key: str, where: str) -> dict[str, str] | None:

@@ -2,8 +2,10 @@
 
 Every file that may hold key material is created with O_EXCL and mode 0600
 (then fchmod'ed, so the umask cannot matter), opened with O_NOFOLLOW, and
-replaced only by rename after fsync. Nothing here ever widens a permission or
-follows a symbolic link.
+replaced only by rename after fsync (``replace_atomically``, the project's one
+atomic write). Nothing here ever widens a permission or follows a symbolic link.
+Also here: room on the disk (``preallocate``, ``check_room``) and the counts
+of bytes, fsyncs and preallocations that benchmarks print (``IOStats``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import threading
 import uuid
 from pathlib import Path
 
-from reconciler.errors import InsecureStateError, StateError
+from reconciler.errors import InsecureStateError, StateError, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,8 @@ class IOStats:
         self._lock = threading.Lock()
         self.fsyncs = 0
         self.bytes = 0
+        self.reserved = 0  # bytes preallocated ahead of the records that fill them
+        self.allocations = 0  # preallocation calls (fallocate) that made them
 
     def fsynced(self) -> None:
         with self._lock:
@@ -45,6 +49,13 @@ class IOStats:
             self.bytes += count
         if self._parent is not None:
             self._parent.wrote(count)
+
+    def preallocated(self, count: int) -> None:
+        with self._lock:
+            self.reserved += count
+            self.allocations += 1
+        if self._parent is not None:
+            self._parent.preallocated(count)
 
 
 class CountsWrites:
@@ -60,6 +71,16 @@ class CountsWrites:
     @property
     def bytes_written(self) -> int:
         return self._stats.bytes
+
+    @property
+    def bytes_reserved(self) -> int:
+        """Bytes preallocated so that results always have room (reserve before call)."""
+        return self._stats.reserved
+
+    @property
+    def allocations(self) -> int:
+        """Preallocation (fallocate) calls made for ``bytes_reserved``."""
+        return self._stats.allocations
 
 
 def refuse_symlink(path: Path, what: str) -> os.stat_result | None:
@@ -102,6 +123,64 @@ def write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+
+
+def preallocate(fd: int, offset: int, length: int) -> None:
+    """Allocate ``length`` bytes of disk at ``offset`` (the file grows, zero-filled).
+
+    Writes into allocated space cannot fail for want of room. Where the file
+    system cannot allocate, the C library writes zeros instead; either way an
+    OSError (ENOSPC) comes now rather than at the write.
+    """
+    os.posix_fallocate(fd, offset, length)
+
+
+def free_bytes(directory: Path) -> tuple[int, bool]:
+    """Bytes an unprivileged writer may still use in ``directory``, and whether it is read-only."""
+    st = os.statvfs(directory)
+    return st.f_bavail * st.f_frsize, bool(st.f_flag & os.ST_RDONLY)
+
+
+def kib(count: int) -> str:
+    """A byte count for messages: KiB with one decimal, MiB above 10 MiB."""
+    if count >= 10 * 1024 * 1024:
+        return f"{count / (1024 * 1024):.1f} MiB"
+    return f"{count / 1024:.1f} KiB"
+
+
+def check_room(folder: Path, needed: int, *, backend: str, purpose: str, remedy: str) -> None:
+    """A StorageError unless ``folder`` is writable, not read-only, and has ``needed`` bytes free.
+
+    ``purpose`` says what the room is for, ``remedy`` how else to get it.
+    """
+    try:
+        free, read_only = free_bytes(folder)
+    except OSError as exc:
+        raise StorageError(
+            f"{backend}: cannot use folder {folder}: {exc.strerror}",
+            hint=f"create it or {remedy}; nothing was sent to Lightsail",
+        ) from None
+    if read_only or not os.access(folder, os.W_OK | os.X_OK):
+        why = "is on a read-only file system" if read_only else "is not writable by this user"
+        raise StorageError(
+            f"{backend}: folder {folder} {why}",
+            hint=f"make it writable or {remedy}; nothing was sent to Lightsail",
+        )
+    if free < needed:
+        raise StorageError(
+            f"{backend}: not enough room in {folder} for this apply: {kib(free)} free, "
+            f"about {kib(needed)} needed for {purpose}",
+            hint=f"free at least {kib(needed - free)} in {folder} (or {remedy}), then run "
+            "again; nothing was sent to Lightsail",
+        )
 
 
 def fsync(fd: int, stats: IOStats) -> None:
@@ -159,13 +238,18 @@ def check_private_mode(path: Path, st: os.stat_result, what: str, *, allow_insec
     )
 
 
-def replace_atomically(path: Path, data: bytes, *, backup: Path | None, stats: IOStats) -> None:
+def replace_atomically(
+    path: Path, data: bytes, *, backup: Path | None = None, stats: IOStats | None = None
+) -> None:
     """Replace ``path`` with ``data`` so that it holds the old or the new bytes, never a mix.
 
-    A temporary file beside it is written and fsynced, the current file is kept
-    as ``backup`` (hard link, or a private copy where links are not possible),
-    the temporary is renamed over ``path``, and the directory is fsynced.
+    The project's one atomic write. A private (0600) temporary file beside it is
+    written and fsynced, the current file is kept as ``backup`` if one is named
+    (hard link, or a private copy where links are not possible), the temporary
+    is renamed over ``path``, and the directory is fsynced. ``stats`` counts the
+    bytes and fsyncs, for benchmarks.
     """
+    stats = stats if stats is not None else IOStats()
     directory = path.parent
     temporaries: list[Path] = []
     try:

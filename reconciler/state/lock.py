@@ -96,6 +96,26 @@ class LockInfo:
         return json.dumps(asdict(self)).encode()
 
 
+class FileLock:
+    """The lock of a local state: an flock on ``path`` (see ``core.StateLock``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._held: HeldLock | None = None
+
+    def acquire(self, command: str, timeout: float) -> LockInfo:
+        self._held = acquire(self.path, command, timeout=timeout)
+        return self._held.info
+
+    def release(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            held.release()
+
+    def force_unlock(self, lock_id: str, *, force: bool = False) -> None:
+        force_unlock(self.path, lock_id, force=force)
+
+
 class HeldLock:
     """A lock this process holds; ``release`` removes the file, then drops the flock."""
 

@@ -3,8 +3,9 @@
 ``JournalRecords`` builds the five kinds of record (intent, keygen, result,
 removed, failed) and hands each to its subclass's ``_append``, which makes it
 durable (an fsync'd file, an S3 object). ``encode_record`` and ``decode_record``
-turn a record into one JSON line and back. Records hold key material: nothing
-here logs them or quotes them in a message.
+turn a record into one JSON line and back. ``RecordBudget`` bounds the bytes a
+change's records can take, so a journal can reserve them before the call.
+Records hold key material: nothing here logs them or quotes them in a message.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol
 
 from reconciler.model import Address, StateEntry
 from reconciler.state.document import address_to_json, entry_to_json
@@ -22,8 +25,51 @@ from reconciler.state.document import address_to_json, entry_to_json
 OPERATIONS = ("create", "import", "generate", "adopt", "update-tags", "delete")
 
 
+class _Reserving(Protocol):
+    def _enter(self, reservation: Reservation) -> None: ...
+    def _leave(self, reservation: Reservation) -> None: ...
+
+
+class Reservation:
+    """Room a journal keeps for one change's records while the change runs (a context)."""
+
+    def __init__(self, owner: _Reserving | None, size: int) -> None:
+        self.size = size
+        self.remaining = size
+        self._owner = owner
+
+    def __enter__(self) -> Reservation:
+        if self._owner is not None:
+            self._owner._enter(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._owner is not None:
+            self._owner._leave(self)
+
+
 class JournalRecords(ABC):
     """The records a run journals; ``_append`` returns once its record is durable."""
+
+    appends: int
+    """Records appended so far."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Wait for appends in progress; no record may follow."""
+
+    def reserve(self, nbytes: int) -> Reservation:
+        """Room for ``nbytes`` of records, held until the returned context exits.
+
+        A StorageError if there is none; journals that cannot run out of room
+        reserve nothing.
+        """
+        return Reservation(None, nbytes)
 
     def intent(self, op: str, address: Address) -> str:
         """Record that ``op`` on ``address`` is about to be called; returns the intent id."""
@@ -65,11 +111,52 @@ class JournalRecords(ABC):
 
     def failed(self, intent_id: str, error: str) -> None:
         """Record that a call definitely had no effect."""
-        self._append({"kind": "failed", "id": intent_id, "error": error})
+        self._append({"kind": "failed", "id": intent_id, "error": error[:MAX_ERROR]})
 
     @abstractmethod
     def _append(self, record: dict[str, Any]) -> None:
         """Store ``record``; return only once it is durable."""
+
+
+# Upper bounds, in characters, of what a call can return or a key can take:
+# an RSA-4096 PEM is about 3,300 characters, a sealed envelope of it under a
+# few recipients stays under 8 KiB; ARNs, support codes and fingerprints are short.
+MAX_PRIVATE_KEY = 4096
+MAX_SEALED_KEY = 8192
+MAX_PUBLIC_KEY = 1024
+MAX_ERROR = 1024
+_FIELDS = 2048  # ARN, fingerprint, support code, location, operation, timestamps
+
+
+@dataclass(frozen=True, slots=True)
+class RecordBudget:
+    """Bytes a change's journal records can take at most, as a journal reserves them."""
+
+    sealed: bool = False
+
+    def intent(self, address: Address) -> int:
+        return len(
+            encode_record(
+                {
+                    "kind": "intent",
+                    "id": str(uuid.UUID(int=0)),
+                    "op": "update-tags",
+                    **_address(address),
+                    "at": time.time(),
+                }
+            )
+        )
+
+    def result(self, address: Address, tags: Mapping[str, Any], *, private_key: bool) -> int:
+        """A result record: the entry, its tags, and a private key (clear or sealed) if any."""
+        key = (MAX_SEALED_KEY if self.sealed else MAX_PRIVATE_KEY) if private_key else 0
+        return self.intent(address) + len(json.dumps(dict(tags))) + MAX_PUBLIC_KEY + key + _FIELDS
+
+    def keygen(self, address: Address) -> int:
+        return self.result(address, {}, private_key=True)
+
+    def failed(self) -> int:
+        return 128 + MAX_ERROR
 
 
 def keygen_key(

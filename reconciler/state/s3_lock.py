@@ -29,9 +29,19 @@ class S3Lock:
         self.key = key
         self.location = location
         self._bucket = bucket
+        self._held: tuple[LockInfo, str] | None = None  # our lock and its object's ETag
 
-    def acquire(self, command: str, timeout: float) -> tuple[LockInfo, str]:
-        """Take the lock, polling up to ``timeout`` seconds; our info and its object's ETag."""
+    def acquire(self, command: str, timeout: float) -> LockInfo:
+        """Take the lock, polling up to ``timeout`` seconds (see ``core.StateLock``)."""
+        self._held = self._take(command, timeout)
+        return self._held[0]
+
+    def release(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            self._release(*held)
+
+    def _take(self, command: str, timeout: float) -> tuple[LockInfo, str]:
         info = LockInfo.for_this_process(command)
         body = info.encode()
         deadline = time.monotonic() + max(timeout, 0.0)
@@ -52,7 +62,7 @@ class S3Lock:
             time.sleep(min(delay, remaining))
             delay = min(delay * 2, LOCK_POLL_MAX)
 
-    def release(self, info: LockInfo, etag: str) -> None:
+    def _release(self, info: LockInfo, etag: str) -> None:
         """Remove the lock if it is still the object we wrote; only warn if it is not."""
         url = self._bucket.url(self.key)
         try:

@@ -2,39 +2,87 @@
 
 ``Bucket`` wraps a boto3 client for one bucket. Writes are conditional
 (``If-None-Match: *`` to create, ``If-Match`` on an ETag to replace or remove),
-and a condition that does not hold is ``Refused``; every other failure becomes a
-ReconcilerError that names the object and says what to do. Bodies may hold
-private keys: none is ever logged or put in a message.
+and a condition that does not hold is ``Refused``. A call answered with a 5xx,
+a throttle, a timeout or a dropped connection is sent again with backoff: that
+is safe because every write is conditional (a PUT that went through before its
+answer was lost is refused the second time, and ``put`` then finds its own
+bytes in place). Every other failure, and one that outlasts the retries, is a
+StorageError naming the object and saying what to do. Bodies may hold private
+keys: none is ever logged or put in a message.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from reconciler.errors import CredentialsError, ReconcilerError, StateError
+from reconciler.errors import CredentialsError, ReconcilerError, StateError, StorageError
+from reconciler.retry import backoff
 
+log = logging.getLogger(__name__)
+
+BACKEND = "S3 state"
+# Attempts in all for a call that fails in a way worth retrying (5xx, throttling,
+# timeouts, dropped connections): at a 20% failure rate, one call in ~15,000 fails.
+ATTEMPTS = 7
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 60.0
 _CONFLICT_ATTEMPTS = 5
 _DELETE_BATCH = 1000
-_BotoErrors = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 _ABSENT = ("NoSuchKey", "404")  # with If-Match, S3 answers 404 when the object is gone
 _REFUSED = ("PreconditionFailed", "412", "ConditionalRequestConflict")
+_TRANSIENT_CODES = frozenset(
+    (
+        "InternalError",
+        "ServiceUnavailable",
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "500",
+        "502",
+        "503",
+        "504",
+    )
+)
+_TRANSIENT_ERRORS = (
+    botocore.exceptions.ConnectionError,  # refused, reset, dropped, timed out
+    botocore.exceptions.HTTPClientError,
+    botocore.exceptions.ResponseStreamingError,
+)
 
 
-def s3_client(*, region: str | None = None, profile: str | None = None) -> Any:
-    """An S3 client from boto3's standard chain (AWS_PROFILE, AWS_ENDPOINT_URL_S3, ...)."""
+def transient(exc: Exception) -> bool:
+    """Whether a failed S3 call is worth sending again (the service or the network hiccuped)."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return _code(exc) in _TRANSIENT_CODES or int(status) >= 500
+    return isinstance(exc, _TRANSIENT_ERRORS)
+
+
+def s3_client(
+    *, region: str | None = None, profile: str | None = None, timeout: float | None = None
+) -> Any:
+    """An S3 client from boto3's standard chain (AWS_PROFILE, AWS_ENDPOINT_URL_S3, ...).
+
+    It makes one attempt per call: ``Bucket`` retries what is safe to retry.
+    ``timeout`` (seconds) bounds connecting and each wait for a response.
+    """
     try:
         session = boto3.session.Session(profile_name=profile, region_name=region)
         return session.client(
             "s3",
             config=Config(
-                retries={"mode": "standard", "total_max_attempts": 5},
-                connect_timeout=10,
-                read_timeout=60,
+                retries={"mode": "standard", "total_max_attempts": 1},
+                connect_timeout=timeout or CONNECT_TIMEOUT,
+                read_timeout=timeout or READ_TIMEOUT,
                 user_agent_extra="lightsail-reconciler",
             ),
         )
@@ -56,6 +104,7 @@ class Bucket:
     def __init__(self, client: Any, bucket: str, sse: str | None, kms_key_id: str | None) -> None:
         self.client = client
         self.bucket = bucket
+        self.sleep: Callable[[float], None] = time.sleep
         self.encryption: dict[str, str] = {}
         if sse is not None:
             self.encryption["ServerSideEncryption"] = sse
@@ -67,14 +116,16 @@ class Bucket:
 
     def get(self, key: str) -> tuple[bytes, str] | None:
         """The body and ETag of ``key``, or None if there is no such object."""
-        what = f"cannot read {self.url(key)}"
-        response = self._call("get_object", what, {"Key": key}, absent=True)
-        if response is None:
-            return None
-        try:
+
+        def read(**params: Any) -> tuple[bytes, str]:
+            # The body is read inside the retried call: a connection dropped mid-body retries.
+            response = self.client.get_object(**params)
             return response["Body"].read(), str(response["ETag"])
-        except botocore.exceptions.BotoCoreError as exc:
-            raise self._error(exc, what) from None
+
+        result: tuple[bytes, str] | None = self._call(
+            read, f"cannot read {self.url(key)}", {"Key": key}, absent=True
+        )
+        return result
 
     def etag(self, key: str) -> str | None:
         response = self._call(
@@ -99,7 +150,7 @@ class Bucket:
                     or attempt + 1 == _CONFLICT_ATTEMPTS
                 ):
                     break
-                time.sleep(0.05 * 2**attempt)  # a concurrent conditional write: S3 says retry
+                self.sleep(0.05 * 2**attempt)  # a concurrent conditional write: S3 says retry
         # A request retried after its response was lost is refused although it
         # went through: then the object holds exactly what was sent.
         current = self.get(key)
@@ -137,59 +188,82 @@ class Bucket:
 
     def list(self, prefix: str) -> list[str]:
         """The keys under ``prefix``, in order."""
-        keys: list[str] = []
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=prefix
+
+        def every_page(**params: Any) -> list[str]:
+            pages = self.client.get_paginator("list_objects_v2").paginate(**params)
+            return [str(item["Key"]) for page in pages for item in page.get("Contents", ())]
+
+        keys: list[str] = self._call(
+            every_page, f"cannot list {self.url(prefix)}", {"Prefix": prefix}
         )
-        try:
-            for page in pages:
-                keys.extend(str(item["Key"]) for item in page.get("Contents", ()))
-        except _BotoErrors as exc:
-            raise self._error(exc, f"cannot list {self.url(prefix)}") from None
         return sorted(keys)
 
     def _call(
-        self, operation: str, what: str, params: dict[str, Any], *, absent: bool = False
+        self,
+        operation: str | Callable[..., Any],
+        what: str,
+        params: dict[str, Any],
+        *,
+        absent: bool = False,
     ) -> Any:
-        """``client.<operation>``: None for a missing object if ``absent``, else ``Refused``
-        when a condition fails; any other failure as a ReconcilerError about ``what``."""
-        try:
-            return getattr(self.client, operation)(Bucket=self.bucket, **params)
-        except botocore.exceptions.ClientError as exc:
-            code = _code(exc)
-            if absent and code in _ABSENT:
-                return None
-            if code in _REFUSED or code in _ABSENT:
-                raise Refused(code) from None
-            raise self._error(exc, what) from None
-        except botocore.exceptions.BotoCoreError as exc:
-            raise self._error(exc, what) from None
+        """``client.<operation>`` (or ``operation`` itself), retried while it fails transiently.
 
-    def _error(self, exc: Exception, what: str) -> ReconcilerError:
+        None for a missing object if ``absent``, else ``Refused`` when a condition
+        fails; any other failure as a ReconcilerError about ``what``.
+        """
+        call = getattr(self.client, operation) if isinstance(operation, str) else operation
+        for attempt in range(ATTEMPTS):
+            try:
+                return call(Bucket=self.bucket, **params)
+            except botocore.exceptions.ClientError as exc:
+                code = _code(exc)
+                if absent and code in _ABSENT:
+                    return None
+                if code in _REFUSED or code in _ABSENT:
+                    raise Refused(code) from None
+                failure: Exception = exc
+            except botocore.exceptions.BotoCoreError as exc:
+                failure = exc
+            if not transient(failure) or attempt + 1 == ATTEMPTS:
+                raise self._error(failure, what, attempts=attempt + 1) from None
+            log.debug("%s: %s; trying again", what, failure)
+            self.sleep(backoff(attempt))
+        raise AssertionError("unreachable")
+
+    def _error(self, exc: Exception, what: str, *, attempts: int = 1) -> ReconcilerError:
         if isinstance(exc, botocore.exceptions.NoCredentialsError):
             return CredentialsError(
                 f"{what}: no AWS credentials found",
                 code="NoCredentials",
                 hint="set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
             )
+        tried = f" (tried {attempts} times)" if attempts > 1 else ""
         if not isinstance(exc, botocore.exceptions.ClientError):
-            return StateError(f"{what}: {exc}", hint="check the network and run again")
+            return StorageError(
+                f"{BACKEND}: {what}: {exc}{tried}",
+                hint="check the network and the S3 endpoint, then run again",
+            )
         code = _code(exc)
         if code == "NoSuchBucket":
             return StateError(
-                f"{what}: bucket {self.bucket} does not exist",
+                f"{BACKEND}: {what}: bucket {self.bucket} does not exist",
                 hint="create it (with versioning enabled), or fix the state location",
             )
         if code in ("AccessDenied", "403", "KMS.AccessDeniedException"):
             kms = self.encryption.get("ServerSideEncryption") == "aws:kms"
             return StateError(
-                f"{what}: access denied",
+                f"{BACKEND}: {what}: access denied",
                 hint="allow s3:GetObject, s3:PutObject and s3:DeleteObject on the state key and "
                 f"the keys that start with it, and s3:ListBucket on {self.bucket}"
                 + (", and kms:GenerateDataKey and kms:Decrypt on the KMS key" if kms else ""),
             )
         message = exc.response.get("Error", {}).get("Message") or code
-        return StateError(f"{what}: {message}", hint="run again; -v shows more")
+        if transient(exc):
+            return StorageError(
+                f"{BACKEND}: {what}: {message}{tried}",
+                hint="S3 is failing or throttling; run again later",
+            )
+        return StorageError(f"{BACKEND}: {what}: {message}", hint="run again; -v shows more")
 
 
 def _code(error: botocore.exceptions.ClientError) -> str:

@@ -1,0 +1,142 @@
+"""A seeded fault proxy for tests: HTTP between a client and an AWS endpoint (moto).
+
+Each request is, by a seeded draw (or because it falls in an outage): answered
+with a 500 / 503 / throttling error without being forwarded; forwarded late,
+after the client's timeout; forwarded and then dropped without an answer (it
+took effect, the client cannot know); or passed through. ``counts`` says how often each happened.
+"""
+
+from __future__ import annotations
+
+import collections
+import http.client
+import random
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+_ERRORS = (
+    (500, "InternalError", "We encountered an internal error. Please try again."),
+    (503, "ServiceUnavailable", "Please reduce your request rate."),
+    (503, "SlowDown", "Please reduce your request rate."),
+)
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection"}
+
+
+@dataclass
+class Faults:
+    """Shares of requests: answered with an error, held past ``delay`` seconds, dropped after."""
+
+    error: float = 0.0
+    slow: float = 0.0
+    drop_after: float = 0.0
+    delay: float = 1.5
+    # (first, count): requests number first.. first+count-1 all answered 503 (an outage).
+    outage: tuple[int, int] | None = None
+
+
+class FaultProxy:
+    def __init__(self, upstream: str, faults: Faults, *, seed: int) -> None:
+        self.upstream = urlsplit(upstream)
+        self.faults = faults
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def _any(self) -> None:
+                proxy.handle(self)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _any
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def draw(self) -> str:
+        with self._lock:
+            roll = self._rng.random()
+            f = self.faults
+            number = sum(self.counts.values())
+            outage = f.outage is not None and f.outage[0] <= number < sum(f.outage)
+            if outage or roll < f.error:
+                fate = "error"
+            elif roll < f.error + f.slow:
+                fate = "slow"
+            elif roll < f.error + f.slow + f.drop_after:
+                fate = "drop_after"
+            else:
+                fate = "pass"
+            self.counts[fate] += 1
+            return fate
+
+    def handle(self, request: BaseHTTPRequestHandler) -> None:
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length) if length else b""
+        fate = self.draw()
+        if fate == "error":
+            with self._lock:
+                status, code, message = self._rng.choice(_ERRORS)
+            payload = (
+                f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+                f"<Message>{message}</Message></Error>"
+            ).encode()
+            request.send_response(status)
+            request.send_header("Content-Type", "application/xml")
+            request.send_header("Content-Length", str(len(payload)))
+            request.end_headers()
+            if request.command != "HEAD":
+                request.wfile.write(payload)
+            return
+        if fate == "slow":
+            time.sleep(self.faults.delay)  # the client has given up; the request still lands
+        status, headers, answer = self._forward(request, body)
+        if fate == "drop_after":
+            request.close_connection = True
+            request.connection.close()
+            return
+        try:
+            request.send_response(status)
+            for name, value in headers:
+                if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
+                    request.send_header(name, value)
+            request.send_header("Content-Length", str(len(answer)))
+            request.end_headers()
+            if request.command != "HEAD":
+                request.wfile.write(answer)
+        except OSError:
+            request.close_connection = True  # the client went away (timed out)
+
+    def _forward(
+        self, request: BaseHTTPRequestHandler, body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        host, port = self.upstream.hostname or "127.0.0.1", self.upstream.port or 80
+        connection = http.client.HTTPConnection(host, port, timeout=30)
+        try:
+            headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+            connection.request(request.command, request.path, body=body, headers=headers)
+            response = connection.getresponse()
+            answer = response.read()
+            return response.status, response.getheaders(), answer
+        finally:
+            connection.close()
+
+    @contextmanager
+    def running(self) -> Iterator[FaultProxy]:
+        thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self.server.shutdown()
+            self.server.server_close()

@@ -1,0 +1,99 @@
+"""The shared backoff and the per-region pace learnt from throttles.
+
+The pace is checked in simulated time against the token-bucket arithmetic
+Lightsail meters calls with (tests/pacing_sim.py), so these run in
+milliseconds; the over-HTTP checks against the emulator are in test_crash.py
+and test_rate_limit_apply.py.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from reconciler.retry import BACKOFF_SCALE_ENV, Pacer, backoff, backoff_scale
+from tests.pacing_sim import Clock, simulate
+
+
+def test_backoff_is_full_jitter_capped_and_scaled(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(BACKOFF_SCALE_ENV, "1")
+    random.seed(3)
+    delays = [backoff(4) for _ in range(2000)]
+    assert 0 <= min(delays) < 0.05 and 0.75 < max(delays) < 0.8  # [0, 0.05 * 2**4)
+    assert all(backoff(30) < 5.0 for _ in range(100))  # capped
+    monkeypatch.setenv(BACKOFF_SCALE_ENV, "0.01")
+    assert max(backoff(4) for _ in range(2000)) < 0.008
+    monkeypatch.setenv(BACKOFF_SCALE_ENV, "0")
+    assert backoff(10) == 0.0
+
+
+@pytest.mark.parametrize("raw", ["", "fast", "-1"])
+def test_a_backoff_scale_that_is_not_a_number_is_ignored(
+    monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    monkeypatch.setenv(BACKOFF_SCALE_ENV, raw)
+    assert backoff_scale() == 1.0
+
+
+@pytest.mark.parametrize(
+    ("rate", "burst", "jobs"),
+    [(50, 20, 1000), (50, 5, 1000), (10, 10, 300), (200, 50, 1000), (5, 1, 100)],
+)
+def test_writes_run_at_the_bucket_rate_with_few_throttles(
+    rate: float, burst: float, jobs: int
+) -> None:
+    outcome = simulate(jobs, workers=10, latency=0.02, rate=rate, burst=burst)
+    floor = (jobs - burst) / rate
+    # Finding the rate costs about a second and a score of throttles (ten
+    # workers start unpaced); beyond that, the pace holds the bucket's rate.
+    assert outcome.seconds <= floor * 1.15 + 1.5, outcome
+    assert outcome.throttles <= max(0.05 * jobs, 20), outcome
+    if jobs >= 1000:
+        assert outcome.seconds <= floor * 1.15 and outcome.throttled_share <= 0.05, outcome
+
+
+def test_without_a_limit_the_pace_never_engages() -> None:
+    outcome = simulate(500, rate=None, latency=0.003)
+    assert outcome.throttles == 0 and outcome.final_rate is None
+    assert outcome.seconds < 500 * 0.003 / 10 * 1.1
+
+
+def test_throttles_unrelated_to_pace_lift_it_instead_of_crawling() -> None:
+    # A fault injector throttling 30% of calls whatever the rate: slowing down
+    # cannot help, so after two futile cuts the caller backs off instead.
+    outcome = simulate(300, rate=None, latency=0.003, throttle_share=0.3)
+    assert outcome.final_rate is None
+    assert outcome.seconds < 5
+
+
+def test_a_cut_ignores_throttles_of_calls_sent_before_it() -> None:
+    clock = Clock()
+    pacer = Pacer(clock=clock, sleep=clock.sleep)
+    tickets = [pacer.acquire() for _ in range(10)]  # ten calls in flight, unpaced
+    for ticket in tickets[:4]:
+        clock.now += 0.001
+        pacer.success(ticket)
+    clock.now = 0.02
+    assert pacer.throttled(tickets[4])
+    first = pacer.rate
+    assert first == 4.0  # what got through in the last second
+    for ticket in tickets[5:]:
+        assert pacer.throttled(ticket)  # sent before the cut: no news
+    assert pacer.rate == first and pacer.throttles == 6
+
+
+def test_waiters_see_a_grown_pace_rather_than_a_stale_queue() -> None:
+    clock = Clock()
+    pacer = Pacer(clock=clock, sleep=clock.sleep)
+    pacer.throttled(pacer.acquire())  # first throttle with nothing through: slowest pace
+    assert pacer.rate == Pacer.MIN_RATE
+    waits = [pacer.try_acquire() for _ in range(10)]
+    assert all(0 < w <= Pacer.NAP for w in waits)  # nobody holds a slot seconds away
+    clock.now += 1.0
+    assert pacer.try_acquire() == 0.0
+    # Callers kept waiting: the pace doubles each ramp interval until throttled.
+    for _ in range(5):
+        clock.now += Pacer.RAMP_INTERVAL
+        pacer.try_acquire()
+    assert pacer.rate is not None and pacer.rate >= 8 * Pacer.MIN_RATE
