@@ -153,9 +153,6 @@ def _execute(
         )
         if saved is not None:
             saved.check(doc, result)
-        if placed:
-            backend.write(doc)
-            sys.stderr.write(f"Recorded the account of {placed[0]} key pair(s) in the state.\n")
         quiet = args.quiet and (args.auto_approve or saved is not None)
         if quiet:
             scoped = f"{render.left_out_line(result)}\n" if result.left_out else ""
@@ -167,12 +164,14 @@ def _execute(
             _refuse_policy_errors(checks.manifest_policy(desired))
         instances.refuse(instances.in_use(result, lightsail))
         if not result.changes and not result.stale_pending:
+            _record_accounts(backend, doc, placed)
             _record_protection(backend, doc, desired, options)
             key_commands.prepare(options, doc, backend)
             _warn_unencrypted(doc, backend.location)
             return _summarize(result, None) if result.findings else EXIT_OK
         if result.changes and saved is None:
             _confirm(args, "destroy these key pairs" if destroy else "perform these actions")
+        _record_accounts(backend, doc, placed)
         # Recorded before and after the changes: an interrupted run loses no protection.
         _record_protection(backend, doc, desired, options)
         custody = key_commands.prepare(options, doc, backend)
@@ -219,6 +218,14 @@ def _refuse_policy_errors(found: list[Finding]) -> None:
             f"the manifests break {errors} policy rule(s); nothing was changed",
             hint="fix the manifests, or add a policyExceptions entry with a reason",
         )
+
+
+def _record_accounts(backend: StateBackend, doc: StateDocument, placed: list[int]) -> None:
+    """Under the lock, before any change: the accounts given to a single-account state's
+    entries (``workflow.place_in_accounts``), so the journal's results land beside them."""
+    if placed:
+        backend.write(doc)
+        sys.stderr.write(f"Recorded the account of {placed[0]} key pair(s) in the state.\n")
 
 
 def _record_protection(
