@@ -553,7 +553,7 @@ class Lightsail:
         failed: dict[str, str] = {}
         if not ordered:
             return LiveSnapshot({}, ())
-        workers = parallelism or max(4, self.options.pool_size)
+        workers = parallelism or self.options.pool_size  # the run's one --parallelism
 
         def read(place: str) -> tuple[str, list[LiveKeyPair] | LightsailError]:
             try:
