@@ -20,7 +20,7 @@ into a boto3 session.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,8 +71,8 @@ class Accounts:
     """The declared accounts by alias; empty when the project declares none."""
 
     by_alias: Mapping[str, Account] = field(default_factory=dict)
-    # --account: the one alias a run is limited to (None: every account).
-    chosen: str | None = None
+    # --account (repeatable): the aliases a run is limited to (empty: every account).
+    chosen: tuple[str, ...] = ()
 
     def __iter__(self) -> Iterator[Account]:
         return iter(self.by_alias[alias] for alias in sorted(self.by_alias))
@@ -89,21 +89,23 @@ class Accounts:
         """The account part of an address for a manifest saying ``account: alias``."""
         return (alias or "") if self.several else ""
 
-    def only(self, alias: str | None) -> Accounts:
-        """These accounts with the run limited to ``alias`` (``--account``); all for None.
+    def only(self, aliases: Iterable[str] | str | None) -> Accounts:
+        """These accounts with the run limited to ``aliases`` (``--account``); all for none.
 
         Addresses keep their form: a run limited to one of several accounts
         still names them ``ACCOUNT/REGION/NAME``.
         """
-        if alias is None:
+        chosen = tuple(sorted({aliases} if isinstance(aliases, str) else set(aliases or ())))
+        if not chosen:
             return self
-        if alias not in self.by_alias:
-            declared = ", ".join(sorted(self.by_alias)) or "none"
-            raise UsageError(
-                f"--account {alias}: no such account in reconciler.yaml (declared: {declared})",
-                hint="declare it under accounts: in reconciler.yaml, or fix the alias",
-            )
-        return Accounts(self.by_alias, alias)
+        for alias in chosen:
+            if alias not in self.by_alias:
+                declared = ", ".join(sorted(self.by_alias)) or "none"
+                raise UsageError(
+                    f"--account {alias}: no such account in reconciler.yaml (declared: {declared})",
+                    hint="declare it under accounts: in reconciler.yaml, or fix the alias",
+                )
+        return Accounts(self.by_alias, chosen)
 
     def check(self, address: Address) -> Address:
         """``address`` if its form fits these accounts; a UsageError saying how to write it."""
@@ -130,20 +132,22 @@ class Accounts:
         """
         if STATE_PLACEHOLDER not in location:
             return location
-        alias = self.chosen or (next(iter(self)).alias if len(self) == 1 else None)
+        alias = self.chosen[0] if len(self.chosen) == 1 else None
+        if alias is None and not self.chosen and len(self) == 1:
+            alias = next(iter(self)).alias
         if alias is None:
             declared = ", ".join(sorted(self.by_alias)) or "none declared"
             raise UsageError(
                 f"the state {location} has one copy per account: say which with --account "
                 f"({declared})",
-                hint="run once per account, e.g. in a CI matrix: --account ALIAS",
+                hint="run once per account (one --account), e.g. in a CI matrix",
             )
         return location.replace(STATE_PLACEHOLDER, alias)
 
     @property
     def selected(self) -> tuple[str, ...]:
         """The aliases a run covers."""
-        return (self.chosen,) if self.chosen else tuple(sorted(self.by_alias))
+        return self.chosen or tuple(sorted(self.by_alias))
 
 
 def parse_accounts(document: Document, file: str) -> tuple[Accounts, list[Problem]]:

@@ -32,8 +32,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--account",
+        action="append",
+        default=[],
         metavar="ALIAS",
-        help="only this account of those reconciler.yaml declares",
+        help="only this account of those reconciler.yaml declares (repeatable)",
     )
     g.add_argument(
         "--local", action="store_true", help="use an embedded Lightsail emulator (.reconciler/)"

@@ -78,7 +78,7 @@ def write(path: str, plan: Plan, desired: DesiredSet, options: Options, state: s
             "regions": list(options.regions),
             "target": list(options.scope.targets),
             "exclude": list(options.scope.excludes),
-            "account": options.accounts.chosen,
+            "account": list(options.accounts.chosen),
         },
         "desired": [_desired_json(desired.key_pairs[a]) for a in sorted(desired.key_pairs)],
         "files": list(desired.files),

@@ -193,7 +193,7 @@ def place_in_accounts(doc: StateDocument, lightsail: Lightsail, options: Options
         doc.entries[placed] = replace(entry, address=placed)
         moved += 1
     left = len(legacy) - moved
-    if left and options.accounts.chosen is None:
+    if left and not options.accounts.chosen:
         log.warning(
             "%d state entr%s name no account and match no declared account by ARN; "
             "they are left as they are",

@@ -390,6 +390,12 @@ def test_import_all_writes_one_file_per_account_and_region_and_report_counts_acc
     emulator.store.account(STAGING).seed_key_pairs("us-east-1", 2, prefix="web-")
     emulator.store.account(STAGING).seed_key_pairs("eu-west-1", 4, prefix="etl-")
     args = ("import", "--all", "--region", "us-east-1", "--region", "eu-west-1")
+    # Without --auto-approve and no terminal: shown, refused, nothing written.
+    code, out, err = reconciler(
+        tmp_path, emulator, env, *args, "--account", "staging", "--write-manifests", "m"
+    )
+    assert code == 1 and "needs confirmation" in err and not (tmp_path / "m").exists()
+    assert "m/staging/eu-west-1.yaml  (4 key pair(s), new)" in out and "prod" not in out
     code, out, err = reconciler(
         tmp_path, emulator, env, *args, "--write-manifests", "m", "--auto-approve"
     )
@@ -436,8 +442,9 @@ def test_a_state_per_account_lets_accounts_apply_in_parallel(
     manifest(tmp_path / "m", "staging", "us-east-1", ["web", "api"])
     env = {**env, "AWS_ENDPOINT_URL_S3": moto_url}
 
-    code, _, err = reconciler(tmp_path, emulator, env, "plan", "m")
-    assert code == 1 and "has one copy per account: say which with --account" in err
+    for accounts in ((), ("--account", "prod", "--account", "staging")):
+        code, _, err = reconciler(tmp_path, emulator, env, "plan", "m", *accounts)
+        assert code == 1 and "has one copy per account: say which with --account" in err
 
     def apply(alias: str) -> tuple[int, str, str]:
         return reconciler(
