@@ -126,3 +126,21 @@ def test_validate_checks_account_aliases_against_the_project(tmp_path: Path) -> 
     result = run_cli("validate", "m", cwd=tmp_path)
     assert result.returncode == 1
     assert "m/prod.yaml:1:10: account 'qa' is not declared in reconciler.yaml" in result.stdout
+
+
+def test_a_key_sealed_before_its_account_was_recorded_still_opens_there_only(
+    tmp_path: Path,
+) -> None:
+    from reconciler.errors import EncryptionError
+    from reconciler.state.crypto import Unsealer
+    from tests.test_crypto import PEM, AgeKey, age_sealer
+
+    age = AgeKey(tmp_path)
+    sealed = age_sealer(age).seal(Address("us-east-1", "web"), PEM)
+    unsealer = Unsealer(age_identities=[str(age.file)], kms_client_factory=None)
+    assert unsealer.unseal(sealed, Address("us-east-1", "web", "prod")) == PEM
+    with pytest.raises(EncryptionError, match="was sealed for us-east-1/web"):
+        unsealer.unseal(sealed, Address("us-east-1", "db", "prod"))
+    placed = age_sealer(age).seal(Address("us-east-1", "web", "prod"), PEM)
+    with pytest.raises(EncryptionError, match="was sealed for prod/us-east-1/web"):
+        unsealer.unseal(placed, Address("us-east-1", "web", "staging"))
