@@ -112,6 +112,8 @@ def test_two_accounts_plan_apply_and_name_the_account_everywhere(
     assert code == 0, err
     for address in ("prod/us-east-1/web", "staging/us-east-1/web", "staging/eu-west-1/api"):
         assert f"+ {address}" in out
+    code, out, err = reconciler(tmp_path, emulator, env, "plan", "m", "--format", "markdown")
+    assert code == 0 and "staging/eu-west-1/api" in out and "prod/us-east-1/web" in out
     code, out, err = reconciler(tmp_path, emulator, env, "plan", "m", "--format", "json")
     changes = json.loads(out)["changes"]
     assert {(c["account"], c["address"]) for c in changes} == {
@@ -162,6 +164,8 @@ def test_two_accounts_plan_apply_and_name_the_account_everywhere(
     prod.tag_resource(resourceName="web", tags=[{"key": "team", "value": "moved"}])
     launch = {"availabilityZone": "us-east-1a", "blueprintId": "debian_12", "bundleId": "nano_3_0"}
     prod.create_instances(instanceNames=["box"], keyPairName="web", **launch)
+    code, out, _ = reconciler(tmp_path, emulator, env, "drift", "m")
+    assert code == 2 and "prod/us-east-1/web" in out
     code, out, _ = reconciler(tmp_path, emulator, env, "drift", "m", "--format", "json")
     report = json.loads(out)
     assert code == 2
