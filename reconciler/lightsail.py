@@ -252,6 +252,7 @@ class ClientOptions:
     endpoint_url: str | None = None
     profile: str | None = None
     max_attempts: int = 12
+    max_throttles: int = 60
     connect_timeout: float = 10
     read_timeout: float = 60
     access_key: str | None = None
@@ -440,21 +441,25 @@ class Lightsail:
         """Run ``fn`` at the region's pace, retrying throttles and, when it is
         safe to repeat, 5xx and dropped connections. The last error is raised."""
         pacer = self.pacer(region)
-        attempt = 0
+        attempt = throttles = 0
         while True:
             ticket = pacer.acquire()
             try:
                 result = fn()
             except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-                attempt += 1
-                if attempt >= self.options.max_attempts:
-                    raise
                 code = error_code(e) if isinstance(e, botocore.exceptions.ClientError) else ""
-                if code in THROTTLING_CODES:
+                # A throttle has no effect and only says "slower": it gets a budget of
+                # its own, so an apply at the API's ceiling never fails a change for it.
+                throttled = code in THROTTLING_CODES
+                throttles += throttled
+                attempt += not throttled
+                if attempt >= self.options.max_attempts or throttles >= self.options.max_throttles:
+                    raise
+                if throttled:
                     # Paced throttles retry at once (acquire waits); others,
                     # or a call throttled again and again, back off.
-                    if not pacer.throttled(ticket) or attempt > 3:
-                        self.sleep(backoff(attempt))
+                    if not pacer.throttled(ticket) or throttles > 3:
+                        self.sleep(backoff(min(throttles, 8)))
                     continue
                 if idempotent and _is_ambiguous(e):
                     self.sleep(backoff(attempt - 1))
