@@ -39,6 +39,8 @@ demo: $(STAMP)
 	$(DEMO) apply examples/manifests --local --auto-approve
 	$(DEMO) plan examples/manifests --local --detailed-exitcode
 	$(DEMO) state list --local
+	$(DEMO) apply examples/manifests --local --auto-approve --quiet --rotate us-east-1/bastion
+	$(DEMO) key get us-east-1/bastion --generation 1 --public --local
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from bench import apply, emulator, memory, plan, ratelimit, startup, validate
+from bench import apply, emulator, instances, memory, plan, ratelimit, startup, validate
 from bench.harness import BenchError
 from bench.report import Report, num
 from bench.settings import FULL, QUICK, Settings
@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, Callable[[Report, Settings], None]] = {
     "plan": plan.run,
     "apply": apply.run,
     "ratelimit": ratelimit.run,
+    "instances": instances.run,
     "memory": memory.run,
     "emulator": emulator.run,
     "startup": startup.run,

@@ -18,7 +18,7 @@ from reconciler.executor import Executor
 from reconciler.keystore import commands as key_commands
 from reconciler.manifest import load_desired
 from reconciler.model import REGIONS, Address, name_problem
-from reconciler.plan import Action, Change
+from reconciler.plan import Action, Change, Reason
 
 
 def run(args: argparse.Namespace, options: workflow.Options) -> int:
@@ -60,6 +60,7 @@ def run(args: argparse.Namespace, options: workflow.Options) -> int:
                 Action.ADOPT,
                 address,
                 "reconciler import",
+                Reason.IMPORT_REQUESTED,
                 before_tags=live.tags,
                 after_tags=live.tags if wanted_tags is None else wanted_tags,
                 live=live,

@@ -116,6 +116,18 @@ def _planning(parser: argparse.ArgumentParser) -> None:
         metavar="REGION/NAME",
         help="replace this key pair (e.g. one whose key material was lost)",
     )
+    parser.add_argument(
+        "--rotate",
+        action="append",
+        default=[],
+        metavar="REGION/NAME",
+        help="rotate this key pair now, keeping its private key as a generation",
+    )
+    parser.add_argument(
+        "--allow-in-use",
+        action="store_true",
+        help="delete, replace or rotate key pairs instances were launched with",
+    )
     parser.add_argument("--parallelism", type=int, default=10, metavar="N")
 
 
@@ -188,6 +200,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     _format(p)
     p.add_argument("--include-unmanaged", action="store_true")
+    p.add_argument(
+        "--instances",
+        action="store_true",
+        help="read instances: report unused key pairs and instances using unmanaged ones",
+    )
     p.add_argument("--refresh", action="store_true", help="update the state to what is live")
     _scoping(p)
     _common(p)
@@ -242,6 +259,13 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     kp = ksub.add_parser("get", help="write the private key PEM (or --public) to stdout")
     kp.add_argument("address", metavar="REGION/NAME")
     kp.add_argument("--public", action="store_true")
+    kp.add_argument(
+        "--generation",
+        type=int,
+        default=0,
+        metavar="N",
+        help="an earlier key kept by rotation: 1 is the previous one (default 0, the current)",
+    )
     _common(kp)
 
     p = sub.add_parser("force-unlock", help="remove a state lock left behind")

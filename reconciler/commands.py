@@ -11,7 +11,7 @@ import dataclasses
 import json
 import sys
 
-from reconciler import checks, formats, instances, protect, render, savedplan, workflow
+from reconciler import checks, formats, generations, protect, render, savedplan, workflow
 from reconciler import outcome as outcome_summary
 from reconciler.accounts import Accounts
 from reconciler.errors import (
@@ -64,6 +64,8 @@ def _options(args: argparse.Namespace) -> workflow.Options:
         lock_timeout=getattr(args, "lock_timeout", 0.0),
         parallelism=max(1, getattr(args, "parallelism", 10)),
         replace=tuple(accounts.check(Address.parse(a)) for a in getattr(args, "replace", ()) or ()),
+        rotate=tuple(accounts.check(Address.parse(a)) for a in getattr(args, "rotate", ()) or ()),
+        allow_in_use=getattr(args, "allow_in_use", False),
         prune=getattr(args, "prune", False),
         max_deletes=getattr(args, "max_deletes", None),
         encrypt_with=tuple(getattr(args, "encrypt_with", ()) or ()),
@@ -86,7 +88,6 @@ def plan(args: argparse.Namespace) -> int:
             desired, workflow.read_without_secrets(backend), lightsail, options
         )
         result, _ = workflow.build_plan(desired, doc, lightsail, options, live=live)
-        used = instances.in_use(result, lightsail)
     stored = key_commands.check(
         options, doc, options.region_filter, entries=options.scope.only(doc.entries)
     )
@@ -98,7 +99,6 @@ def plan(args: argparse.Namespace) -> int:
     color = render.use_color(sys.stdout)
     _out(formats.get(args.format).plan(result, report, color=color))
     result.raise_if_unsafe()
-    instances.refuse(used)
     if args.out:
         savedplan.write(args.out, result, desired, options, backend.location)
         sys.stderr.write(
@@ -162,7 +162,6 @@ def _execute(
         result.raise_if_unsafe()
         if not destroy:
             _refuse_policy_errors(checks.manifest_policy(desired))
-        instances.refuse(instances.in_use(result, lightsail))
         if not result.changes and not result.stale_pending:
             _record_accounts(backend, doc, placed)
             _record_protection(backend, doc, desired, options)
@@ -380,12 +379,16 @@ def state(args: argparse.Namespace) -> int:
         return EXIT_OK
     doc = backend.read()
     if args.state_command == "list":
+        users = generations.instance_counts(doc, options)
         for address in sorted(doc.entries):
             e = doc.entries[address]
             held = "sealed" if e.private_key_sealed else "held" if e.private_key else "none"
             if e.private_key_ref is not None:
                 held = e.private_key_ref.get("store", "").split(":", 1)[0]
-            _out(f"{address}\t{e.origin}\t{e.fingerprint}\tprivate-key:{held}\n")
+            _out(
+                f"{address}\t{e.origin}\t{e.fingerprint}\tprivate-key:{held}"
+                f"{generations.list_suffix(e, users)}\n"
+            )
         for address in sorted(doc.pending):
             _out(f"{address}\tpending\t-\tinterrupted {doc.pending[address].operation}\n")
         return EXIT_OK
@@ -396,6 +399,7 @@ def state(args: argparse.Namespace) -> int:
     elif "privateKey" in data or "privateKeySealed" in data:
         data.pop("privateKeySealed", None)
         data["privateKey"] = "(sensitive: add --reveal, or use `reconciler key get`)"
+    generations.redact(data, reveal=args.reveal)
     _out(json.dumps(data, indent=2, sort_keys=True) + "\n")
     return EXIT_OK
 
@@ -443,7 +447,7 @@ def _private_key(entry: StateEntry, options: workflow.Options, doc: StateDocumen
 def key(args: argparse.Namespace) -> int:
     options = _options(args)
     doc = workflow.open_backend(options).read()
-    entry = _entry(doc, args.address)
+    entry = generations.pick(_entry(doc, args.address), args.generation)
     if args.public:
         if not entry.public_key_base64:
             raise StateError(f"{entry.address}: the state holds no public key for it")

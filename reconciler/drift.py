@@ -9,7 +9,10 @@
 - ``lost-key``: a create went live but its private key never reached the state;
 - ``unmanaged``: live, in neither state nor manifests (only when asked);
 - ``key-missing``: the key store no longer holds the private key the state refers to;
-- ``key-fingerprint-changed``: the stored key is labelled with another fingerprint.
+- ``key-fingerprint-changed``: the stored key is labelled with another fingerprint;
+- ``unused``: a managed key pair that no instance was launched with (``--instances``);
+- ``unmanaged-key-in-use``: instances launched with a key pair the tool does not
+  manage (``--instances``).
 
 The last two come from the key stores' metadata (``keystore.Custody.check``),
 never from reading a secret value.
@@ -22,7 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -32,7 +35,16 @@ from reconciler.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
 from reconciler.keystore import KeyProblem, KeyProblemKind
 from reconciler.keystore import commands as key_commands
 from reconciler.manifest import load_desired
-from reconciler.model import Address, DesiredSet, LiveSnapshot, PendingCreate, StateEntry
+from reconciler.model import (
+    DEFAULT_KEY_PAIR_NAME,
+    Address,
+    DesiredSet,
+    LiveInstance,
+    LiveSnapshot,
+    PendingCreate,
+    StateEntry,
+    region_of,
+)
 from reconciler.plan import diff_tags, manifest_replace_reason
 from reconciler.state import StateBackend
 
@@ -49,6 +61,8 @@ class DriftKind(StrEnum):
     UNMANAGED = "unmanaged"
     KEY_MISSING = "key-missing"
     KEY_FINGERPRINT_CHANGED = "key-fingerprint-changed"
+    UNUSED = "unused"
+    UNMANAGED_KEY_IN_USE = "unmanaged-key-in-use"
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +182,41 @@ def with_key_problems(
     return sorted([*findings, *extra], key=lambda f: (f.address, list(DriftKind).index(f.kind)))
 
 
+def instance_drift(
+    entries: Mapping[Address, StateEntry],
+    live: LiveSnapshot,
+    instances: Iterable[LiveInstance],
+    *,
+    regions: Collection[str] | None = None,
+) -> list[DriftFinding]:
+    """Managed key pairs no instance uses, and instances using key pairs not managed."""
+    users: dict[Address, list[str]] = {}
+    for instance in instances:
+        if instance.key_pair is not None:
+            users.setdefault(instance.key_pair, []).append(instance.name)
+    out: list[DriftFinding] = []
+    for address in sorted(entries):
+        read = address.where in live.regions and (regions is None or address.region in regions)
+        if read and address in live.key_pairs and address not in users:
+            out.append(DriftFinding(DriftKind.UNUSED, address, "no instance was launched with it"))
+    for address, names in sorted(users.items()):
+        if address not in entries:
+            default = (
+                " (Lightsail's default key pair)" if address.name == DEFAULT_KEY_PAIR_NAME else ""
+            )
+            out.append(
+                DriftFinding(
+                    DriftKind.UNMANAGED_KEY_IN_USE,
+                    address,
+                    f"instances launched with a key pair the tool does not manage{default}: "
+                    + ", ".join(sorted(names)),
+                    None,
+                    sorted(names),
+                )
+            )
+    return out
+
+
 def refreshed(
     entries: Mapping[Address, StateEntry], live: LiveSnapshot
 ) -> dict[Address, StateEntry]:
@@ -267,14 +316,29 @@ class Observed:
     backend: StateBackend
 
 
-def observe(paths: list[str], options: workflow.Options, *, include_unmanaged: bool) -> Observed:
-    """Read all three (the state without private keys) and find the drift between them."""
+def observe(
+    paths: list[str],
+    options: workflow.Options,
+    *,
+    include_unmanaged: bool,
+    include_instances: bool = False,
+) -> Observed:
+    """Read all three (the state without private keys) and find the drift between them.
+
+    With ``include_instances`` the instances of the regions read are read too
+    (paginated GetInstances), for the ``unused`` and ``unmanaged-key-in-use`` kinds.
+    """
     desired = load_desired(workflow.manifest_paths(paths), accounts=options.accounts)
     backend = workflow.open_backend(options)
+    instances: list[LiveInstance] = []
     with workflow.lightsail_for(options) as lightsail:
         doc, live = workflow.observe(
             desired, workflow.read_without_secrets(backend), lightsail, options
         )
+        if include_instances:
+            filter_ = options.region_filter
+            read = [r for r in live.regions if filter_ is None or region_of(r) in filter_]
+            instances = lightsail.instances(read)
     scope = options.scope
     desired, live = scope.desired(desired), scope.live(live)
     entries, pending = scope.only(doc.entries), scope.only(doc.pending)
@@ -289,11 +353,22 @@ def observe(paths: list[str], options: workflow.Options, *, include_unmanaged: b
     findings = with_key_problems(
         findings, key_commands.check(options, doc, options.region_filter, entries=entries)
     )
+    if include_instances:
+        in_scope = [i for i in instances if i.key_pair is None or scope.covers(i.key_pair)]
+        extra = instance_drift(entries, live, in_scope, regions=options.region_filter)
+        findings = sorted(
+            [*findings, *extra], key=lambda f: (f.address, list(DriftKind).index(f.kind))
+        )
     return Observed(desired, entries, pending, live, findings, backend)
 
 
 def run(args: argparse.Namespace, options: workflow.Options) -> int:
-    seen = observe(args.paths, options, include_unmanaged=args.include_unmanaged)
+    seen = observe(
+        args.paths,
+        options,
+        include_unmanaged=args.include_unmanaged,
+        include_instances=args.instances,
+    )
     findings, live, backend, scope = seen.findings, seen.live, seen.backend, options.scope
     report = checks.drift_report(findings, seen.desired, live)
     sys.stdout.write(formats.get(args.format).drift(findings, live, report))

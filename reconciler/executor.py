@@ -20,18 +20,20 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, assert_never
 
 from reconciler.errors import LightsailError, ReconcilerError, StorageError
 from reconciler.keys import generate_rsa
 from reconciler.keystore.base import KeyStoreError
 from reconciler.lightsail import AmbiguousOutcome, CreatedKeyPair, Lightsail, tags_from_api
-from reconciler.model import Address, LiveKeyPair, Origin, StateEntry, Tags
+from reconciler.model import Address, Generation, LiveKeyPair, Origin, StateEntry, Tags
 from reconciler.plan import Action, Change, Plan, diff_tags
 from reconciler.retry import backoff
+from reconciler.rotation import dropped, prune, succeed
 from reconciler.state.backend import JournalWriter
 from reconciler.state.records import RecordBudget
 
@@ -131,6 +133,12 @@ class Executor:
         elif step is Action.IMPORT or step is Action.GENERATE:
             total += budget.intent(address) + budget.keygen(address) + budget.failed()
             total += 2 * budget.result(address, tags, private_key=True)
+        if change.prior is not None and (change.deletes or step is not None):
+            # Succeeding a recorded entry: every result may also carry its earlier keys
+            # (retired, deleted, created, stored, pruned), and the retire has an intent.
+            earlier = 1 + len(change.prior.generations)
+            keys = earlier * budget.result(address, tags, private_key=True)
+            total += budget.intent(address) + 5 * keys
         return total
 
     def run(self, plan: Plan) -> ApplyResult:
@@ -155,7 +163,9 @@ class Executor:
                     result.succeeded.append(change)
                 else:
                     result.failed.append(failure)
-        result.stopped = self._stopped
+        # A worker may have seen the journal's first refusal before the journal said
+        # where the records it could not write went: report the journal's own account.
+        result.stopped = (self.journal.stopped_by or self._stopped) if self._stopped else None
         return result
 
     def _halt(self, error: StorageError) -> None:
@@ -205,13 +215,22 @@ class Executor:
     # -- one change ---------------------------------------------------------
 
     def _apply(self, change: Change) -> None:
-        action = change.action
-        if action is Action.DELETE or action is Action.REPLACE:
-            self._delete(change)
-        if action is Action.ADOPT:
-            self.adopt(change)
-        elif action is Action.UPDATE_TAGS:
-            self._update_tags(change)
+        match change.action:
+            case Action.DELETE:
+                self._delete(change)
+            case Action.REPLACE | Action.ROTATE:
+                self._delete(change, kept=self._retire(change))
+                self._make(change)
+            case Action.CREATE | Action.IMPORT | Action.GENERATE:
+                self._make(change)
+            case Action.ADOPT:
+                self.adopt(change)
+            case Action.UPDATE_TAGS:
+                self._update_tags(change)
+            case _:
+                assert_never(change.action)
+
+    def _make(self, change: Change) -> None:
         step = change.creates
         if step is Action.CREATE:
             self._create(change)
@@ -221,34 +240,77 @@ class Executor:
         elif step is Action.GENERATE:
             self._generate(change)
 
-    def _protect(self, entry: StateEntry) -> StateEntry:
-        if self.seal is None or entry.private_key is None:
-            return entry
-        sealed = self.seal(entry.address, entry.private_key)
-        return replace(entry, private_key=None, private_key_sealed=sealed)
+    def _retire(self, change: Change) -> StateEntry | None:
+        """Journal the key about to be replaced as a generation, before Lightsail forgets it.
 
-    def _record(self, intent: str, entry: StateEntry) -> StateEntry:
+        Until the new key is durable the state then records the old key twice (as
+        the current key and as generation 1); ``rotation.succeed`` merges the two.
+        """
+        prior = change.prior
+        if prior is None or not prior.has_private_key:
+            return prior
+        intent = self.journal.intent("retire", change.address)
+        generation = Generation(replace(prior, generations=()), time.time())
+        retired = replace(prior, generations=(generation, *prior.generations))
+        self.journal.result(intent, retired)
+        return retired
+
+    def _protect(self, entry: StateEntry) -> StateEntry:
+        """``entry`` with every key it holds in clear (its own, its generations') sealed."""
+        if self.seal is None:
+            return entry
+        generations = tuple(replace(g, entry=self._protect(g.entry)) for g in entry.generations)
+        if entry.private_key is not None:
+            sealed = self.seal(entry.address, entry.private_key)
+            entry = replace(entry, private_key=None, private_key_sealed=sealed)
+        return replace(entry, generations=generations) if generations else entry
+
+    def _record(self, intent: str, entry: StateEntry, change: Change | None = None) -> StateEntry:
         """Journal ``entry`` (its key sealed when sealing is on), then hand the key to the
-        key store and journal the entry it returns (a reference, no key)."""
+        key store and journal the entry it returns (a reference, no key).
+
+        An entry succeeding a recorded one (``change.prior``) first carries every
+        earlier key; those beyond ``change.keep`` that no instance uses are dropped
+        only once the new key is in its store.
+        """
+        entry = self._successor(change, entry)
         protected = self._protect(entry)
         self.journal.result(intent, protected)  # durable before anything else
-        return self._hand_off(entry, intent, protected)
+        return self._hand_off(entry, intent, protected, change)
 
-    def _hand_off(self, entry: StateEntry, intent: str, protected: StateEntry) -> StateEntry:
-        """Give a journaled key to the key store; journal the reference it returns."""
-        if self.keep is None or not protected.holds_private_key:
-            return protected
-        try:
-            kept = self.keep(entry)
-        except KeyStoreError as e:
-            raise KeyStoreError(
-                f"{entry.address} was {entry.origin}, but its private key could not be stored: "
-                f"{e.message}",
-                hint="the key is kept in the state; the next apply stores it",
-            ) from None
-        if kept is not entry:
-            self.journal.result(intent, kept)
-        return kept if kept is not entry else protected
+    def _successor(self, change: Change | None, entry: StateEntry) -> StateEntry:
+        """``entry`` carrying every earlier key of the entry it succeeds, if any."""
+        if change is None or change.prior is None:
+            return entry
+        return succeed(change.prior, entry, retired_at=time.time())
+
+    def _hand_off(
+        self, entry: StateEntry, intent: str, protected: StateEntry, change: Change | None
+    ) -> StateEntry:
+        """Give a journaled key to the key store and journal the reference it returns; then
+        drop the earlier keys ``change`` does not keep (once the new key is in its store)."""
+        recorded = protected
+        if self.keep is not None and protected.holds_private_key:
+            try:
+                kept = self.keep(entry)
+            except KeyStoreError as e:
+                raise KeyStoreError(
+                    f"{entry.address} was {entry.origin}, but its private key could not be "
+                    f"stored: {e.message}",
+                    hint="the key is kept in the state; the next apply stores it",
+                ) from None
+            if kept is not entry:
+                recorded = self._protect(kept)
+                self.journal.result(intent, recorded)
+        if change is None or change.prior is None:
+            return recorded
+        pruned = prune(recorded, keep=change.keep, instances=change.instances)
+        if pruned.generations != recorded.generations:
+            self.journal.result(intent, pruned)
+            if self.forget is not None:
+                for generation in dropped(recorded, pruned):
+                    self.forget(generation.entry)
+        return pruned
 
     def _create(self, change: Change) -> None:
         address = change.address
@@ -279,7 +341,7 @@ class Executor:
                         f"`reconciler import {address}` if it is yours",
                     ) from None
                 raise
-            entry = _created_entry(address, created, tags)
+            entry = self._successor(change, _created_entry(address, created, tags))
             protected = self._protect(entry)
             try:
                 self.journal.result(intent, protected)  # durable before anything else
@@ -289,7 +351,7 @@ class Executor:
                     f"private key could not be journaled ({e.message})",
                     storage=e,
                 ) from None
-            entry = self._hand_off(entry, intent, protected)
+            entry = self._hand_off(entry, intent, protected, change)
             if not entry.fingerprint:
                 live = self.lightsail.get_key_pair(address)
                 if live is not None:
@@ -357,7 +419,7 @@ class Executor:
             operation=operation,
             imported_public_key=_normalized(public_key),
         )
-        entry = self._record(intent, entry)
+        entry = self._record(intent, entry, change)
         self._set_tags(intent, entry, live.tags, change.after_tags or {})
 
     def adopt(self, change: Change) -> None:
@@ -404,7 +466,9 @@ class Executor:
             raise
         self.journal.result(intent, replace(entry, tags=dict(wanted)))
 
-    def _delete(self, change: Change) -> None:
+    def _delete(self, change: Change, *, kept: StateEntry | None = None) -> None:
+        """Delete the live key pair; ``kept`` is what the state keeps of it when it is
+        replaced under the same name (its keys, until the new one is recorded)."""
         address = change.address
         intent = self.journal.intent("delete", address)
         if change.live is not None:
@@ -421,9 +485,20 @@ class Executor:
                         hint="run `reconciler drift` to inspect it",
                     ) from None
                 raise
+        prior = change.prior
+        if kept is None and prior is not None and change.instances and _holds_keys(prior):
+            # Deleted with --allow-in-use: instances still hold its public key, so the
+            # state keeps its private keys until no instance names it (a later
+            # `apply --prune` then forgets it).
+            log.warning("%s: deleted; its private key is kept while instances use it", address)
+            kept = prior
+        if kept is not None:
+            self.journal.result(intent, kept)  # its keys stay (until the new one is in)
+            return
         self.journal.removed(intent, address)
-        if self.forget is not None and change.prior is not None:
-            self.forget(change.prior)  # its stored key, now that the key pair is gone
+        if self.forget is not None and prior is not None:
+            for stored in (prior, *(g.entry for g in prior.generations)):
+                self.forget(stored)  # its stored keys, now that the key pair is gone
 
     def _must_get(self, address: Address) -> LiveKeyPair:
         live = self.lightsail.get_key_pair(address)
@@ -432,6 +507,10 @@ class Executor:
                 f"{address}: imported but not readable afterwards", code="NotFoundException"
             )
         return live
+
+
+def _holds_keys(entry: StateEntry) -> bool:
+    return entry.has_private_key or any(g.entry.has_private_key for g in entry.generations)
 
 
 def _lost_message(address: Address) -> str:

@@ -189,6 +189,15 @@ _BUILTIN: Mapping[str, tuple[str, str]] = {
         "The stored private key is labelled with another fingerprint than the state recorded.",
         "Find out who replaced it; `reconciler key get` refuses a key that does not match.",
     ),
+    "unused": (
+        "No instance was launched with this managed key pair.",
+        "Nothing to fix if it is kept for later; remove it from the manifests if nobody needs it.",
+    ),
+    "unmanaged-key-in-use": (
+        "Instances were launched with a key pair the tool does not manage.",
+        "Adopt the key pair with `reconciler import`, or relaunch the instances with a "
+        "managed one.",
+    ),
     "unmanaged": (
         "A key pair exists in Lightsail that no manifest or state names.",
         "Adopt it with `reconciler import`, or delete it by hand if nobody needs it.",

@@ -34,7 +34,16 @@ from botocore.config import Config
 
 from reconciler.accounts import Account, Accounts
 from reconciler.errors import CredentialsError, LightsailError
-from reconciler.model import Address, LiveKeyPair, LiveSnapshot, Tags, account_of, region_of, where
+from reconciler.model import (
+    Address,
+    LiveInstance,
+    LiveKeyPair,
+    LiveSnapshot,
+    Tags,
+    account_of,
+    region_of,
+    where,
+)
 from reconciler.retry import Pacer, backoff
 
 log = logging.getLogger(__name__)
@@ -198,6 +207,18 @@ def live_from_api(region: str, kp: Mapping[str, Any], account: str = "") -> Live
         created_at=_epoch(created) or 0.0,
         tags=tags_from_api(kp.get("tags")),
         support_code=kp.get("supportCode", ""),
+    )
+
+
+def instance_from_api(region: str, data: Mapping[str, Any], account: str = "") -> LiveInstance:
+    key = data.get("sshKeyName")
+    state = data.get("state")
+    return LiveInstance(
+        region=region,
+        name=str(data.get("name", "")),
+        key_pair=Address(region, str(key), account) if key else None,
+        created_at=_epoch(data.get("createdAt", 0.0)) or 0.0,
+        state=str(state.get("name", "")) if isinstance(state, Mapping) else "",
     )
 
 
@@ -528,6 +549,38 @@ class Lightsail:
                     index += 1
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
             raise translate(e, f"reading key pairs in {place}") from None
+
+    def list_instances(self, place: str) -> list[LiveInstance]:
+        """Every instance in ``place`` (``REGION`` or ``ACCOUNT/REGION``) with the key pair
+        it was launched with, page by page (each page paced and retried like every read)."""
+        region, account = region_of(place), account_of(place)
+        result: list[LiveInstance] = []
+        token: str | None = None
+        try:
+            while True:
+                kwargs: dict[str, Any] = {"pageToken": token} if token else {}
+                page = self.read(region, "get_instances", account, **kwargs)
+                result.extend(
+                    instance_from_api(region, i, account) for i in page.get("instances", ())
+                )
+                token = page.get("nextPageToken")
+                if not token:
+                    return result
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
+            raise translate(e, f"reading instances in {place}") from None
+
+    def instances(self, regions: Iterable[str], *, parallelism: int = 4) -> list[LiveInstance]:
+        """The instances of ``regions``, read concurrently; any failure is an error.
+
+        Unlike a snapshot, a region that cannot be read is not skipped: a guard
+        that could not look must not let a deletion through.
+        """
+        ordered = sorted(set(regions))
+        if not ordered:
+            return []
+        with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(ordered)))) as pool:
+            pages = list(pool.map(self.list_instances, ordered))
+        return sorted(i for page in pages for i in page)
 
     def get_key_pair(self, address: Address) -> LiveKeyPair | None:
         try:

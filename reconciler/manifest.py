@@ -21,6 +21,7 @@ from typing import Any
 from reconciler import keys, model, schema
 from reconciler.accounts import Accounts
 from reconciler.errors import ManifestError, Problem
+from reconciler.rotation import parse_duration
 from reconciler.yamlsafe import (
     MAX_PROBLEMS_PER_FILE,
     Document,
@@ -158,6 +159,7 @@ class _Context:
     file: str
     default_tags: Mapping[str, str | None]
     region: str | None  # None when the document's region is invalid
+    default_rotation: model.Rotation | None = None
     account: str = ""  # the account part of its addresses
 
 
@@ -249,7 +251,13 @@ class _ManifestReader:
             return
         account = self._account(document, file, data.get("account"))
         context = _Context(
-            document, path, file, default_tags, region if region_ok else None, account or ""
+            document,
+            path,
+            file,
+            default_tags,
+            region if region_ok else None,
+            _rotation(defaults.get("rotate")) if isinstance(defaults, dict) else None,
+            account or "",
         )
         for index, item in enumerate(items):
             if isinstance(item, dict):
@@ -345,6 +353,8 @@ class _ManifestReader:
                 "duplicate",
             )
             return
+        # An imported key is rotated by changing it, never by importing it again.
+        default_rotation = None if public_key is not None else context.default_rotation
         # Built even when this entry has problems: the set is only returned when none were found.
         self.key_pairs[address] = model.DesiredKeyPair(
             address=address,
@@ -355,6 +365,7 @@ class _ManifestReader:
             prevent_destroy=item.get("preventDestroy") is True,
             adopt=item.get("adopt") is True,
             policy_exceptions=self._exceptions(document, file, (*at, "policyExceptions"), item),
+            rotation=_rotation(item.get("rotate")) if "rotate" in item else default_rotation,
         )
 
     def _exceptions(
@@ -399,6 +410,19 @@ class _ManifestReader:
         if cached is None:
             cached = self._key_files[resolved] = _read_key_file(resolved, value)
         return cached
+
+
+def _rotation(value: Any) -> model.Rotation | None:
+    """A well-formed ``rotate`` mapping as a Rotation; the schema reports the others."""
+    if not isinstance(value, dict):
+        return None
+    after = parse_duration(value["after"]) if isinstance(value.get("after"), str) else None
+    keep = value.get("keep", 0)
+    if after is None or isinstance(keep, bool) or not isinstance(keep, int | float):
+        return None
+    if keep < 0 or not float(keep).is_integer():
+        return None
+    return model.Rotation(after, int(keep))
 
 
 def _day(value: Any) -> datetime.date | None:

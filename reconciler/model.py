@@ -171,6 +171,27 @@ class PolicyException:
 
 
 @dataclass(frozen=True, slots=True)
+class Rotation:
+    """``rotate: {after: 90d, keep: 2}``: replace a key pair older than ``after`` seconds,
+    keeping ``keep`` earlier private keys as generations."""
+
+    after: float
+    keep: int = 0
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class LiveInstance:
+    """A Lightsail instance, as far as key pairs care: which one it was launched with."""
+
+    region: str
+    name: str
+    # The key pair it names (sshKeyName); None for the region's default key.
+    key_pair: Address | None
+    created_at: float
+    state: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class DesiredKeyPair:
     """A key pair as the manifests want it."""
 
@@ -183,6 +204,7 @@ class DesiredKeyPair:
     prevent_destroy: bool = False
     adopt: bool = False
     policy_exceptions: tuple[PolicyException, ...] = ()
+    rotation: Rotation | None = None
 
     @property
     def origin(self) -> Origin:
@@ -275,6 +297,8 @@ class StateEntry:
     # Where the private key is kept when a key store other than the state holds
     # it: {"store", "location", "version", "fingerprint"} (see reconciler.keystore).
     private_key_ref: Mapping[str, str] | None = None
+    # Earlier keys kept after rotations and replacements, newest first.
+    generations: tuple[Generation, ...] = ()
 
     @property
     def holds_private_key(self) -> bool:
@@ -285,6 +309,14 @@ class StateEntry:
     def has_private_key(self) -> bool:
         """A private key is kept for it: in the state or in a key store."""
         return self.holds_private_key or self.private_key_ref is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """An earlier key of a key pair: the entry as it was, and when it was replaced."""
+
+    entry: StateEntry
+    retired_at: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,7 @@ from reconciler.model import (
     region_of,
     where,
 )
-from reconciler.plan import Action, Change, Plan
+from reconciler.plan import Action, Change, Plan, Reason
 
 API_VERSION = "reconciler.lightsail/v1"
 
@@ -160,6 +160,7 @@ def plan_onboarding(
             Action.ADOPT,
             address,
             "reconciler import --all",
+            Reason.IMPORT_REQUESTED,
             before_tags=live.key_pairs[address].tags,
             after_tags=live.key_pairs[address].tags,
             live=live.key_pairs[address],

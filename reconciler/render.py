@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import Any, TextIO, assert_never
 
 from reconciler.model import Tags
 from reconciler.plan import SYMBOLS, Action, Change, Plan, diff_tags
@@ -48,15 +48,20 @@ class Palette:
         return self._wrap("1", text)
 
 
-COLOR_OF = {
-    Action.CREATE: "green",
-    Action.IMPORT: "green",
-    Action.GENERATE: "green",
-    Action.ADOPT: "green",
-    Action.UPDATE_TAGS: "yellow",
-    Action.REPLACE: "red",
-    Action.DELETE: "red",
-}
+def color_of(action: Action) -> str:
+    """The palette colour of a change: green adds, yellow changes in place, red deletes."""
+    match action:
+        case Action.CREATE | Action.IMPORT | Action.GENERATE | Action.ADOPT:
+            return "green"
+        case Action.UPDATE_TAGS | Action.ROTATE:
+            return "yellow"
+        case Action.REPLACE | Action.DELETE:
+            return "red"
+        case _:
+            assert_never(action)
+
+
+COLOR_OF = {action: color_of(action) for action in Action}
 
 
 def format_tag_value(value: str | None) -> str:
@@ -80,6 +85,7 @@ def summary_line(plan: Plan) -> str:
         f"{counts['adopt']} to adopt",
         f"{counts['update-tags']} to update",
         f"{counts['replace']} to replace",
+        *([f"{counts['rotate']} to rotate"] if counts["rotate"] else []),
         f"{counts['delete']} to delete",
     ]
     return f"Plan: {', '.join(parts)}; {plan.unchanged} unchanged."
@@ -99,8 +105,13 @@ def _change_lines(change: Change) -> list[str]:
         lines.extend(f"- tag {key}" for key in diff.remove)
     elif change.action is not Action.DELETE:
         lines.append(f"tags: {format_tags(change.after_tags or {})}")
-    if change.action is Action.REPLACE and change.then is not None:
+    if change.then is not None:
         lines.append(f"replaced by: {change.then}")
+    if change.keep:
+        lines.append(f"earlier keys kept: {change.keep}")
+    if change.instances:
+        names = ", ".join(i.name for i in change.instances)
+        lines.append(f"instances launched with it: {names}")
     if change.expected_fingerprint and change.deletes:
         lines.append(f"expected fingerprint: {change.expected_fingerprint}")
     return lines
@@ -163,6 +174,7 @@ def change_json(change: Change) -> dict[str, Any]:
         "region": change.address.region,
         "name": change.address.name,
         "reason": change.reason,
+        "reasonCode": change.code.value,
         "tags": {
             "before": _tags_json(change.before_tags),
             "after": _tags_json(change.after_tags),
@@ -172,6 +184,8 @@ def change_json(change: Change) -> dict[str, Any]:
         "replaceWith": change.then.value if change.then else None,
         "expectedFingerprint": change.expected_fingerprint,
         "preventDestroy": change.prevent_destroy,
+        "keep": change.keep,
+        "instances": [i.name for i in change.instances],
     }
 
 

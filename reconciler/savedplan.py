@@ -19,7 +19,7 @@ from typing import Any
 
 from reconciler import render
 from reconciler.errors import StalePlanError, UsageError
-from reconciler.model import Address, DesiredKeyPair, DesiredSet, Source
+from reconciler.model import Address, DesiredKeyPair, DesiredSet, Rotation, Source
 from reconciler.plan import Plan
 from reconciler.scope import Scope
 from reconciler.state import StateDocument
@@ -41,6 +41,9 @@ def _desired_json(kp: DesiredKeyPair) -> dict[str, Any]:
         "generateLocal": kp.generate_local,
         "preventDestroy": kp.prevent_destroy,
         "adopt": kp.adopt,
+        "rotate": None
+        if kp.rotation is None
+        else {"after": kp.rotation.after, "keep": kp.rotation.keep},
     }
 
 
@@ -54,6 +57,9 @@ def _desired_from_json(data: Mapping[str, Any]) -> DesiredKeyPair:
         generate_local=bool(data.get("generateLocal")),
         prevent_destroy=bool(data.get("preventDestroy")),
         adopt=bool(data.get("adopt")),
+        rotation=None
+        if not data.get("rotate")
+        else Rotation(float(data["rotate"]["after"]), int(data["rotate"].get("keep", 0))),
     )
 
 
@@ -75,6 +81,8 @@ def write(path: str, plan: Plan, desired: DesiredSet, options: Options, state: s
             "prune": options.prune,
             "maxDeletes": plan.max_deletes,
             "replace": [str(a) for a in options.replace],
+            "rotate": [str(a) for a in options.rotate],
+            "allowInUse": options.allow_in_use,
             "regions": list(options.regions),
             "target": list(options.scope.targets),
             "exclude": list(options.scope.excludes),
@@ -104,6 +112,8 @@ class SavedPlan:
             prune=bool(self.options.get("prune")),
             max_deletes=int(self.options.get("maxDeletes", 0)),
             replace=tuple(Address.parse(a) for a in self.options.get("replace", ())),
+            rotate=tuple(Address.parse(a) for a in self.options.get("rotate", ())),
+            allow_in_use=bool(self.options.get("allowInUse")),
             regions=tuple(self.options.get("regions", ())),
             scope=Scope.parse(self.options.get("target", ()), self.options.get("exclude", ())),
             accounts=options.accounts.only(self.options.get("account")),

@@ -228,6 +228,11 @@ def _error_problems(
     elif keyword == "enum":
         choices = ", ".join(repr(c) for c in error.validator_value)
         message = f"{where} must be one of {choices}, not {short_repr(instance)}"
+    elif keyword == "pattern" and path[-1:] == ("after",):
+        message = (
+            f"{where} must be a duration in whole days or hours, such as 90d or 36h, "
+            f"not {short_repr(instance)}"
+        )
     elif keyword == "const":
         message = f"{where} must be {error.validator_value!r}, not {short_repr(instance)}"
     else:

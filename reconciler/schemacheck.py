@@ -46,6 +46,15 @@ _TYPES: dict[str, type] = {
 }
 
 
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _is_integer(x: Any) -> bool:
+    """JSON Schema's integer: a number with no fraction (2.0 is one), never a boolean."""
+    return _is_number(x) and float(x).is_integer()
+
+
 def compile_check(schema: Any, *, root: Any = None) -> Check:
     """A function answering exactly what ``Draft202012Validator(schema).is_valid`` would.
 
@@ -89,6 +98,8 @@ class _Compiler:
 
     def _type(self, value: Any) -> Check:
         names = [value] if isinstance(value, str) else value
+        if names == ["integer"]:
+            return _is_integer
         try:
             kinds = tuple(_TYPES[name] for name in names)
         except (KeyError, TypeError):
@@ -133,6 +144,12 @@ class _Compiler:
     def _kw_pattern(self, value: str) -> Check:
         search = re.compile(value).search
         return lambda x: not isinstance(x, str) or search(x) is not None
+
+    def _kw_minimum(self, n: float) -> Check:
+        return lambda x: not _is_number(x) or x >= n
+
+    def _kw_maximum(self, n: float) -> Check:
+        return lambda x: not _is_number(x) or x <= n
 
     def _kw_minLength(self, n: int) -> Check:
         return lambda x: not isinstance(x, str) or len(x) >= n

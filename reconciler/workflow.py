@@ -51,6 +51,8 @@ class Options:
     endpoint_url: str | None = None
     profile: str | None = None
     replace: tuple[Address, ...] = ()
+    rotate: tuple[Address, ...] = ()
+    allow_in_use: bool = False
     prune: bool = False
     max_deletes: int | None = None
     encrypt_with: tuple[str, ...] = ()
@@ -270,8 +272,33 @@ def build_plan(
 ) -> tuple[Plan, LiveSnapshot]:
     if live is None:
         live = lightsail.snapshot(regions_to_read(desired, doc, options))
+    plan, live = _planned(desired, doc, lightsail, options, destroy=destroy, live=live)
+    if plan.instance_regions:
+        # Only plans that delete, replace or rotate (or create again over a recorded
+        # key pair, pruning its earlier keys) look at instances.
+        plan = plan.with_instances(lightsail.instances(plan.instance_regions))
+    planned = {c.address for c in plan.changes}
+    for address in options.rotate:
+        if address not in planned and address not in plan.left_out:
+            raise UsageError(
+                f"--rotate {address}: no such key pair is declared, recorded and live",
+                hint="check the address; `reconciler state list` shows the key pairs in state",
+            )
+    return replace(plan, allow_in_use=options.allow_in_use), live
+
+
+def _planned(
+    desired: DesiredSet,
+    doc: StateDocument,
+    lightsail: Lightsail,
+    options: Options,
+    *,
+    destroy: bool = False,
+    live: LiveSnapshot | None = None,
+) -> tuple[Plan, LiveSnapshot]:
+    assert live is not None
     if options.scope:
-        return plan_in_scope(build_plan, desired, doc, lightsail, options, destroy, live), live
+        return plan_in_scope(_planned, desired, doc, lightsail, options, destroy, live), live
     plan = make_plan(
         desired,
         doc.entries,
@@ -282,6 +309,7 @@ def build_plan(
         prune=options.prune or destroy,
         max_deletes=options.max_deletes,
         replace=set(options.replace),
+        rotate=set(options.rotate),
         regions=options.region_filter,
         destroy=destroy,
     )

@@ -28,6 +28,7 @@ def test_quick_benchmarks_run_and_report_every_figure() -> None:
         "plan.",
         "apply.",
         "ratelimit.",
+        "instances.",
         "memory.plan.",
         "emulator.persist.",
         "startup.validate.",

@@ -113,6 +113,8 @@ def test_each_out_of_band_change_is_reported_with_its_kind(tmp_path: Path, emu: 
         "unmanaged": 1,
         "key-missing": 0,
         "key-fingerprint-changed": 0,
+        "unused": 0,
+        "unmanaged-key-in-use": 0,
     }
     by_kind = {f["kind"]: f for f in data["findings"]}
     assert by_kind["fingerprint-changed"]["expected"] == recorded[f"{R}/swapped"]["fingerprint"]

@@ -21,7 +21,7 @@ from reconciler.executor import CREATE_ATTEMPTS, ApplyResult, Executor
 from reconciler.keys import GeneratedKey, generate_rsa
 from reconciler.lightsail import AmbiguousOutcome, CreatedKeyPair, Lightsail
 from reconciler.model import Address, LiveKeyPair, Tags
-from reconciler.plan import Action, Change, Plan
+from reconciler.plan import Action, Change, Plan, Reason
 from reconciler.state import LocalBackend
 
 A = Address("us-east-1", "kp-a")
@@ -141,7 +141,9 @@ def apply(backend: LocalBackend, fake: FakeLightsail, *changes: Change) -> Apply
 
 
 def create(address: Address = A) -> Change:
-    return Change(Action.CREATE, address, "in the manifest", after_tags={"team": "ops"})
+    return Change(
+        Action.CREATE, address, "in the manifest", Reason.DECLARED, after_tags={"team": "ops"}
+    )
 
 
 def test_a_create_that_did_not_happen_is_sent_again_after_backoff(
@@ -209,7 +211,12 @@ def test_an_import_that_went_through_despite_an_error_is_not_sent_again(
 ) -> None:
     fake = FakeLightsail({("import", "kp-a"): ["lost"]})
     change = Change(
-        Action.IMPORT, A, "in the manifest", after_tags={}, public_key=rsa_key().public_openssh
+        Action.IMPORT,
+        A,
+        "in the manifest",
+        Reason.DECLARED,
+        after_tags={},
+        public_key=rsa_key().public_openssh,
     )
     result = apply(backend, fake, change)
     assert result.ok

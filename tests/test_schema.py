@@ -82,7 +82,7 @@ def test_the_shipped_schema_compiles_to_a_fast_check() -> None:
 @pytest.mark.parametrize(
     "unsupported",
     [
-        {"type": "integer"},
+        {"type": "number"},
         {"patternProperties": {"^x": {}}},
         {"if": {}, "then": {}},
         {"enum": [1, 2]},
@@ -117,6 +117,17 @@ tag_maps = st.dictionaries(
     st.one_of(st.none(), st.text(max_size=3), st.just("v" * 257), st.integers(0, 2)),
     max_size=4,
 ) | st.builds(lambda n: {f"k{i}": None for i in range(n)}, st.integers(48, 53))
+rotations = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "after": st.sampled_from(["90d", "36h", "0d", "9w", "1d "]) | scalars,
+            "keep": st.sampled_from([0, 2, 2.0, 2.5, -1, 101, True]) | scalars,
+            "every": scalars,
+        },
+    )
+    | scalars
+)
 key_pairs = st.one_of(
     st.fixed_dictionaries(
         {"name": names},
@@ -127,6 +138,7 @@ key_pairs = st.one_of(
             "generate": scalars,
             "preventDestroy": scalars,
             "adopt": scalars,
+            "rotate": rotations,
             "colour": scalars,
         },
     ),
@@ -139,7 +151,9 @@ documents = st.fixed_dictionaries(
         "apiVersion": st.sampled_from(["reconciler.lightsail/v1", "v2"]),
         "kind": st.sampled_from(["KeyPairSet", "Other"]),
         "region": st.sampled_from([*model.REGIONS[:3], "mars-1", ""]) | scalars,
-        "defaults": st.fixed_dictionaries({}, optional={"tags": tag_maps, "owner": scalars})
+        "defaults": st.fixed_dictionaries(
+            {}, optional={"tags": tag_maps, "rotate": rotations, "owner": scalars}
+        )
         | scalars,
         "keyPairs": st.lists(key_pairs, max_size=4) | scalars,
         "extra": scalars,
@@ -172,6 +186,8 @@ def test_fast_check_agrees_with_jsonschema(document: Any) -> None:
             {"items": {"$ref": "#"}, "type": "array"},
             {"additionalProperties": {"type": "boolean"}},
             {"propertyNames": {"pattern": "^[a-z]$"}, "minProperties": 1},
+            {"type": "integer", "minimum": 0, "maximum": 3},
+            {"minimum": 1},
             True,
             False,
         ]
@@ -292,7 +308,7 @@ def test_a_bad_key_pair_after_good_ones_is_reported_at_its_own_place() -> None:
     problems = problems_for(text)
     assert [(p.line, p.column, p.message) for p in problems] == [
         (46, 5, "unknown field 'colour' in keyPairs[40] (allowed: name, tags, publicKey, "
-         "publicKeyFile, generate, preventDestroy, adopt, policyExceptions)"),
+         "publicKeyFile, generate, preventDestroy, adopt, policyExceptions, rotate)"),
         (47, 25, "keyPairs[41].adopt must be true or false, not an integer (1)"),
     ]  # fmt: skip
 

@@ -52,8 +52,11 @@ class KeyStore(Protocol):
     spec: str
     scheme: str
 
-    def put(self, entry: StateEntry, pem: str, *, lineage: str) -> StateEntry:
+    def put(self, entry: StateEntry, pem: str, *, lineage: str, suffix: str = "") -> StateEntry:
         """Keep ``pem`` for ``entry``; the entry as the state should record it afterwards.
+
+        ``suffix`` is appended to the location (a rotated key pair's new key, while
+        an earlier generation still holds the plain location).
 
         Idempotent: a key already there with the same fingerprint label is
         success; a different one is a ``KeyStoreConflict`` (never overwritten).

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from reconciler.errors import ReconcilerError
-from reconciler.keystore.base import KeyStore, KeyStoreError, key_fingerprint
+from reconciler.keystore.base import KeyStore, KeyStoreConflict, KeyStoreError, key_fingerprint
 from reconciler.keystore.registry import STATE, StoreContext, open_store
 from reconciler.keystore.state_store import StateKeyStore
 from reconciler.model import Address, StateEntry
@@ -108,7 +108,24 @@ class Custody:
                 f"{self.target.spec}",
                 hint="pass --age-identity FILE; the key stays sealed in the state until then",
             )
-        return self.target.put(entry, pem, lineage=self.lineage)
+        try:
+            return self.target.put(entry, pem, lineage=self.lineage)
+        except KeyStoreConflict:
+            if not self._held_by_generation(entry):
+                raise
+        # A rotated key pair: its earlier key keeps the plain location, so the new
+        # key goes beside it, under a name its fingerprint makes unique.
+        return self.target.put(entry, pem, lineage=self.lineage, suffix=generation_suffix(entry))
+
+    def _held_by_generation(self, entry: StateEntry) -> bool:
+        """Whether one of ``entry``'s own earlier keys holds its plain location."""
+        meta = self.target.describe(entry)
+        held = {
+            g.entry.private_key_ref.get("location")
+            for g in entry.generations
+            if g.entry.private_key_ref is not None
+        }
+        return meta is not None and meta.location in held
 
     def settle(self, doc: StateDocument) -> list[Address]:
         """Store keys a failed or interrupted run left in the state; the addresses moved."""
@@ -156,9 +173,11 @@ class Custody:
         """Stored keys that are missing or labelled with another fingerprint.
 
         Metadata only (DescribeParameters, ListTagsForResource, DescribeSecret):
-        no secret value is read. Keys held in the state are not checked here.
+        no secret value is read. Keys held in the state are not checked here. The
+        earlier keys a rotation kept (generations) are checked like current ones.
         """
-        stored = [e for e in entries if e.private_key_ref is not None]
+        kept = (k for e in entries for k in (e, *(g.entry for g in e.generations)))
+        stored = [k for k in kept if k.private_key_ref is not None]
         if not stored:
             return []
         with ThreadPoolExecutor(max_workers=min(parallelism, len(stored))) as pool:
@@ -191,7 +210,7 @@ class Custody:
 
     # -- moving keys ------------------------------------------------------------
 
-    def move(self, entry: StateEntry, target: KeyStore) -> StateEntry:
+    def move(self, entry: StateEntry, target: KeyStore, *, suffix: str = "") -> StateEntry:
         """``entry`` with its key in ``target``, read back and compared; the source copy
         is not dropped here (a state source is, by the entry returned)."""
         source = self.store_of(entry)
@@ -211,7 +230,7 @@ class Custody:
                 "fingerprint the state recorded; not moved",
             )
         bare = replace(entry, private_key=None, private_key_sealed=None, private_key_ref=None)
-        moved = target.put(bare, pem, lineage=self.lineage)
+        moved = target.put(bare, pem, lineage=self.lineage, suffix=suffix)
         back = self.state_store.get(moved) if target.scheme == STATE else target.get(moved)
         if back is None or key_fingerprint(back, entry.origin) != fingerprint:
             raise KeyStoreError(
@@ -245,6 +264,7 @@ class Custody:
             write(doc)
         moved = 0
         for address in sorted(doc.entries):
+            moved += self._migrate_generations(doc, address, target, write)
             entry = doc.entries[address]
             source = self.store_of(entry)
             if source is None:
@@ -263,6 +283,31 @@ class Custody:
         if SETTING_FROM in doc.keys:
             doc.keys = target_setting.to_json()
             write(doc)
+        return moved
+
+    def _migrate_generations(
+        self,
+        doc: StateDocument,
+        address: Address,
+        target: KeyStore,
+        write: Callable[[StateDocument], None],
+    ) -> int:
+        """Move the earlier keys a rotation kept for ``address``, each beside the current
+        key (its location suffixed with its fingerprint); the number moved."""
+        moved = 0
+        for index, generation in enumerate(doc.entries[address].generations):
+            source = self.store_of(generation.entry)
+            if source is None or source.spec == target.spec:
+                continue
+            key = self.move(generation.entry, target, suffix=generation_suffix(generation.entry))
+            entry = doc.entries[address]
+            kept = list(entry.generations)
+            kept[index] = replace(generation, entry=key)
+            doc.entries[address] = replace(entry, generations=tuple(kept))
+            write(doc)
+            if source.scheme != STATE:
+                source.delete(generation.entry)
+            moved += 1
         return moved
 
     def _drop_leftover(self, entry: StateEntry, previous: str, target: KeyStore) -> None:
@@ -285,6 +330,11 @@ class Custody:
         if expected and meta.fingerprint == expected:
             log.info("%s: dropping the copy left in %s", entry.address, previous)
             old.delete(where)
+
+
+def generation_suffix(entry: StateEntry) -> str:
+    """What a key's location gets beside its key pair's plain one: its fingerprint, shortened."""
+    return "." + entry.fingerprint.replace(":", "")[:16]
 
 
 def setting_for(

@@ -58,9 +58,9 @@ class SecretsManagerKeyStore:
         self._clients = clients
         self._account = account
 
-    def put(self, entry: StateEntry, pem: str, *, lineage: str) -> StateEntry:
+    def put(self, entry: StateEntry, pem: str, *, lineage: str, suffix: str = "") -> StateEntry:
         address = entry.address
-        name = self.template.render(address, self._account)
+        name = self.template.render(address, self._account) + suffix
         fingerprint = key_fingerprint(pem, entry.origin)
         request: dict[str, object] = {
             "Name": name,

@@ -23,7 +23,7 @@ class StateKeyStore:
         self._seal = seal
         self._unseal = unseal
 
-    def put(self, entry: StateEntry, pem: str, *, lineage: str) -> StateEntry:
+    def put(self, entry: StateEntry, pem: str, *, lineage: str, suffix: str = "") -> StateEntry:
         if self._seal is not None:
             sealed = self._seal(entry.address, pem)
             return replace(entry, private_key=None, private_key_sealed=sealed, private_key_ref=None)

@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from reconciler.errors import StorageError
 from reconciler.model import Address, StateEntry
 from reconciler.state.document import StateDocument
 from reconciler.state.lock import LockInfo
@@ -28,6 +29,12 @@ class JournalWriter(Protocol):
     """
 
     def reserve(self, nbytes: int) -> Reservation: ...
+
+    @property
+    def stopped_by(self) -> StorageError | None:
+        """The storage failure after which the journal grants no more room, if any; it
+        says where records that could not be written went (a spool)."""
+        ...
 
     def intent(self, op: str, address: Address) -> str: ...
     def keygen(

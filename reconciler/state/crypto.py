@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -266,8 +266,8 @@ def seal_entries(
     recipients are opened and sealed again (a recipient added or rotated);
     without one they are left as they are.
     """
-    changed: dict[Address, StateEntry] = {}
-    for address, entry in entries.items():
+
+    def seal(entry: StateEntry) -> StateEntry | None:
         if entry.private_key is not None:
             pem = entry.private_key
         elif (
@@ -275,11 +275,27 @@ def seal_entries(
             and unsealer is not None
             and sealed_recipient_ids(entry.private_key_sealed) != sealer.recipient_ids
         ):
-            pem = unsealer.unseal(entry.private_key_sealed, address)
+            pem = unsealer.unseal(entry.private_key_sealed, entry.address)
         else:
-            continue
-        sealed = sealer.seal(address, pem)
-        changed[address] = replace(entry, private_key=None, private_key_sealed=sealed)
+            return None
+        return replace(entry, private_key=None, private_key_sealed=sealer.seal(entry.address, pem))
+
+    return _each_key(entries, seal)
+
+
+def _each_key(
+    entries: Mapping[Address, StateEntry], change: Callable[[StateEntry], StateEntry | None]
+) -> dict[Address, StateEntry]:
+    """The entries ``change`` changes, applied to each entry and each of its generations."""
+    changed: dict[Address, StateEntry] = {}
+    for address, entry in entries.items():
+        generations = tuple(
+            g if (new := change(g.entry)) is None else replace(g, entry=new)
+            for g in entry.generations
+        )
+        current = change(entry) or entry
+        if current is not entry or generations != entry.generations:
+            changed[address] = replace(current, generations=generations)
     return changed
 
 
@@ -287,12 +303,14 @@ def unseal_entries(
     entries: Mapping[Address, StateEntry], unsealer: Unsealer
 ) -> dict[Address, StateEntry]:
     """The entries that change when their sealed private keys are put back in clear."""
-    changed: dict[Address, StateEntry] = {}
-    for address, entry in entries.items():
-        if entry.private_key_sealed is not None:
-            pem = unsealer.unseal(entry.private_key_sealed, address)
-            changed[address] = replace(entry, private_key=pem, private_key_sealed=None)
-    return changed
+
+    def unseal(entry: StateEntry) -> StateEntry | None:
+        if entry.private_key_sealed is None:
+            return None
+        pem = unsealer.unseal(entry.private_key_sealed, entry.address)
+        return replace(entry, private_key=pem, private_key_sealed=None)
+
+    return _each_key(entries, unseal)
 
 
 def sealed_recipient_ids(sealed: Mapping[str, Any]) -> frozenset[tuple[str, str]]:

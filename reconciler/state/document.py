@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast, get_args
 
 from reconciler.errors import StateError
-from reconciler.model import Address, Origin, PendingCreate, StateEntry
+from reconciler.model import Address, Generation, Origin, PendingCreate, StateEntry
 
 FORMAT_VERSION = 4
 
@@ -229,6 +229,10 @@ def entry_to_json(entry: StateEntry) -> dict[str, Any]:
     )
     if entry.prevent_destroy:
         data["preventDestroy"] = True
+    if entry.generations:
+        data["generations"] = [
+            {**entry_to_json(g.entry), "retiredAt": g.retired_at} for g in entry.generations
+        ]
     return data
 
 
@@ -279,7 +283,22 @@ def parse_entry(data: object, where: str) -> StateEntry:
         imported_public_key=optional_text_field(obj, "importedPublicKey", where),
         prevent_destroy=_optional_bool(obj, "preventDestroy", where),
         private_key_ref=_strings(obj, "privateKeyRef", where),
+        generations=_generations(obj, where),
     )
+
+
+def _generations(obj: Mapping[str, Any], where: str) -> tuple[Generation, ...]:
+    items = obj.get("generations")
+    if items is None:
+        return ()
+    if not isinstance(items, list):
+        raise FormatError(f"{where}: 'generations' must be a list")
+    out: list[Generation] = []
+    for i, item in enumerate(items):
+        at = f"{where} generation {i + 1}"
+        entry = parse_entry(item, at)
+        out.append(Generation(entry, number_field(_object(item, at), "retiredAt", at)))
+    return tuple(out)
 
 
 def _optional_bool(obj: Mapping[str, Any], key: str, where: str) -> bool:

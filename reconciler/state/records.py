@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
 
+from reconciler.errors import StorageError
 from reconciler.model import Address, StateEntry
 from reconciler.state.document import address_to_json, entry_to_json
 
-OPERATIONS = ("create", "import", "generate", "adopt", "update-tags", "delete")
+OPERATIONS = ("create", "import", "generate", "adopt", "update-tags", "delete", "retire")
 
 
 class _Reserving(Protocol):
@@ -58,10 +59,16 @@ class JournalRecords(ABC):
 
     appends: int
     """Records appended so far."""
+    _stopping: StorageError | None = None
 
     @abstractmethod
     def close(self) -> None:
         """Wait for appends in progress; no record may follow."""
+
+    @property
+    def stopped_by(self) -> StorageError | None:
+        """The storage failure after which this journal grants no more room, once there is one."""
+        return self._stopping
 
     def reserve(self, nbytes: int) -> Reservation:
         """Room for ``nbytes`` of records, held until the returned context exits.

@@ -1,0 +1,282 @@
+"""What a plan is made of: actions, reasons, changes, findings, and the Plan with its guards.
+
+Values only: nothing here reads or writes anything. ``Action`` is a closed
+set and every switch over it ends in ``assert_never``, so a new action is
+named by mypy wherever it must be handled. ``Reason`` says why a change is
+planned, apart from the action, as Terraform's plans keep action and reason
+apart. ``Plan.raise_if_unsafe`` refuses plans that would destroy a
+``preventDestroy`` key pair, delete more than ``max_deletes``, or delete,
+replace or rotate a key pair that instances were launched with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import assert_never
+
+from reconciler.errors import PlanError
+from reconciler.model import (
+    Address,
+    LiveInstance,
+    LiveKeyPair,
+    Origin,
+    PendingCreate,
+    StateEntry,
+    Tags,
+)
+
+
+class Action(StrEnum):
+    REPLACE = "replace"
+    ROTATE = "rotate"
+    DELETE = "delete"
+    CREATE = "create"
+    IMPORT = "import"
+    GENERATE = "generate"
+    ADOPT = "adopt"
+    UPDATE_TAGS = "update-tags"
+
+
+ACTION_ORDER = {action: i for i, action in enumerate(Action)}
+
+
+def symbol(action: Action) -> str:
+    """The mark a plan shows beside a change (Terraform's)."""
+    match action:
+        case Action.CREATE | Action.IMPORT | Action.GENERATE:
+            return "+"
+        case Action.ADOPT:
+            return "<="
+        case Action.UPDATE_TAGS:
+            return "~"
+        case Action.REPLACE | Action.ROTATE:
+            return "-/+"
+        case Action.DELETE:
+            return "-"
+        case _:
+            assert_never(action)
+
+
+SYMBOLS = {action: symbol(action) for action in Action}
+CREATING = {Action.CREATE: "created", Action.IMPORT: "imported", Action.GENERATE: "generated"}
+
+
+class Reason(StrEnum):
+    """Why a change is planned, for machines; ``Change.reason`` says it for people."""
+
+    DECLARED = "declared"
+    DELETED_OUTSIDE = "deleted-outside"
+    ADOPT_REQUESTED = "adopt-requested"
+    IMPORT_REQUESTED = "import-requested"
+    RECOVER_GENERATED = "recover-generated"
+    REPLACE_REQUESTED = "replace-requested"
+    REPLACE_LOST_KEY = "replace-lost-key"
+    FINGERPRINT_CHANGED = "fingerprint-changed"
+    ORIGIN_CHANGED = "origin-changed"
+    PUBLIC_KEY_CHANGED = "public-key-changed"
+    TAGS_DIFFER = "tags-differ"
+    REMOVED_FROM_MANIFESTS = "removed-from-manifests"
+    GONE_LIVE = "gone-live"
+    DESTROY = "destroy"
+    ROTATION_DUE = "rotation-due"
+    ROTATE_REQUESTED = "rotate-requested"
+
+
+class FindingKind(StrEnum):
+    LOST_KEY = "lost-key"
+    CONFLICT = "conflict"
+    REGION_FAILED = "region-failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """Something the plan cannot fix by itself; the user must act."""
+
+    kind: FindingKind
+    address: Address | None
+    message: str
+    hint: str
+
+
+@dataclass(frozen=True, slots=True)
+class TagDiff:
+    set: Mapping[str, str | None]
+    remove: tuple[str, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.set) or bool(self.remove)
+
+
+def diff_tags(current: Tags, wanted: Tags) -> TagDiff:
+    """Tags to set (added or changed, ``None`` kept distinct from "") and to remove."""
+    missing = object()
+    to_set = {k: v for k, v in sorted(wanted.items()) if current.get(k, missing) != v}
+    to_remove = tuple(sorted(k for k in current if k not in wanted))
+    return TagDiff(to_set, to_remove)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One action on one key pair, with what it was and what it will be."""
+
+    action: Action
+    address: Address
+    reason: str
+    # The reason as a closed set, for the JSON plan; ``reason`` is its text.
+    code: Reason
+    # Tags before (live) and after (desired); None where there is no such side.
+    before_tags: Tags | None = None
+    after_tags: Tags | None = None
+    # For replace: how the new key pair comes to be (create/import/generate).
+    then: Action | None = None
+    public_key: str | None = None
+    # DeleteKeyPair's expectedFingerprint, so an out-of-band replacement is not deleted.
+    expected_fingerprint: str | None = None
+    # What to record for adopt; a pending generated key's material for recovery.
+    live: LiveKeyPair | None = None
+    prior: StateEntry | None = field(default=None, repr=False)
+    recovered: PendingCreate | None = field(default=None, repr=False)
+    prevent_destroy: bool = False
+    # Earlier private keys to keep besides the new one (replace and rotate).
+    keep: int = 0
+    # Instances launched with this key pair (read only for changes that delete).
+    instances: tuple[LiveInstance, ...] = ()
+
+    @property
+    def tag_diff(self) -> TagDiff:
+        return diff_tags(self.before_tags or {}, self.after_tags or {})
+
+    @property
+    def creates(self) -> Action | None:
+        """The create-like step this change performs, if any."""
+        if self.action in CREATING:
+            return self.action
+        return self.then
+
+    @property
+    def deletes(self) -> bool:
+        return deletes(self.action)
+
+    @property
+    def retires_keys(self) -> bool:
+        """It may drop private keys the state keeps: it deletes the key pair, or records a
+        new key over a recorded one (whose earlier keys are then pruned to ``keep``)."""
+        return self.deletes or (self.prior is not None and self.creates is not None)
+
+    @property
+    def origin(self) -> Origin:
+        step = self.creates
+        if step is not None:
+            return "created" if step is Action.CREATE else CREATING[step]  # type: ignore[return-value]
+        if self.prior is not None:
+            return self.prior.origin
+        if self.recovered is not None:
+            return "generated"
+        return "adopted"
+
+    def sort_key(self) -> tuple[int, Address]:
+        return ACTION_ORDER[self.action], self.address
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    changes: tuple[Change, ...]
+    findings: tuple[Finding, ...]
+    unchanged: int
+    # In state, gone from the manifests, kept because --prune was not given.
+    orphaned: tuple[Address, ...]
+    # Pending creates that never went live: the executor clears their intents.
+    stale_pending: tuple[PendingCreate, ...]
+    regions: tuple[str, ...]
+    lineage: str
+    serial: int
+    live_digest: str
+    prune: bool = False
+    max_deletes: int = 0
+    # Key pairs with changes or findings that a --target/--exclude scope left out.
+    left_out: tuple[Address, ...] = ()
+    # --allow-in-use: touch key pairs instances were launched with (their keys are kept).
+    allow_in_use: bool = False
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    def counts(self) -> dict[str, int]:
+        out = {action.value: 0 for action in Action}
+        for change in self.changes:
+            out[change.action.value] += 1
+        return out
+
+    @property
+    def delete_count(self) -> int:
+        return sum(1 for c in self.changes if c.action is Action.DELETE)
+
+    @property
+    def instance_regions(self) -> tuple[str, ...]:
+        """Regions (``ACCOUNT/REGION`` with several accounts) whose instances must be read
+        before this plan may be applied."""
+        return tuple(sorted({c.address.where for c in self.changes if c.retires_keys}))
+
+    def with_instances(self, instances: Collection[LiveInstance]) -> Plan:
+        """This plan with each change that may drop keys told which instances name its key
+        pair (those keys are kept while an instance may use them)."""
+        by_key: dict[Address, list[LiveInstance]] = {}
+        for instance in instances:
+            if instance.key_pair is not None:
+                by_key.setdefault(instance.key_pair, []).append(instance)
+        changes = tuple(
+            replace(c, instances=tuple(sorted(by_key.get(c.address, ())))) if c.retires_keys else c
+            for c in self.changes
+        )
+        return replace(self, changes=changes)
+
+    def raise_if_in_use(self) -> None:
+        """Refuse to delete, replace or rotate a key pair that instances were launched with."""
+        used = [c for c in self.changes if c.deletes and c.instances]
+        if not used:
+            return
+        first = used[0]
+        names = [i.name for i in first.instances]
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        others = f" (and {len(used) - 1} other key pair(s) in use)" if len(used) > 1 else ""
+        verb = "rotate" if first.action is Action.ROTATE else "delete or replace"
+        raise PlanError(
+            f"refusing to {verb} {first.address}: {len(names)} instance(s) were launched "
+            f"with it ({shown}) and keep its public key{others}; nothing was changed",
+            hint="delete or relaunch those instances first, or pass --allow-in-use (its private "
+            "key is then kept as a generation while any instance names it)",
+        )
+
+    def raise_if_unsafe(self) -> None:
+        """Refuse a plan that breaks a guard; nothing is applied from it."""
+        protected = [c for c in self.changes if c.deletes and c.prevent_destroy]
+        if protected:
+            names = ", ".join(f"{c.address} ({c.action})" for c in protected)
+            raise PlanError(
+                f"the plan would destroy key pairs marked preventDestroy: {names}",
+                hint="if this is really wanted, remove preventDestroy from the manifest first "
+                "(for a key pair no longer in the manifests: `reconciler state unprotect "
+                "REGION/NAME`)",
+            )
+        if not self.allow_in_use:
+            self.raise_if_in_use()
+        if self.delete_count > self.max_deletes:
+            raise PlanError(
+                f"the plan deletes {self.delete_count} key pairs, more than --max-deletes "
+                f"{self.max_deletes}",
+                hint=f"check the manifests; to go ahead, pass --max-deletes {self.delete_count}",
+            )
+
+
+def deletes(action: Action) -> bool:
+    """Whether ``action`` deletes the live key pair (and so its public key from Lightsail)."""
+    match action:
+        case Action.DELETE | Action.REPLACE | Action.ROTATE:
+            return True
+        case Action.CREATE | Action.IMPORT | Action.GENERATE | Action.ADOPT | Action.UPDATE_TAGS:
+            return False
+        case _:
+            assert_never(action)

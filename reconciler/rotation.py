@@ -1,0 +1,86 @@
+"""Rotation and generations: when a key pair is due, and which earlier keys are kept.
+
+Pure: no I/O. A generation is an earlier private key of a key pair, kept
+after a rotation or replacement so that instances launched with it stay
+reachable. ``keep`` bounds how many are kept, but a generation that an
+instance may still use is never dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
+from reconciler.model import Generation, LiveInstance, Rotation, StateEntry
+
+DAY = 86400.0
+HOUR = 3600.0
+_DURATION = re.compile(r"([1-9][0-9]*)([dh])")
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in ``90d`` or ``36h``; None when ``text`` is not such a duration."""
+    match = _DURATION.fullmatch(text)
+    if match is None:
+        return None
+    return int(match.group(1)) * (DAY if match.group(2) == "d" else HOUR)
+
+
+def describe_age(seconds: float) -> str:
+    """``97 days`` (or hours, under two days), rounded down."""
+    if seconds >= 2 * DAY or seconds % DAY == 0:
+        days = int(seconds // DAY)
+        return f"{days} day{'s' if days != 1 else ''}"
+    hours = int(seconds // HOUR)
+    return f"{hours} hour{'s' if hours != 1 else ''}"
+
+
+def rotation_due(rotation: Rotation, created_at: float, now: float) -> str | None:
+    """Why a key pair created at ``created_at`` is due for rotation, or None if it is not."""
+    age = now - created_at
+    if created_at <= 0 or age < rotation.after:
+        return None
+    return f"created {describe_age(age)} ago; rotate after {describe_age(rotation.after)}"
+
+
+def in_use(generation: Generation, instances: Iterable[LiveInstance]) -> bool:
+    """Whether an instance may have been launched with this generation's key.
+
+    Instances name key pairs, not keys: one launched while this generation
+    was the key pair's key (between its creation and its retirement) holds it.
+    An instance of unknown age is taken to hold it.
+    """
+    for instance in instances:
+        if instance.created_at <= 0:
+            return True
+        if generation.entry.created_at <= instance.created_at < generation.retired_at:
+            return True
+    return False
+
+
+def succeed(prior: StateEntry, new: StateEntry, *, retired_at: float) -> StateEntry:
+    """``new`` with every key ``prior`` kept: its own (if it holds one) newest, then its
+    generations. A key with the fingerprint of one already kept is the same key, kept once."""
+    earlier = list(prior.generations)
+    if prior.has_private_key:
+        earlier.insert(0, Generation(replace(prior, generations=()), retired_at))
+    kept: list[Generation] = []
+    seen = {new.fingerprint}
+    for generation in earlier:
+        if generation.entry.fingerprint not in seen:
+            kept.append(generation)
+            seen.add(generation.entry.fingerprint)
+    return replace(new, generations=tuple(kept))
+
+
+def prune(entry: StateEntry, *, keep: int, instances: Sequence[LiveInstance] = ()) -> StateEntry:
+    """``entry`` keeping ``keep`` generations, and any older one an instance may use."""
+    kept = [g for i, g in enumerate(entry.generations) if i < keep or in_use(g, instances)]
+    return replace(entry, generations=tuple(kept))
+
+
+def dropped(before: StateEntry, after: StateEntry) -> list[Generation]:
+    """Generations of ``before`` that ``after`` no longer keeps (their keys may be deleted)."""
+    kept = {g.entry.fingerprint for g in after.generations} | {after.fingerprint}
+    return [g for g in before.generations if g.entry.fingerprint not in kept]
