@@ -188,6 +188,14 @@ def test_two_accounts_plan_apply_and_name_the_account_everywhere(
         tmp_path, emulator, env, "plan", "m", "--replace", "prod/us-east-1/web"
     )
     assert code == 1 and "refusing to delete or replace prod/us-east-1/web" in err
+    # --rotate too names the account.
+    code, _, err = reconciler(tmp_path, emulator, env, "plan", "m", "--rotate", "us-east-1/web")
+    assert code == 1 and "write it as ACCOUNT/REGION/NAME" in err
+    code, out, err = reconciler(
+        tmp_path, emulator, env, "plan", "m", "--rotate", "staging/us-east-1/web"
+    )
+    assert code == 0, err
+    assert "staging/us-east-1/web" in out and "rotate" in out
     # --replace names the account; one without it is refused with the form to use.
     code, _, err = reconciler(tmp_path, emulator, env, "plan", "m", "--replace", "us-east-1/web")
     assert code == 1 and "write it as ACCOUNT/REGION/NAME" in err
