@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from reconciler import workflow
-from reconciler.errors import EXIT_OK, LightsailError, StateError, UsageError
+from reconciler.errors import EXIT_ERROR, EXIT_OK, LightsailError, StateError, UsageError
 from reconciler.executor import Executor
 from reconciler.keystore import commands as key_commands
 from reconciler.manifest import load_desired
@@ -81,4 +81,4 @@ def run(args: argparse.Namespace, options: workflow.Options) -> int:
                 backend.commit()
     how = "origin adopted, no private key" if recovered is None else "origin generated, key kept"
     sys.stderr.write(f"Imported {address} into the state ({how}).\n")
-    return EXIT_OK
+    return EXIT_ERROR if custody.report(backend.location) else EXIT_OK

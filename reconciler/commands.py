@@ -40,6 +40,7 @@ def _options(args: argparse.Namespace) -> workflow.Options:
     extra: dict[str, str] = {}
     key_store: str | None = getattr(args, "key_store", None)
     key_kms: str | None = getattr(args, "key_store_kms_key_id", None)
+    key_timeout: float | None = None
     if key_store is not None:
         key_commands.check_spec(key_store, key_kms, "--key-store")
     project = load_project()
@@ -49,6 +50,8 @@ def _options(args: argparse.Namespace) -> workflow.Options:
         state, extra = resolve_state(state, project)
         if key_store is None and project is not None and project.keys is not None:
             key_store, key_kms = project.keys.spec, project.keys.kms_key_id
+        if project is not None and project.keys is not None:
+            key_timeout = project.keys.timeout
     accounts = (Accounts() if project is None else project.accounts).only(
         getattr(args, "account", None)
     )
@@ -56,6 +59,7 @@ def _options(args: argparse.Namespace) -> workflow.Options:
         accounts=accounts,
         key_store=key_store,
         key_store_kms_key_id=key_kms,
+        key_store_timeout=key_timeout,
         state=None if state is None else accounts.state_location(state),
         extra=dict(extra),
         regions=tuple(getattr(args, "region", ()) or ()),
@@ -140,9 +144,11 @@ def _execute(
     saved: savedplan.SavedPlan | None = None,
 ) -> int:
     backend = workflow.open_backend(options)
+    stores = key_commands.Reports(backend.location)  # reported once, also if the run fails
     with (
         backend.lock(command, timeout=options.lock_timeout),
         workflow.lightsail_for(options) as lightsail,
+        stores,
     ):
         placed: list[int] = []
         doc, live = workflow.observe(
@@ -153,6 +159,13 @@ def _execute(
         )
         if saved is not None:
             saved.check(doc, result)
+        # Keys an earlier run left in the state go to their store before anything else.
+        early, moved = key_commands.finish(options, doc, backend)
+        stores.add(early)
+        if moved:  # the plan's entries predate the move
+            result, _ = workflow.build_plan(
+                desired, doc, lightsail, options, destroy=destroy, live=live
+            )
         quiet = args.quiet and (args.auto_approve or saved is not None)
         if quiet:
             scoped = f"{render.left_out_line(result)}\n" if result.left_out else ""
@@ -165,15 +178,16 @@ def _execute(
         if not result.changes and not result.stale_pending:
             _record_accounts(backend, doc, placed)
             _record_protection(backend, doc, desired, options)
-            key_commands.prepare(options, doc, backend)
+            stores.add(key_commands.prepare(options, doc, backend, custody=early))
             _warn_unencrypted(doc, backend.location)
-            return _summarize(result, None) if result.findings else EXIT_OK
+            code = _summarize(result, None) if result.findings else EXIT_OK
+            return EXIT_ERROR if stores.report() else code
         if result.changes and saved is None:
             _confirm(args, "destroy these key pairs" if destroy else "perform these actions")
         _record_accounts(backend, doc, placed)
         # Recorded before and after the changes: an interrupted run loses no protection.
         _record_protection(backend, doc, desired, options)
-        custody = key_commands.prepare(options, doc, backend)
+        custody = stores.add(key_commands.prepare(options, doc, backend, custody=early))
         sealer = _sealer(options, doc, backend) if result.changes else None
         progress = None if quiet else render.Progress(len(result.changes))
         executor = Executor(
@@ -197,6 +211,11 @@ def _execute(
         if committed is None:
             _record_protection(backend, doc, desired, options)
     code = _summarize(result, outcome)
+    if stores.report():  # once for the run, not per key pair
+        code = EXIT_ERROR
+    if outcome.unreachable is not None:
+        _report_unreachable(outcome)
+        code = EXIT_ERROR
     stopped = outcome.stopped or committed
     if stopped is not None:
         _report_stop(stopped, outcome, sum(map(executor.change_bytes, outcome.not_started)))
@@ -256,6 +275,23 @@ def _report_stop(error: StorageError, outcome: ApplyResult, room: int) -> None:
             f"{kib(room)} of journal room): nothing was sent to Lightsail for them; the next "
             "run makes them.\n"
         )
+
+
+def _report_unreachable(outcome: ApplyResult) -> None:
+    """One message for Lightsail going away, however many changes it cut off."""
+    error = outcome.unreachable
+    assert error is not None
+    reason = error.message.rpartition(": ")[2]  # "cannot reach Lightsail at URL (...)"
+    parts = []
+    if outcome.cut_off:
+        parts.append(
+            f"{len(outcome.cut_off)} change(s) under way are checked by the next plan (GetKeyPair)"
+        )
+    if outcome.not_started:
+        parts.append(f"{len(outcome.not_started)} not started (nothing was sent for them)")
+    sys.stderr.write(f"Error: {reason}; the apply stopped: {', '.join(parts) or 'nothing left'}\n")
+    if error.hint:
+        sys.stderr.write(f"  -> {error.hint}\n")
 
 
 def _sealer(

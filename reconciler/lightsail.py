@@ -95,6 +95,13 @@ ACCOUNT_LEVEL_CODES = frozenset(
 )
 
 
+# The code of a LightsailError for an endpoint that cannot be reached at all.
+UNREACHABLE = "ConnectionError"
+UNREACHABLE_HINT = (
+    "check that the endpoint is up, the network, and AWS_ENDPOINT_URL_LIGHTSAIL "
+    "(or --endpoint-url); then run again"
+)
+
 # Tag, untag and delete after a 5xx or a dropped connection: safe to repeat.
 IDEMPOTENT_ATTEMPTS = 8
 
@@ -140,10 +147,12 @@ def translate(error: Exception, what: str) -> LightsailError:
     if isinstance(
         error, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectionError
     ):
+        url = getattr(error, "kwargs", {}).get("endpoint_url")
+        where = f" at {url}" if url else ""
         return LightsailError(
-            f"{what}: cannot reach Lightsail ({type(error).__name__})",
-            code="ConnectionError",
-            hint="check the network, AWS_ENDPOINT_URL_LIGHTSAIL, or run again",
+            f"{what}: cannot reach Lightsail{where} ({type(error).__name__})",
+            code=UNREACHABLE,
+            hint=UNREACHABLE_HINT,
         )
     if isinstance(error, botocore.exceptions.BotoCoreError):
         return LightsailError(f"{what}: {error}", code=type(error).__name__)
@@ -302,18 +311,22 @@ def kms_client_factory(profile: str | None = None) -> Callable[[str | None], Any
     return make
 
 
-def aws_client_factory(service: str, profile: str | None = None) -> Callable[[str | None], Any]:
+def aws_client_factory(
+    service: str, profile: str | None = None, *, timeout: float | None = None
+) -> Callable[[str | None], Any]:
     """Clients of another AWS service (``ssm``, ``secretsmanager``, ``sts``) by region.
 
     The key stores' clients: boto3's standard chain, AWS_ENDPOINT_URL_<SERVICE>
     honoured (never --endpoint-url, which is Lightsail's). One client per region.
-    Adaptive retries pace a large apply under SSM's and Secrets Manager's write
-    quotas; a retried write that had taken effect is recognised by its labels.
+    Each makes one attempt per call: the key stores retry what is safe to retry
+    with the project's backoff (``keystore.remote.retried``), and a retried write
+    that had taken effect is recognised by its labels. ``timeout`` (seconds)
+    bounds connecting and each wait for an answer.
     """
     config = Config(
-        retries={"mode": "adaptive", "total_max_attempts": 10},
-        connect_timeout=10,
-        read_timeout=30,
+        retries={"mode": "standard", "total_max_attempts": 1},
+        connect_timeout=timeout or 10,
+        read_timeout=timeout or 30,
         user_agent_extra="lightsail-reconciler",
     )
     lock = threading.Lock()
@@ -621,6 +634,9 @@ class Lightsail:
 
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(ordered)))) as pool:
             results = list(pool.map(read, ordered))
+        down = [o for _, o in results if isinstance(o, LightsailError) and o.code == UNREACHABLE]
+        if results and len(down) == len(results):
+            raise down[0]  # not one region answered: the endpoint itself is down; one message
         for region, outcome in results:
             if isinstance(outcome, CredentialsError) or (
                 isinstance(outcome, LightsailError) and outcome.code in ACCOUNT_LEVEL_CODES
@@ -718,6 +734,8 @@ class Lightsail:
                 return self._call(address, what, fn)
             except AmbiguousOutcome as e:
                 if attempt + 1 == IDEMPOTENT_ATTEMPTS:
+                    if e.code == UNREACHABLE:
+                        raise LightsailError(e.cause, code=e.code, hint=UNREACHABLE_HINT) from None
                     raise LightsailError(
                         e.cause, code="ServiceException", hint=HINTS["ServiceException"]
                     ) from None

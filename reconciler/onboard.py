@@ -296,7 +296,8 @@ def run(args: argparse.Namespace, options: workflow.Options) -> int:
     )
     for failure in outcome.failed:
         sys.stderr.write(f"Error: {failure.message}\n")
-    return EXIT_ERROR if outcome.failed else EXIT_OK
+    held = custody.report(backend.location)  # a failing key store: once, not per key pair
+    return EXIT_ERROR if outcome.failed or held else EXIT_OK
 
 
 def _any_recovered(onboarding: Onboarding) -> bool:

@@ -26,6 +26,7 @@ overrides it)::
     keys:
       store: ssm:/lightsail/{region}/{name}   # or secretsmanager:PREFIX/{region}/{name}, state
       kmsKeyId: alias/lightsail-keys          # optional
+      timeout: 10                             # optional: seconds to wait for the store (default 30)
 
 ``--state`` overrides the location; the S3 region and encryption settings
 still apply when both name S3 locations. The file may also hold a team's
@@ -237,14 +238,20 @@ class _Checker:
             self._problem(("keys",), "'keys' must be a mapping with a 'store'")
             return None
         for name in section:
-            if name not in ("store", "kmsKeyId"):
+            if name not in ("store", "kmsKeyId", "timeout"):
                 self._problem(
                     ("keys", name),
-                    f"unknown field 'keys.{name}' (expected: store, kmsKeyId)",
+                    f"unknown field 'keys.{name}' (expected: store, kmsKeyId, timeout)",
                     key=True,
                 )
         store = self._text(section, "store", required=True, where="keys")
         kms_key_id = self._text(section, "kmsKeyId", where="keys")
+        timeout = section.get("timeout")
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+        ):
+            self._problem(("keys", "timeout"), "keys.timeout must be a number of seconds > 0")
+            timeout = None
         if store is None:
             return None
         # Imported here: offline commands that read only the policy never load the stores.
@@ -255,7 +262,7 @@ class _Checker:
         if problem is not None:
             self._problem(("keys", "store"), problem)
             return None
-        return KeySetting(store, kms_key_id)
+        return KeySetting(store, kms_key_id, None if timeout is None else float(timeout))
 
     def _s3(self, section: Mapping[str, Any]) -> S3Settings | None:
         from reconciler.state.s3 import BUCKET_NAME, valid_key

@@ -62,6 +62,7 @@ class Options:
     # The key store for new private keys (--key-store, else reconciler.yaml's keys:).
     key_store: str | None = None
     key_store_kms_key_id: str | None = None
+    key_store_timeout: float | None = None
     # The project's accounts (and the one --account limits a run to).
     accounts: Accounts = field(default_factory=Accounts)
 

@@ -32,6 +32,10 @@ class KeyStoreError(ReconcilerError):
     """A key store refused or failed a call; the message names the key pair."""
 
 
+class KeyStoreUnavailable(KeyStoreError):
+    """The store itself cannot be reached, keeps failing, or refuses us: not about one key."""
+
+
 class KeyStoreConflict(KeyStoreError):
     """The store already holds a different key where this one should go."""
 

@@ -13,13 +13,21 @@ reconciler.yaml, ``--key-store``, else what the state records) and hands out:
 from __future__ import annotations
 
 import logging
+import sys
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from reconciler.errors import ReconcilerError
-from reconciler.keystore.base import KeyStore, KeyStoreConflict, KeyStoreError, key_fingerprint
+from reconciler.keystore.base import (
+    KeyStore,
+    KeyStoreConflict,
+    KeyStoreError,
+    KeyStoreUnavailable,
+    key_fingerprint,
+)
 from reconciler.keystore.registry import STATE, StoreContext, open_store
 from reconciler.keystore.state_store import StateKeyStore
 from reconciler.model import Address, StateEntry
@@ -38,6 +46,8 @@ class KeySetting:
 
     spec: str = STATE
     kms_key_id: str | None = None
+    # Seconds to wait for the store (reconciler.yaml only; not recorded in the state).
+    timeout: float | None = field(default=None, compare=False)
 
     @classmethod
     def from_json(cls, data: Mapping[str, str]) -> KeySetting:
@@ -72,6 +82,15 @@ class Custody:
         self.state_store = StateKeyStore(seal=context.seal, unseal=context.unseal)
         self.target = open_store(setting.spec, context, setting.kms_key_id)
         self._stores: dict[str, KeyStore] = {self.target.spec: self.target}
+        self._lock = threading.Lock()
+        self.unavailable: KeyStoreUnavailable | None = None
+        """The first failure of the store itself (not about one key): reported once."""
+        self.held: list[Address] = []
+        """Keys kept in the state because the store failed; the next apply stores them."""
+        self.refused: list[KeyStoreError] = []
+        """Keys the store refused one by one (a different key already there)."""
+        self.left: list[Address] = []
+        """Key pairs deleted whose stored key could not be dropped from the store."""
 
     @property
     def remote(self) -> bool:
@@ -94,10 +113,35 @@ class Custody:
         """``entry`` (its key in clear or sealed, already journaled) as the state records it.
 
         With a remote store the key is written there and the entry keeps a
-        reference; with the state store the entry is returned as it is.
+        reference; with the state store the entry is returned as it is. Once
+        the store itself fails (retries spent, unreachable, denied), this and
+        every later key of the run stay in the state, as journaled, without
+        another call: the failure is reported once (``report``) and the next
+        apply stores them.
         """
         if not self.remote or not entry.holds_private_key:
             return entry
+        if self.unavailable is not None:
+            self._hold(entry.address)
+            return entry
+        try:
+            return self._put(entry)
+        except KeyStoreUnavailable as e:
+            self._down(e)
+            self._hold(entry.address)
+            return entry
+
+    def _hold(self, address: Address) -> None:
+        with self._lock:
+            self.held.append(address)
+
+    def _down(self, error: KeyStoreUnavailable) -> None:
+        with self._lock:
+            if self.unavailable is None:
+                log.debug("key store failing: %s", error.message)
+                self.unavailable = error
+
+    def _put(self, entry: StateEntry) -> StateEntry:
         try:
             pem = self.state_store.get(entry)
         except ReconcilerError as e:  # a sealed key that cannot be opened here
@@ -128,24 +172,83 @@ class Custody:
         return meta is not None and meta.location in held
 
     def settle(self, doc: StateDocument) -> list[Address]:
-        """Store keys a failed or interrupted run left in the state; the addresses moved."""
+        """Store keys a failed or interrupted run left in the state; the addresses moved.
+
+        A key the store refuses (another key already there) or cannot take now
+        stays in the state; the failure is reported once by ``report``, and the
+        run goes on.
+        """
         if not self.remote:
             return []
         moved: list[Address] = []
         for address in sorted(doc.entries):
             entry = doc.entries[address]
-            if entry.holds_private_key:
+            if not entry.holds_private_key:
+                continue
+            if self.unavailable is not None:
+                self._hold(address)
+                continue
+            try:
                 doc.entries[address] = self.move(entry, self.target)
-                moved.append(address)
+            except KeyStoreUnavailable as e:
+                self._down(e)
+                self._hold(address)
+                continue
+            except KeyStoreError as e:
+                with self._lock:
+                    self.refused.append(e)
+                continue
+            moved.append(address)
         return moved
 
     def forget(self, entry: StateEntry) -> None:
-        """Drop the stored key of a key pair that was deleted (a remote store only)."""
+        """Drop the stored key of a key pair that was deleted (a remote store only).
+
+        A store that fails leaves the key there; it is named by ``report``.
+        """
         if entry.private_key_ref is None:
             return
         store = self.store_of(entry)
-        if store is not None:
-            store.delete(entry)
+        if store is None:
+            return
+        if self.unavailable is None:
+            try:
+                store.delete(entry)
+                return
+            except KeyStoreUnavailable as e:
+                self._down(e)
+        with self._lock:
+            self.left.append(entry.address)
+
+    def report(self, location: str) -> bool:
+        """Write what the store could not do this run, once; True if there was anything."""
+        lines: list[str] = []
+        if self.unavailable is not None:
+            error = self.unavailable
+            lines.append(f"Error: {self.target.spec}: {error.message}")
+            if self.held:
+                count = len(self.held)
+                lines.append(
+                    f"  -> {count} private key{'s are' if count != 1 else ' is'} kept in the "
+                    f"state ({location}) meanwhile ({_names(self.held)}); the next apply moves "
+                    f"{'them' if count != 1 else 'it'} to {self.target.spec}"
+                    + (f"; {error.hint}" if error.hint else "")
+                )
+            elif error.hint:
+                lines.append(f"  -> {error.hint}")
+        for refused in self.refused:
+            lines.append(f"Error: {refused.message}")
+            if refused.hint:
+                lines.append(f"  -> {refused.hint}")
+        if self.left:
+            lines.append(
+                f"Error: the stored keys of {len(self.left)} deleted key pair(s) are left in "
+                f"{self.target.spec} ({_names(self.left)})"
+            )
+            lines.append("  -> delete them there once it answers; the key pairs are gone")
+        if lines:
+            sys.stderr.write("\n".join(lines) + "\n")
+        return bool(lines)
 
     # -- reads ----------------------------------------------------------------
 
@@ -330,6 +433,12 @@ class Custody:
         if expected and meta.fingerprint == expected:
             log.info("%s: dropping the copy left in %s", entry.address, previous)
             old.delete(where)
+
+
+def _names(addresses: list[Address], shown: int = 5) -> str:
+    names = [str(a) for a in sorted(addresses)]
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def generation_suffix(entry: StateEntry) -> str:
