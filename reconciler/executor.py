@@ -31,7 +31,7 @@ from typing import Any, Literal, assert_never
 
 from reconciler.errors import LightsailError, ReconcilerError, StorageError
 from reconciler.keys import generate_rsa
-from reconciler.keystore.base import KeyStoreError
+from reconciler.keystore.base import KeyStoreError, held_in_state
 from reconciler.lightsail import (
     UNREACHABLE,
     AmbiguousOutcome,
@@ -316,7 +316,7 @@ class Executor:
         """Give a journaled key to the key store and journal the reference it returns; then
         drop the earlier keys ``change`` does not keep (once the new key is in its store)."""
         recorded = protected
-        if self.keep is not None and protected.holds_private_key:
+        if self.keep is not None and held_in_state(protected):
             try:
                 kept = self.keep(entry)
             except KeyStoreError as e:

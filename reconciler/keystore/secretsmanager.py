@@ -161,3 +161,6 @@ class SecretsManagerKeyStore:
         except (botocore.exceptions.BotoCoreError, Retried) as e:
             raise translate(e, f"deleting secret {secret_id}", SERVICE) from None
         return replace(entry, private_key_ref=None)
+
+    def location(self, address: Address, suffix: str = "") -> str:
+        return self.template.render(address, self._account) + suffix

@@ -148,6 +148,9 @@ class SsmKeyStore:
             raise translate(e, f"deleting SSM parameter {name}", "SSM") from None
         return replace(entry, private_key_ref=None)
 
+    def location(self, address: Address, suffix: str = "") -> str:
+        return self.template.render(address, self._account) + suffix
+
 
 def conflict(address: Address, where: str) -> KeyStoreConflict:
     return KeyStoreConflict(
