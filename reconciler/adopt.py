@@ -22,7 +22,7 @@ from reconciler.plan import Action, Change, Reason
 
 
 def run(args: argparse.Namespace, options: workflow.Options) -> int:
-    address = Address.parse(args.address)
+    address = options.accounts.check(Address.parse(args.address))
     if address.region not in REGIONS:
         raise UsageError(
             f"{address.region!r} is not a Lightsail region",
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace, options: workflow.Options) -> int:
         raise UsageError(f"{address}: {problem}")
     wanted_tags = None
     if args.tags_from:
-        desired = load_desired([args.tags_from])
+        desired = load_desired([args.tags_from], accounts=options.accounts)
         declared = desired.key_pairs.get(address)
         if declared is None:
             raise UsageError(f"{address} is not declared in {args.tags_from}")

@@ -216,8 +216,9 @@ class Plan:
 
     @property
     def instance_regions(self) -> tuple[str, ...]:
-        """Regions whose instances must be read before this plan may be applied."""
-        return tuple(sorted({c.address.region for c in self.changes if c.retires_keys}))
+        """Regions (``ACCOUNT/REGION`` with several accounts) whose instances must be read
+        before this plan may be applied."""
+        return tuple(sorted({c.address.where for c in self.changes if c.retires_keys}))
 
     def with_instances(self, instances: Collection[LiveInstance]) -> Plan:
         """This plan with each change that may drop keys told which instances name its key

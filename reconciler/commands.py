@@ -13,6 +13,7 @@ import sys
 
 from reconciler import checks, formats, generations, protect, render, savedplan, workflow
 from reconciler import outcome as outcome_summary
+from reconciler.accounts import Accounts
 from reconciler.errors import (
     EXIT_CHANGES,
     EXIT_ERROR,
@@ -42,28 +43,32 @@ def _options(args: argparse.Namespace) -> workflow.Options:
     key_timeout: float | None = None
     if key_store is not None:
         key_commands.check_spec(key_store, key_kms, "--key-store")
+    project = load_project()
     if not getattr(args, "local", False):
         # --local keeps its state beside the embedded emulator, never in the
         # team's real backend.
-        project = load_project()
         state, extra = resolve_state(state, project)
         if key_store is None and project is not None and project.keys is not None:
             key_store, key_kms = project.keys.spec, project.keys.kms_key_id
         if project is not None and project.keys is not None:
             key_timeout = project.keys.timeout
+    accounts = (Accounts() if project is None else project.accounts).only(
+        getattr(args, "account", None)
+    )
     return workflow.Options(
+        accounts=accounts,
         key_store=key_store,
         key_store_kms_key_id=key_kms,
         key_store_timeout=key_timeout,
-        state=state,
+        state=None if state is None else accounts.state_location(state),
         extra=dict(extra),
         regions=tuple(getattr(args, "region", ()) or ()),
         local=getattr(args, "local", False),
         allow_insecure_state=getattr(args, "allow_insecure_state", False),
         lock_timeout=getattr(args, "lock_timeout", 0.0),
         parallelism=max(1, getattr(args, "parallelism", 10)),
-        replace=tuple(Address.parse(a) for a in getattr(args, "replace", ()) or ()),
-        rotate=tuple(Address.parse(a) for a in getattr(args, "rotate", ()) or ()),
+        replace=tuple(accounts.check(Address.parse(a)) for a in getattr(args, "replace", ()) or ()),
+        rotate=tuple(accounts.check(Address.parse(a)) for a in getattr(args, "rotate", ()) or ()),
         allow_in_use=getattr(args, "allow_in_use", False),
         prune=getattr(args, "prune", False),
         max_deletes=getattr(args, "max_deletes", None),
@@ -80,7 +85,7 @@ def _out(text: str) -> None:
 
 def plan(args: argparse.Namespace) -> int:
     options = _options(args)
-    desired = load_desired(workflow.manifest_paths(args.paths))
+    desired = load_desired(workflow.manifest_paths(args.paths), accounts=options.accounts)
     backend = workflow.open_backend(options)
     with workflow.lightsail_for(options) as lightsail:
         doc, live = workflow.observe(
@@ -145,7 +150,10 @@ def _execute(
         workflow.lightsail_for(options) as lightsail,
         stores,
     ):
-        doc, live = workflow.observe(desired, backend.begin, lightsail, options)
+        placed: list[int] = []
+        doc, live = workflow.observe(
+            desired, backend.begin, lightsail, options, on_placed=placed.append
+        )
         result, _ = workflow.build_plan(
             desired, doc, lightsail, options, destroy=destroy, live=live
         )
@@ -168,6 +176,7 @@ def _execute(
         if not destroy:
             _refuse_policy_errors(checks.manifest_policy(desired))
         if not result.changes and not result.stale_pending:
+            _record_accounts(backend, doc, placed)
             _record_protection(backend, doc, desired, options)
             stores.add(key_commands.prepare(options, doc, backend, custody=early))
             _warn_unencrypted(doc, backend.location)
@@ -175,6 +184,7 @@ def _execute(
             return EXIT_ERROR if stores.report() else code
         if result.changes and saved is None:
             _confirm(args, "destroy these key pairs" if destroy else "perform these actions")
+        _record_accounts(backend, doc, placed)
         # Recorded before and after the changes: an interrupted run loses no protection.
         _record_protection(backend, doc, desired, options)
         custody = stores.add(key_commands.prepare(options, doc, backend, custody=early))
@@ -226,6 +236,14 @@ def _refuse_policy_errors(found: list[Finding]) -> None:
             f"the manifests break {errors} policy rule(s); nothing was changed",
             hint="fix the manifests, or add a policyExceptions entry with a reason",
         )
+
+
+def _record_accounts(backend: StateBackend, doc: StateDocument, placed: list[int]) -> None:
+    """Under the lock, before any change: the accounts given to a single-account state's
+    entries (``workflow.place_in_accounts``), so the journal's results land beside them."""
+    if placed:
+        backend.write(doc)
+        sys.stderr.write(f"Recorded the account of {placed[0]} key pair(s) in the state.\n")
 
 
 def _record_protection(
@@ -313,13 +331,13 @@ def apply(args: argparse.Namespace) -> int:
     if saved is not None:
         options = saved.apply_options(options)
         return _execute(args, options, saved.desired, command="apply", saved=saved)
-    desired = load_desired(workflow.manifest_paths(args.paths))
+    desired = load_desired(workflow.manifest_paths(args.paths), accounts=options.accounts)
     return _execute(args, options, desired, command="apply")
 
 
 def destroy(args: argparse.Namespace) -> int:
     options = _options(args)
-    desired = load_desired(workflow.manifest_paths(args.paths))
+    desired = load_desired(workflow.manifest_paths(args.paths), accounts=options.accounts)
     return _execute(args, options, desired, command="destroy", destroy=True)
 
 

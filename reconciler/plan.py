@@ -40,6 +40,7 @@ from reconciler.model import (
     LiveSnapshot,
     PendingCreate,
     StateEntry,
+    region_of,
 )
 from reconciler.rotation import rotation_due
 
@@ -169,7 +170,7 @@ def make_plan(
     out = _Collected()
     out.findings.extend(_region_failures(live, regions))
     for address in sorted(set(desired.key_pairs) | set(entries) | set(pending)):
-        if (regions is None or address.region in regions) and address.region in live.regions:
+        if (regions is None or address.region in regions) and address.where in live.regions:
             sides = _Sides(
                 address,
                 desired.key_pairs.get(address),
@@ -188,7 +189,9 @@ def make_plan(
         unchanged=out.unchanged,
         orphaned=tuple(out.orphaned),
         stale_pending=tuple(out.stale),
-        regions=tuple(sorted(r for r in live.regions if regions is None or r in regions)),
+        regions=tuple(
+            sorted(r for r in live.regions if regions is None or region_of(r) in regions)
+        ),
         lineage=lineage,
         serial=serial,
         live_digest=live.digest(),
@@ -206,7 +209,7 @@ def _region_failures(live: LiveSnapshot, regions: Collection[str] | None) -> lis
             "its key pairs were not planned; run again when the region answers",
         )
         for region, message in sorted(live.failed_regions.items())
-        if regions is None or region in regions
+        if regions is None or region_of(region) in regions
     ]
 
 

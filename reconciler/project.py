@@ -30,7 +30,8 @@ overrides it)::
 
 ``--state`` overrides the location; the S3 region and encryption settings
 still apply when both name S3 locations. The file may also hold a team's
-``policy:`` (see ``reconciler.policy``); either section may stand alone.
+``policy:`` (see ``reconciler.policy``) and its ``accounts:`` (see
+``reconciler.accounts``); any section may stand alone.
 Nothing here touches the network, and reading the policy alone (``validate``)
 imports nothing of the S3 backend.
 """
@@ -42,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reconciler.accounts import Accounts, parse_accounts
 from reconciler.errors import Problem, UsageError
 from reconciler.policy import Policy, parse_policy
 from reconciler.yamlsafe import Document, JsonPath, parse_documents, read_text
@@ -50,7 +52,7 @@ if TYPE_CHECKING:
     from reconciler.keystore.custody import KeySetting
 
 PROJECT_FILE = "reconciler.yaml"
-_SECTIONS = ("backend", "policy", "keys")
+_SECTIONS = ("backend", "policy", "keys", "accounts")
 
 _FIELDS = {
     "s3": ("type", "bucket", "key", "region", "encrypt", "kmsKeyId", "timeout", "spool"),
@@ -82,6 +84,7 @@ class ProjectConfig:
     backend: S3Settings | LocalSettings | None
     policy: Policy = field(default_factory=Policy)
     keys: KeySetting | None = None
+    accounts: Accounts = field(default_factory=Accounts)
 
     def state_url(self) -> str | None:
         """The state location, as ``--state`` would name it (None: the file names none)."""
@@ -146,6 +149,7 @@ def read_project(path: Path, *, check_backend: bool = True) -> ProjectConfig:
     backend = None
     policy = Policy()
     keys: KeySetting | None = None
+    accounts = Accounts()
     if not problems:
         document = documents[0] if documents else Document(None, {}, {})
         checker = _Checker(document, file, path.parent)
@@ -154,13 +158,15 @@ def read_project(path: Path, *, check_backend: bool = True) -> ProjectConfig:
             keys = checker.keys()
         policy, policy_problems = parse_policy(document, file)
         problems = problems + policy_problems
+        accounts, account_problems = parse_accounts(document, file)
+        problems = problems + account_problems
     if problems:
         count = f"{len(problems)} problems" if len(problems) != 1 else "a problem"
         raise UsageError(
             f"{count} in project file {file}:\n" + "\n".join(f"  {p}" for p in problems),
             hint=f"fix {file}, or name the state with --state",
         )
-    return ProjectConfig(path, backend if check_backend else None, policy, keys)
+    return ProjectConfig(path, backend if check_backend else None, policy, keys, accounts)
 
 
 def resolve_state(

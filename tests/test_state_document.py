@@ -68,7 +68,7 @@ def _fields(entry: StateEntry) -> dict[str, Any]:
 
 def test_new_document_has_version_fresh_lineage_and_serial_zero() -> None:
     a, b = StateDocument.new(), StateDocument.new()
-    assert a.version == FORMAT_VERSION == 3
+    assert a.version == FORMAT_VERSION == 4
     assert a.serial == 0
     assert a.lineage != b.lineage
     assert len(a.lineage) == 36
@@ -136,7 +136,7 @@ def test_an_older_state_is_read_as_one_keeping_its_keys_in_itself(version: int) 
     old = {**sample_doc().to_json(), "version": version}
     old.pop("keys", None)
     doc = StateDocument.from_json(old, source="old.json")
-    assert doc.version == FORMAT_VERSION == 3
+    assert doc.version == FORMAT_VERSION
     assert doc.keys == {"store": "state"}
     assert doc.entries == sample_doc().entries
 

@@ -47,6 +47,13 @@ def custody_for(
     sealer: crypto.Sealer | None = None,
     setting: KeySetting | None = None,
 ) -> Custody:
+    setting = setting or setting_for(options, doc)
+    if options.accounts.several and setting.spec != STATE and "{account}" not in setting.spec:
+        raise UsageError(
+            f"key store {setting.spec!r} would keep the keys of every account under one "
+            "name: with several accounts its location needs {account}",
+            hint="e.g. ssm:/lightsail/{account}/{region}/{name}",
+        )
     unsealer = workflow.unsealer_for(options)
     context = StoreContext(
         clients=lambda service: aws_client_factory(
@@ -54,8 +61,9 @@ def custody_for(
         ),
         seal=None if sealer is None else sealer.seal,
         unseal=unsealer.unseal,
+        account_ids=workflow.account_ids(options),
     )
-    return Custody(setting or setting_for(options, doc), context, lineage=doc.lineage)
+    return Custody(setting, context, lineage=doc.lineage)
 
 
 def _recorded(doc: StateDocument) -> KeySetting:

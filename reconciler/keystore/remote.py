@@ -71,18 +71,18 @@ class Template:
             raise ValueError(f"{text!r} is not a valid {scheme} name template")
         self.uses_account = "account" in fields
 
-    def render(self, address: Address, account: Callable[[], str]) -> str:
+    def render(self, address: Address, account: Callable[[Address], str]) -> str:
         values = {"region": address.region, "name": address.name}
         if self.uses_account:
-            values["account"] = account()
+            values["account"] = account(address)
         return self.text.format(**values)
 
 
 class AccountId:
     """The AWS account id for ``{account}``: STS GetCallerIdentity, asked once.
 
-    The account of the default credentials; multi-account setups will resolve
-    it per account instead.
+    The account of the default credentials; a project declaring accounts
+    resolves it per key pair instead (``StoreContext.account_ids``).
     """
 
     def __init__(self, sts: ClientFactory) -> None:

@@ -62,7 +62,7 @@ class SecretsManagerKeyStore:
         location: str,
         *,
         clients: ClientFactory,
-        account: Callable[[], str],
+        account: Callable[[Address], str],
         kms_key_id: str | None = None,
     ) -> None:
         self.template = Template(location, allowed=NAME, scheme="Secrets Manager")

@@ -56,7 +56,7 @@ class SsmKeyStore:
         location: str,
         *,
         clients: ClientFactory,
-        account: Callable[[], str],
+        account: Callable[[Address], str],
         kms_key_id: str | None = None,
     ) -> None:
         self.template = Template(location, allowed=NAME, scheme="SSM parameter")

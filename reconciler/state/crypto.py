@@ -181,21 +181,36 @@ class Unsealer:
         """The PEM text sealed for ``address``; EncryptionError if it cannot be opened."""
         box = _parse_sealed(sealed, address)
         data_key = self._data_key(box, address)
+        plaintext: bytes | None
         try:
             plaintext = AESGCM(data_key).decrypt(box.nonce, box.ciphertext, _aad(address))
         except InvalidTag:
+            plaintext = self._sealed_before_its_account(box, data_key, address)
+        if plaintext is None:
             if box.aad is not None and box.aad != str(address):
                 raise EncryptionError(
                     f"the sealed private key at {address} was sealed for {box.aad}: "
                     "it does not belong to this entry",
                     hint=RESTORE_HINT,
-                ) from None
+                )
             raise EncryptionError(
                 f"the sealed private key of {address} fails its integrity check: "
                 "it was altered, or belongs to another entry",
                 hint=RESTORE_HINT,
-            ) from None
+            )
         return plaintext.decode("utf-8")
+
+    @staticmethod
+    def _sealed_before_its_account(box: _Box, data_key: bytes, address: Address) -> bytes | None:
+        """A key sealed as ``REGION/NAME`` in a single-account state, whose entry
+        now names its account (see ``workflow.place_in_accounts``); None otherwise."""
+        if not address.account:
+            return None
+        try:
+            unplaced = Address(address.region, address.name)
+            return AESGCM(data_key).decrypt(box.nonce, box.ciphertext, _aad(unplaced))
+        except InvalidTag:
+            return None
 
     def _data_key(self, box: _Box, address: Address) -> bytes:
         with self._lock:

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, cast, get_args
 from reconciler.errors import StateError
 from reconciler.model import Address, Generation, Origin, PendingCreate, StateEntry
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 ORIGINS: tuple[str, ...] = get_args(Origin)
 PENDING_OPERATIONS = ("create", "generate")
@@ -44,7 +44,24 @@ def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "keys": {"store": "state"}}
 
 
-_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3}
+def _with_accounts(data: dict[str, Any]) -> dict[str, Any]:
+    """The next version may record the ``account`` alias of entries and pending creates
+    (when the project declares several accounts); older entries name none.
+
+    Entries naming no account keep meaning what they did: the one account the
+    state was written for. A run with several accounts places each of them by
+    the account id in its ARN (``workflow.place_in_accounts``). Bumped so that
+    a reconciler that does not know the field refuses the state rather than
+    merging key pairs of different accounts.
+    """
+    return data
+
+
+_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    1: _v1_to_v2,
+    2: _v2_to_v3,
+    3: _with_accounts,
+}
 
 
 class FormatError(ValueError):
@@ -350,8 +367,7 @@ def dumps(doc: StateDocument) -> bytes:
 
 def entry_to_json(entry: StateEntry) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "region": entry.address.region,
-        "name": entry.address.name,
+        **address_to_json(entry.address),
         "origin": entry.origin,
         "arn": entry.arn,
         "fingerprint": entry.fingerprint,
@@ -392,8 +408,7 @@ def entry_from_json(data: Mapping[str, Any]) -> StateEntry:
 
 def pending_to_json(pending: PendingCreate) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "region": pending.address.region,
-        "name": pending.address.name,
+        **address_to_json(pending.address),
         "intentId": pending.intent_id,
         "startedAt": pending.started_at,
         "operation": pending.operation,
@@ -474,8 +489,17 @@ def parse_pending(data: object, where: str) -> PendingCreate:
     )
 
 
+def address_to_json(address: Address) -> dict[str, str]:
+    """An address as JSON members: ``account`` only when it names one."""
+    data = {"region": address.region, "name": address.name}
+    if address.account:
+        data = {"account": address.account, **data}
+    return data
+
+
 def parse_address(obj: Mapping[str, Any], where: str) -> Address:
-    return Address(text_field(obj, "region", where), text_field(obj, "name", where))
+    account = optional_text_field(obj, "account", where) or ""
+    return Address(text_field(obj, "region", where), text_field(obj, "name", where), account)
 
 
 def _upgraded(data: Mapping[str, Any], source: str) -> dict[str, Any]:
