@@ -22,7 +22,7 @@ from reconciler.model import (
     LiveInstance,
     LiveKeyPair,
     Origin,
-    PendingCreate,
+    OpenIntent,
     StateEntry,
     Tags,
 )
@@ -137,7 +137,7 @@ class Change:
     # What to record for adopt; a pending generated key's material for recovery.
     live: LiveKeyPair | None = None
     prior: StateEntry | None = field(default=None, repr=False)
-    recovered: PendingCreate | None = field(default=None, repr=False)
+    recovered: OpenIntent | None = field(default=None, repr=False)
     prevent_destroy: bool = False
     # Earlier private keys to keep besides the new one (replace and rotate).
     keep: int = 0
@@ -188,7 +188,7 @@ class Plan:
     # In state, gone from the manifests, kept because --prune was not given.
     orphaned: tuple[Address, ...]
     # Pending creates that never went live: the executor clears their intents.
-    stale_pending: tuple[PendingCreate, ...]
+    stale_pending: tuple[OpenIntent, ...]
     regions: tuple[str, ...]
     lineage: str
     serial: int

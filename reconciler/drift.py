@@ -41,7 +41,7 @@ from reconciler.model import (
     DesiredSet,
     LiveInstance,
     LiveSnapshot,
-    PendingCreate,
+    OpenIntent,
     StateEntry,
     region_of,
 )
@@ -77,7 +77,7 @@ class DriftFinding:
 def find_drift(
     desired: DesiredSet,
     entries: Mapping[Address, StateEntry],
-    pending: Mapping[Address, PendingCreate],
+    pending: Mapping[Address, OpenIntent],
     live: LiveSnapshot,
     *,
     include_unmanaged: bool = False,
@@ -310,7 +310,7 @@ class Observed:
 
     desired: DesiredSet
     entries: Mapping[Address, StateEntry]
-    pending: Mapping[Address, PendingCreate]
+    pending: Mapping[Address, OpenIntent]
     live: LiveSnapshot
     findings: list[DriftFinding]
     backend: StateBackend

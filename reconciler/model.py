@@ -320,8 +320,10 @@ class Generation:
 
 
 @dataclass(frozen=True, slots=True)
-class PendingCreate:
-    """A create whose intent was journaled but whose result never arrived."""
+class OpenIntent:
+    """A key-making call (CreateKeyPair, or ImportKeyPair of a locally generated key)
+    whose intent was journaled but whose result never arrived: the next plan checks
+    whether it went live (a lost key for a create; recoverable for a generate)."""
 
     address: Address
     intent_id: str

@@ -35,7 +35,7 @@ from reconciler.model import (
     Address,
     LiveKeyPair,
     LiveSnapshot,
-    PendingCreate,
+    OpenIntent,
     StateEntry,
     account_of,
     region_of,
@@ -80,7 +80,7 @@ def _account(key_pairs: list[LiveKeyPair]) -> str:
 
 
 def _entry_yaml(
-    kp: LiveKeyPair, prior: StateEntry | None, recovered: PendingCreate | None
+    kp: LiveKeyPair, prior: StateEntry | None, recovered: OpenIntent | None
 ) -> dict[str, Any]:
     item: dict[str, Any] = {"name": kp.address.name}
     if prior is not None and prior.origin == "imported" and prior.imported_public_key:
@@ -98,7 +98,7 @@ def manifest_text(
     region: str,
     key_pairs: list[LiveKeyPair],
     entries: Mapping[Address, StateEntry],
-    recovered: Mapping[Address, PendingCreate],
+    recovered: Mapping[Address, OpenIntent],
 ) -> str:
     """A KeyPairSet document for ``key_pairs`` of one region (``REGION`` or
     ``ACCOUNT/REGION``), stable byte for byte."""
@@ -126,7 +126,7 @@ def manifest_text(
     return header + body
 
 
-def _recoverable(pending: Mapping[Address, PendingCreate]) -> dict[Address, PendingCreate]:
+def _recoverable(pending: Mapping[Address, OpenIntent]) -> dict[Address, OpenIntent]:
     """Keys generated here by an interrupted run: adopting them keeps the private half."""
     return {a: p for a, p in pending.items() if p.operation == "generate"}
 
@@ -134,7 +134,7 @@ def _recoverable(pending: Mapping[Address, PendingCreate]) -> dict[Address, Pend
 def plan_onboarding(
     live: LiveSnapshot,
     entries: Mapping[Address, StateEntry],
-    pending: Mapping[Address, PendingCreate],
+    pending: Mapping[Address, OpenIntent],
     folder: Path,
 ) -> Onboarding:
     """Pure but for reading the existing files: the manifests and adoptions ``live`` asks for."""

@@ -38,7 +38,7 @@ from reconciler.model import (
     DesiredSet,
     LiveKeyPair,
     LiveSnapshot,
-    PendingCreate,
+    OpenIntent,
     StateEntry,
     region_of,
 )
@@ -127,7 +127,7 @@ class _Collected:
     changes: list[Change] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     orphaned: list[Address] = field(default_factory=list)
-    stale: list[PendingCreate] = field(default_factory=list)
+    stale: list[OpenIntent] = field(default_factory=list)
     unchanged: int = 0
 
 
@@ -139,13 +139,13 @@ class _Sides:
     want: DesiredKeyPair | None
     prior: StateEntry | None
     have: LiveKeyPair | None
-    waiting: PendingCreate | None
+    waiting: OpenIntent | None
 
 
 def make_plan(
     desired: DesiredSet,
     entries: Mapping[Address, StateEntry],
-    pending: Mapping[Address, PendingCreate],
+    pending: Mapping[Address, OpenIntent],
     live: LiveSnapshot,
     *,
     lineage: str = "",

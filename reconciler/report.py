@@ -24,7 +24,7 @@ from reconciler.model import (
     Address,
     DesiredSet,
     LiveSnapshot,
-    PendingCreate,
+    OpenIntent,
     StateEntry,
     Tags,
     account_of,
@@ -119,7 +119,7 @@ def _findings_by_address(findings: Iterable[DriftFinding]) -> dict[Address, list
 def build_report(
     desired: DesiredSet,
     entries: Mapping[Address, StateEntry],
-    pending: Mapping[Address, PendingCreate],
+    pending: Mapping[Address, OpenIntent],
     live: LiveSnapshot,
     findings: Iterable[DriftFinding],
     *,

@@ -26,7 +26,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from reconciler.errors import EncryptionError
-from reconciler.model import Address, PendingCreate, StateEntry
+from reconciler.model import Address, OpenIntent, StateEntry
 from reconciler.state.crypto_specs import (
     AGE_IDENTITY_ENV,
     AGE_IDENTITY_FILE_ENV,
@@ -321,8 +321,8 @@ def sealed_recipient_ids(sealed: Mapping[str, Any]) -> frozenset[tuple[str, str]
     return recipient_ids([r for r in recipients if isinstance(r, Mapping)])
 
 
-def unencrypted_count(items: Iterable[StateEntry | PendingCreate]) -> int:
-    """How many state entries (or pending creates) hold a private key in clear."""
+def unencrypted_count(items: Iterable[StateEntry | OpenIntent]) -> int:
+    """How many state entries (or open intents) hold a private key in clear."""
     return sum(1 for item in items if item.private_key is not None)
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast, get_args
 
 from reconciler.errors import StateError
-from reconciler.model import Address, Generation, Origin, PendingCreate, StateEntry
+from reconciler.model import Address, Generation, Origin, OpenIntent, StateEntry
 
 FORMAT_VERSION = 4
 
@@ -45,7 +45,7 @@ def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _with_accounts(data: dict[str, Any]) -> dict[str, Any]:
-    """The next version may record the ``account`` alias of entries and pending creates
+    """The next version may record the ``account`` alias of entries and open intents
     (when the project declares several accounts); older entries name none.
 
     Entries naming no account keep meaning what they did: the one account the
@@ -85,7 +85,7 @@ class StateDocument:
     lineage: str
     serial: int
     entries: dict[Address, StateEntry] = field(default_factory=dict)
-    pending: dict[Address, PendingCreate] = field(default_factory=dict)
+    pending: dict[Address, OpenIntent] = field(default_factory=dict)
     encryption: list[dict[str, str]] = field(default_factory=list)
     keys: dict[str, str] = field(default_factory=dict)
     # Read without private keys (for plans on large states); never written back.
@@ -406,7 +406,7 @@ def entry_from_json(data: Mapping[str, Any]) -> StateEntry:
         raise StateError(f"malformed key pair entry: {exc}") from None
 
 
-def pending_to_json(pending: PendingCreate) -> dict[str, Any]:
+def pending_to_json(pending: OpenIntent) -> dict[str, Any]:
     data: dict[str, Any] = {
         **address_to_json(pending.address),
         "intentId": pending.intent_id,
@@ -471,14 +471,14 @@ def _optional_bool(obj: Mapping[str, Any], key: str, where: str) -> bool:
     return value
 
 
-def parse_pending(data: object, where: str) -> PendingCreate:
+def parse_pending(data: object, where: str) -> OpenIntent:
     obj = _object(data, where)
     address = parse_address(obj, where)
     where = f"{where} ({address})"
     operation = text_field(obj, "operation", where)
     if operation not in PENDING_OPERATIONS:
         raise FormatError(f"{where}: operation must be one of {', '.join(PENDING_OPERATIONS)}")
-    return PendingCreate(
+    return OpenIntent(
         address=address,
         intent_id=text_field(obj, "intentId", where),
         started_at=number_field(obj, "startedAt", where),
@@ -534,7 +534,7 @@ def _document(data: Mapping[str, Any], *, consume: bool = False) -> StateDocumen
         if entry.address in entries:
             raise FormatError(f"keyPairs[{i}]: key pair {entry.address} appears twice")
         entries[entry.address] = entry
-    pending: dict[Address, PendingCreate] = {}
+    pending: dict[Address, OpenIntent] = {}
     for i, item in enumerate(_list(data, "pending")):
         create = parse_pending(item, f"pending[{i}]")
         if create.address in pending:
