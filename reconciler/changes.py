@@ -21,8 +21,8 @@ from reconciler.model import (
     Address,
     LiveInstance,
     LiveKeyPair,
-    Origin,
     OpenIntent,
+    Origin,
     StateEntry,
     Tags,
 )

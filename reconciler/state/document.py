@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast, get_args
 
 from reconciler.errors import StateError
-from reconciler.model import Address, Generation, Origin, OpenIntent, StateEntry
+from reconciler.model import Address, Generation, OpenIntent, Origin, StateEntry
 
 FORMAT_VERSION = 4
 
