@@ -20,7 +20,15 @@ from dataclasses import dataclass, field
 from reconciler import workflow
 from reconciler.drift import DriftFinding, observe
 from reconciler.errors import EXIT_ERROR, EXIT_OK, UsageError
-from reconciler.model import Address, DesiredSet, LiveSnapshot, PendingCreate, StateEntry, Tags
+from reconciler.model import (
+    Address,
+    DesiredSet,
+    LiveSnapshot,
+    OpenIntent,
+    StateEntry,
+    Tags,
+    account_of,
+)
 
 # What a key pair is, seen from the tool: an origin recorded in the state, or
 # one of these for key pairs the state does not hold.
@@ -63,9 +71,10 @@ class Report:
     source: str = ""
 
     def region_counts(self) -> list[RegionCount]:
+        """Counts per region (``ACCOUNT/REGION`` when the project declares several accounts)."""
         out: dict[str, list[KeyPairRow]] = {region: [] for region in self.regions}
         for row in self.rows:
-            out.setdefault(row.address.region, []).append(row)
+            out.setdefault(row.address.where, []).append(row)
         return [
             RegionCount(
                 region,
@@ -76,6 +85,23 @@ class Report:
             )
             for region, rows in sorted(out.items())
         ]
+
+    def account_counts(self) -> list[RegionCount]:
+        """The region counts summed per account alias (empty without several accounts)."""
+        out: dict[str, RegionCount] = {}
+        for c in self.region_counts():
+            alias = account_of(c.region)
+            if not alias:
+                continue
+            was = out.get(alias, RegionCount(alias, 0, 0, 0, 0))
+            out[alias] = RegionCount(
+                alias,
+                was.total + c.total,
+                was.managed + c.managed,
+                was.unmanaged + c.unmanaged,
+                was.with_findings + c.with_findings,
+            )
+        return [out[alias] for alias in sorted(out)]
 
     def age_days(self, row: KeyPairRow) -> float | None:
         if row.created_at is None:
@@ -93,7 +119,7 @@ def _findings_by_address(findings: Iterable[DriftFinding]) -> dict[Address, list
 def build_report(
     desired: DesiredSet,
     entries: Mapping[Address, StateEntry],
-    pending: Mapping[Address, PendingCreate],
+    pending: Mapping[Address, OpenIntent],
     live: LiveSnapshot,
     findings: Iterable[DriftFinding],
     *,

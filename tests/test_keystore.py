@@ -20,6 +20,7 @@ import pytest
 
 from reconciler.emulator import Emulator
 from reconciler.keystore import key_fingerprint
+from reconciler.state.document import FORMAT_VERSION
 from tests.aws_proxy import RecordingProxy, recording_proxy
 from tests.conftest import aws_client, lightsail_client
 from tests.helpers import (
@@ -110,7 +111,7 @@ def test_apply_keeps_keys_in_the_store_and_only_references_in_state(
     )
     assert applied.returncode == 0, applied.stderr
     state = load_state(project / "reconciler.state.json")
-    assert state["version"] == 3 and state["keys"] == {"store": spec}
+    assert state["version"] == FORMAT_VERSION and state["keys"] == {"store": spec}
     live = live_fingerprints(emulator)
     for name in NAMES:
         entry = state_entries(project / "reconciler.state.json")[f"{R}/{name}"]

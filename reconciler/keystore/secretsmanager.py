@@ -32,11 +32,13 @@ from reconciler.keystore.base import (
 from reconciler.keystore.bulk import Found, by_region, chunks, run_all
 from reconciler.keystore.remote import (
     ClientFactory,
+    Retried,
     Template,
     call,
     error_code,
     labels_from,
     owns,
+    retried,
     tag_list,
     translate,
 )
@@ -60,7 +62,7 @@ class SecretsManagerKeyStore:
         location: str,
         *,
         clients: ClientFactory,
-        account: Callable[[], str],
+        account: Callable[[Address], str],
         kms_key_id: str | None = None,
     ) -> None:
         self.template = Template(location, allowed=NAME, scheme="Secrets Manager")
@@ -82,9 +84,9 @@ class SecretsManagerKeyStore:
         if self.kms_key_id:
             request["KmsKeyId"] = self.kms_key_id
         client = self._clients(address.region)
-        what = f"storing the key of {address} in secret {name}"
+        what = f"storing the key of {address} in Secrets Manager secret {name}"
         try:
-            response = client.create_secret(**request)
+            response = retried(lambda: client.create_secret(**request))
             arn, version = str(response["ARN"]), str(response.get("VersionId", ""))
         except botocore.exceptions.ClientError as e:
             if error_code(e) != "ResourceExistsException":
@@ -99,7 +101,7 @@ class SecretsManagerKeyStore:
             if existing.fingerprint != fingerprint:
                 raise conflict(address, f"secret {name}") from None
             arn, version = existing.location, existing.version
-        except botocore.exceptions.BotoCoreError as e:
+        except (botocore.exceptions.BotoCoreError, Retried) as e:
             raise translate(e, what, SERVICE) from None
         ref = {
             "store": self.spec,
@@ -182,12 +184,12 @@ class SecretsManagerKeyStore:
         client = self._clients(address.region)
         what = f"checking the key of {address} in secret {secret_id}"
         try:
-            response = client.describe_secret(SecretId=secret_id)
+            response = retried(lambda: client.describe_secret(SecretId=secret_id))
         except botocore.exceptions.ClientError as e:
             if error_code(e) == "ResourceNotFoundException":
                 return None
             raise translate(e, what, SERVICE) from None
-        except botocore.exceptions.BotoCoreError as e:
+        except (botocore.exceptions.BotoCoreError, Retried) as e:
             raise translate(e, what, SERVICE) from None
         if response.get("DeletedDate") is not None:
             return None
@@ -197,13 +199,18 @@ class SecretsManagerKeyStore:
         secret_id = self._secret_id(entry)
         client = self._clients(entry.address.region)
         try:
-            client.delete_secret(SecretId=secret_id, ForceDeleteWithoutRecovery=True)
+            retried(
+                lambda: client.delete_secret(SecretId=secret_id, ForceDeleteWithoutRecovery=True)
+            )
         except botocore.exceptions.ClientError as e:
             if error_code(e) != "ResourceNotFoundException":
                 raise translate(e, f"deleting secret {secret_id}", SERVICE) from None
-        except botocore.exceptions.BotoCoreError as e:
+        except (botocore.exceptions.BotoCoreError, Retried) as e:
             raise translate(e, f"deleting secret {secret_id}", SERVICE) from None
         return replace(entry, private_key_ref=None)
+
+    def location(self, address: Address, suffix: str = "") -> str:
+        return self.template.render(address, self._account) + suffix
 
 
 def _metadata(secret: Mapping[str, Any], stages: Mapping[str, Any] | None) -> KeyMetadata:

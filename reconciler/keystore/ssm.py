@@ -31,11 +31,13 @@ from reconciler.keystore.base import (
 from reconciler.keystore.bulk import Found, by_region, chunks, run_all
 from reconciler.keystore.remote import (
     ClientFactory,
+    Retried,
     Template,
     call,
     error_code,
     labels_from,
     owns,
+    retried,
     tag_list,
     translate,
 )
@@ -54,7 +56,7 @@ class SsmKeyStore:
         location: str,
         *,
         clients: ClientFactory,
-        account: Callable[[], str],
+        account: Callable[[Address], str],
         kms_key_id: str | None = None,
     ) -> None:
         self.template = Template(location, allowed=NAME, scheme="SSM parameter")
@@ -78,12 +80,13 @@ class SsmKeyStore:
         if self.kms_key_id:
             request["KeyId"] = self.kms_key_id
         client = self._clients(address.region)
+        what = f"storing the key of {address} in SSM parameter {name}"
         try:
-            response = client.put_parameter(**request)
+            response = retried(lambda: client.put_parameter(**request))
             version = str(response["Version"])
         except botocore.exceptions.ClientError as e:
             if error_code(e) != "ParameterAlreadyExists":
-                raise translate(e, f"storing the key of {address} in {name}", "SSM") from None
+                raise translate(e, what, "SSM") from None
             existing = self._describe(address, name)
             if existing is None:
                 raise KeyStoreError(
@@ -93,8 +96,8 @@ class SsmKeyStore:
             if existing.fingerprint != fingerprint:
                 raise conflict(address, name) from None
             version = existing.version
-        except botocore.exceptions.BotoCoreError as e:
-            raise translate(e, f"storing the key of {address} in {name}", "SSM") from None
+        except (botocore.exceptions.BotoCoreError, Retried) as e:
+            raise translate(e, what, "SSM") from None
         ref = {"store": self.spec, "location": name, "version": version, "fingerprint": fingerprint}
         return replace(entry, private_key=None, private_key_sealed=None, private_key_ref=ref)
 
@@ -220,13 +223,16 @@ class SsmKeyStore:
         name = self._name(entry)
         client = self._clients(entry.address.region)
         try:
-            client.delete_parameter(Name=name)
+            retried(lambda: client.delete_parameter(Name=name))
         except botocore.exceptions.ClientError as e:
             if error_code(e) != "ParameterNotFound":
                 raise translate(e, f"deleting SSM parameter {name}", "SSM") from None
-        except botocore.exceptions.BotoCoreError as e:
+        except (botocore.exceptions.BotoCoreError, Retried) as e:
             raise translate(e, f"deleting SSM parameter {name}", "SSM") from None
         return replace(entry, private_key_ref=None)
+
+    def location(self, address: Address, suffix: str = "") -> str:
+        return self.template.render(address, self._account) + suffix
 
 
 def _versions(client: Any, what: str, filters: list[dict[str, Any]]) -> dict[str, str]:

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast, get_args
 
 from reconciler.errors import StateError
-from reconciler.model import Address, Generation, Origin, PendingCreate, StateEntry
+from reconciler.model import Address, Generation, OpenIntent, Origin, StateEntry
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 ORIGINS: tuple[str, ...] = get_args(Origin)
 PENDING_OPERATIONS = ("create", "generate")
@@ -44,7 +44,24 @@ def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "keys": {"store": "state"}}
 
 
-_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3}
+def _with_accounts(data: dict[str, Any]) -> dict[str, Any]:
+    """The next version may record the ``account`` alias of entries and open intents
+    (when the project declares several accounts); older entries name none.
+
+    Entries naming no account keep meaning what they did: the one account the
+    state was written for. A run with several accounts places each of them by
+    the account id in its ARN (``workflow.place_in_accounts``). Bumped so that
+    a reconciler that does not know the field refuses the state rather than
+    merging key pairs of different accounts.
+    """
+    return data
+
+
+_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    1: _v1_to_v2,
+    2: _v2_to_v3,
+    3: _with_accounts,
+}
 
 
 class FormatError(ValueError):
@@ -68,7 +85,7 @@ class StateDocument:
     lineage: str
     serial: int
     entries: dict[Address, StateEntry] = field(default_factory=dict)
-    pending: dict[Address, PendingCreate] = field(default_factory=dict)
+    pending: dict[Address, OpenIntent] = field(default_factory=dict)
     encryption: list[dict[str, str]] = field(default_factory=list)
     keys: dict[str, str] = field(default_factory=dict)
     # Read without private keys (for plans on large states); never written back.
@@ -355,8 +372,7 @@ def dumps(doc: StateDocument) -> bytes:
 
 def entry_to_json(entry: StateEntry) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "region": entry.address.region,
-        "name": entry.address.name,
+        **address_to_json(entry.address),
         "origin": entry.origin,
         "arn": entry.arn,
         "fingerprint": entry.fingerprint,
@@ -395,10 +411,9 @@ def entry_from_json(data: Mapping[str, Any]) -> StateEntry:
         raise StateError(f"malformed key pair entry: {exc}") from None
 
 
-def pending_to_json(pending: PendingCreate) -> dict[str, Any]:
+def pending_to_json(pending: OpenIntent) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "region": pending.address.region,
-        "name": pending.address.name,
+        **address_to_json(pending.address),
         "intentId": pending.intent_id,
         "startedAt": pending.started_at,
         "operation": pending.operation,
@@ -461,14 +476,14 @@ def _optional_bool(obj: Mapping[str, Any], key: str, where: str) -> bool:
     return value
 
 
-def parse_pending(data: object, where: str) -> PendingCreate:
+def parse_pending(data: object, where: str) -> OpenIntent:
     obj = _object(data, where)
     address = parse_address(obj, where)
     where = f"{where} ({address})"
     operation = text_field(obj, "operation", where)
     if operation not in PENDING_OPERATIONS:
         raise FormatError(f"{where}: operation must be one of {', '.join(PENDING_OPERATIONS)}")
-    return PendingCreate(
+    return OpenIntent(
         address=address,
         intent_id=text_field(obj, "intentId", where),
         started_at=number_field(obj, "startedAt", where),
@@ -479,8 +494,17 @@ def parse_pending(data: object, where: str) -> PendingCreate:
     )
 
 
+def address_to_json(address: Address) -> dict[str, str]:
+    """An address as JSON members: ``account`` only when it names one."""
+    data = {"region": address.region, "name": address.name}
+    if address.account:
+        data = {"account": address.account, **data}
+    return data
+
+
 def parse_address(obj: Mapping[str, Any], where: str) -> Address:
-    return Address(text_field(obj, "region", where), text_field(obj, "name", where))
+    account = optional_text_field(obj, "account", where) or ""
+    return Address(text_field(obj, "region", where), text_field(obj, "name", where), account)
 
 
 def _upgraded(data: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -515,7 +539,7 @@ def _document(data: Mapping[str, Any], *, consume: bool = False) -> StateDocumen
         if entry.address in entries:
             raise FormatError(f"keyPairs[{i}]: key pair {entry.address} appears twice")
         entries[entry.address] = entry
-    pending: dict[Address, PendingCreate] = {}
+    pending: dict[Address, OpenIntent] = {}
     for i, item in enumerate(_list(data, "pending")):
         create = parse_pending(item, f"pending[{i}]")
         if create.address in pending:
