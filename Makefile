@@ -28,11 +28,13 @@ test: lint typecheck
 
 # The inner loop (about a minute on 2 cores): unit tests and the quick emulator
 # tests. Left out: crash/soak rounds (marked slow) and the files below, which
-# run the whole tool through faults, a browser, a terminal, the pre-commit tool
-# or the benchmarks; `make test` runs everything.
+# run the whole tool through faults, crashes, a browser, a terminal, the
+# pre-commit tool, the benchmarks, or end to end through the CLI with key
+# stores, rotation and accounts; `make test` runs everything.
 FAST_LEAVES_OUT := test_bench_smoke test_crash test_endpoint_kill test_precommit \
-	test_s3_faults test_storage_faults test_report test_terminal test_emulator_protocol \
-	test_rate_limit_apply test_emulator_cli
+	test_s3_faults test_storage_faults test_keystore_faults test_rotation_crash \
+	test_report test_terminal test_emulator_protocol test_rate_limit_apply test_emulator_cli \
+	test_keystore test_keystore_generations test_rotation_e2e test_accounts_live
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -x -m 'not slow' $(foreach f,$(FAST_LEAVES_OUT),--ignore=tests/$(f).py)
 
