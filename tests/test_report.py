@@ -318,3 +318,121 @@ def test_a_missing_browser_fails_in_ci_and_skips_loudly_elsewhere(
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception, match="apt-get install -y chromium"):
         chromium_binary()
+
+
+SMALL_POLICY = """\
+policy:
+  rules:
+    - id: max-key-age
+      days: 35
+    - id: required-tags
+      severity: warning
+      keys: {owner: null}
+"""
+
+
+@pytest.fixture(scope="module")
+def small_report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, float]]:
+    """Three applied key pairs: ``old`` backdated past its rotation and max-key-age,
+    ``fresh`` used by an instance, ``web`` (no owner tag) used by two; and an instance
+    launched with ``stray``, which the tool does not manage. Yields the page and when
+    ``fresh`` was created (about)."""
+    root = tmp_path_factory.mktemp("report-small")
+    env = _env(root)
+    (root / "reconciler.yaml").write_text(SMALL_POLICY)
+    write_manifest(
+        root / "m" / "us.yaml",
+        US,
+        "- name: old\n  tags: {owner: ana}\n  rotate: {after: 30d}\n"
+        "- name: fresh\n  tags: {owner: bo}\n  rotate: {after: 90d}\n"
+        "- name: web\n  tags: {team: web}\n",
+    )
+    with _clean_env(), Emulator(EmulatorConfig(port=0)) as emu:
+        applied = run_cli("apply", "m", "--auto-approve", cwd=root, endpoint=emu.url, env=env)
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        now = time.time()
+        emu.store.set_created_at(US, "old", now - 40 * DAY)
+        emu.store.seed_instances(US, 2, key_pair_name="web", prefix="web-vm-")
+        emu.store.seed_instances(US, 1, key_pair_name="fresh", prefix="fresh-vm-")
+        emu.store.seed_instances(US, 1, key_pair_name="stray", prefix="stray-vm-")
+        result = run_cli("report", "m", "--out", "report.html", cwd=root, endpoint=emu.url, env=env)
+        assert result.returncode == 0, result.stderr
+    yield root / "report.html", now
+
+
+@pytest.fixture(scope="module")
+def small_page(browser: Chromium, small_report: tuple[Path, float]) -> Page:
+    tab = browser.page()
+    tab.open(small_report[0].as_uri())
+    return tab
+
+
+def _cells(page: Page) -> dict[str, dict[str, object]]:
+    """Per visible row: the instances, rotation and findings cells, as shown."""
+    result: dict[str, dict[str, object]] = page.evaluate(
+        "Object.fromEntries(Array.from(document.querySelectorAll('#keypairs tbody tr'))"
+        ".filter(r => !r.hidden).map(r => [r.cells[0].textContent, {"
+        "instances: r.cells[5].textContent, users: r.cells[5].title,"
+        "rotation: r.cells[6].textContent, due: r.cells[6].dataset.v, late: r.cells[6].title,"
+        "findings: Array.from(r.cells[7].querySelectorAll('.finding')).map(s => s.textContent),"
+        "policy: Array.from(r.cells[7].querySelectorAll('.policy')).map(s => "
+        "[s.dataset.rule, s.classList.contains('policy-error') ? 'error' : 'warning'])}]))"
+    )
+    return result
+
+
+def test_instances_rotation_and_policy_columns_in_the_browser(
+    small_page: Page, small_report: tuple[Path, float]
+) -> None:
+    page, (_, now) = small_page, small_report
+    assert page.errors() == []
+    counts = page.evaluate(
+        "['total','managed','unmanaged','findings'].map("
+        "k => document.getElementById('count-' + k).textContent)"
+    )
+    assert counts == ["4", "3", "1", "3"]  # old, web (policy only) and stray have findings
+    cells = _cells(page)
+    assert list(cells) == ["us-east-1/fresh", "us-east-1/old", "us-east-1/stray", "us-east-1/web"]
+    fresh, old, stray, web = cells.values()
+    assert (web["instances"], web["users"]) == ("2", "web-vm-000000, web-vm-000001")
+    assert (fresh["instances"], fresh["users"]) == ("1", "fresh-vm-000000")
+    assert (old["instances"], old["users"]) == ("0", "")
+    assert (stray["instances"], stray["users"]) == ("1", "stray-vm-000000")
+    # Rotation: old fell due 10 days ago (40 days old, rotate after 30); fresh in 90 days.
+    assert old["rotation"] == "due now" and "(10 d overdue)" in str(old["late"])
+    assert abs(float(str(old["due"])) - (now - 10 * DAY)) < 60
+    due = float(str(fresh["due"]))
+    assert now + 90 * DAY - 600 < due < now + 90 * DAY
+    assert fresh["rotation"] == time.strftime("%Y-%m-%d", time.gmtime(due))
+    assert web["rotation"] == stray["rotation"] == ""
+    assert old["findings"] == ["unused: no instance was launched with it"]
+    assert old["policy"] == [["max-key-age", "error"]]
+    assert web["findings"] == [] and web["policy"] == [["required-tags", "warning"]]
+    assert stray["findings"] == [
+        "unmanaged-key-in-use: instances launched with a key pair the tool does not manage: "
+        "stray-vm-000000"
+    ]
+    assert fresh["findings"] == [] and fresh["policy"] == []
+    # "only with findings" counts policy findings: web shows, fresh does not.
+    page.evaluate("document.getElementById('only-findings').click()")
+    assert _visible(page) == ["us-east-1/old", "us-east-1/stray", "us-east-1/web"]
+    page.evaluate("document.getElementById('filter').focus()")
+    page.type_text("max-key-age")
+    assert _visible(page) == ["us-east-1/old"]
+    page.evaluate(
+        "{ const f = document.getElementById('filter'); f.value = '';"
+        "f.dispatchEvent(new Event('input')); document.getElementById('only-findings').click() }"
+    )
+    instances_header = "document.querySelectorAll('#keypairs th')[5]"
+    page.evaluate(f"{instances_header}.click()")
+    page.evaluate(f"{instances_header}.click()")
+    assert _visible(page) == [
+        "us-east-1/web",
+        "us-east-1/fresh",
+        "us-east-1/stray",
+        "us-east-1/old",
+    ]
+    page.evaluate("document.querySelectorAll('#keypairs th')[0].click()")
+    page.screenshot(ARTIFACTS / "report-columns.png")
+    assert (ARTIFACTS / "report-columns.png").stat().st_size > 10_000
+    assert page.errors() == []
