@@ -125,6 +125,7 @@ def build_report(
     for instance in instances:
         if instance.key_pair is not None:
             users.setdefault(instance.key_pair, []).append(instance.name)
+    # The regions GetInstances was called for, as ``live.regions`` names them.
     read = set(instance_regions or ())
     by_key_pair: dict[str, list[Finding]] = {}
     for finding in policy:
