@@ -16,6 +16,7 @@ from pathlib import Path
 
 from reconciler.emulator import Store
 from reconciler.emulator.material import KeyMaterial, generate_key
+from reconciler.keystore import key_fingerprint
 from reconciler.model import Address, StateEntry
 from reconciler.state import FORMAT_VERSION, StateDocument
 from reconciler.state.document import dumps
@@ -86,13 +87,29 @@ def key_material() -> KeyMaterial:
     return generate_key()
 
 
-def write_state(path: Path, store: Store, key_pairs: Sequence[str], *, region: str = REGION) -> int:
+def ref_fingerprint(key: KeyMaterial) -> str:
+    """The fingerprint label a key store keeps beside ``key`` (a created key pair's)."""
+    return key_fingerprint(key.private_pem, "created")
+
+
+def write_state(
+    path: Path,
+    store: Store,
+    key_pairs: Sequence[str],
+    *,
+    region: str = REGION,
+    key_store: str | None = None,
+    key: KeyMaterial | None = None,
+) -> int:
     """A state file (the real format, mode 0600) recording ``key_pairs`` as created.
 
     Each entry carries what an apply records for a created key pair, private
-    key included. Returns the file's size in bytes.
+    key included; with ``key_store`` (an ``ssm:`` spec) a reference to the key
+    in that store instead, as ``Custody.keep`` records it. Returns the file's
+    size in bytes.
     """
-    key = key_material()
+    key = key or key_material()
+    fingerprint = ref_fingerprint(key)
     entries: dict[Address, StateEntry] = {}
     location = {"availabilityZone": "all", "regionName": region}
     for name in key_pairs:
@@ -100,6 +117,14 @@ def write_state(path: Path, store: Store, key_pairs: Sequence[str], *, region: s
         if record is None:
             raise RuntimeError(f"{name} is not in the emulator store")
         address = Address(region, name)
+        ref = None
+        if key_store is not None:
+            ref = {
+                "store": key_store,
+                "location": key_store.partition(":")[2].format(region=region, name=name),
+                "version": "1",
+                "fingerprint": fingerprint,
+            }
         entries[address] = StateEntry(
             address=address,
             origin="created",
@@ -108,7 +133,8 @@ def write_state(path: Path, store: Store, key_pairs: Sequence[str], *, region: s
             created_at=record.created_at,
             tags=dict(record.tags),
             public_key_base64=key.public_key_base64,
-            private_key=key.private_pem,
+            private_key=None if ref else key.private_pem,
+            private_key_ref=ref,
             support_code=f"{ACCOUNT_ID}/{name}",
             location=location,
             operation={
@@ -124,7 +150,11 @@ def write_state(path: Path, store: Store, key_pairs: Sequence[str], *, region: s
             },
         )
     doc = StateDocument(
-        version=FORMAT_VERSION, lineage=str(uuid.uuid4()), serial=1, entries=entries
+        version=FORMAT_VERSION,
+        lineage=str(uuid.uuid4()),
+        serial=1,
+        entries=entries,
+        keys={"store": key_store} if key_store else {},
     )
     data = dumps(doc)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

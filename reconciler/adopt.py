@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from reconciler import workflow
-from reconciler.errors import EXIT_OK, LightsailError, StateError, UsageError
+from reconciler.errors import EXIT_ERROR, EXIT_OK, LightsailError, StateError, UsageError
 from reconciler.executor import Executor
 from reconciler.keystore import commands as key_commands
 from reconciler.manifest import load_desired
@@ -22,7 +22,7 @@ from reconciler.plan import Action, Change, Reason
 
 
 def run(args: argparse.Namespace, options: workflow.Options) -> int:
-    address = Address.parse(args.address)
+    address = options.accounts.check(Address.parse(args.address))
     if address.region not in REGIONS:
         raise UsageError(
             f"{address.region!r} is not a Lightsail region",
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace, options: workflow.Options) -> int:
         raise UsageError(f"{address}: {problem}")
     wanted_tags = None
     if args.tags_from:
-        desired = load_desired([args.tags_from])
+        desired = load_desired([args.tags_from], accounts=options.accounts)
         declared = desired.key_pairs.get(address)
         if declared is None:
             raise UsageError(f"{address} is not declared in {args.tags_from}")
@@ -81,4 +81,4 @@ def run(args: argparse.Namespace, options: workflow.Options) -> int:
                 backend.commit()
     how = "origin adopted, no private key" if recovered is None else "origin generated, key kept"
     sys.stderr.write(f"Imported {address} into the state ({how}).\n")
-    return EXIT_OK
+    return EXIT_ERROR if custody.report(backend.location) else EXIT_OK

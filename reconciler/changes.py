@@ -21,8 +21,8 @@ from reconciler.model import (
     Address,
     LiveInstance,
     LiveKeyPair,
+    OpenIntent,
     Origin,
-    PendingCreate,
     StateEntry,
     Tags,
 )
@@ -137,7 +137,7 @@ class Change:
     # What to record for adopt; a pending generated key's material for recovery.
     live: LiveKeyPair | None = None
     prior: StateEntry | None = field(default=None, repr=False)
-    recovered: PendingCreate | None = field(default=None, repr=False)
+    recovered: OpenIntent | None = field(default=None, repr=False)
     prevent_destroy: bool = False
     # Earlier private keys to keep besides the new one (replace and rotate).
     keep: int = 0
@@ -188,7 +188,7 @@ class Plan:
     # In state, gone from the manifests, kept because --prune was not given.
     orphaned: tuple[Address, ...]
     # Pending creates that never went live: the executor clears their intents.
-    stale_pending: tuple[PendingCreate, ...]
+    stale_pending: tuple[OpenIntent, ...]
     regions: tuple[str, ...]
     lineage: str
     serial: int
@@ -216,8 +216,9 @@ class Plan:
 
     @property
     def instance_regions(self) -> tuple[str, ...]:
-        """Regions whose instances must be read before this plan may be applied."""
-        return tuple(sorted({c.address.region for c in self.changes if c.retires_keys}))
+        """Regions (``ACCOUNT/REGION`` with several accounts) whose instances must be read
+        before this plan may be applied."""
+        return tuple(sorted({c.address.where for c in self.changes if c.retires_keys}))
 
     def with_instances(self, instances: Collection[LiveInstance]) -> Plan:
         """This plan with each change that may drop keys told which instances name its key

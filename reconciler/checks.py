@@ -69,10 +69,14 @@ def load_policy(start: Path | None = None) -> tuple[Policy, Path | None]:
 def validate(paths: Sequence[str], fmt: str) -> int:
     if not paths:
         raise UsageError("no manifest paths given", hint="pass files or folders, e.g. `manifests/`")
-    policy, _ = load_policy()
+    path = find_project()
+    project = None if path is None else read_project(path, check_backend=False)
+    policy = Policy() if project is None else project.policy
     report = Report("validate", root=default_root(paths))
     try:
-        desired = load_desired(paths, root=report.root)
+        desired = load_desired(
+            paths, root=report.root, accounts=None if project is None else project.accounts
+        )
     except ManifestError as error:
         report.findings = from_problems(error.problems)
     else:

@@ -31,6 +31,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--region", action="append", default=[], metavar="REGION", help="only this region"
     )
     g.add_argument(
+        "--account",
+        action="append",
+        default=[],
+        metavar="ALIAS",
+        help="only this account of those reconciler.yaml declares (repeatable)",
+    )
+    g.add_argument(
         "--local", action="store_true", help="use an embedded Lightsail emulator (.reconciler/)"
     )
     g.add_argument("--allow-insecure-state", action="store_true", help=argparse.SUPPRESS)

@@ -13,6 +13,7 @@ import sys
 
 from reconciler import checks, formats, generations, protect, render, savedplan, workflow
 from reconciler import outcome as outcome_summary
+from reconciler.accounts import Accounts
 from reconciler.errors import (
     EXIT_CHANGES,
     EXIT_ERROR,
@@ -39,27 +40,35 @@ def _options(args: argparse.Namespace) -> workflow.Options:
     extra: dict[str, str] = {}
     key_store: str | None = getattr(args, "key_store", None)
     key_kms: str | None = getattr(args, "key_store_kms_key_id", None)
+    key_timeout: float | None = None
     if key_store is not None:
         key_commands.check_spec(key_store, key_kms, "--key-store")
+    project = load_project()
     if not getattr(args, "local", False):
         # --local keeps its state beside the embedded emulator, never in the
         # team's real backend.
-        project = load_project()
         state, extra = resolve_state(state, project)
         if key_store is None and project is not None and project.keys is not None:
             key_store, key_kms = project.keys.spec, project.keys.kms_key_id
+        if project is not None and project.keys is not None:
+            key_timeout = project.keys.timeout
+    accounts = (Accounts() if project is None else project.accounts).only(
+        getattr(args, "account", None)
+    )
     return workflow.Options(
+        accounts=accounts,
         key_store=key_store,
         key_store_kms_key_id=key_kms,
-        state=state,
+        key_store_timeout=key_timeout,
+        state=None if state is None else accounts.state_location(state),
         extra=dict(extra),
         regions=tuple(getattr(args, "region", ()) or ()),
         local=getattr(args, "local", False),
         allow_insecure_state=getattr(args, "allow_insecure_state", False),
         lock_timeout=getattr(args, "lock_timeout", 0.0),
         parallelism=max(1, getattr(args, "parallelism", 10)),
-        replace=tuple(Address.parse(a) for a in getattr(args, "replace", ()) or ()),
-        rotate=tuple(Address.parse(a) for a in getattr(args, "rotate", ()) or ()),
+        replace=tuple(accounts.check(Address.parse(a)) for a in getattr(args, "replace", ()) or ()),
+        rotate=tuple(accounts.check(Address.parse(a)) for a in getattr(args, "rotate", ()) or ()),
         allow_in_use=getattr(args, "allow_in_use", False),
         prune=getattr(args, "prune", False),
         max_deletes=getattr(args, "max_deletes", None),
@@ -76,7 +85,7 @@ def _out(text: str) -> None:
 
 def plan(args: argparse.Namespace) -> int:
     options = _options(args)
-    desired = load_desired(workflow.manifest_paths(args.paths))
+    desired = load_desired(workflow.manifest_paths(args.paths), accounts=options.accounts)
     backend = workflow.open_backend(options)
     with workflow.lightsail_for(options) as lightsail:
         doc, live = workflow.observe(
@@ -135,16 +144,28 @@ def _execute(
     saved: savedplan.SavedPlan | None = None,
 ) -> int:
     backend = workflow.open_backend(options)
+    stores = key_commands.Reports(backend.location)  # reported once, also if the run fails
     with (
         backend.lock(command, timeout=options.lock_timeout),
         workflow.lightsail_for(options) as lightsail,
+        stores,
     ):
-        doc, live = workflow.observe(desired, backend.begin, lightsail, options)
+        placed: list[int] = []
+        doc, live = workflow.observe(
+            desired, backend.begin, lightsail, options, on_placed=placed.append
+        )
         result, _ = workflow.build_plan(
             desired, doc, lightsail, options, destroy=destroy, live=live
         )
         if saved is not None:
             saved.check(doc, result)
+        # Keys an earlier run left in the state go to their store before anything else.
+        early, moved = key_commands.finish(options, doc, backend)
+        stores.add(early)
+        if moved:  # the plan's entries predate the move
+            result, _ = workflow.build_plan(
+                desired, doc, lightsail, options, destroy=destroy, live=live
+            )
         quiet = args.quiet and (args.auto_approve or saved is not None)
         if quiet:
             scoped = f"{render.left_out_line(result)}\n" if result.left_out else ""
@@ -155,15 +176,18 @@ def _execute(
         if not destroy:
             _refuse_policy_errors(checks.manifest_policy(desired))
         if not result.changes and not result.stale_pending:
+            _record_accounts(backend, doc, placed)
             _record_protection(backend, doc, desired, options)
-            key_commands.prepare(options, doc, backend)
+            stores.add(key_commands.prepare(options, doc, backend, custody=early))
             _warn_unencrypted(doc, backend.location)
-            return _summarize(result, None) if result.findings else EXIT_OK
+            code = _summarize(result, None) if result.findings else EXIT_OK
+            return EXIT_ERROR if stores.report() else code
         if result.changes and saved is None:
             _confirm(args, "destroy these key pairs" if destroy else "perform these actions")
+        _record_accounts(backend, doc, placed)
         # Recorded before and after the changes: an interrupted run loses no protection.
         _record_protection(backend, doc, desired, options)
-        custody = key_commands.prepare(options, doc, backend)
+        custody = stores.add(key_commands.prepare(options, doc, backend, custody=early))
         sealer = _sealer(options, doc, backend) if result.changes else None
         progress = None if quiet else render.Progress(len(result.changes))
         executor = Executor(
@@ -187,6 +211,11 @@ def _execute(
         if committed is None:
             _record_protection(backend, doc, desired, options)
     code = _summarize(result, outcome)
+    if stores.report():  # once for the run, not per key pair
+        code = EXIT_ERROR
+    if outcome.unreachable is not None:
+        _report_unreachable(outcome)
+        code = EXIT_ERROR
     stopped = outcome.stopped or committed
     if stopped is not None:
         _report_stop(stopped, outcome, sum(map(executor.change_bytes, outcome.not_started)))
@@ -207,6 +236,14 @@ def _refuse_policy_errors(found: list[Finding]) -> None:
             f"the manifests break {errors} policy rule(s); nothing was changed",
             hint="fix the manifests, or add a policyExceptions entry with a reason",
         )
+
+
+def _record_accounts(backend: StateBackend, doc: StateDocument, placed: list[int]) -> None:
+    """Under the lock, before any change: the accounts given to a single-account state's
+    entries (``workflow.place_in_accounts``), so the journal's results land beside them."""
+    if placed:
+        backend.write(doc)
+        sys.stderr.write(f"Recorded the account of {placed[0]} key pair(s) in the state.\n")
 
 
 def _record_protection(
@@ -238,6 +275,23 @@ def _report_stop(error: StorageError, outcome: ApplyResult, room: int) -> None:
             f"{kib(room)} of journal room): nothing was sent to Lightsail for them; the next "
             "run makes them.\n"
         )
+
+
+def _report_unreachable(outcome: ApplyResult) -> None:
+    """One message for Lightsail going away, however many changes it cut off."""
+    error = outcome.unreachable
+    assert error is not None
+    reason = error.message.rpartition(": ")[2]  # "cannot reach Lightsail at URL (...)"
+    parts = []
+    if outcome.cut_off:
+        parts.append(
+            f"{len(outcome.cut_off)} change(s) under way are checked by the next plan (GetKeyPair)"
+        )
+    if outcome.not_started:
+        parts.append(f"{len(outcome.not_started)} not started (nothing was sent for them)")
+    sys.stderr.write(f"Error: {reason}; the apply stopped: {', '.join(parts) or 'nothing left'}\n")
+    if error.hint:
+        sys.stderr.write(f"  -> {error.hint}\n")
 
 
 def _sealer(
@@ -277,13 +331,13 @@ def apply(args: argparse.Namespace) -> int:
     if saved is not None:
         options = saved.apply_options(options)
         return _execute(args, options, saved.desired, command="apply", saved=saved)
-    desired = load_desired(workflow.manifest_paths(args.paths))
+    desired = load_desired(workflow.manifest_paths(args.paths), accounts=options.accounts)
     return _execute(args, options, desired, command="apply")
 
 
 def destroy(args: argparse.Namespace) -> int:
     options = _options(args)
-    desired = load_desired(workflow.manifest_paths(args.paths))
+    desired = load_desired(workflow.manifest_paths(args.paths), accounts=options.accounts)
     return _execute(args, options, desired, command="destroy", destroy=True)
 
 

@@ -41,8 +41,9 @@ from reconciler.model import (
     DesiredSet,
     LiveInstance,
     LiveSnapshot,
-    PendingCreate,
+    OpenIntent,
     StateEntry,
+    region_of,
 )
 from reconciler.plan import diff_tags, manifest_replace_reason
 from reconciler.state import StateBackend
@@ -76,7 +77,7 @@ class DriftFinding:
 def find_drift(
     desired: DesiredSet,
     entries: Mapping[Address, StateEntry],
-    pending: Mapping[Address, PendingCreate],
+    pending: Mapping[Address, OpenIntent],
     live: LiveSnapshot,
     *,
     include_unmanaged: bool = False,
@@ -85,7 +86,7 @@ def find_drift(
     out: list[DriftFinding] = []
 
     def considered(a: Address) -> bool:
-        return a.region in live.regions and (regions is None or a.region in regions)
+        return a.where in live.regions and (regions is None or a.region in regions)
 
     for address in sorted(entries):
         if not considered(address):
@@ -195,7 +196,7 @@ def instance_drift(
             users.setdefault(instance.key_pair, []).append(instance.name)
     out: list[DriftFinding] = []
     for address in sorted(entries):
-        read = address.region in live.regions and (regions is None or address.region in regions)
+        read = address.where in live.regions and (regions is None or address.region in regions)
         if read and address in live.key_pairs and address not in users:
             out.append(DriftFinding(DriftKind.UNUSED, address, "no instance was launched with it"))
     for address, names in sorted(users.items()):
@@ -222,7 +223,7 @@ def refreshed(
     """The state entries updated to what is live: gone ones dropped, tags taken."""
     out: dict[Address, StateEntry] = {}
     for address, entry in entries.items():
-        if address.region not in live.regions:
+        if address.where not in live.regions:
             out[address] = entry
             continue
         have = live.key_pairs.get(address)
@@ -246,6 +247,7 @@ def report_json(findings: list[DriftFinding], live: LiveSnapshot) -> dict[str, A
             {
                 "kind": f.kind.value,
                 "address": str(f.address),
+                **({"account": f.address.account} if f.address.account else {}),
                 "region": f.address.region,
                 "name": f.address.name,
                 "detail": f.detail,
@@ -308,7 +310,7 @@ class Observed:
 
     desired: DesiredSet
     entries: Mapping[Address, StateEntry]
-    pending: Mapping[Address, PendingCreate]
+    pending: Mapping[Address, OpenIntent]
     live: LiveSnapshot
     findings: list[DriftFinding]
     backend: StateBackend
@@ -329,7 +331,7 @@ def observe(
     With ``include_instances`` the instances of the regions read are read too
     (paginated GetInstances), for the ``unused`` and ``unmanaged-key-in-use`` kinds.
     """
-    desired = load_desired(workflow.manifest_paths(paths))
+    desired = load_desired(workflow.manifest_paths(paths), accounts=options.accounts)
     backend = workflow.open_backend(options)
     instances: list[LiveInstance] = []
     read: list[str] | None = None
@@ -339,7 +341,7 @@ def observe(
         )
         if include_instances:
             filter_ = options.region_filter
-            read = [r for r in live.regions if filter_ is None or r in filter_]
+            read = [r for r in live.regions if filter_ is None or region_of(r) in filter_]
             instances = lightsail.instances(read)
     scope = options.scope
     desired, live = scope.desired(desired), scope.live(live)

@@ -13,7 +13,10 @@ records can take (``RecordBudget``) before anything is sent, so a full disk
 stops the run before a key pair is created that would have no home. The first
 storage failure (a reservation refused, a journal write failing) stops the
 run: no new change starts, changes in flight finish into their reserved room,
-and the failure is reported once. Other failures stop only their own change.
+and the failure is reported once. Lightsail itself going away (connection
+refused or timed out after the retries) stops the run the same way: changes
+under way keep their intents open for the next plan to check, and the run
+reports it once. Other failures stop only their own change.
 """
 
 from __future__ import annotations
@@ -28,8 +31,14 @@ from typing import Any, Literal, assert_never
 
 from reconciler.errors import LightsailError, ReconcilerError, StorageError
 from reconciler.keys import generate_rsa
-from reconciler.keystore.base import KeyStoreError
-from reconciler.lightsail import AmbiguousOutcome, CreatedKeyPair, Lightsail, tags_from_api
+from reconciler.keystore.base import KeyStoreError, held_in_state
+from reconciler.lightsail import (
+    UNREACHABLE,
+    AmbiguousOutcome,
+    CreatedKeyPair,
+    Lightsail,
+    tags_from_api,
+)
 from reconciler.model import Address, Generation, LiveKeyPair, Origin, StateEntry, Tags
 from reconciler.plan import Action, Change, Plan, diff_tags
 from reconciler.retry import backoff
@@ -45,7 +54,7 @@ log = logging.getLogger(__name__)
 CREATE_ATTEMPTS = 8
 
 
-_Outcome = Literal["done", "not started", "unrecorded"]
+_Outcome = Literal["done", "not started", "unrecorded", "cut off"]
 
 # Seals a private key for its key pair's address; must not touch the network.
 Seal = Callable[[Address, str], Mapping[str, Any]]
@@ -72,10 +81,14 @@ class ApplyResult:
     """Changes for which nothing was sent because the run had stopped."""
     unrecorded: list[Change] = field(default_factory=list)
     """Changes under way whose outcome could not be journaled: the next plan checks them."""
+    unreachable: LightsailError | None = None
+    """Lightsail stopped answering (connection refused or timed out): the run stopped."""
+    cut_off: list[Change] = field(default_factory=list)
+    """Changes under way when Lightsail went away: open intents the next plan checks."""
 
     @property
     def ok(self) -> bool:
-        return not self.failed and self.stopped is None
+        return not self.failed and self.stopped is None and self.unreachable is None
 
 
 class KeyMaterialLost(Exception):
@@ -108,6 +121,7 @@ class Executor:
         self.budget = RecordBudget(sealed=seal is not None)
         self._lock = threading.Lock()
         self._stopped: StorageError | None = None
+        self._unreachable: LightsailError | None = None
 
     def reserve_bytes(self, plan: Plan) -> int:
         """The journal room the whole plan can take: what a preflight checks for."""
@@ -159,6 +173,8 @@ class Executor:
                     result.not_started.append(change)
                 elif how == "unrecorded":
                     result.unrecorded.append(change)
+                elif how == "cut off":
+                    result.cut_off.append(change)
                 elif failure is None:
                     result.succeeded.append(change)
                 else:
@@ -166,6 +182,7 @@ class Executor:
         # A worker may have seen the journal's first refusal before the journal said
         # where the records it could not write went: report the journal's own account.
         result.stopped = (self.journal.stopped_by or self._stopped) if self._stopped else None
+        result.unreachable = self._unreachable
         return result
 
     def _halt(self, error: StorageError) -> None:
@@ -175,7 +192,7 @@ class Executor:
                 self._stopped = error
 
     def _run_one(self, change: Change) -> tuple[Change, Failure | None, _Outcome]:
-        if self._stopped is not None:
+        if self._stopped is not None or self._unreachable is not None:
             return change, None, "not started"
         try:
             # Nothing is sent for a change unless its records have room.
@@ -200,7 +217,16 @@ class Executor:
                 hint=f"replace it: `reconciler apply --replace {change.address}`",
                 lost_key=True,
             )
-        except (LightsailError, KeyStoreError) as e:
+        except LightsailError as e:
+            if e.code == UNREACHABLE:
+                # The endpoint is gone (retries spent): no new change starts, and
+                # this one is reported with the run, once, not as its own failure.
+                with self._lock:
+                    if self._unreachable is None:
+                        self._unreachable = e
+                return change, None, "cut off"
+            failure = Failure(change.address, change.action, e.message, e.hint)
+        except KeyStoreError as e:
             failure = Failure(change.address, change.action, e.message, e.hint)
         except ReconcilerError as e:  # e.g. a key that cannot be sealed: its own message
             failure = Failure(change.address, change.action, e.message, e.hint)
@@ -290,7 +316,7 @@ class Executor:
         """Give a journaled key to the key store and journal the reference it returns; then
         drop the earlier keys ``change`` does not keep (once the new key is in its store)."""
         recorded = protected
-        if self.keep is not None and protected.holds_private_key:
+        if self.keep is not None and held_in_state(protected):
             try:
                 kept = self.keep(entry)
             except KeyStoreError as e:

@@ -52,7 +52,7 @@ def instance_counts(doc: StateDocument, options: Any) -> Mapping[Address, int] |
     """How many instances name each key pair in the state's regions; None if unreadable."""
     from reconciler import workflow
 
-    regions = sorted({a.region for a in doc.entries})
+    regions = sorted({a.where for a in doc.entries})
     if not regions:
         return {}
     try:

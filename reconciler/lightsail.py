@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -32,8 +33,18 @@ import botocore.exceptions
 import botocore.utils
 from botocore.config import Config
 
+from reconciler.accounts import Account, Accounts
 from reconciler.errors import CredentialsError, LightsailError
-from reconciler.model import Address, LiveInstance, LiveKeyPair, LiveSnapshot, Tags
+from reconciler.model import (
+    Address,
+    LiveInstance,
+    LiveKeyPair,
+    LiveSnapshot,
+    Tags,
+    account_of,
+    region_of,
+    where,
+)
 from reconciler.retry import Pacer, backoff
 
 log = logging.getLogger(__name__)
@@ -85,6 +96,13 @@ ACCOUNT_LEVEL_CODES = frozenset(
 )
 
 
+# The code of a LightsailError for an endpoint that cannot be reached at all.
+UNREACHABLE = "ConnectionError"
+UNREACHABLE_HINT = (
+    "check that the endpoint is up, the network, and AWS_ENDPOINT_URL_LIGHTSAIL "
+    "(or --endpoint-url); then run again"
+)
+
 # Tag, untag and delete after a 5xx or a dropped connection: safe to repeat.
 IDEMPOTENT_ATTEMPTS = 8
 
@@ -130,10 +148,12 @@ def translate(error: Exception, what: str) -> LightsailError:
     if isinstance(
         error, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectionError
     ):
+        url = getattr(error, "kwargs", {}).get("endpoint_url")
+        where = f" at {url}" if url else ""
         return LightsailError(
-            f"{what}: cannot reach Lightsail ({type(error).__name__})",
-            code="ConnectionError",
-            hint="check the network, AWS_ENDPOINT_URL_LIGHTSAIL, or run again",
+            f"{what}: cannot reach Lightsail{where} ({type(error).__name__})",
+            code=UNREACHABLE,
+            hint=UNREACHABLE_HINT,
         )
     if isinstance(error, botocore.exceptions.BotoCoreError):
         return LightsailError(f"{what}: {error}", code=type(error).__name__)
@@ -174,7 +194,13 @@ def _epoch(value: Any) -> Any:
 
 
 def tags_from_api(tags: Iterable[Mapping[str, Any]] | None) -> dict[str, str | None]:
-    return {t["key"]: t.get("value") for t in tags or ()}
+    """Tags as a dict; keys and values are shared with equal ones (100,000 key pairs
+    carry the same few team tags)."""
+    return {sys.intern(t["key"]): _shared(t.get("value")) for t in tags or ()}
+
+
+def _shared(value: str | None) -> str | None:
+    return sys.intern(value) if isinstance(value, str) and len(value) <= 64 else value
 
 
 def tags_to_api(tags: Tags) -> list[dict[str, str]]:
@@ -185,13 +211,13 @@ def tags_to_api(tags: Tags) -> list[dict[str, str]]:
     return out
 
 
-def live_from_api(region: str, kp: Mapping[str, Any]) -> LiveKeyPair:
+def live_from_api(region: str, kp: Mapping[str, Any], account: str = "") -> LiveKeyPair:
     """A key pair as botocore parsed it, or as JSON values (``_decode_page``)."""
     created = kp.get("createdAt", 0.0)
     if isinstance(created, str):
         created = epoch_seconds(created)
     return LiveKeyPair(
-        address=Address(region, kp["name"]),
+        address=Address(region, kp["name"], account),
         arn=kp.get("arn", ""),
         fingerprint=kp.get("fingerprint", ""),
         created_at=_epoch(created) or 0.0,
@@ -200,13 +226,13 @@ def live_from_api(region: str, kp: Mapping[str, Any]) -> LiveKeyPair:
     )
 
 
-def instance_from_api(region: str, data: Mapping[str, Any]) -> LiveInstance:
+def instance_from_api(region: str, data: Mapping[str, Any], account: str = "") -> LiveInstance:
     key = data.get("sshKeyName")
     state = data.get("state")
     return LiveInstance(
         region=region,
         name=str(data.get("name", "")),
-        key_pair=Address(region, str(key)) if key else None,
+        key_pair=Address(region, str(key), account) if key else None,
         created_at=_epoch(data.get("createdAt", 0.0)) or 0.0,
         state=str(state.get("name", "")) if isinstance(state, Mapping) else "",
     )
@@ -269,6 +295,8 @@ class ClientOptions:
     access_key: str | None = None
     secret_key: str | None = None
     pool_size: int = 10
+    # Per account alias: a static access key of the embedded emulator (--local).
+    account_keys: Mapping[str, str] = field(default_factory=dict)
 
 
 def kms_client_factory(profile: str | None = None) -> Callable[[str | None], Any]:
@@ -290,18 +318,22 @@ def kms_client_factory(profile: str | None = None) -> Callable[[str | None], Any
     return make
 
 
-def aws_client_factory(service: str, profile: str | None = None) -> Callable[[str | None], Any]:
+def aws_client_factory(
+    service: str, profile: str | None = None, *, timeout: float | None = None
+) -> Callable[[str | None], Any]:
     """Clients of another AWS service (``ssm``, ``secretsmanager``, ``sts``) by region.
 
     The key stores' clients: boto3's standard chain, AWS_ENDPOINT_URL_<SERVICE>
     honoured (never --endpoint-url, which is Lightsail's). One client per region.
-    Adaptive retries pace a large apply under SSM's and Secrets Manager's write
-    quotas; a retried write that had taken effect is recognised by its labels.
+    Each makes one attempt per call: the key stores retry what is safe to retry
+    with the project's backoff (``keystore.remote.retried``), and a retried write
+    that had taken effect is recognised by its labels. ``timeout`` (seconds)
+    bounds connecting and each wait for an answer.
     """
     config = Config(
-        retries={"mode": "adaptive", "total_max_attempts": 10},
-        connect_timeout=10,
-        read_timeout=30,
+        retries={"mode": "standard", "total_max_attempts": 1},
+        connect_timeout=timeout or 10,
+        read_timeout=timeout or 30,
         user_agent_extra="lightsail-reconciler",
     )
     lock = threading.Lock()
@@ -321,36 +353,104 @@ def aws_client_factory(service: str, profile: str | None = None) -> Callable[[st
 
 
 class Lightsail:
-    """A boto3 Lightsail client per region, and the calls the reconciler makes."""
+    """A boto3 Lightsail client per account and region, and the calls the reconciler makes.
 
-    def __init__(self, options: ClientOptions | None = None) -> None:
+    Each address's ``account`` picks the declared account whose credentials
+    are used (resolved once, on first use); the empty account is the one
+    declared account, or the default chain when none is.
+    """
+
+    def __init__(
+        self, options: ClientOptions | None = None, accounts: Accounts | None = None
+    ) -> None:
         self.options = options or ClientOptions()
+        self.accounts = accounts or Accounts()
         self._lock = threading.Lock()
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[tuple[str, str], Any] = {}
         self._pacers: dict[str, Pacer] = {}
-        self._session: Any = None
+        # Per account alias: its session, or the CredentialsError it failed with.
+        self._sessions: dict[str, Any] = {}
+        self._resolving: dict[str, threading.Lock] = {}
+        self._account_ids: dict[str, str] = {}
         self.sleep: Callable[[float], None] = time.sleep
 
-    def _boto_session(self) -> Any:
-        if self._session is None:
+    def _declared(self, account: str) -> Account | None:
+        if account:
+            declared = self.accounts.by_alias.get(account)
+            if declared is None:
+                raise CredentialsError(
+                    f"account {account} is not declared in reconciler.yaml",
+                    code="UnknownAccount",
+                    hint="declare it under accounts:, or remove it from the state",
+                )
+            return declared
+        if len(self.accounts) == 1:
+            return next(iter(self.accounts))
+        return None
+
+    def _boto_session(self, account: str = "") -> Any:
+        with self._lock:
+            resolving = self._resolving.setdefault(account, threading.Lock())
+        with resolving:  # once per account, however many regions ask at the same time
+            if account not in self._sessions:
+                self._sessions[account] = self._new_session(account)
+        session = self._sessions[account]
+        if isinstance(session, CredentialsError):
+            raise session
+        return session
+
+    def _new_session(self, account: str) -> Any:
+        try:
+            declared = self._declared(account)
+        except CredentialsError as e:
+            return e
+        local_key = self.options.account_keys.get(declared.alias) if declared else None
+        if local_key is not None:
+            session = boto3.session.Session(
+                aws_access_key_id=local_key, aws_secret_access_key=self.options.secret_key
+            )
+        elif declared is not None:
+            from reconciler.credentials import session_for
+
             try:
-                self._session = boto3.session.Session(
+                session = session_for(declared)
+            except CredentialsError as e:
+                return e
+        else:
+            try:
+                session = boto3.session.Session(
                     profile_name=self.options.profile,
                     aws_access_key_id=self.options.access_key,
                     aws_secret_access_key=self.options.secret_key,
                 )
             except botocore.exceptions.BotoCoreError as e:
-                raise translate(e, "AWS configuration") from None
-            # Lightsail sends epoch seconds and we store epoch seconds: skip
-            # botocore's datetime round trip, a third of its parsing time on
-            # a page of key pairs.
-            factory = self._session._session.get_component("response_parser_factory")
-            factory.set_parser_defaults(timestamp_parser=epoch_seconds)
-        return self._session
+                return translate(e, "AWS configuration")
+        # Lightsail sends epoch seconds and we store epoch seconds: skip
+        # botocore's datetime round trip, a third of its parsing time on
+        # a page of key pairs.
+        factory = session._session.get_component("response_parser_factory")
+        factory.set_parser_defaults(timestamp_parser=epoch_seconds)
+        return session
 
-    def client(self, region: str) -> Any:
+    def account_id(self, account: str) -> str:
+        """The 12-digit id behind an account alias (asks STS for a profile's, once)."""
+        from reconciler.credentials import account_id
+
+        declared = self._declared(account)
+        if declared is None:
+            raise CredentialsError(f"no declared account {account!r} to identify")
+        with self._lock:
+            known = self._account_ids.get(declared.alias)
+        if known is None:
+            known = account_id(declared, self._boto_session(account))
+            with self._lock:
+                self._account_ids[declared.alias] = known
+        return known
+
+    def client(self, region: str, account: str = "") -> Any:
         """A cached client; retries and pacing are left to ``_attempts``."""
-        key = region
+        key = (account, region)
+        session = self._boto_session(account)
         with self._lock:
             if key not in self._clients:
                 config = Config(
@@ -360,7 +460,7 @@ class Lightsail:
                     max_pool_connections=max(10, self.options.pool_size),
                     user_agent_extra="lightsail-reconciler",
                 )
-                client = self._boto_session().client(
+                client = session.client(
                     "lightsail",
                     region_name=region,
                     endpoint_url=self.options.endpoint_url,
@@ -371,7 +471,8 @@ class Lightsail:
             return self._clients[key]
 
     def pacer(self, region: str) -> Pacer:
-        """The pace shared by every call to ``region``."""
+        """The pace shared by every call to ``region`` (``ACCOUNT/REGION``: each
+        account is metered apart)."""
         with self._lock:
             if region not in self._pacers:
                 self._pacers[region] = Pacer(sleep=self.sleep)
@@ -410,15 +511,17 @@ class Lightsail:
 
     # -- reads --------------------------------------------------------------
 
-    def read(self, region: str, operation: str, **kwargs: Any) -> Any:
+    def read(self, region: str, operation: str, account: str = "", **kwargs: Any) -> Any:
         """One read-only call (``operation`` as boto3 names it), paced and retried.
 
         botocore's errors pass through for the caller to translate.
         """
-        method = getattr(self.client(region), operation)
-        return self._attempts(region, functools.partial(method, **kwargs), idempotent=True)
+        method = getattr(self.client(region, account), operation)
+        return self._attempts(
+            where(account, region), functools.partial(method, **kwargs), idempotent=True
+        )
 
-    def list_key_pairs(self, region: str) -> list[LiveKeyPair]:
+    def list_key_pairs(self, region: str, account: str = "") -> list[LiveKeyPair]:
         """Every key pair in ``region`` (default key excluded), page by page.
 
         Pages follow one another (each names the next), but the request for
@@ -426,14 +529,17 @@ class Lightsail:
         thread, while this one turns page k into key pairs: the decoding
         hides behind the next round trip. Each page is requested once.
         """
-        client = self.client(region)
+        client = self.client(region, account)
+        place = where(account, region)
         result: list[LiveKeyPair] = []
-        pages: dict[int, Future[Any]] = {}
+        pages: dict[int, Future[Any]] = {}  # requested, not yet turned into key pairs
+        requested: set[int] = set()
         lock = threading.Lock()
 
         def request(index: int, token: str | None) -> None:
             with lock:
-                if index not in pages:
+                if index not in requested:
+                    requested.add(index)
                     pages[index] = pool.submit(fetch, index, token)
 
         def fetch(index: int, token: str | None) -> Any:
@@ -441,7 +547,7 @@ class Lightsail:
             _next_page.announce = functools.partial(request, index + 1)
             try:
                 page = self._attempts(
-                    region, functools.partial(client.get_key_pairs, **kwargs), idempotent=True
+                    place, functools.partial(client.get_key_pairs, **kwargs), idempotent=True
                 )
             finally:
                 _next_page.announce = None
@@ -456,31 +562,35 @@ class Lightsail:
                 index = 0
                 while True:
                     with lock:
-                        future = pages[index]
+                        # Dropped once read: a page's JSON is larger than its key pairs.
+                        future = pages.pop(index)
                     page = future.result()
                     items = page.get(RAW_KEY_PAIRS, page.get("keyPairs", ()))
-                    result.extend(live_from_api(region, kp) for kp in items)
+                    result.extend(live_from_api(region, kp, account) for kp in items)
                     if not page.get("nextPageToken"):
                         return result
                     index += 1
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
-            raise translate(e, f"reading key pairs in {region}") from None
+            raise translate(e, f"reading key pairs in {place}") from None
 
-    def list_instances(self, region: str) -> list[LiveInstance]:
-        """Every instance in ``region`` with the key pair it was launched with, page by page
-        (each page paced and retried like every read)."""
+    def list_instances(self, place: str) -> list[LiveInstance]:
+        """Every instance in ``place`` (``REGION`` or ``ACCOUNT/REGION``) with the key pair
+        it was launched with, page by page (each page paced and retried like every read)."""
+        region, account = region_of(place), account_of(place)
         result: list[LiveInstance] = []
         token: str | None = None
         try:
             while True:
                 kwargs: dict[str, Any] = {"pageToken": token} if token else {}
-                page = self.read(region, "get_instances", **kwargs)
-                result.extend(instance_from_api(region, i) for i in page.get("instances", ()))
+                page = self.read(region, "get_instances", account, **kwargs)
+                result.extend(
+                    instance_from_api(region, i, account) for i in page.get("instances", ())
+                )
                 token = page.get("nextPageToken")
                 if not token:
                     return result
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
-            raise translate(e, f"reading instances in {region}") from None
+            raise translate(e, f"reading instances in {place}") from None
 
     def instances(self, regions: Iterable[str], *, parallelism: int = 4) -> list[LiveInstance]:
         """The instances of ``regions``, read concurrently; any failure is an error.
@@ -497,9 +607,9 @@ class Lightsail:
 
     def get_key_pair(self, address: Address) -> LiveKeyPair | None:
         try:
-            client = self.client(address.region)
+            client = self.client(address.region, address.account)
             response = self._attempts(
-                address.region,
+                address.where,
                 lambda: client.get_key_pair(keyPairName=address.name),
                 idempotent=True,
             )
@@ -509,28 +619,41 @@ class Lightsail:
             raise translate(e, f"reading {address}") from None
         except botocore.exceptions.BotoCoreError as e:
             raise translate(e, f"reading {address}") from None
-        return live_from_api(address.region, response["keyPair"])
+        return live_from_api(address.region, response["keyPair"], address.account)
 
-    def snapshot(self, regions: Iterable[str], *, parallelism: int = 4) -> LiveSnapshot:
-        """Read every region concurrently; a failing region is recorded, not fatal."""
+    def snapshot(self, regions: Iterable[str], *, parallelism: int | None = None) -> LiveSnapshot:
+        """Read every region (``REGION`` or ``ACCOUNT/REGION``) concurrently.
+
+        A failing region is recorded, not fatal. So is a failing account when
+        the regions name accounts: its credentials or permissions failing
+        leaves its regions unread while the other accounts are read. With one
+        account, such a failure ends the run.
+        """
         ordered = sorted(set(regions))
         key_pairs: dict[Address, LiveKeyPair] = {}
         failed: dict[str, str] = {}
         if not ordered:
             return LiveSnapshot({}, ())
+        workers = parallelism or self.options.pool_size  # the run's one --parallelism
 
-        def read(region: str) -> tuple[str, list[LiveKeyPair] | LightsailError]:
+        def read(place: str) -> tuple[str, list[LiveKeyPair] | LightsailError]:
             try:
-                return region, self.list_key_pairs(region)
+                return place, self.list_key_pairs(region_of(place), account_of(place))
             except LightsailError as e:
-                return region, e
+                return place, e
 
-        with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(ordered)))) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(ordered)))) as pool:
             results = list(pool.map(read, ordered))
+        down = [o for _, o in results if isinstance(o, LightsailError) and o.code == UNREACHABLE]
+        if results and len(down) == len(results):
+            raise down[0]  # not one region answered: the endpoint itself is down; one message
         for region, outcome in results:
             if isinstance(outcome, CredentialsError) or (
                 isinstance(outcome, LightsailError) and outcome.code in ACCOUNT_LEVEL_CODES
             ):
+                if account_of(region):
+                    failed[region] = _account_failure(region, outcome.message)
+                    continue
                 raise outcome
             if isinstance(outcome, LightsailError):
                 failed[region] = outcome.message
@@ -549,7 +672,7 @@ class Lightsail:
         LightsailError when it certainly did not.
         """
         try:
-            return self._attempts(address.region, fn, idempotent=False)
+            return self._attempts(address.where, fn, idempotent=False)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
             if _is_ambiguous(e):
                 failure = translate(e, f"{what} {address}")
@@ -557,7 +680,7 @@ class Lightsail:
             raise translate(e, f"{what} {address}") from None
 
     def create_key_pair(self, address: Address, tags: Tags) -> CreatedKeyPair:
-        client = self.client(address.region)
+        client = self.client(address.region, address.account)
         kwargs: dict[str, Any] = {"keyPairName": address.name}
         if tags:
             kwargs["tags"] = tags_to_api(tags)
@@ -570,7 +693,7 @@ class Lightsail:
         )
 
     def import_key_pair(self, address: Address, public_key: str) -> Mapping[str, Any] | None:
-        client = self.client(address.region)
+        client = self.client(address.region, address.account)
         response = self._call(
             address,
             "importing",
@@ -582,7 +705,7 @@ class Lightsail:
     def tag(self, address: Address, tags: Tags) -> None:
         if not tags:
             return
-        client = self.client(address.region)
+        client = self.client(address.region, address.account)
         self._retry_idempotent(
             address,
             "tagging",
@@ -593,7 +716,7 @@ class Lightsail:
         keys = sorted(keys)
         if not keys:
             return
-        client = self.client(address.region)
+        client = self.client(address.region, address.account)
         self._retry_idempotent(
             address,
             "untagging",
@@ -602,7 +725,7 @@ class Lightsail:
 
     def delete_key_pair(self, address: Address, expected_fingerprint: str | None) -> bool:
         """Delete; False when it was already gone. A fingerprint mismatch raises."""
-        client = self.client(address.region)
+        client = self.client(address.region, address.account)
         kwargs: dict[str, Any] = {"keyPairName": address.name}
         if expected_fingerprint:
             kwargs["expectedFingerprint"] = expected_fingerprint
@@ -621,8 +744,17 @@ class Lightsail:
                 return self._call(address, what, fn)
             except AmbiguousOutcome as e:
                 if attempt + 1 == IDEMPOTENT_ATTEMPTS:
+                    if e.code == UNREACHABLE:
+                        raise LightsailError(e.cause, code=e.code, hint=UNREACHABLE_HINT) from None
                     raise LightsailError(
                         e.cause, code="ServiceException", hint=HINTS["ServiceException"]
                     ) from None
                 self.sleep(backoff(attempt))
         raise AssertionError("unreachable")
+
+
+def _account_failure(place: str, message: str) -> str:
+    """The failure of an account's credentials, naming the account once."""
+    account = account_of(place)
+    message = message.removeprefix(f"reading key pairs in {place}: ")
+    return message if message.startswith(f"account {account}") else f"account {account}: {message}"

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import keys, model, schema
+from reconciler.accounts import Accounts
 from reconciler.errors import ManifestError, Problem
 from reconciler.rotation import parse_duration
 from reconciler.yamlsafe import (
@@ -39,15 +40,20 @@ _TAG_VALUE_TYPES = (str, type(None))
 
 
 def load_desired(
-    paths: Sequence[str | os.PathLike[str]], *, root: Path | None = None
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    root: Path | None = None,
+    accounts: Accounts | None = None,
 ) -> model.DesiredSet:
     """Read, validate and model the manifests at ``paths`` (files or folders).
 
     ``root`` is the repository root that ``publicKeyFile`` paths must stay
-    inside (default: see ``default_root``). Raises ManifestError carrying
-    every problem found, sorted by file, line and column.
+    inside (default: see ``default_root``). ``accounts`` are those the project
+    declares: a document's ``account`` must name one of them, and with several
+    it must say which (its addresses then carry the account). Raises
+    ManifestError carrying every problem found, sorted by file, line and column.
     """
-    reader = _ManifestReader(default_root(paths) if root is None else root)
+    reader = _ManifestReader(default_root(paths) if root is None else root, accounts)
     desired = reader.read(paths)
     if reader.problems:
         problems = sorted(reader.problems, key=lambda p: (p.file, p.line, p.column))
@@ -72,11 +78,14 @@ def default_root(paths: Sequence[str | os.PathLike[str]]) -> Path:
 
 
 def validate_paths(
-    paths: Sequence[str | os.PathLike[str]], *, root: Path | None = None
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    root: Path | None = None,
+    accounts: Accounts | None = None,
 ) -> list[Problem]:
     """Every problem with the manifests at ``paths``; empty when they are valid."""
     try:
-        load_desired(paths, root=root)
+        load_desired(paths, root=root, accounts=accounts)
     except ManifestError as error:
         return error.problems
     return []
@@ -151,6 +160,7 @@ class _Context:
     default_tags: Mapping[str, str | None]
     region: str | None  # None when the document's region is invalid
     default_rotation: model.Rotation | None = None
+    account: str = ""  # the account part of its addresses
 
 
 class _FileFull(Exception):
@@ -160,8 +170,9 @@ class _FileFull(Exception):
 class _ManifestReader:
     """Collects problems and key pairs across every file of one run."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, accounts: Accounts | None = None) -> None:
         self.root = root.resolve()
+        self.accounts = accounts or Accounts()
         self.problems: list[Problem] = []
         self.key_pairs: dict[model.Address, model.DesiredKeyPair] = {}
         self.declared: dict[model.Address, model.Source] = {}
@@ -238,6 +249,7 @@ class _ManifestReader:
         items = data.get("keyPairs")
         if not isinstance(items, list):
             return
+        account = self._account(document, file, data.get("account"))
         context = _Context(
             document,
             path,
@@ -245,10 +257,36 @@ class _ManifestReader:
             default_tags,
             region if region_ok else None,
             _rotation(defaults.get("rotate")) if isinstance(defaults, dict) else None,
+            account or "",
         )
         for index, item in enumerate(items):
             if isinstance(item, dict):
                 self._key_pair(context, ("keyPairs", index), item)
+
+    def _account(self, document: Document, file: str, alias: Any) -> str | None:
+        """The account part of the document's addresses; reports an unknown or missing alias."""
+        declared = self.accounts.by_alias
+        if alias is None:
+            if self.accounts.several:
+                names = ", ".join(sorted(declared))
+                self._report(
+                    file,
+                    document.key_position(("region",)),
+                    f"reconciler.yaml declares several accounts ({names}): "
+                    "say which with account: ALIAS",
+                    "account",
+                )
+            return None
+        if not isinstance(alias, str) or alias in declared:
+            return self.accounts.address_account(alias) if isinstance(alias, str) else None
+        names = ", ".join(sorted(declared)) or "none"
+        self._report(
+            file,
+            document.position(("account",)),
+            f"account {alias!r} is not declared in reconciler.yaml (declared: {names})",
+            "account",
+        )
+        return None
 
     def _tags(
         self, document: Document, file: str, at: JsonPath, tags: Any
@@ -305,7 +343,7 @@ class _ManifestReader:
         source = model.Source(file, line, column)
         if region is None or not isinstance(name, str) or not name_ok:
             return
-        address = model.Address(region, name)
+        address = model.Address(region, name, context.account)
         earlier = self.declared.setdefault(address, source)
         if earlier is not source:
             self._report(

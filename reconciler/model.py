@@ -96,27 +96,56 @@ def tag_problems(tags: Tags) -> list[str]:
 
 
 class Address(NamedTuple):
-    """A key pair's identity: its region and name.
+    """A key pair's identity: its region and name, and its account alias when a
+    project declares several accounts (empty otherwise).
 
     A named tuple rather than a dataclass: addresses are hashed and sorted by
-    the hundred thousand in a plan, and tuple comparison runs in C.
+    the hundred thousand in a plan, and tuple comparison runs in C. ``account``
+    comes last with a default so that ``Address(region, name)`` keeps meaning
+    what it always did; it prints as ``ACCOUNT/REGION/NAME`` only when set.
     """
 
     region: str
     name: str
+    account: str = ""
 
     def __str__(self) -> str:
+        if self.account:
+            return f"{self.account}/{self.region}/{self.name}"
         return f"{self.region}/{self.name}"
+
+    @property
+    def where(self) -> str:
+        """The account and region it lives in, as a live snapshot names what it read."""
+        return where(self.account, self.region)
 
     @classmethod
     def parse(cls, text: str) -> Address:
-        region, sep, name = text.partition("/")
-        if not sep or not region or not name:
+        parts = text.split("/")
+        if len(parts) not in (2, 3) or not all(parts):
             raise UsageError(
                 f"{text!r} is not a key pair address",
-                hint="write it as REGION/NAME, e.g. us-east-1/web",
+                hint="write it as REGION/NAME, e.g. us-east-1/web "
+                "(ACCOUNT/REGION/NAME when reconciler.yaml declares several accounts)",
             )
-        return cls(region, name)
+        if len(parts) == 3:
+            return cls(parts[1], parts[2], parts[0])
+        return cls(parts[0], parts[1])
+
+
+def where(account: str, region: str) -> str:
+    """``REGION``, or ``ACCOUNT/REGION`` for an account alias: what one read of Lightsail covers."""
+    return f"{account}/{region}" if account else region
+
+
+def region_of(place: str) -> str:
+    """The region of a ``where`` string."""
+    return place.rpartition("/")[2]
+
+
+def account_of(place: str) -> str:
+    """The account alias of a ``where`` string (empty when it names none)."""
+    return place.rpartition("/")[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,8 +320,10 @@ class Generation:
 
 
 @dataclass(frozen=True, slots=True)
-class PendingCreate:
-    """A create whose intent was journaled but whose result never arrived."""
+class OpenIntent:
+    """A key-making call (CreateKeyPair, or ImportKeyPair of a locally generated key)
+    whose intent was journaled but whose result never arrived: the next plan checks
+    whether it went live (a lost key for a create; recoverable for a generate)."""
 
     address: Address
     intent_id: str

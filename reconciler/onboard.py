@@ -1,7 +1,8 @@
 """`reconciler import --all`: bring every live key pair under management in one step.
 
-Reads every key pair Lightsail holds in the chosen regions, writes manifests
-for them (one file per region, key pairs sorted by name, tags included, a
+Reads every key pair Lightsail holds in the chosen regions (of every chosen
+account), writes manifests for them (one file per region, in a folder per
+account when the project declares several; key pairs sorted by name, tags included, a
 header saying where they came from), and adopts into the state those it does
 not hold yet, all under one lock. Afterwards ``plan`` on the folder shows no
 changes, and running it again changes nothing.
@@ -29,7 +30,17 @@ from reconciler import workflow
 from reconciler.errors import EXIT_ERROR, EXIT_OK, LightsailError, UsageError
 from reconciler.executor import Executor
 from reconciler.keystore import commands as key_commands
-from reconciler.model import REGIONS, Address, LiveKeyPair, LiveSnapshot, PendingCreate, StateEntry
+from reconciler.model import (
+    REGIONS,
+    Address,
+    LiveKeyPair,
+    LiveSnapshot,
+    OpenIntent,
+    StateEntry,
+    account_of,
+    region_of,
+    where,
+)
 from reconciler.plan import Action, Change, Plan, Reason
 
 API_VERSION = "reconciler.lightsail/v1"
@@ -69,7 +80,7 @@ def _account(key_pairs: list[LiveKeyPair]) -> str:
 
 
 def _entry_yaml(
-    kp: LiveKeyPair, prior: StateEntry | None, recovered: PendingCreate | None
+    kp: LiveKeyPair, prior: StateEntry | None, recovered: OpenIntent | None
 ) -> dict[str, Any]:
     item: dict[str, Any] = {"name": kp.address.name}
     if prior is not None and prior.origin == "imported" and prior.imported_public_key:
@@ -87,19 +98,24 @@ def manifest_text(
     region: str,
     key_pairs: list[LiveKeyPair],
     entries: Mapping[Address, StateEntry],
-    recovered: Mapping[Address, PendingCreate],
+    recovered: Mapping[Address, OpenIntent],
 ) -> str:
-    """A KeyPairSet document for ``key_pairs`` of one region, stable byte for byte."""
+    """A KeyPairSet document for ``key_pairs`` of one region (``REGION`` or
+    ``ACCOUNT/REGION``), stable byte for byte."""
     ordered = sorted(key_pairs, key=lambda kp: kp.address.name)
+    alias = account_of(region)
+    named = f" ({alias})" if alias else ""
     header = (
-        f"# Key pairs found in Lightsail, account {_account(ordered)}, region {region},\n"
+        f"# Key pairs found in Lightsail, account {_account(ordered)}{named}, "
+        f"region {region_of(region)},\n"
         "# by `reconciler import --all`, which adopted them into the state.\n"
         "# This file is now their source of truth: edit it, then `reconciler plan`.\n"
     )
     document = {
         "apiVersion": API_VERSION,
         "kind": "KeyPairSet",
-        "region": region,
+        **({"account": alias} if alias else {}),
+        "region": region_of(region),
         "keyPairs": [
             _entry_yaml(kp, entries.get(kp.address), recovered.get(kp.address)) for kp in ordered
         ],
@@ -110,7 +126,7 @@ def manifest_text(
     return header + body
 
 
-def _recoverable(pending: Mapping[Address, PendingCreate]) -> dict[Address, PendingCreate]:
+def _recoverable(pending: Mapping[Address, OpenIntent]) -> dict[Address, OpenIntent]:
     """Keys generated here by an interrupted run: adopting them keeps the private half."""
     return {a: p for a, p in pending.items() if p.operation == "generate"}
 
@@ -118,17 +134,18 @@ def _recoverable(pending: Mapping[Address, PendingCreate]) -> dict[Address, Pend
 def plan_onboarding(
     live: LiveSnapshot,
     entries: Mapping[Address, StateEntry],
-    pending: Mapping[Address, PendingCreate],
+    pending: Mapping[Address, OpenIntent],
     folder: Path,
 ) -> Onboarding:
     """Pure but for reading the existing files: the manifests and adoptions ``live`` asks for."""
     recovered = _recoverable(pending)
     by_region: dict[str, list[LiveKeyPair]] = {}
     for kp in live.key_pairs.values():
-        by_region.setdefault(kp.address.region, []).append(kp)
+        by_region.setdefault(kp.address.where, []).append(kp)
     files: list[ManifestFile] = []
     for region in sorted(by_region):
-        path = folder / f"{region}.yaml"
+        alias = account_of(region)
+        path = (folder / alias if alias else folder) / f"{region_of(region)}.yaml"
         text = manifest_text(region, by_region[region], entries, recovered)
         try:
             existing: str | None = path.read_text(encoding="utf-8")
@@ -189,13 +206,17 @@ def write_manifest_file(manifest: ManifestFile) -> None:
 
 
 def _regions(options: workflow.Options) -> list[str]:
+    """What to read: the regions, in each covered account when there are several."""
     unknown = [r for r in options.regions if r not in REGIONS]
     if unknown:
         raise UsageError(
             f"{unknown[0]!r} is not a Lightsail region",
             hint=f"use one of: {', '.join(REGIONS)}",
         )
-    return list(options.regions) or list(REGIONS)
+    regions = list(options.regions) or list(REGIONS)
+    if not options.accounts.several:
+        return regions
+    return [where(alias, r) for alias in options.accounts.selected for r in regions]
 
 
 def run(args: argparse.Namespace, options: workflow.Options) -> int:
@@ -221,8 +242,10 @@ def run(args: argparse.Namespace, options: workflow.Options) -> int:
             region, message = sorted(live.failed_regions.items())[0]
             raise LightsailError(
                 f"{region} could not be read ({message}); nothing was written or adopted",
-                hint="run again when it answers, or leave it out with --region",
+                hint="run again when it answers, or leave it out with --region or --account",
             )
+        if workflow.place_in_accounts(doc, lightsail, options):
+            backend.write(doc)
         onboarding = plan_onboarding(live, doc.entries, doc.pending, folder)
         if onboarding.empty:
             sys.stderr.write(
@@ -273,7 +296,8 @@ def run(args: argparse.Namespace, options: workflow.Options) -> int:
     )
     for failure in outcome.failed:
         sys.stderr.write(f"Error: {failure.message}\n")
-    return EXIT_ERROR if outcome.failed else EXIT_OK
+    held = custody.report(backend.location)  # a failing key store: once, not per key pair
+    return EXIT_ERROR if outcome.failed or held else EXIT_OK
 
 
 def _any_recovered(onboarding: Onboarding) -> bool:

@@ -75,7 +75,7 @@ def left_over(findings: tuple[Finding, ...]) -> list[str]:
 def summary(plan: Plan, outcome: ApplyResult | None) -> str:
     """The closing line: counts of what was done, then every unresolved finding."""
     done = counts(outcome)
-    ok = done.failed == 0 and not plan.findings
+    ok = done.failed == 0 and not plan.findings and (outcome is None or outcome.ok)
     head = "Apply complete!" if ok else "Apply finished with errors!"
     parts = [
         f"{done.added} added",

@@ -38,8 +38,9 @@ from reconciler.model import (
     DesiredSet,
     LiveKeyPair,
     LiveSnapshot,
-    PendingCreate,
+    OpenIntent,
     StateEntry,
+    region_of,
 )
 from reconciler.rotation import rotation_due
 
@@ -126,7 +127,7 @@ class _Collected:
     changes: list[Change] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     orphaned: list[Address] = field(default_factory=list)
-    stale: list[PendingCreate] = field(default_factory=list)
+    stale: list[OpenIntent] = field(default_factory=list)
     unchanged: int = 0
 
 
@@ -138,13 +139,13 @@ class _Sides:
     want: DesiredKeyPair | None
     prior: StateEntry | None
     have: LiveKeyPair | None
-    waiting: PendingCreate | None
+    waiting: OpenIntent | None
 
 
 def make_plan(
     desired: DesiredSet,
     entries: Mapping[Address, StateEntry],
-    pending: Mapping[Address, PendingCreate],
+    pending: Mapping[Address, OpenIntent],
     live: LiveSnapshot,
     *,
     lineage: str = "",
@@ -169,7 +170,7 @@ def make_plan(
     out = _Collected()
     out.findings.extend(_region_failures(live, regions))
     for address in sorted(set(desired.key_pairs) | set(entries) | set(pending)):
-        if (regions is None or address.region in regions) and address.region in live.regions:
+        if (regions is None or address.region in regions) and address.where in live.regions:
             sides = _Sides(
                 address,
                 desired.key_pairs.get(address),
@@ -188,7 +189,9 @@ def make_plan(
         unchanged=out.unchanged,
         orphaned=tuple(out.orphaned),
         stale_pending=tuple(out.stale),
-        regions=tuple(sorted(r for r in live.regions if regions is None or r in regions)),
+        regions=tuple(
+            sorted(r for r in live.regions if regions is None or region_of(r) in regions)
+        ),
         lineage=lineage,
         serial=serial,
         live_digest=live.digest(),
@@ -206,7 +209,7 @@ def _region_failures(live: LiveSnapshot, regions: Collection[str] | None) -> lis
             "its key pairs were not planned; run again when the region answers",
         )
         for region, message in sorted(live.failed_regions.items())
-        if regions is None or region in regions
+        if regions is None or region_of(region) in regions
     ]
 
 

@@ -26,10 +26,12 @@ overrides it)::
     keys:
       store: ssm:/lightsail/{region}/{name}   # or secretsmanager:PREFIX/{region}/{name}, state
       kmsKeyId: alias/lightsail-keys          # optional
+      timeout: 10                             # optional: seconds to wait for the store (default 30)
 
 ``--state`` overrides the location; the S3 region and encryption settings
 still apply when both name S3 locations. The file may also hold a team's
-``policy:`` (see ``reconciler.policy``); either section may stand alone.
+``policy:`` (see ``reconciler.policy``) and its ``accounts:`` (see
+``reconciler.accounts``); any section may stand alone.
 Nothing here touches the network, and reading the policy alone (``validate``)
 imports nothing of the S3 backend.
 """
@@ -41,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reconciler.accounts import Accounts, parse_accounts
 from reconciler.errors import Problem, UsageError
 from reconciler.policy import Policy, parse_policy
 from reconciler.yamlsafe import Document, JsonPath, parse_documents, read_text
@@ -49,7 +52,7 @@ if TYPE_CHECKING:
     from reconciler.keystore.custody import KeySetting
 
 PROJECT_FILE = "reconciler.yaml"
-_SECTIONS = ("backend", "policy", "keys")
+_SECTIONS = ("backend", "policy", "keys", "accounts")
 
 _FIELDS = {
     "s3": ("type", "bucket", "key", "region", "encrypt", "kmsKeyId", "timeout", "spool"),
@@ -81,6 +84,7 @@ class ProjectConfig:
     backend: S3Settings | LocalSettings | None
     policy: Policy = field(default_factory=Policy)
     keys: KeySetting | None = None
+    accounts: Accounts = field(default_factory=Accounts)
 
     def state_url(self) -> str | None:
         """The state location, as ``--state`` would name it (None: the file names none)."""
@@ -145,6 +149,7 @@ def read_project(path: Path, *, check_backend: bool = True) -> ProjectConfig:
     backend = None
     policy = Policy()
     keys: KeySetting | None = None
+    accounts = Accounts()
     if not problems:
         document = documents[0] if documents else Document(None, {}, {})
         checker = _Checker(document, file, path.parent)
@@ -153,13 +158,15 @@ def read_project(path: Path, *, check_backend: bool = True) -> ProjectConfig:
             keys = checker.keys()
         policy, policy_problems = parse_policy(document, file)
         problems = problems + policy_problems
+        accounts, account_problems = parse_accounts(document, file)
+        problems = problems + account_problems
     if problems:
         count = f"{len(problems)} problems" if len(problems) != 1 else "a problem"
         raise UsageError(
             f"{count} in project file {file}:\n" + "\n".join(f"  {p}" for p in problems),
             hint=f"fix {file}, or name the state with --state",
         )
-    return ProjectConfig(path, backend if check_backend else None, policy, keys)
+    return ProjectConfig(path, backend if check_backend else None, policy, keys, accounts)
 
 
 def resolve_state(
@@ -231,14 +238,20 @@ class _Checker:
             self._problem(("keys",), "'keys' must be a mapping with a 'store'")
             return None
         for name in section:
-            if name not in ("store", "kmsKeyId"):
+            if name not in ("store", "kmsKeyId", "timeout"):
                 self._problem(
                     ("keys", name),
-                    f"unknown field 'keys.{name}' (expected: store, kmsKeyId)",
+                    f"unknown field 'keys.{name}' (expected: store, kmsKeyId, timeout)",
                     key=True,
                 )
         store = self._text(section, "store", required=True, where="keys")
         kms_key_id = self._text(section, "kmsKeyId", where="keys")
+        timeout = section.get("timeout")
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+        ):
+            self._problem(("keys", "timeout"), "keys.timeout must be a number of seconds > 0")
+            timeout = None
         if store is None:
             return None
         # Imported here: offline commands that read only the policy never load the stores.
@@ -249,7 +262,7 @@ class _Checker:
         if problem is not None:
             self._problem(("keys", "store"), problem)
             return None
-        return KeySetting(store, kms_key_id)
+        return KeySetting(store, kms_key_id, None if timeout is None else float(timeout))
 
     def _s3(self, section: Mapping[str, Any]) -> S3Settings | None:
         from reconciler.state.s3 import BUCKET_NAME, valid_key

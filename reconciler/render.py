@@ -170,6 +170,7 @@ def change_json(change: Change) -> dict[str, Any]:
     return {
         "action": change.action.value,
         "address": str(change.address),
+        **({"account": change.address.account} if change.address.account else {}),
         "region": change.address.region,
         "name": change.address.name,
         "reason": change.reason,

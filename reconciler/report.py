@@ -29,9 +29,10 @@ from reconciler.model import (
     DesiredSet,
     LiveInstance,
     LiveSnapshot,
-    PendingCreate,
+    OpenIntent,
     StateEntry,
     Tags,
+    account_of,
 )
 from reconciler.rotation import due_at, rotation_due
 
@@ -79,9 +80,10 @@ class Report:
     source: str = ""
 
     def region_counts(self) -> list[RegionCount]:
+        """Counts per region (``ACCOUNT/REGION`` when the project declares several accounts)."""
         out: dict[str, list[KeyPairRow]] = {region: [] for region in self.regions}
         for row in self.rows:
-            out.setdefault(row.address.region, []).append(row)
+            out.setdefault(row.address.where, []).append(row)
         return [
             RegionCount(
                 region,
@@ -92,6 +94,23 @@ class Report:
             )
             for region, rows in sorted(out.items())
         ]
+
+    def account_counts(self) -> list[RegionCount]:
+        """The region counts summed per account alias (empty without several accounts)."""
+        out: dict[str, RegionCount] = {}
+        for c in self.region_counts():
+            alias = account_of(c.region)
+            if not alias:
+                continue
+            was = out.get(alias, RegionCount(alias, 0, 0, 0, 0))
+            out[alias] = RegionCount(
+                alias,
+                was.total + c.total,
+                was.managed + c.managed,
+                was.unmanaged + c.unmanaged,
+                was.with_findings + c.with_findings,
+            )
+        return [out[alias] for alias in sorted(out)]
 
     def age_days(self, row: KeyPairRow) -> float | None:
         if row.created_at is None:
@@ -109,7 +128,7 @@ def _findings_by_address(findings: Iterable[DriftFinding]) -> dict[Address, list
 def build_report(
     desired: DesiredSet,
     entries: Mapping[Address, StateEntry],
-    pending: Mapping[Address, PendingCreate],
+    pending: Mapping[Address, OpenIntent],
     live: LiveSnapshot,
     findings: Iterable[DriftFinding],
     *,
@@ -157,7 +176,7 @@ def build_report(
                 tags=dict(tags),
                 findings=tuple(by_address.get(address, ())),
                 instances=(
-                    tuple(sorted(users.get(address, ()))) if address.region in read else None
+                    tuple(sorted(users.get(address, ()))) if address.where in read else None
                 ),
                 rotation_due=None if rotation is None else due_at(rotation, live_created),
                 rotation_now=(

@@ -193,9 +193,9 @@ def _row(report: Report, row: KeyPairRow) -> str:
     )
     count = len(row.findings) + len(row.policy)
     return (
-        f'<tr data-region="{escape(row.address.region)}" data-findings="{count}">'
+        f'<tr data-region="{escape(row.address.where)}" data-findings="{count}">'
         f"<td>{escape(str(row.address))}</td>"
-        f"<td>{escape(row.address.region)}</td>"
+        f"<td>{escape(row.address.where)}</td>"
         f'<td><span class="origin origin-{escape(row.origin)}">{escape(row.origin)}</span></td>'
         f"{age_cell}<td>{_tags(row)}</td>{_instances(row)}{_rotation(report, row)}"
         f'<td data-v="{count}">{findings or "-"}</td></tr>'
@@ -251,13 +251,15 @@ def age_chart(report: Report) -> str:
     return "".join(parts)
 
 
-def _region_table(report: Report) -> str:
+def _region_table(report: Report, *, accounts: bool = False) -> str:
+    counts = report.account_counts() if accounts else report.region_counts()
+    table, heading = ("accounts", "Account") if accounts else ("regions", "Region")
     lines = [
-        '<table id="regions"><thead><tr><th>Region</th><th class="num">Key pairs</th>'
+        f'<table id="{table}"><thead><tr><th>{heading}</th><th class="num">Key pairs</th>'
         '<th class="num">Managed</th><th class="num">Unmanaged</th>'
         '<th class="num">With findings</th></tr></thead><tbody>'
     ]
-    for c in report.region_counts():
+    for c in counts:
         lines.append(
             f'<tr data-region="{escape(c.region)}"><td>{escape(c.region)}</td>'
             f'<td class="num" data-field="total">{c.total}</td>'
@@ -265,7 +267,7 @@ def _region_table(report: Report) -> str:
             f'<td class="num" data-field="unmanaged">{c.unmanaged}</td>'
             f'<td class="num" data-field="findings">{c.with_findings}</td></tr>'
         )
-    for region, message in sorted(report.failed_regions.items()):
+    for region, message in sorted(report.failed_regions.items()) if not accounts else ():
         lines.append(
             f'<tr class="failed"><td>{escape(region)}</td>'
             f'<td colspan="4">could not be read: {escape(message)}</td></tr>'
@@ -290,6 +292,13 @@ def render(report: Report) -> str:
         f'<div class="card"><b id="count-findings">{flagged}</b><span>with findings</span></div>'
         f'<div class="card"><b id="count-regions">{len(counts)}</b><span>regions</span></div>'
     )
+    by_account = ""
+    if report.account_counts():
+        accounts = len(report.account_counts())
+        cards += (
+            f'<div class="card"><b id="count-accounts">{accounts}</b><span>accounts</span></div>'
+        )
+        by_account = f"<section><h2>By account</h2>{_region_table(report, accounts=True)}</section>"
     rows = "\n".join(_row(report, row) for row in report.rows)
     source = f" &middot; state {escape(report.source)}" if report.source else ""
     return f"""<!DOCTYPE html>
@@ -311,6 +320,7 @@ def render(report: Report) -> str:
 <section><h2>By region</h2>{_region_table(report)}</section>
 <section><h2>Key ages</h2>{age_chart(report)}</section>
 </div>
+{by_account}
 <section><h2>Key pairs</h2>
 <div class="controls">
 <input type="search" id="filter" placeholder="Filter: name, tag, origin, finding..."

@@ -34,6 +34,7 @@ def _desired_json(kp: DesiredKeyPair) -> dict[str, Any]:
     return {
         "region": kp.address.region,
         "name": kp.address.name,
+        "account": kp.address.account,
         "tags": dict(sorted(kp.tags.items())),
         "source": [kp.source.file, kp.source.line, kp.source.column],
         "publicKey": kp.public_key,
@@ -49,7 +50,7 @@ def _desired_json(kp: DesiredKeyPair) -> dict[str, Any]:
 def _desired_from_json(data: Mapping[str, Any]) -> DesiredKeyPair:
     file, line, column = data["source"]
     return DesiredKeyPair(
-        address=Address(data["region"], data["name"]),
+        address=Address(data["region"], data["name"], str(data.get("account", ""))),
         tags=dict(data["tags"]),
         source=Source(str(file), int(line), int(column)),
         public_key=data.get("publicKey"),
@@ -85,6 +86,7 @@ def write(path: str, plan: Plan, desired: DesiredSet, options: Options, state: s
             "regions": list(options.regions),
             "target": list(options.scope.targets),
             "exclude": list(options.scope.excludes),
+            "account": list(options.accounts.chosen),
         },
         "desired": [_desired_json(desired.key_pairs[a]) for a in sorted(desired.key_pairs)],
         "files": list(desired.files),
@@ -114,6 +116,7 @@ class SavedPlan:
             allow_in_use=bool(self.options.get("allowInUse")),
             regions=tuple(self.options.get("regions", ())),
             scope=Scope.parse(self.options.get("target", ()), self.options.get("exclude", ())),
+            accounts=options.accounts.only(self.options.get("account")),
         )
 
     def check(self, doc: StateDocument, plan: Plan) -> None:

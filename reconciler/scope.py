@@ -4,7 +4,9 @@ A ``Scope`` says which key pairs a run may look at. The planner is not told
 about it: the scope narrows the planner's inputs (desired, state, pending,
 live), and ``plan_in_scope`` compares the narrowed plan with the full one so the
 plan can say which pending changes it left out. Patterns are matched against
-the whole address (``REGION/NAME``) with shell-style globs.
+the whole address (``REGION/NAME``, or ``ACCOUNT/REGION/NAME`` with several
+accounts) with shell-style globs; a ``REGION/NAME`` pattern matches that
+region and name in every account.
 """
 
 from __future__ import annotations
@@ -30,11 +32,12 @@ V = TypeVar("V")
 
 
 def _pattern(text: str, flag: str) -> str:
-    region, sep, name = text.partition("/")
-    if not sep or not region or not name:
+    parts = text.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
         raise UsageError(
             f"{flag} {text!r} is not a key pair address",
-            hint=f"write it as REGION/NAME, globs allowed: {flag} 'us-east-1/web-*'",
+            hint=f"write it as REGION/NAME (ACCOUNT/REGION/NAME with several accounts), "
+            f"globs allowed: {flag} 'us-east-1/web-*'",
         )
     return text
 
@@ -57,10 +60,9 @@ class Scope:
         return bool(self.targets or self.excludes)
 
     def covers(self, address: Address) -> bool:
-        text = str(address)
-        if self.targets and not any(fnmatch.fnmatchcase(text, t) for t in self.targets):
+        if self.targets and not any(_matches(address, t) for t in self.targets):
             return False
-        return not any(fnmatch.fnmatchcase(text, e) for e in self.excludes)
+        return not any(_matches(address, e) for e in self.excludes)
 
     def only(self, items: Mapping[Address, V]) -> dict[Address, V]:
         """The items whose address the scope covers."""
@@ -74,8 +76,15 @@ class Scope:
 
     def unmatched(self, addresses: Iterable[Address]) -> list[str]:
         """Targets that match none of ``addresses`` (probably a typo)."""
-        texts = [str(a) for a in addresses]
-        return [t for t in self.targets if not fnmatch.filter(texts, t)]
+        listed = list(addresses)
+        return [t for t in self.targets if not any(_matches(a, t) for a in listed)]
+
+
+def _matches(address: Address, pattern: str) -> bool:
+    """Whether ``pattern`` names ``address``; a REGION/NAME pattern matches in every account."""
+    if pattern.count("/") == 2:
+        return fnmatch.fnmatchcase(str(address), pattern)
+    return fnmatch.fnmatchcase(f"{address.region}/{address.name}", pattern)
 
 
 class BuildPlan(Protocol):

@@ -12,14 +12,15 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from reconciler.errors import UsageError
+from reconciler.accounts import Accounts
+from reconciler.errors import CredentialsError, UsageError
 from reconciler.lightsail import ClientOptions, Lightsail, kms_client_factory
-from reconciler.model import Address, DesiredSet, LiveSnapshot
+from reconciler.model import Address, DesiredSet, LiveSnapshot, account_of, region_of
 from reconciler.plan import Plan, make_plan
 from reconciler.scope import Scope, plan_in_scope
 from reconciler.state import LocalBackend, StateBackend, StateDocument, crypto
@@ -61,6 +62,9 @@ class Options:
     # The key store for new private keys (--key-store, else reconciler.yaml's keys:).
     key_store: str | None = None
     key_store_kms_key_id: str | None = None
+    key_store_timeout: float | None = None
+    # The project's accounts (and the one --account limits a run to).
+    accounts: Accounts = field(default_factory=Accounts)
 
     @property
     def region_filter(self) -> Collection[str] | None:
@@ -92,13 +96,18 @@ def lightsail_for(options: Options) -> Iterator[Lightsail]:
                 endpoint_url=options.endpoint_url,
                 profile=options.profile,
                 pool_size=options.parallelism,
-            )
+            ),
+            options.accounts,
         )
         return
     from reconciler.emulator import Emulator, EmulatorConfig
 
     os.makedirs(local_dir(), mode=0o700, exist_ok=True)
-    config = EmulatorConfig(data_path=os.path.join(local_dir(), "emulator.json"))
+    # Each declared account gets an access key of its own, which the embedded
+    # emulator keeps apart as an account of its own.
+    keys = {a.alias: f"{LOCAL_CREDENTIAL}-{a.alias}" for a in options.accounts}
+    ids = {key: f"{100000000001 + i:012d}" for i, key in enumerate(sorted(keys.values()))}
+    config = EmulatorConfig(data_path=os.path.join(local_dir(), "emulator.json"), accounts=ids)
     with Emulator(config) as emulator:
         log.info("embedded Lightsail emulator at %s", emulator.url)
         yield Lightsail(
@@ -107,7 +116,9 @@ def lightsail_for(options: Options) -> Iterator[Lightsail]:
                 access_key=LOCAL_CREDENTIAL,
                 secret_key=LOCAL_CREDENTIAL,
                 pool_size=options.parallelism,
-            )
+                account_keys=keys,
+            ),
+            options.accounts,
         )
 
 
@@ -131,17 +142,83 @@ def unsealer_for(options: Options) -> crypto.Unsealer:
 
 
 def regions_to_read(desired: DesiredSet, doc: StateDocument, options: Options) -> list[str]:
-    regions = set(desired.regions)
-    regions.update(a.region for a in doc.entries)
-    regions.update(a.region for a in doc.pending)
+    """What to read of Lightsail: ``REGION``s, or ``ACCOUNT/REGION``s with several accounts."""
+    places = _places([*desired.key_pairs, *doc.entries, *doc.pending], options)
     if options.regions:
+        regions = {region_of(p) for p in _places([*doc.entries, *desired.key_pairs], options)}
         unknown = set(options.regions) - regions
         if unknown and not regions & set(options.regions):
             log.info(
                 "--region %s matches nothing in manifests or state", ", ".join(sorted(unknown))
             )
-        regions &= set(options.regions)
-    return sorted(regions)
+    return places
+
+
+def _places(addresses: Iterable[Address], options: Options) -> list[str]:
+    """The account-and-region places of ``addresses`` that the run covers (--account, --region)."""
+    places = {a.where for a in addresses}
+    if options.accounts.several:
+        # Entries naming no account were left unplaced (see place_in_accounts): not read.
+        chosen = set(options.accounts.selected)
+        places = {p for p in places if account_of(p) in chosen}
+    if options.regions:
+        places = {p for p in places if region_of(p) in options.regions}
+    return sorted(places)
+
+
+def place_in_accounts(doc: StateDocument, lightsail: Lightsail, options: Options) -> int:
+    """Give state entries recorded without an account (a state from before several
+    accounts were declared) the account whose id their ARN names; returns how many moved.
+
+    Asks each covered account for its id once (its role ARN names it, else STS
+    GetCallerIdentity); an account whose credentials fail keeps its entries
+    unplaced for this run, and its failure is reported when it is read.
+    """
+    if not options.accounts.several:
+        return 0
+    legacy = [address for address in doc.entries if not address.account]
+    if not legacy:
+        return 0
+    aliases: dict[str, str] = {}
+    for alias in options.accounts.selected:
+        try:
+            aliases[lightsail.account_id(alias)] = alias
+        except CredentialsError as e:
+            log.info("cannot place state entries in account %s: %s", alias, e.message)
+    moved = 0
+    for address in legacy:
+        entry = doc.entries[address]
+        owner = aliases.get(_arn_account(entry.arn))
+        placed = Address(address.region, address.name, owner or "")
+        if owner is None or placed in doc.entries:
+            continue
+        del doc.entries[address]
+        doc.entries[placed] = replace(entry, address=placed)
+        moved += 1
+    left = len(legacy) - moved
+    if left and not options.accounts.chosen:
+        log.warning(
+            "%d state entr%s name no account and match no declared account by ARN; "
+            "they are left as they are",
+            left,
+            "y" if left == 1 else "ies",
+        )
+    return moved
+
+
+def account_ids(options: Options) -> Callable[[Address], str] | None:
+    """The 12-digit id of each key pair's account (``{account}`` in key-store
+    templates); None when the project declares no accounts."""
+    if not options.accounts:
+        return None
+    lightsail = Lightsail(ClientOptions(profile=options.profile), options.accounts)
+    return lambda address: lightsail.account_id(address.account)
+
+
+def _arn_account(arn: str) -> str:
+    """The account id of an ARN (arn:aws:lightsail:REGION:ACCOUNT:KeyPair/ID)."""
+    parts = arn.split(":")
+    return parts[4] if len(parts) > 5 else ""
 
 
 def read_without_secrets(backend: StateBackend) -> Callable[[], StateDocument]:
@@ -154,14 +231,17 @@ def observe(
     read_state: Callable[[], StateDocument],
     lightsail: Lightsail,
     options: Options,
+    *,
+    on_placed: Callable[[int], None] | None = None,
 ) -> tuple[StateDocument, LiveSnapshot]:
     """The state and a live snapshot, read at the same time.
 
     The regions the manifests name are requested from Lightsail while the
     state is parsed (network waits overlap CPU work); regions only the state
-    names are read afterwards.
+    names are read afterwards. State entries of a single-account state are
+    placed in their accounts first (``on_placed`` hears how many moved).
     """
-    early = [r for r in desired.regions if not options.regions or r in options.regions]
+    early = _places(desired.key_pairs, options)
     previous = sys.getswitchinterval()
     # While the state is parsed, hand the interpreter to the reading thread
     # soon after each page arrives, so the next request is not held back.
@@ -170,9 +250,12 @@ def observe(
         with ThreadPoolExecutor(max_workers=1) as pool:
             reading = pool.submit(lightsail.snapshot, early)
             doc = read_state()
+            moved = place_in_accounts(doc, lightsail, options)
             live = reading.result()
     finally:
         sys.setswitchinterval(previous)
+    if moved and on_placed is not None:
+        on_placed(moved)
     rest = [r for r in regions_to_read(desired, doc, options) if r not in early]
     if rest:
         live = live.merged(lightsail.snapshot(rest))

@@ -3,7 +3,7 @@
 AWS JSON-protocol services (SSM, Secrets Manager, KMS) name the operation in
 the ``X-Amz-Target`` header; the proxy counts them, can refuse some (as an IAM
 policy without them would), and can hold the response of one call so a test
-can kill the caller while the call has taken effect.
+can kill the caller while the call has taken effect (or before it is forwarded).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ class RecordingProxy:
         # Hold the response of the Nth call of an operation (after it took effect).
         self.hold_operation: str | None = None
         self.hold_at = 0
+        # ... or before it is forwarded (it never takes effect).
+        self.hold_before = False
         self.held = threading.Event()
         self.release = threading.Event()
         self._lock = threading.Lock()
@@ -56,6 +58,10 @@ class RecordingProxy:
             )
             self._reply(handler, 400, payload, "application/x-amz-json-1.1")
             return
+        if self.hold_before and operation == self.hold_operation and count == self.hold_at:
+            self.held.set()
+            self.release.wait(60)
+            return  # never forwarded, never answered
         upstream = http.client.HTTPConnection(self.host, self.port, timeout=30)
         headers = {k: v for k, v in handler.headers.items() if k.lower() != "host"}
         upstream.request("POST", handler.path, body=body, headers=headers)

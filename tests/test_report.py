@@ -136,6 +136,22 @@ def test_rows_carry_instances_rotation_due_and_policy_findings() -> None:
     assert 'class="policy policy-error" data-rule="max-key-age"' in page
 
 
+def test_instances_are_matched_per_account_and_region() -> None:
+    now = 1_800_000_000.0
+    prod, staging = Address(US, "web", "prod"), Address(US, "web", "staging")
+    live = LiveSnapshot(
+        {a: LiveKeyPair(a, "arn", "fp", now - DAY, {}) for a in (prod, staging)},
+        ("prod/us-east-1", "staging/us-east-1"),
+    )
+    report = build_report(
+        DesiredSet({}), {}, {}, live, [], now=now,
+        instances=[LiveInstance(US, "vm", staging, now)],
+        instance_regions=["staging/us-east-1"],
+    )  # fmt: skip
+    rows = {r.address: r.instances for r in report.rows}
+    assert rows == {prod: None, staging: ("vm",)}  # prod's instances were not read
+
+
 @pytest.fixture(scope="module")
 def report_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A report over 2,001 key pairs: 1,500 adopted (3 drifted, 3 unused), 500 unmanaged
@@ -402,7 +418,7 @@ def test_instances_rotation_and_policy_columns_in_the_browser(
     assert old["rotation"] == "due now" and "(10 d overdue)" in str(old["late"])
     assert abs(float(str(old["due"])) - (now - 10 * DAY)) < 60
     due = float(str(fresh["due"]))
-    assert now + 90 * DAY - 600 < due < now + 90 * DAY
+    assert now + 90 * DAY - 600 < due < now + 90 * DAY + 1  # data-v is whole seconds
     assert fresh["rotation"] == time.strftime("%Y-%m-%d", time.gmtime(due))
     assert web["rotation"] == stray["rotation"] == ""
     assert old["findings"] == ["unused: no instance was launched with it"]

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciler.errors import StateError
-from reconciler.model import Address, PendingCreate, StateEntry
+from reconciler.model import Address, OpenIntent, StateEntry
 from reconciler.state import FORMAT_VERSION, StateDocument, entry_from_json, entry_to_json
 from reconciler.state import document as document_module
 from reconciler.state.document import dumps, loads
@@ -54,11 +54,9 @@ def sample_doc() -> StateDocument:
         **{**_fields(sealed), "private_key_sealed": {"scheme": "age", "ciphertext": "Zm9v"}}
     )
     pending = Address("us-east-1", "gen")
-    doc.pending[pending] = PendingCreate(
-        pending, "intent-1", 1700.0, "generate", SECRET, "ssh-rsa AA"
-    )
+    doc.pending[pending] = OpenIntent(pending, "intent-1", 1700.0, "generate", SECRET, "ssh-rsa AA")
     lost = Address("us-east-1", "lost")
-    doc.pending[lost] = PendingCreate(lost, "intent-2", 1701.0)
+    doc.pending[lost] = OpenIntent(lost, "intent-2", 1701.0)
     return doc
 
 
@@ -68,7 +66,7 @@ def _fields(entry: StateEntry) -> dict[str, Any]:
 
 def test_new_document_has_version_fresh_lineage_and_serial_zero() -> None:
     a, b = StateDocument.new(), StateDocument.new()
-    assert a.version == FORMAT_VERSION == 3
+    assert a.version == FORMAT_VERSION == 4
     assert a.serial == 0
     assert a.lineage != b.lineage
     assert len(a.lineage) == 36
@@ -136,7 +134,7 @@ def test_an_older_state_is_read_as_one_keeping_its_keys_in_itself(version: int) 
     old = {**sample_doc().to_json(), "version": version}
     old.pop("keys", None)
     doc = StateDocument.from_json(old, source="old.json")
-    assert doc.version == FORMAT_VERSION == 3
+    assert doc.version == FORMAT_VERSION
     assert doc.keys == {"store": "state"}
     assert doc.entries == sample_doc().entries
 

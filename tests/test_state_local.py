@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from reconciler.errors import InsecureStateError, StaleStateError, StateError
-from reconciler.model import Address, PendingCreate
+from reconciler.model import Address, OpenIntent
 from reconciler.state import LocalBackend, StateBackend, StateDocument
 from reconciler.state import local as local_module
 from reconciler.state.document import dumps
@@ -424,7 +424,7 @@ def test_pending_generate_keeps_the_key_in_the_state(path: Path) -> None:
         journal.keygen(intent, WEB, SECRET, "ssh-rsa AAAA")
     with backend.lock("apply"):
         pending = backend.begin().pending[WEB]
-    assert pending == PendingCreate(
+    assert pending == OpenIntent(
         WEB, intent, pending.started_at, "generate", SECRET, "ssh-rsa AAAA"
     )
     assert "privateKey" in on_disk(path)["pending"][0]

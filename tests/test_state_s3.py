@@ -35,7 +35,7 @@ from reconciler.errors import (
     StorageError,
     UsageError,
 )
-from reconciler.model import Address, PendingCreate
+from reconciler.model import Address, OpenIntent
 from reconciler.state import (
     LocalBackend,
     LockInfo,
@@ -277,7 +277,7 @@ def test_a_state_document_round_trips_through_s3(backend: S3Backend, s3: Any, bu
         doc.entries[WEB] = make_entry(WEB)
         doc.entries[DB] = make_entry(DB, private_key=None, tags={})
         lost = Address("us-east-1", "lost")
-        doc.pending[lost] = PendingCreate(lost, "intent-1", 1700.0)
+        doc.pending[lost] = OpenIntent(lost, "intent-1", 1700.0)
         backend.write(doc)
     assert doc.serial == 1
     again = S3Backend(bucket, KEY, client=s3).read()

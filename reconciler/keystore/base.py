@@ -32,6 +32,10 @@ class KeyStoreError(ReconcilerError):
     """A key store refused or failed a call; the message names the key pair."""
 
 
+class KeyStoreUnavailable(KeyStoreError):
+    """The store itself cannot be reached, keeps failing, or refuses us: not about one key."""
+
+
 class KeyStoreConflict(KeyStoreError):
     """The store already holds a different key where this one should go."""
 
@@ -75,6 +79,10 @@ class KeyStore(Protocol):
         """Drop the key of ``entry`` from this store; the entry without it."""
         ...
 
+    def location(self, address: Address, suffix: str = "") -> str:
+        """Where ``put`` places the key of ``address`` with ``suffix`` ("" in the state)."""
+        ...
+
 
 def key_fingerprint(pem: str, origin: str) -> str:
     """The fingerprint Lightsail reports for the key pair whose private half is ``pem``.
@@ -113,3 +121,8 @@ def expected_fingerprint(entry: StateEntry) -> str:
     if entry.private_key_ref is not None and entry.private_key_ref.get("fingerprint"):
         return entry.private_key_ref["fingerprint"]
     return entry.fingerprint
+
+
+def held_in_state(entry: StateEntry) -> bool:
+    """Whether the state itself holds a private key of ``entry``: its own or a generation's."""
+    return entry.holds_private_key or any(g.entry.holds_private_key for g in entry.generations)

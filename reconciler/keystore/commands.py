@@ -47,26 +47,64 @@ def custody_for(
     sealer: crypto.Sealer | None = None,
     setting: KeySetting | None = None,
 ) -> Custody:
+    setting = setting or setting_for(options, doc)
+    if options.accounts.several and setting.spec != STATE and "{account}" not in setting.spec:
+        raise UsageError(
+            f"key store {setting.spec!r} would keep the keys of every account under one "
+            "name: with several accounts its location needs {account}",
+            hint="e.g. ssm:/lightsail/{account}/{region}/{name}",
+        )
     unsealer = workflow.unsealer_for(options)
     context = StoreContext(
-        clients=lambda service: aws_client_factory(service, options.profile),
+        clients=lambda service: aws_client_factory(
+            service, options.profile, timeout=options.key_store_timeout
+        ),
         seal=None if sealer is None else sealer.seal,
         unseal=unsealer.unseal,
+        account_ids=workflow.account_ids(options),
     )
-    return Custody(setting or setting_for(options, doc), context, lineage=doc.lineage)
+    return Custody(setting, context, lineage=doc.lineage)
 
 
 def _recorded(doc: StateDocument) -> KeySetting:
     return KeySetting.from_json(doc.keys)
 
 
-def prepare(options: workflow.Options, doc: StateDocument, backend: StateBackend) -> Custody:
+def finish(
+    options: workflow.Options, doc: StateDocument, backend: StateBackend
+) -> tuple[Custody, bool]:
+    """Under the lock, first thing: keys a failed or interrupted store write left in the
+    state (a run that died before its store write, a store that was failing) go to the
+    store the state records; the custody, and whether any key moved (a plan made
+    before then is to be made again). Not to a new ``--key-store``: that waits for
+    ``prepare``, after the plan is confirmed."""
+    custody = custody_for(options, doc, setting=_recorded(doc))
+    return custody, _settle(custody, doc, backend)
+
+
+def prepare(
+    options: workflow.Options,
+    doc: StateDocument,
+    backend: StateBackend,
+    *,
+    custody: Custody | None = None,
+) -> Custody:
     """Under the lock, before any change: the run's custody, its setting recorded in the
-    state, and keys a failed or interrupted store write left in the state stored."""
-    custody = custody_for(options, doc)
+    state, and keys a failed or interrupted store write left in the state stored
+    (``custody``, from ``finish``, is used again if it is for the same store)."""
+    setting = setting_for(options, doc)
+    settled = custody is not None and custody.setting == setting
+    if custody is None or not settled:
+        custody = custody_for(options, doc)
     if custody.setting != _recorded(doc) and not (custody.setting.spec == STATE and not doc.keys):
         doc.keys = custody.setting.to_json()
         backend.write(doc)
+    if not settled:
+        _settle(custody, doc, backend)
+    return custody
+
+
+def _settle(custody: Custody, doc: StateDocument, backend: StateBackend) -> bool:
     moved = custody.settle(doc)
     if moved:
         backend.write(doc)
@@ -75,7 +113,34 @@ def prepare(options: workflow.Options, doc: StateDocument, backend: StateBackend
         sys.stderr.write(
             f"Stored {len(moved)} private key(s) left in the state in {custody.target.spec}.\n"
         )
-    return custody
+    return bool(moved)
+
+
+class Reports:
+    """The custodies of one run, whose store failures are reported once: at the end,
+    or on the way out when the run fails before it."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        self._custodies: list[Custody] = []
+
+    def add(self, custody: Custody) -> Custody:
+        if all(c is not custody for c in self._custodies):
+            self._custodies.append(custody)
+        return custody
+
+    def report(self) -> bool:
+        """Write each custody's report once; True if any had something to say."""
+        said = [custody.report(self.location) for custody in self._custodies]
+        self._custodies = []
+        return any(said)
+
+    def __enter__(self) -> Reports:
+        return self
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        if kind is not None:
+            self.report()
 
 
 def check(

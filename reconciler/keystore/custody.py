@@ -13,13 +13,24 @@ reconciler.yaml, ``--key-store``, else what the state records) and hands out:
 from __future__ import annotations
 
 import logging
+import sys
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from reconciler.errors import ReconcilerError
-from reconciler.keystore.base import KeyStore, KeyStoreConflict, KeyStoreError, key_fingerprint
+from reconciler.keystore.base import (
+    KeyMetadata,
+    KeyStore,
+    KeyStoreConflict,
+    KeyStoreError,
+    KeyStoreUnavailable,
+    held_in_state,
+    key_fingerprint,
+)
+from reconciler.keystore.bulk import BulkDescribe
 from reconciler.keystore.registry import STATE, StoreContext, open_store
 from reconciler.keystore.state_store import StateKeyStore
 from reconciler.model import Address, StateEntry
@@ -38,6 +49,8 @@ class KeySetting:
 
     spec: str = STATE
     kms_key_id: str | None = None
+    # Seconds to wait for the store (reconciler.yaml only; not recorded in the state).
+    timeout: float | None = field(default=None, compare=False)
 
     @classmethod
     def from_json(cls, data: Mapping[str, str]) -> KeySetting:
@@ -72,6 +85,15 @@ class Custody:
         self.state_store = StateKeyStore(seal=context.seal, unseal=context.unseal)
         self.target = open_store(setting.spec, context, setting.kms_key_id)
         self._stores: dict[str, KeyStore] = {self.target.spec: self.target}
+        self._lock = threading.Lock()
+        self.unavailable: KeyStoreUnavailable | None = None
+        """The first failure of the store itself (not about one key): reported once."""
+        self.held: list[Address] = []
+        """Keys kept in the state because the store failed; the next apply stores them."""
+        self.refused: list[KeyStoreError] = []
+        """Keys the store refused one by one (a different key already there)."""
+        self.left: list[Address] = []
+        """Key pairs deleted whose stored key could not be dropped from the store."""
 
     @property
     def remote(self) -> bool:
@@ -94,9 +116,38 @@ class Custody:
         """``entry`` (its key in clear or sealed, already journaled) as the state records it.
 
         With a remote store the key is written there and the entry keeps a
-        reference; with the state store the entry is returned as it is.
+        reference; with the state store the entry is returned as it is. Earlier
+        keys it carries that the state still holds (a rotation of a key whose
+        store write had failed) are stored first, beside it. Once the store
+        itself fails (retries spent, unreachable, denied), this and every later
+        key of the run stay in the state, as journaled, without another call:
+        the failure is reported once (``report``) and the next apply stores them.
         """
-        if not self.remote or not entry.holds_private_key:
+        if not self.remote or not held_in_state(entry):
+            return entry
+        if self.unavailable is not None:
+            self._hold(entry.address)
+            return entry
+        try:
+            return self._put(entry)
+        except KeyStoreUnavailable as e:
+            self._down(e)
+            self._hold(entry.address)
+            return entry
+
+    def _hold(self, address: Address) -> None:
+        with self._lock:
+            self.held.append(address)
+
+    def _down(self, error: KeyStoreUnavailable) -> None:
+        with self._lock:
+            if self.unavailable is None:
+                log.debug("key store failing: %s", error.message)
+                self.unavailable = error
+
+    def _put(self, entry: StateEntry) -> StateEntry:
+        entry = self._settle_generations(entry)
+        if not entry.holds_private_key:
             return entry
         try:
             pem = self.state_store.get(entry)
@@ -128,24 +179,122 @@ class Custody:
         return meta is not None and meta.location in held
 
     def settle(self, doc: StateDocument) -> list[Address]:
-        """Store keys a failed or interrupted run left in the state; the addresses moved."""
+        """Store keys a failed or interrupted run left in the state; the address of each
+        key moved (a key pair's once per key: its own, each generation's).
+
+        Each key is read back and compared before the state drops it: a key pair's
+        earlier keys (generations) first, then its own key, as ``keep`` places them.
+        A key the store refuses (another key already there) or cannot take now
+        stays in the state; the failure is reported once by ``report``, and the
+        run goes on.
+        """
         if not self.remote:
             return []
         moved: list[Address] = []
         for address in sorted(doc.entries):
             entry = doc.entries[address]
-            if entry.holds_private_key:
-                doc.entries[address] = self.move(entry, self.target)
-                moved.append(address)
+            if not held_in_state(entry):
+                continue
+            if self.unavailable is not None:
+                self._hold(address)
+                continue
+            try:
+                doc.entries[address] = self._settle_entry(entry)
+            except KeyStoreUnavailable as e:
+                self._down(e)
+                self._hold(address)
+                continue
+            except KeyStoreError as e:
+                with self._lock:
+                    self.refused.append(e)
+                continue
+            keys = (entry, *(g.entry for g in entry.generations))
+            moved.extend(address for key in keys if key.holds_private_key)
         return moved
 
+    def _settle_entry(self, entry: StateEntry) -> StateEntry:
+        entry = self._settle_generations(entry)
+        if not entry.holds_private_key:
+            return entry
+        try:
+            return self.move(entry, self.target)
+        except KeyStoreConflict:
+            if not self._held_by_generation(entry):
+                raise
+        # A rotated key pair: its earlier key holds the plain location (see ``keep``).
+        return self.move(entry, self.target, suffix=generation_suffix(entry))
+
+    def _settle_generations(self, entry: StateEntry) -> StateEntry:
+        """``entry`` with each earlier key the state holds stored in the target, read back.
+
+        A generation goes where a copy of it already is (its key pair's plain
+        location, when it was stored there as the current key before a rotation),
+        else beside the plain location, under its fingerprint.
+        """
+        kept = list(entry.generations)
+        for index, generation in enumerate(kept):
+            key = generation.entry
+            if not key.holds_private_key:
+                continue
+            meta = self.target.describe(_bare(key))
+            plain = meta is not None and meta.fingerprint == self._fingerprint_of(key)
+            suffix = "" if plain else generation_suffix(key)
+            kept[index] = replace(generation, entry=self.move(key, self.target, suffix=suffix))
+        return replace(entry, generations=tuple(kept))
+
+    def _fingerprint_of(self, key: StateEntry) -> str | None:
+        """The fingerprint of the key the state holds for ``key`` (None if sealed shut)."""
+        pem = self.state_store.get(key)
+        return None if pem is None else key_fingerprint(pem, key.origin)
+
     def forget(self, entry: StateEntry) -> None:
-        """Drop the stored key of a key pair that was deleted (a remote store only)."""
+        """Drop the stored key of a key pair that was deleted (a remote store only).
+
+        A store that fails leaves the key there; it is named by ``report``.
+        """
         if entry.private_key_ref is None:
             return
         store = self.store_of(entry)
-        if store is not None:
-            store.delete(entry)
+        if store is None:
+            return
+        if self.unavailable is None:
+            try:
+                store.delete(entry)
+                return
+            except KeyStoreUnavailable as e:
+                self._down(e)
+        with self._lock:
+            self.left.append(entry.address)
+
+    def report(self, location: str) -> bool:
+        """Write what the store could not do this run, once; True if there was anything."""
+        lines: list[str] = []
+        if self.unavailable is not None:
+            error = self.unavailable
+            lines.append(f"Error: {self.target.spec}: {error.message}")
+            if self.held:
+                count = len(self.held)
+                lines.append(
+                    f"  -> {count} private key{'s are' if count != 1 else ' is'} kept in the "
+                    f"state ({location}) meanwhile ({_names(self.held)}); the next apply moves "
+                    f"{'them' if count != 1 else 'it'} to {self.target.spec}"
+                    + (f"; {error.hint}" if error.hint else "")
+                )
+            elif error.hint:
+                lines.append(f"  -> {error.hint}")
+        for refused in self.refused:
+            lines.append(f"Error: {refused.message}")
+            if refused.hint:
+                lines.append(f"  -> {refused.hint}")
+        if self.left:
+            lines.append(
+                f"Error: the stored keys of {len(self.left)} deleted key pair(s) are left in "
+                f"{self.target.spec} ({_names(self.left)})"
+            )
+            lines.append("  -> delete them there once it answers; the key pairs are gone")
+        if lines:
+            sys.stderr.write("\n".join(lines) + "\n")
+        return bool(lines)
 
     # -- reads ----------------------------------------------------------------
 
@@ -172,24 +321,49 @@ class Custody:
     def check(self, entries: Iterable[StateEntry], *, parallelism: int = 8) -> list[KeyProblem]:
         """Stored keys that are missing or labelled with another fingerprint.
 
-        Metadata only (DescribeParameters, ListTagsForResource, DescribeSecret):
-        no secret value is read. Keys held in the state are not checked here. The
-        earlier keys a rotation kept (generations) are checked like current ones.
+        Metadata only (DescribeParameters, ListTagsForResource, ListSecrets,
+        DescribeSecret): no secret value is read. Keys held in the state are not
+        checked here. The earlier keys a rotation kept (generations) are checked
+        like current ones. Stores that describe keys in bulk are asked in pages,
+        so the calls grow with the keys divided by a page, not with the keys.
         """
         kept = (k for e in entries for k in (e, *(g.entry for g in e.generations)))
         stored = [k for k in kept if k.private_key_ref is not None]
         if not stored:
             return []
-        with ThreadPoolExecutor(max_workers=min(parallelism, len(stored))) as pool:
-            found = list(pool.map(self._check_one, stored))
-        return [problem for problem in found if problem is not None]
+        # Positions in ``stored`` by store: a key pair and its generations share an address.
+        groups: dict[str, list[int]] = {}
+        for index, entry in enumerate(stored):
+            store = self.store_of(entry)
+            assert store is not None
+            groups.setdefault(store.spec, []).append(index)
+        found: list[KeyMetadata | None] = [None] * len(stored)
+        single: list[int] = []
+        for spec, indexes in groups.items():
+            store = self._stores[spec]
+            if isinstance(store, BulkDescribe):
+                group = [stored[i] for i in indexes]
+                described = store.describe_many(group, parallelism=parallelism)
+                for i, meta in zip(indexes, described, strict=True):
+                    found[i] = meta
+            else:
+                single.extend(indexes)
+        if single:
+            with ThreadPoolExecutor(max_workers=min(parallelism, len(single))) as pool:
+                metas = pool.map(lambda i: self._stores_describe(stored[i]), single)
+                for i, meta in zip(single, metas, strict=True):
+                    found[i] = meta
+        problems = (self._problem(entry, meta) for entry, meta in zip(stored, found, strict=True))
+        return [problem for problem in problems if problem is not None]
 
-    def _check_one(self, entry: StateEntry) -> KeyProblem | None:
-        ref = entry.private_key_ref
-        assert ref is not None
+    def _stores_describe(self, entry: StateEntry) -> KeyMetadata | None:
         store = self.store_of(entry)
         assert store is not None
-        meta = store.describe(entry)
+        return store.describe(entry)
+
+    def _problem(self, entry: StateEntry, meta: KeyMetadata | None) -> KeyProblem | None:
+        ref = entry.private_key_ref
+        assert ref is not None
         location = ref.get("location", "")
         if meta is None:
             return KeyProblem(
@@ -264,7 +438,7 @@ class Custody:
             write(doc)
         moved = 0
         for address in sorted(doc.entries):
-            moved += self._migrate_generations(doc, address, target, write)
+            moved += self._migrate_generations(doc, address, target, write, previous)
             entry = doc.entries[address]
             source = self.store_of(entry)
             if source is None:
@@ -291,13 +465,18 @@ class Custody:
         address: Address,
         target: KeyStore,
         write: Callable[[StateDocument], None],
+        previous: str,
     ) -> int:
         """Move the earlier keys a rotation kept for ``address``, each beside the current
-        key (its location suffixed with its fingerprint); the number moved."""
+        key (its location suffixed with its fingerprint); the number moved. A copy an
+        interrupted run left in the store they came from is dropped, as for current keys."""
         moved = 0
         for index, generation in enumerate(doc.entries[address].generations):
             source = self.store_of(generation.entry)
-            if source is None or source.spec == target.spec:
+            if source is None:
+                continue
+            if source.spec == target.spec:
+                self._drop_leftover(generation.entry, previous, target)
                 continue
             key = self.move(generation.entry, target, suffix=generation_suffix(generation.entry))
             entry = doc.entries[address]
@@ -311,25 +490,40 @@ class Custody:
         return moved
 
     def _drop_leftover(self, entry: StateEntry, previous: str, target: KeyStore) -> None:
-        """A copy an interrupted migration left in the store it came from, if any."""
+        """A copy of ``entry``'s key an interrupted migration left in the store it came
+        from, if any: at the key pair's plain location, or beside it under the key's
+        fingerprint (where generations, and keys rotated in, are kept). Only a copy
+        labelled with this key's fingerprint is dropped, never the one the state uses."""
         if previous == target.spec or previous.split(":", 1)[0] == STATE:
             return
         if previous not in self._stores:
             self._stores[previous] = open_store(previous, self.context)
         old = self._stores[previous]
-        where = replace(entry, private_key=None, private_key_sealed=None, private_key_ref=None)
-        meta = old.describe(where)
-        if meta is None:
-            return
         ref = entry.private_key_ref
-        if ref is not None:
-            expected = ref.get("fingerprint")
-        else:
-            pem = self.state_store.get(entry)
-            expected = None if pem is None else key_fingerprint(pem, entry.origin)
-        if expected and meta.fingerprint == expected:
-            log.info("%s: dropping the copy left in %s", entry.address, previous)
+        expected = ref.get("fingerprint") if ref is not None else self._fingerprint_of(entry)
+        if not expected:
+            return
+        for suffix in ("", generation_suffix(entry)):
+            location = old.location(entry.address, suffix)
+            where = replace(_bare(entry), private_key_ref={"store": old.spec, "location": location})
+            meta = old.describe(where)
+            if meta is None or meta.fingerprint != expected:
+                continue
+            if ref is not None and meta.location == ref.get("location"):
+                continue
+            log.info("%s: dropping the copy left in %s", entry.address, location)
             old.delete(where)
+
+
+def _names(addresses: list[Address], shown: int = 5) -> str:
+    names = [str(a) for a in sorted(addresses)]
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
+def _bare(entry: StateEntry) -> StateEntry:
+    """``entry`` without its key or reference: where a store puts it by default."""
+    return replace(entry, private_key=None, private_key_sealed=None, private_key_ref=None)
 
 
 def generation_suffix(entry: StateEntry) -> str:

@@ -2,7 +2,8 @@
 
 A store is named by a spec: ``state``, ``ssm:/path/{region}/{name}`` or
 ``secretsmanager:prefix/{region}/{name}`` (``{account}`` may appear in the
-last two: the AWS account id of the default credentials, from STS).
+last two: the AWS account id of the key pair's account, that of the default
+credentials when the project declares no accounts).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from reconciler.keystore.remote import AccountId, ClientFactory
 from reconciler.keystore.secretsmanager import SecretsManagerKeyStore
 from reconciler.keystore.ssm import SsmKeyStore
 from reconciler.keystore.state_store import Seal, StateKeyStore, Unseal
+from reconciler.model import Address
 
 STATE = "state"
 
@@ -28,9 +30,13 @@ class StoreContext:
     clients: Callable[[str], ClientFactory]
     seal: Seal | None = None
     unseal: Unseal | None = None
+    # The account id of a key pair's account, when the project declares accounts.
+    account_ids: Callable[[Address], str] | None = None
     _account: AccountId | None = field(default=None, repr=False)
 
-    def account(self) -> str:
+    def account(self, address: Address) -> str:
+        if self.account_ids is not None:
+            return self.account_ids(address)
         if self._account is None:
             self._account = AccountId(self.clients("sts"))
         return self._account()

@@ -1,22 +1,54 @@
-"""What the AWS-backed key stores share: name templates, labels as tags, error wording."""
+"""What the AWS-backed key stores share: name templates, labels as tags, retries, error wording.
+
+Calls to SSM and Secrets Manager are made once by botocore and retried here
+(``retried``) with the project's one backoff when they fail in a way worth
+retrying: a 5xx, a throttle, a timeout or a dropped connection. That is safe
+for every call the stores make: reads and deletes are idempotent, and a put
+is never an overwrite (SSM ``Overwrite=false``, Secrets Manager
+``CreateSecret``), so a put that landed before its answer was lost is refused
+the second time and the store then checks the key there by its fingerprint
+label (the same key is success, another one a conflict).
+"""
 
 from __future__ import annotations
 
 import re
 import string
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import botocore.exceptions
 
-from reconciler.keystore.base import KeyStoreError
+from reconciler.keystore.base import KeyStoreError, KeyStoreUnavailable
 from reconciler.model import Address
+from reconciler.retry import backoff
+from reconciler.state.s3_objects import transient
 
 T = TypeVar("T")
 
 PLACEHOLDERS = ("region", "name", "account")
 ClientFactory = Callable[[str | None], Any]
+
+# Attempts in all for a call failing in a way worth retrying: at a 20% failure
+# rate, one call in ~2.5 million fails (a put also needs its check to answer).
+ATTEMPTS = 9
+# Throttling and busy codes of the JSON services, beside S3's and any 5xx.
+_BUSY_CODES = frozenset(
+    (
+        "ThrottlingException",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "TooManyUpdates",
+        "InternalServerError",
+        "InternalServiceError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+    )
+)
 
 
 class Template:
@@ -39,18 +71,18 @@ class Template:
             raise ValueError(f"{text!r} is not a valid {scheme} name template")
         self.uses_account = "account" in fields
 
-    def render(self, address: Address, account: Callable[[], str]) -> str:
+    def render(self, address: Address, account: Callable[[Address], str]) -> str:
         values = {"region": address.region, "name": address.name}
         if self.uses_account:
-            values["account"] = account()
+            values["account"] = account(address)
         return self.text.format(**values)
 
 
 class AccountId:
     """The AWS account id for ``{account}``: STS GetCallerIdentity, asked once.
 
-    The account of the default credentials; multi-account setups will resolve
-    it per account instead.
+    The account of the default credentials; a project declaring accounts
+    resolves it per key pair instead (``StoreContext.account_ids``).
     """
 
     def __init__(self, sts: ClientFactory) -> None:
@@ -74,34 +106,82 @@ def error_code(error: botocore.exceptions.ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
+def retryable(error: Exception) -> bool:
+    """Whether a failed call is worth sending again (the service or the network hiccuped)."""
+    if isinstance(error, botocore.exceptions.ClientError) and error_code(error) in _BUSY_CODES:
+        return True
+    return transient(error)
+
+
+class Retried(Exception):
+    """A call that failed transiently on every attempt (``error`` is the last failure)."""
+
+    def __init__(self, error: Exception, attempts: int) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.attempts = attempts
+
+
+def retried(fn: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep) -> T:
+    """``fn()``, sent again with backoff while it fails transiently.
+
+    Any other botocore failure is raised as it is, for the caller to handle;
+    one that outlasts the attempts is raised as ``Retried``.
+    """
+    for attempt in range(ATTEMPTS):
+        try:
+            return fn()
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+            if not retryable(e):
+                raise
+            if attempt + 1 == ATTEMPTS:
+                raise Retried(e, ATTEMPTS) from None
+        sleep(backoff(attempt))
+    raise AssertionError("unreachable")
+
+
 def call(what: str, fn: Callable[[], T], *, service: str = "AWS") -> T:
-    """``fn()``, with any botocore failure turned into a one-line KeyStoreError."""
+    """``fn()``, retried while it fails transiently, any failure a one-line KeyStoreError."""
     try:
-        return fn()
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+        return retried(fn)
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, Retried) as e:
         raise translate(e, what, service) from None
 
 
 def translate(error: Exception, what: str, service: str = "AWS") -> KeyStoreError:
-    """A botocore failure as a one-line KeyStoreError about ``what``."""
+    """A botocore failure (or ``Retried``) as a one-line KeyStoreError about ``what``.
+
+    A ``KeyStoreUnavailable`` when it is about the store, not this one key
+    (unreachable, failing or throttling on every attempt, denied): the run then
+    stops sending keys there.
+    """
+    tried = ""
+    if isinstance(error, Retried):
+        tried = f", tried {error.attempts} times"
+        error = error.error
     if isinstance(error, botocore.exceptions.ClientError):
         code = error_code(error)
         message = str(error.response.get("Error", {}).get("Message", "")) or code
         hint = None
+        unavailable = bool(tried)
         if code in ("AccessDeniedException", "AccessDenied", "UnrecognizedClientException"):
             hint = "the README lists the IAM permissions each command needs"
-        return KeyStoreError(f"{what}: {message} ({code})", hint=hint)
+            unavailable = True
+        elif tried:
+            hint = f"{service} is failing or throttling; run again later"
+        kind = KeyStoreUnavailable if unavailable else KeyStoreError
+        return kind(f"{what}: {message} ({code}{tried})", hint=hint)
     if isinstance(
         error,
         botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError,
     ):
-        return KeyStoreError(
+        return KeyStoreUnavailable(
             f"{what}: no AWS credentials found",
             hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
         )
     endpoint = service.upper().replace(" ", "_")
-    return KeyStoreError(
-        f"{what}: cannot reach {service} ({type(error).__name__})",
+    return KeyStoreUnavailable(
+        f"{what}: cannot reach {service} ({type(error).__name__}{tried})",
         hint=f"check the network or AWS_ENDPOINT_URL_{endpoint}, then run again",
     )
 

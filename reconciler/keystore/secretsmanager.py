@@ -4,16 +4,21 @@
 secret lives in the key pair's region, encrypted with ``kmsKeyId`` (else the
 account's ``aws/secretsmanager`` key) and tagged with its fingerprint,
 region, name and lineage. ``describe`` uses DescribeSecret only, so plans and
-drift reports need no ``secretsmanager:GetSecretValue``. ``delete`` removes
+drift reports need no ``secretsmanager:GetSecretValue``; ``describe_many``
+lists secrets (ListSecrets, 100 to a page, tags included) under the keys'
+common name prefix, or by name for a few keys. ``delete`` removes
 the secret without a recovery window: it is called only once the key is safe
 elsewhere (read back and compared) or its key pair is gone.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 import botocore.exceptions
 
@@ -24,13 +29,16 @@ from reconciler.keystore.base import (
     key_fingerprint,
     labels_for,
 )
+from reconciler.keystore.bulk import Found, by_region, chunks, run_all
 from reconciler.keystore.remote import (
     ClientFactory,
+    Retried,
     Template,
     call,
     error_code,
     labels_from,
     owns,
+    retried,
     tag_list,
     translate,
 )
@@ -39,6 +47,11 @@ from reconciler.model import Address, StateEntry
 
 NAME = re.compile(r"[A-Za-z0-9/_+=.@\-]{1,512}")
 SERVICE = "Secrets Manager"
+PAGE = 100  # ListSecrets returns at most 100 secrets per page
+NAMES_PER_CALL = 10  # and takes at most 10 values per filter
+# From this many keys in one region on, their common prefix is listed rather
+# than their names asked for ten at a time.
+LIST_AT = 200
 
 
 class SecretsManagerKeyStore:
@@ -49,7 +62,7 @@ class SecretsManagerKeyStore:
         location: str,
         *,
         clients: ClientFactory,
-        account: Callable[[], str],
+        account: Callable[[Address], str],
         kms_key_id: str | None = None,
     ) -> None:
         self.template = Template(location, allowed=NAME, scheme="Secrets Manager")
@@ -71,9 +84,9 @@ class SecretsManagerKeyStore:
         if self.kms_key_id:
             request["KmsKeyId"] = self.kms_key_id
         client = self._clients(address.region)
-        what = f"storing the key of {address} in secret {name}"
+        what = f"storing the key of {address} in Secrets Manager secret {name}"
         try:
-            response = client.create_secret(**request)
+            response = retried(lambda: client.create_secret(**request))
             arn, version = str(response["ARN"]), str(response.get("VersionId", ""))
         except botocore.exceptions.ClientError as e:
             if error_code(e) != "ResourceExistsException":
@@ -88,7 +101,7 @@ class SecretsManagerKeyStore:
             if existing.fingerprint != fingerprint:
                 raise conflict(address, f"secret {name}") from None
             arn, version = existing.location, existing.version
-        except botocore.exceptions.BotoCoreError as e:
+        except (botocore.exceptions.BotoCoreError, Retried) as e:
             raise translate(e, what, SERVICE) from None
         ref = {
             "store": self.spec,
@@ -120,40 +133,97 @@ class SecretsManagerKeyStore:
     def describe(self, entry: StateEntry) -> KeyMetadata | None:
         return self._describe(entry.address, self._secret_id(entry))
 
+    def describe_many(self, entries: Sequence[StateEntry], *, parallelism: int) -> Found:
+        """``describe`` for many keys: ListSecrets under their common name prefix (one
+        call per 100 secrets), or by name, ten to a call, when they are few.
+
+        A key recorded by ARN is matched by ARN, so a secret deleted and created
+        again under the same name counts as missing, as with ``describe``.
+        """
+        found: Found = [None] * len(entries)
+        for region, group in by_region(entries).items():
+            ids = [self._secret_id(entries[i]) for i in group]
+            names = sorted({_name_of(i) for i in ids})
+            prefix = os.path.commonprefix(names)  # noqa: RUF071 (a name prefix, not a path)
+            queries: list[Sequence[str]] = (
+                [[prefix]]
+                if prefix and len(group) >= LIST_AT
+                else list(chunks(names, NAMES_PER_CALL))
+            )
+            listed: dict[str, KeyMetadata] = {}
+            for part in run_all(functools.partial(self._list, region), queries, parallelism):
+                listed.update(part)
+            for i, secret_id in zip(group, ids, strict=True):
+                found[i] = listed.get(secret_id)
+        return found
+
+    def _list(self, region: str, prefixes: Sequence[str]) -> dict[str, KeyMetadata]:
+        """Secrets whose names begin with one of ``prefixes``, by ARN and by name."""
+        client = self._clients(region)
+        what = f"listing stored keys in Secrets Manager ({region})"
+        request: dict[str, Any] = {
+            "Filters": [{"Key": "name", "Values": list(prefixes)}],
+            "MaxResults": PAGE,
+        }
+        out: dict[str, KeyMetadata] = {}
+        while True:
+            response = call(
+                what, functools.partial(client.list_secrets, **request), service=SERVICE
+            )
+            for secret in response.get("SecretList", []):
+                if secret.get("DeletedDate") is not None:
+                    continue
+                meta = _metadata(secret, secret.get("SecretVersionsToStages"))
+                out[meta.location] = out[str(secret["Name"])] = meta
+            token = response.get("NextToken")
+            if not token:
+                return out
+            request = {**request, "NextToken": token}
+
     def _describe(self, address: Address, secret_id: str) -> KeyMetadata | None:
         client = self._clients(address.region)
         what = f"checking the key of {address} in secret {secret_id}"
         try:
-            response = client.describe_secret(SecretId=secret_id)
+            response = retried(lambda: client.describe_secret(SecretId=secret_id))
         except botocore.exceptions.ClientError as e:
             if error_code(e) == "ResourceNotFoundException":
                 return None
             raise translate(e, what, SERVICE) from None
-        except botocore.exceptions.BotoCoreError as e:
+        except (botocore.exceptions.BotoCoreError, Retried) as e:
             raise translate(e, what, SERVICE) from None
         if response.get("DeletedDate") is not None:
             return None
-        labels = labels_from(response.get("Tags"))
-        current = [
-            version
-            for version, stages in (response.get("VersionIdsToStages") or {}).items()
-            if "AWSCURRENT" in stages
-        ]
-        return KeyMetadata(
-            str(response["ARN"]),
-            current[0] if current else "",
-            labels.get(LABEL_FINGERPRINT),
-            labels,
-        )
+        return _metadata(response, response.get("VersionIdsToStages"))
 
     def delete(self, entry: StateEntry) -> StateEntry:
         secret_id = self._secret_id(entry)
         client = self._clients(entry.address.region)
         try:
-            client.delete_secret(SecretId=secret_id, ForceDeleteWithoutRecovery=True)
+            retried(
+                lambda: client.delete_secret(SecretId=secret_id, ForceDeleteWithoutRecovery=True)
+            )
         except botocore.exceptions.ClientError as e:
             if error_code(e) != "ResourceNotFoundException":
                 raise translate(e, f"deleting secret {secret_id}", SERVICE) from None
-        except botocore.exceptions.BotoCoreError as e:
+        except (botocore.exceptions.BotoCoreError, Retried) as e:
             raise translate(e, f"deleting secret {secret_id}", SERVICE) from None
         return replace(entry, private_key_ref=None)
+
+    def location(self, address: Address, suffix: str = "") -> str:
+        return self.template.render(address, self._account) + suffix
+
+
+def _metadata(secret: Mapping[str, Any], stages: Mapping[str, Any] | None) -> KeyMetadata:
+    """A key's metadata from DescribeSecret's answer or a ListSecrets entry."""
+    labels = labels_from(secret.get("Tags"))
+    current = [version for version, names in (stages or {}).items() if "AWSCURRENT" in names]
+    return KeyMetadata(
+        str(secret["ARN"]), current[0] if current else "", labels.get(LABEL_FINGERPRINT), labels
+    )
+
+
+def _name_of(secret_id: str) -> str:
+    """A secret's name from its id: an ARN ends in ``:secret:NAME-XXXXXX``."""
+    if secret_id.startswith("arn:") and ":secret:" in secret_id:
+        return secret_id.split(":secret:", 1)[1][:-7]
+    return secret_id

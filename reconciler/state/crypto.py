@@ -26,7 +26,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from reconciler.errors import EncryptionError
-from reconciler.model import Address, PendingCreate, StateEntry
+from reconciler.model import Address, OpenIntent, StateEntry
 from reconciler.state.crypto_specs import (
     AGE_IDENTITY_ENV,
     AGE_IDENTITY_FILE_ENV,
@@ -181,21 +181,36 @@ class Unsealer:
         """The PEM text sealed for ``address``; EncryptionError if it cannot be opened."""
         box = _parse_sealed(sealed, address)
         data_key = self._data_key(box, address)
+        plaintext: bytes | None
         try:
             plaintext = AESGCM(data_key).decrypt(box.nonce, box.ciphertext, _aad(address))
         except InvalidTag:
+            plaintext = self._sealed_before_its_account(box, data_key, address)
+        if plaintext is None:
             if box.aad is not None and box.aad != str(address):
                 raise EncryptionError(
                     f"the sealed private key at {address} was sealed for {box.aad}: "
                     "it does not belong to this entry",
                     hint=RESTORE_HINT,
-                ) from None
+                )
             raise EncryptionError(
                 f"the sealed private key of {address} fails its integrity check: "
                 "it was altered, or belongs to another entry",
                 hint=RESTORE_HINT,
-            ) from None
+            )
         return plaintext.decode("utf-8")
+
+    @staticmethod
+    def _sealed_before_its_account(box: _Box, data_key: bytes, address: Address) -> bytes | None:
+        """A key sealed as ``REGION/NAME`` in a single-account state, whose entry
+        now names its account (see ``workflow.place_in_accounts``); None otherwise."""
+        if not address.account:
+            return None
+        try:
+            unplaced = Address(address.region, address.name)
+            return AESGCM(data_key).decrypt(box.nonce, box.ciphertext, _aad(unplaced))
+        except InvalidTag:
+            return None
 
     def _data_key(self, box: _Box, address: Address) -> bytes:
         with self._lock:
@@ -306,8 +321,8 @@ def sealed_recipient_ids(sealed: Mapping[str, Any]) -> frozenset[tuple[str, str]
     return recipient_ids([r for r in recipients if isinstance(r, Mapping)])
 
 
-def unencrypted_count(items: Iterable[StateEntry | PendingCreate]) -> int:
-    """How many state entries (or pending creates) hold a private key in clear."""
+def unencrypted_count(items: Iterable[StateEntry | OpenIntent]) -> int:
+    """How many state entries (or open intents) hold a private key in clear."""
     return sum(1 for item in items if item.private_key is not None)
 
 

@@ -8,16 +8,19 @@ by ``_UPGRADES``; a newer version than this code knows is refused.
 
 from __future__ import annotations
 
+import codecs
 import json
+import re
+import sys
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast, get_args
+from typing import Any, BinaryIO, cast, get_args
 
 from reconciler.errors import StateError
-from reconciler.model import Address, Generation, Origin, PendingCreate, StateEntry
+from reconciler.model import Address, Generation, OpenIntent, Origin, StateEntry
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 ORIGINS: tuple[str, ...] = get_args(Origin)
 PENDING_OPERATIONS = ("create", "generate")
@@ -41,7 +44,24 @@ def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "keys": {"store": "state"}}
 
 
-_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3}
+def _with_accounts(data: dict[str, Any]) -> dict[str, Any]:
+    """The next version may record the ``account`` alias of entries and open intents
+    (when the project declares several accounts); older entries name none.
+
+    Entries naming no account keep meaning what they did: the one account the
+    state was written for. A run with several accounts places each of them by
+    the account id in its ARN (``workflow.place_in_accounts``). Bumped so that
+    a reconciler that does not know the field refuses the state rather than
+    merging key pairs of different accounts.
+    """
+    return data
+
+
+_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    1: _v1_to_v2,
+    2: _v2_to_v3,
+    3: _with_accounts,
+}
 
 
 class FormatError(ValueError):
@@ -65,7 +85,7 @@ class StateDocument:
     lineage: str
     serial: int
     entries: dict[Address, StateEntry] = field(default_factory=dict)
-    pending: dict[Address, PendingCreate] = field(default_factory=dict)
+    pending: dict[Address, OpenIntent] = field(default_factory=dict)
     encryption: list[dict[str, str]] = field(default_factory=list)
     keys: dict[str, str] = field(default_factory=dict)
     # Read without private keys (for plans on large states); never written back.
@@ -118,12 +138,18 @@ class StateDocument:
 
     @classmethod
     def from_json(
-        cls, data: Mapping[str, Any], *, source: str, backup: str | None = None
+        cls,
+        data: Mapping[str, Any],
+        *,
+        source: str,
+        backup: str | None = None,
+        consume: bool = False,
     ) -> StateDocument:
         """Parse (and upgrade) a document; ``source`` names it (``backup`` its previous
-        version) in error messages."""
+        version) in error messages. With ``consume`` the caller hands ``data`` over:
+        each key pair is dropped from it once parsed, so both forms are never held whole."""
         try:
-            return _document(_upgraded(data, source))
+            return _document(_upgraded(data, source), consume=consume)
         except FormatError as exc:
             raise StateError(f"state {source} is malformed: {exc}", hint=_repair(backup)) from None
 
@@ -142,10 +168,23 @@ def decode(data: bytes, *, source: str) -> str:
         raise StateError(f"state {source} is not UTF-8 text (byte {exc.start})") from None
 
 
+# What a document read without secrets also leaves out of each key pair entry:
+# records of how it was made, which no plan or drift report looks at.
+_RECORDS = ("operation", "publicKeyBase64", "supportCode", "location")
+
+
 def _without_secrets(obj: dict[str, Any]) -> dict[str, Any]:
-    """Drop private keys as each object is parsed, before the next is read."""
+    """Drop private keys (and an entry's records) as each object is parsed, before the
+    next is read; repeated short values are shared."""
     obj.pop("privateKey", None)
     obj.pop("privateKeySealed", None)
+    if "origin" in obj and "arn" in obj:
+        for key in _RECORDS:
+            obj.pop(key, None)
+        for key in ("region", "origin", "resourceType"):
+            value = obj.get(key)
+            if isinstance(value, str):
+                obj[key] = sys.intern(value)
     return obj
 
 
@@ -175,9 +214,150 @@ def loads(
         ) from None
     if not isinstance(parsed, dict):
         raise StateError(f"state {source} is malformed: expected a JSON object at the top level")
-    doc = StateDocument.from_json(parsed, source=source, backup=backup)
+    doc = StateDocument.from_json(parsed, source=source, backup=backup, consume=True)
     doc.redacted = not secrets
     return doc
+
+
+def load_file(
+    file: BinaryIO, *, source: str, secrets: bool = True, backup: str | None = None
+) -> StateDocument | None:
+    """``loads`` of an open state file, read in pieces: the text is never held whole.
+
+    Each key pair entry is parsed as its piece arrives (private keys dropped
+    at once with ``secrets=False``), so a state of 100,000 key pairs costs its
+    parsed entries, not its text besides them. None when the file is not a
+    plain JSON object of the expected shape: read it whole with ``loads``
+    then, for the same result or the same error message.
+    """
+    try:
+        parsed = _Pieces(file, secrets).document()
+    except (_NotInPieces, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    doc = StateDocument.from_json(parsed, source=source, backup=backup, consume=True)
+    doc.redacted = not secrets
+    return doc
+
+
+def _shared(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys and short text values are shared with every equal one.
+
+    ``json.loads`` shares the keys within one call; items parsed one by one
+    would each hold their own copies, and so would repeated values (regions,
+    tags) either way.
+    """
+    return {
+        sys.intern(key): sys.intern(value)
+        if isinstance(value, str) and len(value) <= _SHARED_TEXT
+        else value
+        for key, value in pairs
+    }
+
+
+def _shared_without_secrets(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    return _without_secrets(_shared(pairs))
+
+
+_SHARED_TEXT = 64
+
+
+class _NotInPieces(Exception):
+    """The text is not a plain JSON object the piecewise reader follows."""
+
+
+_SPACE = re.compile(r"[ \t\n\r]*")
+_PIECE = 1 << 20
+
+
+class _Pieces:
+    """A JSON object read from a file a piece at a time: its values whole, except the
+    ``keyPairs`` list, whose items are parsed one by one."""
+
+    def __init__(self, file: BinaryIO, secrets: bool) -> None:
+        self._file = file
+        self._text = codecs.getincrementaldecoder("utf-8")()
+        self._decoder = json.JSONDecoder(
+            object_pairs_hook=_shared if secrets else _shared_without_secrets
+        )
+        self._buffer = ""
+        self._pos = 0
+        self._eof = False
+
+    def document(self) -> dict[str, Any]:
+        self._expect("{")
+        out: dict[str, Any] = {}
+        if self._peek() == "}":
+            self._pos += 1
+        else:
+            while True:
+                key = self._value()
+                if not isinstance(key, str):
+                    raise _NotInPieces
+                self._expect(":")
+                if key == "keyPairs" and self._peek() == "[":
+                    out[key] = self._items()
+                else:
+                    out[key] = self._value()
+                if self._next() == "}":
+                    break
+        if self._peek() != "":
+            raise _NotInPieces  # extra data after the object
+        return out
+
+    def _items(self) -> list[Any]:
+        self._expect("[")
+        items: list[Any] = []
+        if self._peek() == "]":
+            self._pos += 1
+            return items
+        while True:
+            items.append(self._value())
+            if self._next() == "]":
+                return items
+
+    def _next(self) -> str:
+        """The separator after a value: ``,`` or the closing bracket."""
+        char = self._peek()
+        self._pos += 1
+        if char not in (",", "}", "]"):
+            raise _NotInPieces
+        return char
+
+    def _more(self) -> bool:
+        if self._eof:
+            return False
+        data = self._file.read(_PIECE)
+        if self._pos:
+            self._buffer, self._pos = self._buffer[self._pos :], 0
+        self._eof = not data
+        self._buffer += self._text.decode(data, final=self._eof)
+        return True
+
+    def _peek(self) -> str:
+        while True:
+            match = _SPACE.match(self._buffer, self._pos)
+            self._pos = match.end() if match else self._pos
+            if self._pos < len(self._buffer) or not self._more():
+                return self._buffer[self._pos : self._pos + 1]
+
+    def _expect(self, char: str) -> None:
+        if self._peek() != char:
+            raise _NotInPieces
+        self._pos += 1
+
+    def _value(self) -> Any:
+        self._peek()
+        while True:
+            try:
+                value, end = self._decoder.raw_decode(self._buffer, self._pos)
+            except json.JSONDecodeError:
+                if not self._more():
+                    raise
+                continue
+            # A value that ends the text read so far may go on (a number) in the next piece.
+            if end < len(self._buffer) or not self._more():
+                self._pos = end
+                return value
 
 
 def dumps(doc: StateDocument) -> bytes:
@@ -187,8 +367,7 @@ def dumps(doc: StateDocument) -> bytes:
 
 def entry_to_json(entry: StateEntry) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "region": entry.address.region,
-        "name": entry.address.name,
+        **address_to_json(entry.address),
         "origin": entry.origin,
         "arn": entry.arn,
         "fingerprint": entry.fingerprint,
@@ -227,10 +406,9 @@ def entry_from_json(data: Mapping[str, Any]) -> StateEntry:
         raise StateError(f"malformed key pair entry: {exc}") from None
 
 
-def pending_to_json(pending: PendingCreate) -> dict[str, Any]:
+def pending_to_json(pending: OpenIntent) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "region": pending.address.region,
-        "name": pending.address.name,
+        **address_to_json(pending.address),
         "intentId": pending.intent_id,
         "startedAt": pending.started_at,
         "operation": pending.operation,
@@ -293,14 +471,14 @@ def _optional_bool(obj: Mapping[str, Any], key: str, where: str) -> bool:
     return value
 
 
-def parse_pending(data: object, where: str) -> PendingCreate:
+def parse_pending(data: object, where: str) -> OpenIntent:
     obj = _object(data, where)
     address = parse_address(obj, where)
     where = f"{where} ({address})"
     operation = text_field(obj, "operation", where)
     if operation not in PENDING_OPERATIONS:
         raise FormatError(f"{where}: operation must be one of {', '.join(PENDING_OPERATIONS)}")
-    return PendingCreate(
+    return OpenIntent(
         address=address,
         intent_id=text_field(obj, "intentId", where),
         started_at=number_field(obj, "startedAt", where),
@@ -311,8 +489,17 @@ def parse_pending(data: object, where: str) -> PendingCreate:
     )
 
 
+def address_to_json(address: Address) -> dict[str, str]:
+    """An address as JSON members: ``account`` only when it names one."""
+    data = {"region": address.region, "name": address.name}
+    if address.account:
+        data = {"account": address.account, **data}
+    return data
+
+
 def parse_address(obj: Mapping[str, Any], where: str) -> Address:
-    return Address(text_field(obj, "region", where), text_field(obj, "name", where))
+    account = optional_text_field(obj, "account", where) or ""
+    return Address(text_field(obj, "region", where), text_field(obj, "name", where), account)
 
 
 def _upgraded(data: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -333,18 +520,21 @@ def _upgraded(data: Mapping[str, Any], source: str) -> dict[str, Any]:
     return upgraded
 
 
-def _document(data: Mapping[str, Any]) -> StateDocument:
+def _document(data: Mapping[str, Any], *, consume: bool = False) -> StateDocument:
     lineage = text_field(data, "lineage", "document")
     serial = _int(data, "serial", "document")
     if serial < 0:
         raise FormatError("'serial' must not be negative")
     entries: dict[Address, StateEntry] = {}
-    for i, item in enumerate(_list(data, "keyPairs")):
+    items = _list(data, "keyPairs")
+    for i, item in enumerate(items):
         entry = parse_entry(item, f"keyPairs[{i}]")
+        if consume:
+            items[i] = None
         if entry.address in entries:
             raise FormatError(f"keyPairs[{i}]: key pair {entry.address} appears twice")
         entries[entry.address] = entry
-    pending: dict[Address, PendingCreate] = {}
+    pending: dict[Address, OpenIntent] = {}
     for i, item in enumerate(_list(data, "pending")):
         create = parse_pending(item, f"pending[{i}]")
         if create.address in pending:

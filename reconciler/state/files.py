@@ -17,9 +17,13 @@ import os
 import stat
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO, TypeVar
 
 from reconciler.errors import InsecureStateError, StateError, StorageError
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +207,14 @@ def read_private(path: Path, what: str, *, allow_insecure: bool) -> bytes | None
     Refuses symbolic links, non-regular files, and files readable by group or
     others (unless ``allow_insecure``).
     """
+    return consume_private(path, what, lambda file: file.read(), allow_insecure=allow_insecure)
+
+
+def consume_private(
+    path: Path, what: str, consume: Callable[[BinaryIO], T], *, allow_insecure: bool
+) -> T | None:
+    """``consume`` applied to the open file (checked as ``read_private`` checks it), or
+    None if it does not exist; a file too large to hold twice is read in pieces this way."""
     if refuse_symlink(path, what) is None:
         return None
     try:
@@ -219,7 +231,7 @@ def read_private(path: Path, what: str, *, allow_insecure: bool) -> bytes | None
             raise StateError(f"{what} {path} is not a regular file")
         check_private_mode(path, st, what, allow_insecure=allow_insecure)
         try:
-            return file.read()
+            return consume(file)
         except OSError as exc:
             raise StateError(f"cannot read {what} {path}: {exc.strerror}") from None
 

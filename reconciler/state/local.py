@@ -12,6 +12,7 @@ protocol is ``core``'s.
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -19,10 +20,11 @@ from pathlib import Path
 
 from reconciler.errors import StateError, StorageError
 from reconciler.state.core import Leftovers, StateStore
-from reconciler.state.document import StateDocument, decode, loads
+from reconciler.state.document import StateDocument, decode, load_file, loads
 from reconciler.state.files import (
     IOStats,
     check_room,
+    consume_private,
     kib,
     read_private,
     refuse_symlink,
@@ -56,6 +58,15 @@ class LocalFiles:
 
     def load(self, *, secrets: bool = True) -> tuple[StateDocument | None, object]:
         version = self.version()
+        doc = consume_private(
+            self.path,
+            "state file",
+            functools.partial(load_file, source=self.location, secrets=secrets, backup=self.backup),
+            allow_insecure=self.allow_insecure,
+        )
+        if doc is not None:
+            return doc, version
+        # Missing, or not a plain JSON object: read whole, for the exact error message.
         data = read_private(self.path, "state file", allow_insecure=self.allow_insecure)
         if data is None:
             return None, version

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from reconciler.errors import StorageError
 from reconciler.model import Address, StateEntry
-from reconciler.state.document import entry_to_json
+from reconciler.state.document import address_to_json, entry_to_json
 
 OPERATIONS = ("create", "import", "generate", "adopt", "update-tags", "delete", "retire")
 
@@ -200,4 +200,4 @@ def decode_record(line: bytes) -> tuple[dict[str, Any] | None, str]:
 
 
 def _address(address: Address) -> dict[str, str]:
-    return {"region": address.region, "name": address.name}
+    return address_to_json(address)

@@ -4,11 +4,11 @@ Every record sets or drops something at one address, so replaying the same
 records twice gives the same document as replaying them once; compaction relies
 on that when it dies between writing the state and removing the journal.
 
-- ``result`` with an entry sets the entry and drops any pending create there;
+- ``result`` with an entry sets the entry and drops any open intent there;
 - ``result`` with ``removed`` drops both;
 - ``failed`` settles its intent: nothing becomes pending for it, and a pending
   create of an earlier run with that intent id is dropped;
-- an unsettled ``create`` intent becomes a pending create (its private key may
+- an unsettled ``create`` intent becomes an open intent (its private key may
   be lost: the planner decides, from what is live);
 - an unsettled intent with a ``keygen`` record becomes a pending ``generate``
   holding the generated key, so a locally generated key is never dropped;
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.errors import StateError
-from reconciler.model import Address, PendingCreate, StateEntry
+from reconciler.model import Address, OpenIntent, StateEntry
 from reconciler.state.document import (
     FormatError,
     StateDocument,
@@ -99,13 +99,13 @@ def replay(
         elif record.id in settled:
             continue
         elif isinstance(record, _Intent) and record.op == "create":
-            out.pending[record.address] = PendingCreate(
+            out.pending[record.address] = OpenIntent(
                 record.address, record.id, record.at, operation="create"
             )
         elif isinstance(record, _Keygen):
             intent = intents.get(record.id)
             if intent is None or intent.op in GENERATING_OPERATIONS:
-                out.pending[record.address] = PendingCreate(
+                out.pending[record.address] = OpenIntent(
                     record.address,
                     record.id,
                     intent.at if intent is not None else 0.0,
