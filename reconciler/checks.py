@@ -170,8 +170,12 @@ def manifest_policy(desired: DesiredSet) -> list[Finding]:
 
 
 def _policy_findings(desired: DesiredSet, live: LiveSnapshot) -> list[Finding]:
+    return policy_findings(desired, live, now=time.time())
+
+
+def policy_findings(desired: DesiredSet, live: LiveSnapshot, *, now: float) -> list[Finding]:
+    """The policy's findings at ``now``: offline rules, expired exceptions and max-key-age."""
     policy, _ = load_policy()
-    now = time.time()
     today = datetime.datetime.fromtimestamp(now, datetime.UTC).date()
     return policy.check(desired, today=today) + policy.check_live(desired, live, now=now)
 

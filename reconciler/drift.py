@@ -314,6 +314,9 @@ class Observed:
     live: LiveSnapshot
     findings: list[DriftFinding]
     backend: StateBackend
+    # With ``include_instances``: the instances in scope, and the regions they were read in.
+    instances: tuple[LiveInstance, ...] = ()
+    instance_regions: tuple[str, ...] | None = None
 
 
 def observe(
@@ -331,6 +334,7 @@ def observe(
     desired = load_desired(workflow.manifest_paths(paths), accounts=options.accounts)
     backend = workflow.open_backend(options)
     instances: list[LiveInstance] = []
+    read: list[str] | None = None
     with workflow.lightsail_for(options) as lightsail:
         doc, live = workflow.observe(
             desired, workflow.read_without_secrets(backend), lightsail, options
@@ -353,13 +357,22 @@ def observe(
     findings = with_key_problems(
         findings, key_commands.check(options, doc, options.region_filter, entries=entries)
     )
+    in_scope = [i for i in instances if i.key_pair is None or scope.covers(i.key_pair)]
     if include_instances:
-        in_scope = [i for i in instances if i.key_pair is None or scope.covers(i.key_pair)]
         extra = instance_drift(entries, live, in_scope, regions=options.region_filter)
         findings = sorted(
             [*findings, *extra], key=lambda f: (f.address, list(DriftKind).index(f.kind))
         )
-    return Observed(desired, entries, pending, live, findings, backend)
+    return Observed(
+        desired,
+        entries,
+        pending,
+        live,
+        findings,
+        backend,
+        tuple(in_scope),
+        None if read is None else tuple(read),
+    )
 
 
 def run(args: argparse.Namespace, options: workflow.Options) -> int:

@@ -1,11 +1,13 @@
 """`reconciler report PATH... --out report.html`: an inventory page for scheduled jobs.
 
-``build_report`` is pure: (desired, state, live, drift findings, now) -> a
-``Report`` with one ``KeyPairRow`` per key pair known anywhere (declared,
-recorded or live). Rows leave room for what other parts of the tool learn
-(instances using a key pair, rotation due dates, policy findings): a field
-that is ``None`` is shown as not known. ``report_html`` turns a Report into
-the page; this module never sees a private key (the state is read without).
+``build_report`` is pure: (desired, state, live, drift findings, instances,
+policy findings, now) -> a ``Report`` with one ``KeyPairRow`` per key pair
+known anywhere (declared, recorded, live or named by an instance). A row
+holds the instances launched with its key pair (``None`` when its region's
+instances were not read), when its rotation falls due (the planner's rule,
+``rotation.due_at``) and the policy's findings about it. ``report_html``
+turns a Report into the page; this module never sees a private key (the
+state is read without).
 """
 
 from __future__ import annotations
@@ -18,17 +20,21 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from reconciler import workflow
+from reconciler.checks import policy_findings
 from reconciler.drift import DriftFinding, observe
 from reconciler.errors import EXIT_ERROR, EXIT_OK, UsageError
+from reconciler.findings import Finding
 from reconciler.model import (
     Address,
     DesiredSet,
+    LiveInstance,
     LiveSnapshot,
     OpenIntent,
     StateEntry,
     Tags,
     account_of,
 )
+from reconciler.rotation import due_at, rotation_due
 
 # What a key pair is, seen from the tool: an origin recorded in the state, or
 # one of these for key pairs the state does not hold.
@@ -46,10 +52,13 @@ class KeyPairRow:
     created_at: float | None
     tags: Tags
     findings: tuple[str, ...] = ()
-    # Filled in by features that know them; None means "not known here".
+    # Names of the instances launched with it; None: its region's instances were not read.
     instances: tuple[str, ...] | None = None
+    # When ``createdAt + rotate.after`` falls; None without ``rotate`` or a known age.
     rotation_due: float | None = None
-    policy: tuple[str, ...] = ()
+    # Whether the planner would rotate it now (``rotation.rotation_due``).
+    rotation_now: bool = False
+    policy: tuple[Finding, ...] = ()
     account: str | None = None
 
 
@@ -125,20 +134,39 @@ def build_report(
     *,
     now: float,
     source: str = "",
+    instances: Iterable[LiveInstance] = (),
+    instance_regions: Iterable[str] | None = None,
+    policy: Iterable[Finding] = (),
 ) -> Report:
+    """The report; ``instances`` were read in ``instance_regions`` (None: nowhere)."""
     by_address = _findings_by_address(findings)
+    users: dict[Address, list[str]] = {}
+    for instance in instances:
+        if instance.key_pair is not None:
+            users.setdefault(instance.key_pair, []).append(instance.name)
+    # The regions GetInstances was called for, as ``live.regions`` names them.
+    read = set(instance_regions or ())
+    by_key_pair: dict[str, list[Finding]] = {}
+    for finding in policy:
+        if finding.address is not None:
+            by_key_pair.setdefault(finding.address, []).append(finding)
     rows: list[KeyPairRow] = []
-    for address in sorted({*desired.key_pairs, *entries, *pending, *live.key_pairs}):
+    known = {*desired.key_pairs, *entries, *pending, *live.key_pairs, *users, *by_address}
+    for address in sorted(known):
         have = live.key_pairs.get(address)
         entry = entries.get(address)
+        want = desired.key_pairs.get(address)
         if entry is not None:
             origin: str = entry.origin
-        elif have is not None and address not in desired.key_pairs:
+        elif want is None and address not in pending:
             origin = UNMANAGED
         else:
             origin = DECLARED
         created = have.created_at if have is not None else entry.created_at if entry else None
         tags = have.tags if have is not None else entry.tags if entry else {}
+        rotation = want.rotation if want is not None else None
+        # The planner rotates by the live key pair's age: none while it is not live.
+        live_created = have.created_at if have is not None else 0.0
         rows.append(
             KeyPairRow(
                 address=address,
@@ -147,6 +175,14 @@ def build_report(
                 created_at=created or None,
                 tags=dict(tags),
                 findings=tuple(by_address.get(address, ())),
+                instances=(
+                    tuple(sorted(users.get(address, ()))) if address.where in read else None
+                ),
+                rotation_due=None if rotation is None else due_at(rotation, live_created),
+                rotation_now=(
+                    rotation is not None and rotation_due(rotation, live_created, now) is not None
+                ),
+                policy=tuple(by_key_pair.get(str(address), ())),
             )
         )
     return Report(
@@ -164,16 +200,22 @@ def run(args: argparse.Namespace, options: workflow.Options) -> int:
     if not args.out:
         raise UsageError("report needs --out FILE", hint="e.g. --out report.html")
     # Unmanaged key pairs show as such in their origin; not counted as findings.
-    seen = observe(args.paths, options, include_unmanaged=False)
+    # Instances are read (paged GetInstances, once per region read) for the
+    # instances column and the unused / unmanaged-key-in-use findings.
+    seen = observe(args.paths, options, include_unmanaged=False, include_instances=True)
     live = seen.live
+    now = time.time()
     report = build_report(
         seen.desired,
         seen.entries,
         seen.pending,
         live,
         seen.findings,
-        now=time.time(),
+        now=now,
         source=seen.backend.location,
+        instances=seen.instances,
+        instance_regions=seen.instance_regions,
+        policy=policy_findings(seen.desired, live, now=now),
     )
     page = report_html.render(report)
     tmp = f"{args.out}.tmp{os.getpid()}"

@@ -65,6 +65,8 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .origin-declared { background: #e9d8fd; }
 .finding { color: var(--bad); display: block; font-size: 12px; }
 .policy { color: var(--warn); display: block; font-size: 12px; }
+.policy-error { color: var(--bad); font-weight: 600; }
+.due { color: var(--bad); font-weight: 600; white-space: nowrap; }
 .unknown { color: var(--muted); }
 .controls { display: flex; gap: 12px; align-items: center; flex-wrap: wrap; margin-bottom: 8px; }
 .controls input[type=search] { padding: 4px 8px; min-width: 280px; }
@@ -151,6 +153,30 @@ def _tags(row: KeyPairRow) -> str:
     )
 
 
+def _instances(row: KeyPairRow) -> str:
+    """How many instances were launched with the key pair; their names in the tooltip."""
+    if row.instances is None:
+        return '<td class="num unknown" data-v="" title="instances not read">not known</td>'
+    names = ", ".join(row.instances)
+    if len(names) > 2000:  # a tooltip, not a listing: thousands of names help nobody
+        names = names[:2000] + f"... ({len(row.instances)} in all)"
+    title = f' title="{escape(names)}"' if names else ""
+    return f'<td class="num" data-v="{len(row.instances)}"{title}>{len(row.instances)}</td>'
+
+
+def _rotation(report: Report, row: KeyPairRow) -> str:
+    """When ``createdAt + rotate.after`` falls: a date, or "due now" once the planner would
+    rotate it (overdue since that date); blank without ``rotate``."""
+    if row.rotation_due is None:
+        return '<td data-v=""></td>'
+    when = _date(row.rotation_due)
+    if not row.rotation_now:
+        return f'<td data-v="{row.rotation_due:.0f}" title="rotate on {when}">{when}</td>'
+    late = int(max(0.0, report.generated_at - row.rotation_due) // 86400)
+    title = f"due since {when}" + (f" ({late} d overdue)" if late else "")
+    return f'<td class="due" data-v="{row.rotation_due:.0f}" title="{title}">due now</td>'
+
+
 def _row(report: Report, row: KeyPairRow) -> str:
     age = report.age_days(row)
     age_cell = (
@@ -159,23 +185,19 @@ def _row(report: Report, row: KeyPairRow) -> str:
         else f'<td class="num" data-v="{age:.3f}" title="created {_date(row.created_at or 0)}">'
         f"{age:.0f} d</td>"
     )
-    if row.instances is None:
-        instances = '<td data-v="" class="unknown">not known</td>'
-    else:
-        instances = f"<td>{escape(', '.join(row.instances)) or '-'}</td>"
-    if row.rotation_due is None:
-        rotation = '<td data-v="" class="unknown">-</td>'
-    else:
-        rotation = f'<td data-v="{row.rotation_due:.0f}">{_date(row.rotation_due)}</td>'
     findings = "".join(f'<span class="finding">{escape(f)}</span>' for f in row.findings)
-    findings += "".join(f'<span class="policy">{escape(p)}</span>' for p in row.policy)
+    findings += "".join(
+        f'<span class="policy policy-{escape(p.severity)}" data-rule="{escape(p.rule)}">'
+        f"{escape(p.severity)}: {escape(p.message)} [{escape(p.rule)}]</span>"
+        for p in row.policy
+    )
     count = len(row.findings) + len(row.policy)
     return (
         f'<tr data-region="{escape(row.address.where)}" data-findings="{count}">'
         f"<td>{escape(str(row.address))}</td>"
         f"<td>{escape(row.address.where)}</td>"
         f'<td><span class="origin origin-{escape(row.origin)}">{escape(row.origin)}</span></td>'
-        f"{age_cell}<td>{_tags(row)}</td>{instances}{rotation}"
+        f"{age_cell}<td>{_tags(row)}</td>{_instances(row)}{_rotation(report, row)}"
         f'<td data-v="{count}">{findings or "-"}</td></tr>'
     )
 
@@ -309,7 +331,7 @@ def render(report: Report) -> str:
 </div>
 <table id="keypairs"><thead><tr>
 <th>Key pair</th><th>Region</th><th>Origin</th><th class="num" data-type="num">Age</th>
-<th>Tags</th><th>Instances</th><th data-type="num">Rotation due</th>
+<th>Tags</th><th class="num" data-type="num">Instances</th><th data-type="num">Rotation due</th>
 <th data-type="num">Findings</th>
 </tr></thead>
 <tbody>

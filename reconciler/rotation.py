@@ -36,10 +36,17 @@ def describe_age(seconds: float) -> str:
     return f"{hours} hour{'s' if hours != 1 else ''}"
 
 
+def due_at(rotation: Rotation, created_at: float) -> float | None:
+    """When a key pair created at ``created_at`` falls due; None when its age is not known."""
+    if created_at <= 0:
+        return None
+    return created_at + rotation.after
+
+
 def rotation_due(rotation: Rotation, created_at: float, now: float) -> str | None:
     """Why a key pair created at ``created_at`` is due for rotation, or None if it is not."""
     age = now - created_at
-    if created_at <= 0 or age < rotation.after:
+    if due_at(rotation, created_at) is None or age < rotation.after:
         return None
     return f"created {describe_age(age)} ago; rotate after {describe_age(rotation.after)}"
 
