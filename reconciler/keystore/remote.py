@@ -17,12 +17,13 @@ import string
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import botocore.exceptions
 
 from reconciler.keystore.base import KeyStoreError, KeyStoreUnavailable
-from reconciler.model import Address
+from reconciler.model import Address, StateEntry
 from reconciler.retry import backoff
 from reconciler.state.s3_objects import transient
 
@@ -197,3 +198,53 @@ def labels_from(tags: list[dict[str, Any]] | None) -> dict[str, str]:
 def owns(ref: Mapping[str, str], scheme: str) -> bool:
     """Whether a key reference points into a store of ``scheme``."""
     return ref.get("store", "").startswith(scheme + ":")
+
+
+class RemoteKeyStore:
+    """What the SSM and Secrets Manager stores share: a location template, the
+    account and KMS settings, and the reference an entry keeps once its key is stored.
+
+    A subclass names its ``scheme``, the ``noun`` its messages use, and the
+    ``allowed`` shape of a rendered location, and implements the calls.
+    """
+
+    scheme: str
+    noun: str
+    allowed: re.Pattern[str]
+
+    def __init__(
+        self,
+        location: str,
+        *,
+        clients: ClientFactory,
+        account: Callable[[Address], str],
+        kms_key_id: str | None = None,
+    ) -> None:
+        self.template = Template(location, allowed=self.allowed, scheme=self.noun)
+        self.spec = f"{self.scheme}:{location}"
+        self.kms_key_id = kms_key_id
+        self._clients = clients
+        self._account = account
+
+    def location(self, address: Address, suffix: str = "") -> str:
+        """Where a key of ``address`` goes (``suffix`` for a key kept beside another)."""
+        return self.template.render(address, self._account) + suffix
+
+    def _where(self, entry: StateEntry) -> str:
+        """Where ``entry``'s key is: its recorded location, else where it would go."""
+        ref = entry.private_key_ref
+        if ref is not None and owns(ref, self.scheme):
+            return ref["location"]
+        return self.location(entry.address)
+
+    def _stored(
+        self, entry: StateEntry, location: str, version: str, fingerprint: str
+    ) -> StateEntry:
+        """``entry`` as the state records it once this store holds its key: a reference."""
+        ref = {
+            "store": self.spec,
+            "location": location,
+            "version": version,
+            "fingerprint": fingerprint,
+        }
+        return replace(entry, private_key=None, private_key_sealed=None, private_key_ref=ref)

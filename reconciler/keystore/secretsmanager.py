@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -31,9 +31,8 @@ from reconciler.keystore.base import (
 )
 from reconciler.keystore.bulk import Found, by_region, chunks, run_all
 from reconciler.keystore.remote import (
-    ClientFactory,
+    RemoteKeyStore,
     Retried,
-    Template,
     call,
     error_code,
     labels_from,
@@ -54,26 +53,14 @@ NAMES_PER_CALL = 10  # and takes at most 10 values per filter
 LIST_AT = 200
 
 
-class SecretsManagerKeyStore:
+class SecretsManagerKeyStore(RemoteKeyStore):
     scheme = "secretsmanager"
-
-    def __init__(
-        self,
-        location: str,
-        *,
-        clients: ClientFactory,
-        account: Callable[[Address], str],
-        kms_key_id: str | None = None,
-    ) -> None:
-        self.template = Template(location, allowed=NAME, scheme="Secrets Manager")
-        self.spec = f"secretsmanager:{location}"
-        self.kms_key_id = kms_key_id
-        self._clients = clients
-        self._account = account
+    noun = "Secrets Manager"
+    allowed = NAME
 
     def put(self, entry: StateEntry, pem: str, *, lineage: str, suffix: str = "") -> StateEntry:
         address = entry.address
-        name = self.template.render(address, self._account) + suffix
+        name = self.location(address, suffix)
         fingerprint = key_fingerprint(pem, entry.origin)
         request: dict[str, object] = {
             "Name": name,
@@ -103,19 +90,7 @@ class SecretsManagerKeyStore:
             arn, version = existing.location, existing.version
         except (botocore.exceptions.BotoCoreError, Retried) as e:
             raise translate(e, what, SERVICE) from None
-        ref = {
-            "store": self.spec,
-            "location": arn,
-            "version": version,
-            "fingerprint": fingerprint,
-        }
-        return replace(entry, private_key=None, private_key_sealed=None, private_key_ref=ref)
-
-    def _secret_id(self, entry: StateEntry) -> str:
-        ref = entry.private_key_ref
-        if ref is not None and owns(ref, self.scheme):
-            return ref["location"]
-        return self.template.render(entry.address, self._account)
+        return self._stored(entry, arn, version, fingerprint)
 
     def get(self, entry: StateEntry) -> str | None:
         ref = entry.private_key_ref
@@ -131,7 +106,7 @@ class SecretsManagerKeyStore:
         return str(response["SecretString"])
 
     def describe(self, entry: StateEntry) -> KeyMetadata | None:
-        return self._describe(entry.address, self._secret_id(entry))
+        return self._describe(entry.address, self._where(entry))
 
     def describe_many(self, entries: Sequence[StateEntry], *, parallelism: int) -> Found:
         """``describe`` for many keys: ListSecrets under their common name prefix (one
@@ -142,7 +117,7 @@ class SecretsManagerKeyStore:
         """
         found: Found = [None] * len(entries)
         for region, group in by_region(entries).items():
-            ids = [self._secret_id(entries[i]) for i in group]
+            ids = [self._where(entries[i]) for i in group]
             names = sorted({_name_of(i) for i in ids})
             prefix = os.path.commonprefix(names)  # noqa: RUF071 (a name prefix, not a path)
             queries: list[Sequence[str]] = (
@@ -196,7 +171,7 @@ class SecretsManagerKeyStore:
         return _metadata(response, response.get("VersionIdsToStages"))
 
     def delete(self, entry: StateEntry) -> StateEntry:
-        secret_id = self._secret_id(entry)
+        secret_id = self._where(entry)
         client = self._clients(entry.address.region)
         try:
             retried(
@@ -208,9 +183,6 @@ class SecretsManagerKeyStore:
         except (botocore.exceptions.BotoCoreError, Retried) as e:
             raise translate(e, f"deleting secret {secret_id}", SERVICE) from None
         return replace(entry, private_key_ref=None)
-
-    def location(self, address: Address, suffix: str = "") -> str:
-        return self.template.render(address, self._account) + suffix
 
 
 def _metadata(secret: Mapping[str, Any], stages: Mapping[str, Any] | None) -> KeyMetadata:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -30,9 +30,8 @@ from reconciler.keystore.base import (
 )
 from reconciler.keystore.bulk import Found, by_region, chunks, run_all
 from reconciler.keystore.remote import (
-    ClientFactory,
+    RemoteKeyStore,
     Retried,
-    Template,
     call,
     error_code,
     labels_from,
@@ -48,26 +47,14 @@ NAME = re.compile(r"/?[A-Za-z0-9_.\-/]{1,1000}")
 BATCH = 50
 
 
-class SsmKeyStore:
+class SsmKeyStore(RemoteKeyStore):
     scheme = "ssm"
-
-    def __init__(
-        self,
-        location: str,
-        *,
-        clients: ClientFactory,
-        account: Callable[[Address], str],
-        kms_key_id: str | None = None,
-    ) -> None:
-        self.template = Template(location, allowed=NAME, scheme="SSM parameter")
-        self.spec = f"ssm:{location}"
-        self.kms_key_id = kms_key_id
-        self._clients = clients
-        self._account = account
+    noun = "SSM parameter"
+    allowed = NAME
 
     def put(self, entry: StateEntry, pem: str, *, lineage: str, suffix: str = "") -> StateEntry:
         address = entry.address
-        name = self.template.render(address, self._account) + suffix
+        name = self.location(address, suffix)
         fingerprint = key_fingerprint(pem, entry.origin)
         request: dict[str, object] = {
             "Name": name,
@@ -98,14 +85,7 @@ class SsmKeyStore:
             version = existing.version
         except (botocore.exceptions.BotoCoreError, Retried) as e:
             raise translate(e, what, "SSM") from None
-        ref = {"store": self.spec, "location": name, "version": version, "fingerprint": fingerprint}
-        return replace(entry, private_key=None, private_key_sealed=None, private_key_ref=ref)
-
-    def _name(self, entry: StateEntry) -> str:
-        ref = entry.private_key_ref
-        if ref is not None and owns(ref, self.scheme):
-            return ref["location"]
-        return self.template.render(entry.address, self._account)
+        return self._stored(entry, name, version, fingerprint)
 
     def get(self, entry: StateEntry) -> str | None:
         ref = entry.private_key_ref
@@ -121,7 +101,7 @@ class SsmKeyStore:
         return str(response["Parameter"]["Value"])
 
     def describe(self, entry: StateEntry) -> KeyMetadata | None:
-        return self._describe(entry.address, self._name(entry))
+        return self._describe(entry.address, self._where(entry))
 
     def _describe(self, address: Address, name: str) -> KeyMetadata | None:
         client = self._clients(address.region)
@@ -170,7 +150,7 @@ class SsmKeyStore:
         """Keys of one region, at most 50; their metadata in their order."""
         region = entries[0].address.region
         client = self._clients(region)
-        names = [self._name(e) for e in entries]
+        names = [self._where(e) for e in entries]
         expected = [expected_fingerprint(e) for e in entries]
         what = f"checking {len(entries)} stored key(s) in SSM ({region})"
         fingerprints = sorted({f for f in expected if f})
@@ -220,7 +200,7 @@ class SsmKeyStore:
         return KeyMetadata(name, version, labels.get(LABEL_FINGERPRINT), labels)
 
     def delete(self, entry: StateEntry) -> StateEntry:
-        name = self._name(entry)
+        name = self._where(entry)
         client = self._clients(entry.address.region)
         try:
             retried(lambda: client.delete_parameter(Name=name))
@@ -230,9 +210,6 @@ class SsmKeyStore:
         except (botocore.exceptions.BotoCoreError, Retried) as e:
             raise translate(e, f"deleting SSM parameter {name}", "SSM") from None
         return replace(entry, private_key_ref=None)
-
-    def location(self, address: Address, suffix: str = "") -> str:
-        return self.template.render(address, self._account) + suffix
 
 
 def _versions(client: Any, what: str, filters: list[dict[str, Any]]) -> dict[str, str]:
