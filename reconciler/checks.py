@@ -81,7 +81,7 @@ def validate(paths: Sequence[str], fmt: str) -> int:
         report.findings = from_problems(error.problems)
     else:
         report.key_pairs, report.files = len(desired.key_pairs), len(desired.files)
-        report.policy = policy.check(desired, today=datetime.date.today())
+        report.policy = policy.check(desired, today=_today(time.time()))
     _out(formats.get(fmt).check(report))
     if report.errors:
         sys.stderr.write(f"Error: {_counts(report)} found\n")
@@ -166,7 +166,7 @@ def drift_report(found: list[DriftFinding], desired: DesiredSet, live: LiveSnaps
 def manifest_policy(desired: DesiredSet) -> list[Finding]:
     """The policy's findings on the manifests alone (what validate reports)."""
     policy, _ = load_policy()
-    return policy.check(desired, today=datetime.datetime.now(datetime.UTC).date())
+    return policy.check(desired, today=_today(time.time()))
 
 
 def _policy_findings(desired: DesiredSet, live: LiveSnapshot) -> list[Finding]:
@@ -176,8 +176,12 @@ def _policy_findings(desired: DesiredSet, live: LiveSnapshot) -> list[Finding]:
 def policy_findings(desired: DesiredSet, live: LiveSnapshot, *, now: float) -> list[Finding]:
     """The policy's findings at ``now``: offline rules, expired exceptions and max-key-age."""
     policy, _ = load_policy()
-    today = datetime.datetime.fromtimestamp(now, datetime.UTC).date()
-    return policy.check(desired, today=today) + policy.check_live(desired, live, now=now)
+    return policy.check(desired, today=_today(now)) + policy.check_live(desired, live, now=now)
+
+
+def _today(now: float) -> datetime.date:
+    """The date an exception's ``expires`` is judged against: UTC, the same in every command."""
+    return datetime.datetime.fromtimestamp(now, datetime.UTC).date()
 
 
 def _out(text: str) -> None:
