@@ -55,6 +55,14 @@ def client(url: str, region: str = "us-east-1", *, attempts: int = 1, **config: 
     )
 
 
+def live_fingerprints(url: str, region: str = "us-east-1") -> dict[str, str]:
+    """Every key pair live in ``region`` (default key excluded): name to fingerprint."""
+    out: dict[str, str] = {}
+    for page in client(url, region).get_paginator("get_key_pairs").paginate():
+        out.update({kp["name"]: kp["fingerprint"] for kp in page["keyPairs"]})
+    return out
+
+
 def signed_headers(
     url: str,
     target: str,

@@ -23,6 +23,7 @@ from reconciler.manifest import load_desired
 from reconciler.plan import FindingKind, make_plan
 from reconciler.state import LocalBackend
 from tests.conftest import lightsail_client
+from tests.emulator_helpers import live_fingerprints
 from tests.forkrun import ForkedCLI
 from tests.helpers import (
     CLI_OUTPUTS,
@@ -53,18 +54,10 @@ def start_apply(cwd: Path, url: str, *extra: str) -> ForkedCLI:
     return ForkedCLI(["apply", "manifests", "--auto-approve", *extra], cwd=cwd, env=env)
 
 
-def live_fingerprints(emu: Emulator) -> dict[str, str]:
-    client = lightsail_client(emu.url)
-    out: dict[str, str] = {}
-    for page in client.get_paginator("get_key_pairs").paginate():
-        out.update({kp["name"]: kp["fingerprint"] for kp in page["keyPairs"]})
-    return out
-
-
 def check_invariants(cwd: Path, emu: Emulator) -> tuple[set[str], set[str]]:
     """Every live key pair is in state with its real key, or pending (lost)."""
     doc = LocalBackend(cwd / "reconciler.state.json").read()  # state + journal, must parse
-    live = live_fingerprints(emu)
+    live = live_fingerprints(emu.url)
     held = {a.name for a, e in doc.entries.items() if e.private_key}
     pending = {a.name for a in doc.pending}
     for name, fingerprint in live.items():
@@ -102,7 +95,7 @@ def crash_rounds(tmp_path: Path, emu: Emulator, seed: int, rounds: int) -> list[
         rerun = run_cli("apply", "manifests", "--auto-approve", cwd=cwd, endpoint=emu.url)
         outputs += [rerun.stdout, rerun.stderr]
         held, pending = check_invariants(cwd, emu)
-        live = live_fingerprints(emu)
+        live = live_fingerprints(emu.url)
         assert len(live) == KEY_PAIRS, f"round {round_no}: the rerun did not converge"
         assert held | pending >= set(live)
         if pending:
@@ -235,7 +228,7 @@ def test_apply_converges_through_throttling_and_5xx(tmp_path: Path, faults: Any)
         assert result.returncode == 0, result.stderr
         assert "0 failed" in result.stderr
         emu.faults.throttle_rate = emu.faults.error_rate = 0.0  # for the checks below
-        assert len(live_fingerprints(emu)) == 60
+        assert len(live_fingerprints(emu.url)) == 60
         assert emu.committed["CreateKeyPair"] == 60  # no blind duplicate after a 5xx
         check_invariants(tmp_path, emu)
 
@@ -256,7 +249,7 @@ def check_ssm_invariants(cwd: Path, emu: Emulator, ssm: Any, prefix: str) -> set
     pending (lost); never in two places with different fingerprints. Returns the pending."""
     doc = LocalBackend(cwd / "reconciler.state.json").read()
     pending = {a.name for a in doc.pending}
-    for name, fingerprint in live_fingerprints(emu).items():
+    for name, fingerprint in live_fingerprints(emu.url).items():
         entry = next((e for a, e in doc.entries.items() if a.name == name), None)
         kept = stored_key(ssm, f"/{prefix}/us-east-1/{name}")
         if kept is not None:
@@ -271,7 +264,7 @@ def check_ssm_invariants(cwd: Path, emu: Emulator, ssm: Any, prefix: str) -> set
         else:
             assert entry.private_key is not None, name
             assert created_fingerprint(entry.private_key) == fingerprint, name
-    assert emu.committed["CreateKeyPair"] == len(live_fingerprints(emu))
+    assert emu.committed["CreateKeyPair"] == len(live_fingerprints(emu.url))
     return pending
 
 
@@ -302,7 +295,7 @@ def test_sigkill_with_an_ssm_key_store(
         emu.faults.commit_then_fail_rate = 0.0
         rerun = run_cli("apply", "manifests", "--auto-approve", cwd=tmp_path, endpoint=emu.url)
         pending = check_ssm_invariants(tmp_path, emu, ssm, prefix)
-        assert len(live_fingerprints(emu)) == SSM_KEY_PAIRS
+        assert len(live_fingerprints(emu.url)) == SSM_KEY_PAIRS
         assert rerun.returncode == (1 if pending else 0), rerun.stderr
         doc = LocalBackend(tmp_path / "reconciler.state.json").read()
         # Every key the state knows of is now in SSM, and no state file holds one.

@@ -21,7 +21,7 @@ from reconciler.lightsail import ClientOptions, Lightsail
 from reconciler.manifest import load_desired
 from reconciler.plan import FindingKind, make_plan
 from reconciler.state import LocalBackend
-from tests.conftest import lightsail_client
+from tests.emulator_helpers import live_fingerprints
 from tests.helpers import CLI_OUTPUTS, assert_no_leak, created_fingerprint, write_manifest
 
 PER_ROUND = 24
@@ -85,14 +85,6 @@ def wait_for_results(journal: Path, count: int) -> None:
         time.sleep(0.002)
 
 
-def live(url: str) -> dict[str, str]:
-    client = lightsail_client(url)
-    out: dict[str, str] = {}
-    for page in client.get_paginator("get_key_pairs").paginate():
-        out.update({kp["name"]: kp["fingerprint"] for kp in page["keyPairs"]})
-    return out
-
-
 @pytest.mark.slow
 def test_an_endpoint_killed_mid_apply_loses_no_key_silently_and_creates_none_twice(
     tmp_path: Path,
@@ -131,7 +123,7 @@ def test_an_endpoint_killed_mid_apply_loses_no_key_silently_and_creates_none_twi
             if "No changes" in out:
                 break
         CLI_OUTPUTS.extend(outputs)
-        now = live(url)
+        now = live_fingerprints(url)
         doc = LocalBackend(tmp_path / "reconciler.state.json").read()
         final = make_plan(
             load_desired([tmp_path / "manifests"]),

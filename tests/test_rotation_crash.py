@@ -14,8 +14,9 @@ import pytest
 from reconciler.emulator import Emulator, EmulatorConfig
 from reconciler.model import StateEntry
 from reconciler.state import LocalBackend
+from tests.emulator_helpers import live_fingerprints
 from tests.helpers import CLI_OUTPUTS, created_fingerprint, run_cli, write_manifest
-from tests.test_crash import live_fingerprints, start_apply
+from tests.test_crash import start_apply
 
 COUNT = 30
 DAY = 86400.0
@@ -50,7 +51,7 @@ def check(cwd: Path, emu: Emulator, originals: dict[str, str], *, kept: bool = T
     """Each original key is still kept (unless ``kept`` is False: rotations done with
     keep: 0 drop it); each live key pair's recorded key is its live one."""
     doc = LocalBackend(cwd / "reconciler.state.json").read()
-    live = live_fingerprints(emu)
+    live = live_fingerprints(emu.url)
     for name, original in originals.items():
         entry = next(e for a, e in doc.entries.items() if a.name == name)
         if kept:
@@ -67,13 +68,13 @@ def test_a_create_failing_mid_rotation_keeps_the_old_key_and_the_next_apply_fini
     emu.operation_errors["CreateKeyPair"] = "AccessDeniedException"
     failed = run_cli("apply", "manifests", "--auto-approve", cwd=tmp_path, endpoint=emu.url)
     assert failed.returncode == 1
-    assert emu.committed["DeleteKeyPair"] == COUNT and live_fingerprints(emu) == {}
+    assert emu.committed["DeleteKeyPair"] == COUNT and live_fingerprints(emu.url) == {}
     check(tmp_path, emu, originals)
 
     del emu.operation_errors["CreateKeyPair"]
     rerun = run_cli("apply", "manifests", "--auto-approve", cwd=tmp_path, endpoint=emu.url)
     assert rerun.returncode == 0, rerun.stderr
-    assert len(live_fingerprints(emu)) == COUNT
+    assert len(live_fingerprints(emu.url)) == COUNT
     check(tmp_path, emu, originals, kept=False)
     doc = LocalBackend(tmp_path / "reconciler.state.json").read()
     for address, entry in doc.entries.items():
@@ -101,7 +102,7 @@ def test_sigkill_mid_rotation_loses_no_key(
     check(tmp_path, emu, originals)
 
     rerun = run_cli("apply", "manifests", "--auto-approve", cwd=tmp_path, endpoint=emu.url)
-    assert len(live_fingerprints(emu)) == COUNT
+    assert len(live_fingerprints(emu.url)) == COUNT
     check(tmp_path, emu, originals)
     doc = LocalBackend(tmp_path / "reconciler.state.json").read()
     lost = [a.name for a in doc.pending]

@@ -19,7 +19,8 @@ import pytest
 
 from reconciler.emulator import Emulator
 from reconciler.state.s3 import S3Backend
-from tests.conftest import aws_client, lightsail_client
+from tests.conftest import aws_client
+from tests.emulator_helpers import live_fingerprints
 from tests.fault_proxy import FaultProxy, Faults
 from tests.helpers import assert_no_leak, created_fingerprint, run_cli, write_manifest
 
@@ -28,20 +29,12 @@ LOCKED = re.compile(r"is locked by .*lock ID ([0-9a-f-]{36})")
 MAX_RUNS = 8
 
 
-def live(emu: Emulator) -> dict[str, str]:
-    client = lightsail_client(emu.url)
-    out: dict[str, str] = {}
-    for page in client.get_paginator("get_key_pairs").paginate():
-        out.update({kp["name"]: kp["fingerprint"] for kp in page["keyPairs"]})
-    return out
-
-
 def lost_keys(backend: S3Backend, emu: Emulator) -> list[str]:
     """Live key pairs whose private key is nowhere the next run would find it."""
     held = {a.name: e.private_key for a, e in backend.read().entries.items() if e.private_key}
     return sorted(
         name
-        for name, fingerprint in live(emu).items()
+        for name, fingerprint in live_fingerprints(emu.url).items()
         if name not in held or created_fingerprint(held[name] or "") != fingerprint
     )
 
@@ -95,11 +88,11 @@ def test_applies_with_s3_state_through_failing_requests_converge_losing_nothing(
             assert len(errors) <= 1, result.stderr
             assert all(line.startswith("Error: S3 state: ") for line in errors), errors
             assert lost_keys(direct, emulator) == []
-            assert emulator.committed["CreateKeyPair"] == len(live(emulator))
+            assert emulator.committed["CreateKeyPair"] == len(live_fingerprints(emulator.url))
             if result.returncode == 0 and "No changes" in result.stdout:
                 break
             stopped.append(result.returncode != 0)
-    assert len(live(emulator)) == KEY_PAIRS, f"no convergence in {runs} runs"
+    assert len(live_fingerprints(emulator.url)) == KEY_PAIRS, f"no convergence in {runs} runs"
     assert emulator.committed["CreateKeyPair"] == KEY_PAIRS  # nothing created twice
     assert proxy.counts["error"] + proxy.counts["drop_after"] + proxy.counts["slow"] > 0
     doc = direct.read()

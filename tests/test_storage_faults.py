@@ -28,7 +28,7 @@ from reconciler.plan import make_plan
 from reconciler.state import Journal, LocalBackend, read_journal
 from reconciler.state import journal as journal_module
 from reconciler.state.journal import SEGMENT
-from tests.conftest import lightsail_client
+from tests.emulator_helpers import live_fingerprints
 from tests.helpers import CLI_OUTPUTS, assert_no_leak, created_fingerprint, run_cli, write_manifest
 from tests.test_state_document import make_entry
 
@@ -75,20 +75,12 @@ def fill(directory: Path) -> Path:
     return filler
 
 
-def live(emu: Emulator) -> dict[str, str]:
-    client = lightsail_client(emu.url)
-    out: dict[str, str] = {}
-    for page in client.get_paginator("get_key_pairs").paginate():
-        out.update({kp["name"]: kp["fingerprint"] for kp in page["keyPairs"]})
-    return out
-
-
 def lost_keys(state: Path, emu: Emulator) -> list[str]:
     """Live key pairs whose private key is in neither the state nor its journal."""
     doc = LocalBackend(state).read()
     held = {a.name: e.private_key for a, e in doc.entries.items() if e.private_key}
     lost = []
-    for name, fingerprint in live(emu).items():
+    for name, fingerprint in live_fingerprints(emu.url).items():
         pem = held.get(name)
         if pem is None or created_fingerprint(pem) != fingerprint:
             lost.append(name)
@@ -176,7 +168,7 @@ def test_a_disk_too_small_for_the_plan_stops_before_any_call(
     assert "nothing was sent to Lightsail" in result.stderr
     assert "internal error" not in result.stderr
     assert emulator.calls.get("CreateKeyPair", 0) == 0
-    assert live(emulator) == {}
+    assert live_fingerprints(emulator.url) == {}
 
 
 def test_a_read_only_state_folder_stops_before_any_call(
@@ -198,7 +190,7 @@ def test_a_read_only_state_folder_stops_before_any_call(
     assert result.returncode == 1
     assert "internal error" not in result.stderr
     assert str(disk) in result.stderr
-    assert len(live(emulator)) == 3  # nothing more was created
+    assert len(live_fingerprints(emulator.url)) == 3  # nothing more was created
     subprocess.run(["mount", "-o", "remount,rw", str(disk)], check=True)
 
 
@@ -243,7 +235,7 @@ def test_a_disk_that_fills_during_apply_loses_no_key_and_the_rerun_converges(
 
         rerun = run_cli(*args, cwd=tmp_path, endpoint=emu.url)
         assert rerun.returncode == 0, rerun.stderr
-        assert len(live(emu)) == KEY_PAIRS
+        assert len(live_fingerprints(emu.url)) == KEY_PAIRS
         assert emu.committed["CreateKeyPair"] == KEY_PAIRS  # nothing created twice
         assert lost_keys(state, emu) == []
         pems = [e.private_key for e in LocalBackend(state).read().entries.values()]
@@ -301,6 +293,6 @@ def test_a_failed_journal_write_stops_new_calls_and_in_flight_results_still_land
         plan = make_plan(desired, doc.entries, doc.pending, lightsail.snapshot(["us-east-1"]))
         again = Executor(lightsail, backend.journal(), parallelism=4).run(plan)
         backend.commit()
-    assert again.ok and len(live(emulator)) == 30
+    assert again.ok and len(live_fingerprints(emulator.url)) == 30
     assert emulator.committed["CreateKeyPair"] == 30
     assert lost_keys(backend.path, emulator) == []
