@@ -14,8 +14,9 @@ import socket
 from pathlib import Path
 
 from reconciler.state import LocalBackend
+from tests.emulator_helpers import live_fingerprints
 from tests.helpers import assert_no_leak, created_fingerprint, run_cli, write_manifest
-from tests.test_endpoint_kill import Endpoint, apply, live, wait_for_results
+from tests.test_endpoint_kill import Endpoint, apply, wait_for_results
 
 KEY_PAIRS = 24
 
@@ -78,7 +79,7 @@ def test_an_endpoint_stopped_mid_apply_is_reported_once_and_the_rerun_converges(
             assert "Traceback" not in err
             if "No changes" in out:
                 break
-        now = live(url)
+        now = live_fingerprints(url)
         doc = LocalBackend(tmp_path / "reconciler.state.json").read()
     finally:
         endpoint.stop()

@@ -29,10 +29,11 @@ from reconciler.model import StateEntry
 from reconciler.state import LocalBackend
 from reconciler.state.s3 import S3Backend
 from tests.conftest import aws_client
+from tests.emulator_helpers import live_fingerprints
 from tests.fault_proxy import FaultProxy, Faults
 from tests.helpers import assert_no_leak, run_cli, write_manifest
 from tests.test_endpoint_kill import wait_for_results
-from tests.test_s3_faults import LOCKED, live
+from tests.test_s3_faults import LOCKED
 
 KEY_PAIRS = 16
 MAX_RUNS = 10
@@ -61,7 +62,7 @@ def lost_keys(entries: dict[str, StateEntry], emu: Emulator, moto_url: str) -> l
     """Live key pairs whose key is neither in the state nor in the store with the live
     fingerprint, or is in both with different fingerprints."""
     lost = []
-    for name, fingerprint in live(emu).items():
+    for name, fingerprint in live_fingerprints(emu.url).items():
         entry = entries.get(name)
         held = {
             key_fingerprint(pem, "created")
@@ -129,7 +130,7 @@ def converge(
         ), errors
         entries = {a.name: e for a, e in read().entries.items()}
         assert lost_keys(entries, emulator, moto_url) == []
-        assert emulator.committed["CreateKeyPair"] == len(live(emulator))
+        assert emulator.committed["CreateKeyPair"] == len(live_fingerprints(emulator.url))
         in_state = [n for n, e in entries.items() if e.holds_private_key]
         if result.returncode == 0 and len(entries) == KEY_PAIRS and not in_state:
             break
@@ -143,14 +144,17 @@ def converge(
 def check_converged(
     entries: dict[str, StateEntry], emulator: Emulator, moto_url: str, spec: str, prefix: str
 ) -> None:
-    assert len(live(emulator)) == KEY_PAIRS
+    assert len(live_fingerprints(emulator.url)) == KEY_PAIRS
     assert emulator.committed["CreateKeyPair"] == KEY_PAIRS  # nothing created twice
     assert len(entries) == KEY_PAIRS
     for name, entry in entries.items():
         assert entry.private_key is None and entry.private_key_sealed is None, name
         assert entry.private_key_ref is not None, name
         pem = stored_key(moto_url, entry.private_key_ref)
-        assert pem is not None and key_fingerprint(pem, "created") == live(emulator)[name]
+        assert (
+            pem is not None
+            and key_fingerprint(pem, "created") == live_fingerprints(emulator.url)[name]
+        )
     # Exactly one stored key per key pair: none stray, none duplicated.
     assert len(stored_names(moto_url, spec, prefix)) == KEY_PAIRS
 
@@ -325,7 +329,7 @@ def test_keys_of_a_run_killed_before_its_store_writes_are_stored_first_thing_nex
     assert all(e.private_key_ref is not None for e in entries.values())
     leftovers = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".yaml"]
     assert not [p for p in leftovers if "PRIVATE KEY" in p.read_text(errors="replace")]
-    assert "kp-new" not in live(emulator)  # nothing else was made
+    assert "kp-new" not in live_fingerprints(emulator.url)  # nothing else was made
     assert_no_leak([out, err, again.stdout, again.stderr], [])
 
 
@@ -347,7 +351,7 @@ def test_stored_keys_a_failing_store_cannot_drop_are_named_once(
             env={"AWS_ENDPOINT_URL_SSM": proxy.url},
         )  # fmt: skip
     assert gone.returncode == 1
-    assert live(emulator) == {}  # the key pairs are gone all the same
+    assert live_fingerprints(emulator.url) == {}  # the key pairs are gone all the same
     errors = [line for line in gone.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 2, gone.stderr  # the store's failure, and the keys it left
     assert errors[0].startswith(f"Error: {spec}: deleting SSM parameter /{prefix}/")
