@@ -238,6 +238,44 @@ def instance_from_api(region: str, data: Mapping[str, Any], account: str = "") -
     )
 
 
+class IncompleteResponse(botocore.exceptions.ConnectionClosedError):  # type: ignore[misc]
+    """An answer whose body ended before its Content-Length: the connection was cut.
+
+    botocore parses what arrived; a JSON body cut short parses as a success
+    carrying nothing (no key pair, no private key, no version). Raised instead,
+    it is a dropped connection: a read is retried, a write's outcome is unknown.
+    """
+
+    fmt = (
+        'The answer from endpoint URL "{endpoint_url}" ended after {received} of {expected} bytes.'
+    )
+
+
+def _cut_short(response_dict: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(received, expected) bytes when the body is shorter than its Content-Length."""
+    body, headers = response_dict.get("body"), response_dict.get("headers") or {}
+    try:
+        expected = int(headers.get("content-length", ""))
+    except ValueError:
+        return None  # no length to hold the body to (streamed, or chunked)
+    if isinstance(body, bytes) and len(body) < expected:
+        return len(body), expected
+    return None
+
+
+def refuse_incomplete(client: Any) -> Any:
+    """``client``, whose answers cut short raise ``IncompleteResponse``."""
+    url = client.meta.endpoint_url
+    service = client.meta.service_model.service_id.hyphenize()
+
+    def check(response_dict: dict[str, Any], **_: Any) -> None:
+        if (cut := _cut_short(response_dict)) is not None:
+            raise IncompleteResponse(endpoint_url=url, received=cut[0], expected=cut[1])
+
+    client.meta.events.register_first(f"before-parse.{service}", check)
+    return client
+
+
 # Where a GetKeyPairs page's key pairs go when decoded by ``_decode_page``.
 RAW_KEY_PAIRS = "reconcilerRawKeyPairs"
 
@@ -256,9 +294,10 @@ def _decode_page(
     response and the next page's request. The key pairs are taken out of the
     body here (botocore parses what is left: the token) and handed over as
     JSON values, which ``live_from_api`` reads as it reads botocore's. An
-    error response, or one that does not decode, is left to botocore.
+    error response, or one that does not decode or was cut short, is left to
+    botocore (and to ``refuse_incomplete``'s check, which runs after this one).
     """
-    if response_dict.get("status_code") != 200:
+    if response_dict.get("status_code") != 200 or _cut_short(response_dict) is not None:
         return
     try:
         data = json.loads(response_dict["body"])
@@ -268,6 +307,7 @@ def _decode_page(
         return
     customized_response_dict[RAW_KEY_PAIRS] = data.pop("keyPairs")
     response_dict["body"] = json.dumps(data).encode()
+    response_dict["headers"]["content-length"] = str(len(response_dict["body"]))
     announce: Callable[[str], None] | None = getattr(_next_page, "announce", None)
     token = data.get("nextPageToken")
     if announce is not None and isinstance(token, str) and token:
@@ -313,7 +353,7 @@ def kms_client_factory(profile: str | None = None) -> Callable[[str | None], Any
 
     def make(region: str | None) -> Any:
         session = boto3.session.Session(profile_name=profile)
-        return session.client("kms", region_name=region, config=config)
+        return refuse_incomplete(session.client("kms", region_name=region, config=config))
 
     return make
 
@@ -344,7 +384,9 @@ def aws_client_factory(
             if region not in clients:
                 try:
                     session = boto3.session.Session(profile_name=profile)
-                    clients[region] = session.client(service, region_name=region, config=config)
+                    clients[region] = refuse_incomplete(
+                        session.client(service, region_name=region, config=config)
+                    )
                 except botocore.exceptions.BotoCoreError as e:
                     raise translate(e, f"AWS configuration for {service}") from None
             return clients[region]
@@ -460,11 +502,13 @@ class Lightsail:
                     max_pool_connections=max(10, self.options.pool_size),
                     user_agent_extra="lightsail-reconciler",
                 )
-                client = session.client(
-                    "lightsail",
-                    region_name=region,
-                    endpoint_url=self.options.endpoint_url,
-                    config=config,
+                client = refuse_incomplete(
+                    session.client(
+                        "lightsail",
+                        region_name=region,
+                        endpoint_url=self.options.endpoint_url,
+                        config=config,
+                    )
                 )
                 client.meta.events.register("before-parse.lightsail.GetKeyPairs", _decode_page)
                 self._clients[key] = client
@@ -685,6 +729,9 @@ class Lightsail:
         if tags:
             kwargs["tags"] = tags_to_api(tags)
         response = self._call(address, "creating", lambda: client.create_key_pair(**kwargs))
+        if "keyPair" not in response or "privateKeyBase64" not in response:
+            # Answered, but not with a key pair: whether one was made is unknown.
+            raise AmbiguousOutcome(f"creating {address}: the answer carried no key pair")
         return CreatedKeyPair(
             key_pair=_epoch(response["keyPair"]),
             public_key_base64=response.get("publicKeyBase64", ""),

@@ -4,7 +4,10 @@ Each request is, by a seeded draw (or because it falls in an outage): answered
 with a 500 / 503 / throttling error without being forwarded (in S3's XML, or
 the JSON of SSM and Secrets Manager); forwarded late,
 after the client's timeout; forwarded and then dropped without an answer (it
-took effect, the client cannot know); or passed through. ``counts`` says how often each happened.
+took effect, the client cannot know); forwarded and answered with the status and
+headers but only part of the body before the connection is cut (it took effect;
+botocore, left alone, parses the part as a success); or passed through.
+``counts`` says how often each happened.
 """
 
 from __future__ import annotations
@@ -36,11 +39,13 @@ _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connectio
 
 @dataclass
 class Faults:
-    """Shares of requests: answered with an error, held past ``delay`` seconds, dropped after."""
+    """Shares of requests: answered with an error, held past ``delay`` seconds, dropped
+    after, cut short (half the answer's body sent)."""
 
     error: float = 0.0
     slow: float = 0.0
     drop_after: float = 0.0
+    cut: float = 0.0
     delay: float = 1.5
     # (first, count): requests number first.. first+count-1 all answered 503 (an outage).
     outage: tuple[int, int] | None = None
@@ -82,6 +87,8 @@ class FaultProxy:
                 fate = "slow"
             elif roll < f.error + f.slow + f.drop_after:
                 fate = "drop_after"
+            elif roll < f.error + f.slow + f.drop_after + f.cut:
+                fate = "cut"
             else:
                 fate = "pass"
             self.counts[fate] += 1
@@ -125,7 +132,12 @@ class FaultProxy:
                     request.send_header(name, value)
             request.send_header("Content-Length", str(len(answer)))
             request.end_headers()
-            if request.command != "HEAD":
+            if fate == "cut":
+                request.wfile.write(answer[: len(answer) // 2])
+                request.wfile.flush()
+                request.close_connection = True
+                request.connection.close()
+            elif request.command != "HEAD":
                 request.wfile.write(answer)
         except OSError:
             request.close_connection = True  # the client went away (timed out)

@@ -1,7 +1,8 @@
 """Key stores that fail: SSM and Secrets Manager behind a seeded fault proxy, in front of moto.
 
-The proxy answers a share of requests with 500 / 503 / throttling, holds some
-past the client's timeout (they still land) and drops some connections after
+The proxy answers a share of requests with 500 / 503 / throttling, cuts some
+answers short (status and headers, half the body), holds some past the
+client's timeout (they still land) and drops some connections after
 forwarding them. Applies are rerun until every key is in the store; after
 every run, each live key pair's private key must be in the store with the
 live fingerprint or still in the state (never in neither place, never in two
@@ -38,7 +39,7 @@ from tests.test_s3_faults import LOCKED
 KEY_PAIRS = 16
 MAX_RUNS = 10
 R = "us-east-1"
-FLAKY = Faults(error=0.15, slow=0.03, drop_after=0.05, delay=1.2)
+FLAKY = Faults(error=0.15, slow=0.03, drop_after=0.05, cut=0.05, delay=1.2)
 # The store answers nothing for a while early in the apply: the puts then in
 # flight outlast their retries, the rest of the run keeps keys in the state.
 OUTAGE = Faults(error=0.05, drop_after=0.05, outage=(4, 60))
