@@ -35,7 +35,7 @@ def valid_sarif(text: str) -> dict[str, Any]:
 
 def results(log: dict[str, Any]) -> list[tuple[str, str, str | None, int | None, int | None]]:
     """(ruleId, level, uri, startLine, startColumn) of each result."""
-    out = []
+    out: list[tuple[str, str, str | None, int | None, int | None]] = []
     for result in log["runs"][0]["results"]:
         physical = (result.get("locations") or [{}])[0].get("physicalLocation")
         if physical is None:

@@ -163,7 +163,7 @@ def test_invalid_manifests_stop_plan_before_any_lightsail_call(
 def test_service_errors_become_one_line_with_a_hint(
     project: Path, emulator: Emulator, code: str, hint: str
 ) -> None:
-    emulator.force_error = code  # type: ignore[attr-defined]
+    emulator.force_error = code
     result = run_cli("plan", "manifests", cwd=project, endpoint=emulator.url)
     assert result.returncode == 1
     assert code in result.stdout + result.stderr

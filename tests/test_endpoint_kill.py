@@ -135,7 +135,7 @@ def test_an_endpoint_killed_mid_apply_loses_no_key_silently_and_creates_none_twi
         endpoint.stop()
     assert sorted(now) == [f"kp-{i:03d}" for i in range(KEY_PAIRS)]
     assert final.changes == (), final.changes[:3]
-    lost = {f.address.name for f in final.findings if f.kind is FindingKind.LOST_KEY}
+    lost = {f.address.name for f in final.findings if f.kind is FindingKind.LOST_KEY and f.address}
     for name, fingerprint in now.items():
         entry = next((e for a, e in doc.entries.items() if a.name == name), None)
         if name in lost:

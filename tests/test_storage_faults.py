@@ -26,6 +26,7 @@ from reconciler.manifest import load_desired
 from reconciler.model import Address
 from reconciler.plan import make_plan
 from reconciler.state import Journal, LocalBackend, read_journal
+from reconciler.state import files as files_module
 from reconciler.state import journal as journal_module
 from reconciler.state.journal import SEGMENT
 from tests.emulator_helpers import live_fingerprints
@@ -254,7 +255,7 @@ def test_a_failed_journal_write_stops_new_calls_and_in_flight_results_still_land
     backend = LocalBackend(tmp_path / "reconciler.state.json")
     lightsail = Lightsail(ClientOptions(endpoint_url=emulator.url))
     writes = 0
-    real = journal_module.pwrite_all
+    real = files_module.pwrite_all
 
     def flaky(fd: int, data: bytes, offset: int) -> None:
         nonlocal writes
@@ -280,7 +281,7 @@ def test_a_failed_journal_write_stops_new_calls_and_in_flight_results_still_land
     assert "Input/output error" in outcome.stopped.message
     assert outcome.not_started  # no new change started after the failure
     done = outcome.succeeded, outcome.failed, outcome.not_started, outcome.unrecorded
-    assert sum(map(len, done)) == 30
+    assert sum(len(d) for d in done) == 30
     assert outcome.unrecorded == []  # the spool took what the journal would not
     assert all(not f.lost_key for f in outcome.failed)
     assert f"results are kept in the spool {spooled.relative_to(tmp_path)}" in (
