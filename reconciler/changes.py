@@ -139,6 +139,10 @@ class Change:
     prior: StateEntry | None = field(default=None, repr=False)
     recovered: OpenIntent | None = field(default=None, repr=False)
     prevent_destroy: bool = False
+    # The preventDestroy the manifests declare for the entry this change records (in the
+    # same journal record as its key); None, for a key pair no manifest declares, keeps
+    # what the state recorded.
+    protection: bool | None = None
     # Earlier private keys to keep besides the new one (replace and rotate).
     keep: int = 0
     # Instances launched with this key pair (read only for changes that delete).

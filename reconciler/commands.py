@@ -185,7 +185,8 @@ def _execute(
         if result.changes and saved is None:
             _confirm(args, "destroy these key pairs" if destroy else "perform these actions")
         _record_accounts(backend, doc, placed)
-        # Recorded before and after the changes: an interrupted run loses no protection.
+        # Before the changes: an interrupted run loses no protection. A key pair this run
+        # records carries its protection in the journal record that makes it durable.
         _record_protection(backend, doc, desired, options)
         custody = stores.add(key_commands.prepare(options, doc, backend, custody=early))
         sealer = _sealer(options, doc, backend) if result.changes else None
@@ -208,8 +209,6 @@ def _execute(
                 doc = backend.commit()
             except StorageError as e:
                 committed = e  # the journal keeps every result; reported after the summary
-        if committed is None:
-            _record_protection(backend, doc, desired, options)
     code = _summarize(result, outcome)
     if stores.report():  # once for the run, not per key pair
         code = EXIT_ERROR
@@ -249,7 +248,10 @@ def _record_accounts(backend: StateBackend, doc: StateDocument, placed: list[int
 def _record_protection(
     backend: StateBackend, doc: StateDocument, desired: DesiredSet, options: workflow.Options
 ) -> None:
-    """Under the lock: record each declared key pair's preventDestroy in its entry."""
+    """Under the lock, before any change: the preventDestroy the manifests now declare for
+    key pairs the state already records. An entry a change records carries its declared
+    protection itself (``Change.protection``), so this reports only protection that changed
+    on entries that were there before."""
     changed = protect.recorded(doc.entries, desired, options.scope)
     if changed:
         doc.entries.update(changed)

@@ -277,7 +277,7 @@ class Executor:
             return prior
         intent = self.journal.intent("retire", change.address)
         generation = Generation(replace(prior, generations=()), time.time())
-        retired = replace(prior, generations=(generation, *prior.generations))
+        retired = _declared(change, replace(prior, generations=(generation, *prior.generations)))
         self.journal.result(intent, retired)
         return retired
 
@@ -305,8 +305,13 @@ class Executor:
         return self._hand_off(entry, intent, protected, change)
 
     def _successor(self, change: Change | None, entry: StateEntry) -> StateEntry:
-        """``entry`` carrying every earlier key of the entry it succeeds, if any."""
-        if change is None or change.prior is None:
+        """``entry`` as ``change`` records it: with the protection the manifests declare
+        (in the record that makes its key durable), carrying every earlier key of the
+        entry it succeeds, if any."""
+        if change is None:
+            return entry
+        entry = _declared(change, entry)
+        if change.prior is None:
             return entry
         return succeed(change.prior, entry, retired_at=time.time())
 
@@ -467,13 +472,14 @@ class Executor:
             location={"availabilityZone": "all", "regionName": change.address.region},
             imported_public_key=_normalized(recovered.public_key) if recovered else None,
         )
-        entry = self._record(intent, entry)
+        entry = self._record(intent, entry, change)
         self._set_tags(intent, entry, live.tags, change.after_tags or {})
 
     def _update_tags(self, change: Change) -> None:
         assert change.prior is not None and change.live is not None
         intent = self.journal.intent("update-tags", change.address)
-        self._set_tags(intent, change.prior, change.live.tags, change.after_tags or {})
+        entry = _declared(change, change.prior)
+        self._set_tags(intent, entry, change.live.tags, change.after_tags or {})
 
     def _set_tags(self, intent: str, entry: StateEntry, current: Tags, wanted: Tags) -> None:
         diff = diff_tags(current, wanted)
@@ -519,7 +525,8 @@ class Executor:
             log.warning("%s: deleted; its private key is kept while instances use it", address)
             kept = prior
         if kept is not None:
-            self.journal.result(intent, kept)  # its keys stay (until the new one is in)
+            # Its keys stay (until the new one is in).
+            self.journal.result(intent, _declared(change, kept))
             return
         self.journal.removed(intent, address)
         if self.forget is not None and prior is not None:
@@ -533,6 +540,13 @@ class Executor:
                 f"{address}: imported but not readable afterwards", code="NotFoundException"
             )
         return live
+
+
+def _declared(change: Change, entry: StateEntry) -> StateEntry:
+    """``entry`` with the preventDestroy ``change`` declares; as recorded if it declares none."""
+    if change.protection is None or change.protection == entry.prevent_destroy:
+        return entry
+    return replace(entry, prevent_destroy=change.protection)
 
 
 def _holds_keys(entry: StateEntry) -> bool:

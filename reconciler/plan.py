@@ -263,6 +263,7 @@ def _plan_interrupted(sides: _Sides, asked: _Asked, out: _Collected) -> None:
                 live=have,
                 recovered=waiting,
                 public_key=waiting.public_key,
+                protection=want.prevent_destroy,
             )
         )
     elif address in asked.replace and want is not None:
@@ -311,6 +312,7 @@ def _plan_unrecorded(sides: _Sides, want: DesiredKeyPair, asked: _Asked, out: _C
                 Reason.DECLARED,
                 after_tags=want.tags,
                 public_key=want.public_key,
+                protection=want.prevent_destroy,
             )
         )
     elif want.adopt:
@@ -323,6 +325,7 @@ def _plan_unrecorded(sides: _Sides, want: DesiredKeyPair, asked: _Asked, out: _C
                 before_tags=have.tags,
                 after_tags=want.tags,
                 live=have,
+                protection=want.prevent_destroy,
             )
         )
     elif address in asked.replace:
@@ -371,6 +374,7 @@ def _plan_recorded(
                 after_tags=want.tags,
                 live=have,
                 prior=prior,
+                protection=want.prevent_destroy,
             )
         )
     else:
@@ -398,6 +402,7 @@ def _recreate(address: Address, want: DesiredKeyPair, prior: StateEntry) -> Chan
         public_key=want.public_key,
         prior=prior,
         keep=_keep(want),
+        protection=want.prevent_destroy,
     )
 
 
@@ -448,6 +453,7 @@ def _delete(
         prior=prior,
         # Gone from the manifests, a key pair keeps the protection the state recorded.
         prevent_destroy=want.prevent_destroy if want is not None else prior.prevent_destroy,
+        protection=None if want is None else want.prevent_destroy,
     )
 
 
@@ -480,4 +486,5 @@ def _replace(
         # A rotation keeps the old private key as a generation: nothing is lost.
         prevent_destroy=want.prevent_destroy and action is Action.REPLACE,
         keep=_keep(want),
+        protection=want.prevent_destroy,
     )

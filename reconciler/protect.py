@@ -1,7 +1,10 @@
 """preventDestroy recorded in the state, so it outlives the manifest entry.
 
 An apply records each declared key pair's ``preventDestroy`` in its state
-entry; a key pair later removed from the manifests is then still refused by
+entry: a key pair the apply creates, adopts, replaces or rotates carries it in
+the journal record that makes its key durable (``Change.protection``), and an
+entry recorded before is brought in line (``recorded``) before any change is
+made. A key pair later removed from the manifests is then still refused by
 ``--prune`` (the planner reads the recorded flag when no manifest declares
 the key pair). ``reconciler state unprotect REGION/NAME`` is the one way to
 drop a recorded protection without declaring the key pair again.

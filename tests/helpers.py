@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,15 @@ def load_state(path: Path) -> dict[str, Any]:
 
 def state_entries(path: Path) -> dict[str, dict[str, Any]]:
     return {f"{e['region']}/{e['name']}": e for e in load_state(path)["keyPairs"]}
+
+
+def wait_for_results(journal: Path, count: int) -> None:
+    """Until ``journal`` holds ``count`` results (creates are under way), or 30 s."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if journal.exists() and journal.read_bytes().count(b'"kind":"result"') >= count:
+            return
+        time.sleep(0.002)
 
 
 def private_key_secrets(pems: Iterable[str]) -> list[str]:

@@ -22,7 +22,13 @@ from reconciler.manifest import load_desired
 from reconciler.plan import FindingKind, make_plan
 from reconciler.state import LocalBackend
 from tests.emulator_helpers import live_fingerprints
-from tests.helpers import CLI_OUTPUTS, assert_no_leak, created_fingerprint, write_manifest
+from tests.helpers import (
+    CLI_OUTPUTS,
+    assert_no_leak,
+    created_fingerprint,
+    wait_for_results,
+    write_manifest,
+)
 
 PER_ROUND = 24
 ROUNDS = 3
@@ -74,15 +80,6 @@ def apply(cwd: Path, url: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def wait_for_results(journal: Path, count: int) -> None:
-    """Until ``journal`` holds ``count`` results (creates are under way), or 30 s."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if journal.exists() and journal.read_bytes().count(b'"kind":"result"') >= count:
-            return
-        time.sleep(0.002)
 
 
 @pytest.mark.slow

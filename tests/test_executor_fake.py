@@ -9,6 +9,7 @@ test_cli_e2e.py; these pin the exact call sequences, quickly.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -20,9 +21,10 @@ from reconciler.errors import LightsailError
 from reconciler.executor import CREATE_ATTEMPTS, ApplyResult, Executor
 from reconciler.keys import GeneratedKey, generate_rsa
 from reconciler.lightsail import AmbiguousOutcome, CreatedKeyPair, Lightsail
-from reconciler.model import Address, LiveKeyPair, Tags
+from reconciler.model import Address, LiveKeyPair, StateEntry, Tags
 from reconciler.plan import Action, Change, Plan, Reason
 from reconciler.state import LocalBackend
+from reconciler.state.journal import read_journal
 
 A = Address("us-east-1", "kp-a")
 
@@ -223,3 +225,78 @@ def test_an_import_that_went_through_despite_an_error_is_not_sent_again(
     assert fake.calls == [("import", "kp-a"), ("get", "kp-a"), ("get", "kp-a")]
     entry = backend.read().entries[A]
     assert entry.origin == "imported" and entry.private_key is None
+
+
+def protected_change(action: Action, fake: FakeLightsail, *, protection: bool | None) -> Change:
+    """``action`` on kp-a declaring ``protection``; kp-a is live (and recorded, unprotected,
+    with its key) for the actions that start from a live key pair."""
+    prior = StateEntry(A, "created", "arn", "00:11", 1.0, {}, private_key=rsa_key().private_pem)
+    starts_live = {
+        Action.ADOPT: (None, None),
+        Action.UPDATE_TAGS: (prior, None),
+        Action.REPLACE: (prior, Action.CREATE),
+        Action.ROTATE: (prior, Action.CREATE),
+    }
+    if action not in starts_live:
+        public_key = rsa_key().public_openssh if action is Action.IMPORT else None
+        return Change(
+            action, A, "declared", Reason.DECLARED, public_key=public_key, protection=protection
+        )
+    recorded, then = starts_live[action]
+    return Change(
+        action,
+        A,
+        "declared",
+        Reason.REPLACE_REQUESTED,
+        after_tags={"team": "ops"},
+        then=then,
+        live=fake._make_live(A, {}),
+        prior=recorded,
+        protection=protection,
+    )
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        Action.CREATE,
+        Action.IMPORT,
+        Action.GENERATE,
+        Action.ADOPT,
+        Action.REPLACE,
+        Action.ROTATE,
+        Action.UPDATE_TAGS,
+    ],
+)
+def test_every_entry_a_change_journals_carries_its_declared_protection(
+    backend: LocalBackend, tmp_path: Path, action: Action
+) -> None:
+    fake = FakeLightsail()
+    backend.begin()
+    try:
+        executor = Executor(fake, backend.journal(), parallelism=1)
+        change = protected_change(action, fake, protection=True)
+        assert executor.run(plan_of(change)).ok
+        results = [
+            r
+            for r in read_journal(tmp_path / "reconciler.state.json.journal")
+            if r["kind"] == "result"
+        ]
+    finally:
+        backend.commit()
+    # The first result is the one that makes the key durable: a crash after it keeps it.
+    assert results and all(r["entry"].get("preventDestroy") is True for r in results)
+    assert backend.read().entries[A].prevent_destroy
+
+
+def test_a_change_declaring_no_protection_keeps_what_the_state_recorded(
+    backend: LocalBackend,
+) -> None:
+    fake = FakeLightsail()
+    change = protected_change(Action.UPDATE_TAGS, fake, protection=None)
+    assert change.prior is not None
+    change = dataclasses.replace(
+        change, prior=dataclasses.replace(change.prior, prevent_destroy=True)
+    )
+    assert apply(backend, fake, change).ok
+    assert backend.read().entries[A].prevent_destroy

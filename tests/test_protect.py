@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from reconciler.emulator import Emulator
+from reconciler.emulator import Emulator, EmulatorConfig
+from reconciler.emulator.ratelimit import RateLimit
 from reconciler.errors import StateError
 from reconciler.model import Address, StateEntry
-from reconciler.state import StateDocument
+from reconciler.state import LocalBackend, StateDocument
 from reconciler.state.document import FORMAT_VERSION, dumps, loads
-from tests.helpers import run_cli, state_entries, write_manifest
+from tests.forkrun import ForkedCLI
+from tests.helpers import CLI_OUTPUTS, run_cli, state_entries, wait_for_results, write_manifest
 
 
 def _entry(name: str, protected: bool) -> StateEntry:
@@ -51,6 +54,8 @@ def test_a_protected_key_pair_removed_from_the_manifests_is_still_refused_by_pru
     )
     applied = run_cli("apply", "m.yaml", "--auto-approve", cwd=tmp_path, endpoint=url)
     assert applied.returncode == 0, applied.stderr
+    # Recorded with the key pair it protects: no separate write to report.
+    assert "Recorded preventDestroy" not in applied.stderr
     state = tmp_path / "reconciler.state.json"
     assert state_entries(state)["us-east-1/db"]["preventDestroy"] is True
     assert "preventDestroy" not in state_entries(state)["us-east-1/web"]
@@ -92,3 +97,58 @@ def test_protection_added_later_is_recorded_even_when_nothing_else_changes(
 
     missing = run_cli("state", "unprotect", "us-east-1/nope", cwd=tmp_path, endpoint=url)
     assert missing.returncode == 1 and "us-east-1/nope is not in the state" in missing.stderr
+
+
+def test_protection_is_reported_once_and_only_for_key_pairs_already_recorded(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    url = emulator.url
+    manifest = write_manifest(tmp_path / "m.yaml", "us-east-1", "- name: web")
+    assert run_cli("apply", "m.yaml", "--auto-approve", cwd=tmp_path, endpoint=url).returncode == 0
+    # web gains protection and a tag in the same run that creates a protected db.
+    write_manifest(
+        manifest,
+        "us-east-1",
+        "- name: web\n  preventDestroy: true\n  tags: {team: ops}\n"
+        "- name: db\n  preventDestroy: true",
+    )
+    again = run_cli("apply", "m.yaml", "--auto-approve", cwd=tmp_path, endpoint=url)
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.count("Recorded preventDestroy") == 1
+    assert "Recorded preventDestroy of 1 key pair(s)" in again.stderr
+    entries = state_entries(tmp_path / "reconciler.state.json")
+    assert entries["us-east-1/web"]["preventDestroy"] and entries["us-east-1/db"]["preventDestroy"]
+    assert entries["us-east-1/web"]["tags"] == {"team": "ops"}
+
+
+def test_a_protected_key_pair_is_protected_by_the_record_that_makes_its_key_durable(
+    tmp_path: Path,
+) -> None:
+    # One CreateKeyPair token, the next in 100 s: the second create is throttled while
+    # the first is journaled, and the run is killed before anything is committed.
+    config = EmulatorConfig(rate_limits=(RateLimit.parse("CreateKeyPair=0.01:1"),))
+    with Emulator(config) as emu:
+        manifest = write_manifest(
+            tmp_path / "m.yaml", "us-east-1", "- name: a-db\n  preventDestroy: true\n- name: b-web"
+        )
+        env = dict(os.environ, AWS_ENDPOINT_URL_LIGHTSAIL=emu.url, RECONCILER_BACKOFF_SCALE="1")
+        argv = ["apply", "m.yaml", "--auto-approve", "--parallelism", "1"]
+        proc = ForkedCLI(argv, cwd=tmp_path, env=env)
+        wait_for_results(tmp_path / "reconciler.state.json.journal", 1)
+        proc.kill()
+        CLI_OUTPUTS.extend(proc.communicate(timeout=30))
+        assert proc.returncode == -9, "the apply ended before it was killed"
+        assert emu.committed["CreateKeyPair"] == 1
+
+        db = Address("us-east-1", "a-db")
+        doc = LocalBackend(tmp_path / "reconciler.state.json").read()  # state + journal
+        assert doc.entries[db].private_key is not None
+        assert doc.entries[db].prevent_destroy
+
+        write_manifest(manifest, "us-east-1", "- name: b-web")
+        refused = run_cli(
+            "apply", "m.yaml", "--prune", "--auto-approve", cwd=tmp_path, endpoint=emu.url
+        )
+        assert refused.returncode == 1
+        assert "would destroy key pairs marked preventDestroy: us-east-1/a-db" in refused.stderr
+        assert emu.calls["DeleteKeyPair"] == 0

@@ -132,7 +132,7 @@ MAX_PRIVATE_KEY = 4096
 MAX_SEALED_KEY = 8192
 MAX_PUBLIC_KEY = 1024
 MAX_ERROR = 1024
-_FIELDS = 2048  # ARN, fingerprint, support code, location, operation, timestamps
+_FIELDS = 2048  # ARN, fingerprint, support code, location, operation, timestamps, flags
 
 
 @dataclass(frozen=True, slots=True)
