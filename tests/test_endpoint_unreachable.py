@@ -15,8 +15,14 @@ from pathlib import Path
 
 from reconciler.state import LocalBackend
 from tests.emulator_helpers import live_fingerprints
-from tests.helpers import assert_no_leak, created_fingerprint, run_cli, write_manifest
-from tests.test_endpoint_kill import Endpoint, apply, wait_for_results
+from tests.helpers import (
+    assert_no_leak,
+    created_fingerprint,
+    run_cli,
+    wait_for_results,
+    write_manifest,
+)
+from tests.test_endpoint_kill import Endpoint, apply
 
 KEY_PAIRS = 24
 

@@ -32,8 +32,7 @@ from reconciler.state.s3 import S3Backend
 from tests.conftest import aws_client
 from tests.emulator_helpers import live_fingerprints
 from tests.fault_proxy import FaultProxy, Faults
-from tests.helpers import assert_no_leak, run_cli, write_manifest
-from tests.test_endpoint_kill import wait_for_results
+from tests.helpers import assert_no_leak, run_cli, wait_for_results, write_manifest
 from tests.test_s3_faults import LOCKED
 
 KEY_PAIRS = 16
