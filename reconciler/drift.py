@@ -242,6 +242,7 @@ def report_json(findings: list[DriftFinding], live: LiveSnapshot) -> dict[str, A
         "inSync": not findings and not live.failed_regions,
         "regions": list(live.regions),
         "failedRegions": dict(live.failed_regions),
+        "failedAccounts": {u.place: u.message for u in live.unread() if u.account},
         "summary": counts,
         "findings": [
             {
@@ -261,8 +262,7 @@ def report_json(findings: list[DriftFinding], live: LiveSnapshot) -> dict[str, A
 
 def report_text(findings: list[DriftFinding], live: LiveSnapshot) -> str:
     lines = [f"Regions read: {', '.join(live.regions) or '(none)'}"]
-    for region, message in sorted(live.failed_regions.items()):
-        lines.append(f"Error: {region} could not be read: {message}")
+    lines.extend(f"Error: {u.describe()}" for u in live.unread())
     if not findings:
         if live.failed_regions:
             lines.append("No drift in the regions read; the others could not be checked.")
@@ -285,10 +285,7 @@ def _short(value: Any) -> str:
 
 def report_markdown(findings: list[DriftFinding], live: LiveSnapshot) -> str:
     head = [MARKER]
-    failed = [
-        f"- :x: {region} could not be read: {message}"
-        for region, message in sorted(live.failed_regions.items())
-    ]
+    failed = [f"- :x: {u.describe()}" for u in live.unread()]
     if not findings:
         where = " in the regions read" if failed else ""
         head.append(f"### Lightsail key pairs: no drift{where}")

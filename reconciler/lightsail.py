@@ -670,12 +670,14 @@ class Lightsail:
 
         A failing region is recorded, not fatal. So is a failing account when
         the regions name accounts: its credentials or permissions failing
-        leaves its regions unread while the other accounts are read. With one
-        account, such a failure ends the run.
+        leaves its regions unread while the other accounts are read, and the
+        account is recorded too (``LiveSnapshot.unread`` reports it once). With
+        one account, such a failure ends the run.
         """
         ordered = sorted(set(regions))
         key_pairs: dict[Address, LiveKeyPair] = {}
         failed: dict[str, str] = {}
+        accounts: dict[str, str] = {}  # failing accounts: alias -> what failed
         if not ordered:
             return LiveSnapshot({}, ())
         workers = parallelism or self.options.pool_size  # the run's one --parallelism
@@ -697,6 +699,7 @@ class Lightsail:
             ):
                 if account_of(region):
                     failed[region] = _account_failure(region, outcome.message)
+                    accounts.setdefault(account_of(region), failed[region])
                     continue
                 raise outcome
             if isinstance(outcome, LightsailError):
@@ -705,7 +708,7 @@ class Lightsail:
             for kp in outcome:
                 key_pairs[kp.address] = kp
         read_ok = tuple(r for r in ordered if r not in failed)
-        return LiveSnapshot(key_pairs, read_ok, failed)
+        return LiveSnapshot(key_pairs, read_ok, failed, accounts)
 
     # -- writes -------------------------------------------------------------
 

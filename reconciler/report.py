@@ -225,6 +225,6 @@ def run(args: argparse.Namespace, options: workflow.Options) -> int:
     sys.stderr.write(
         f"Wrote {args.out}: {len(report.rows)} key pair(s) in {len(report.regions)} region(s).\n"
     )
-    for region, message in sorted(live.failed_regions.items()):
-        sys.stderr.write(f"Error: {region} could not be read: {message}\n")
+    for unread in live.unread():
+        sys.stderr.write(f"Error: {unread.describe()}\n")
     return EXIT_ERROR if live.failed_regions else EXIT_OK

@@ -245,7 +245,9 @@ def test_three_accounts_and_failing_ones_are_findings_while_the_others_apply(
     assert names(emulator.store, QA, "us-west-2") == ["qa-west"]
     assert "+ qa/us-west-2/qa-west" in out
     assert "+ denied/" not in out and "+ unassumable/" not in out
-    assert "denied/us-east-1: account denied: The security token" in err
+    assert "Error: account denied: The security token" in err
+    assert "its region us-east-1 was not read" in err
+    assert "2 unread accounts left" in err
     assert "InvalidClientTokenId" in err
     assert "account unassumable: cannot get credentials" in err
     assert "profile nowhere" in err
@@ -478,3 +480,60 @@ def test_a_state_per_account_lets_accounts_apply_in_parallel(
         tmp_path, emulator, env, "plan", "m", "--account", "staging", "--detailed-exitcode"
     )
     assert code == 0 and "No changes" in out
+
+
+def test_a_failing_account_is_one_finding_naming_it_and_its_unread_regions(
+    tmp_path: Path, emulator: Emulator, env: dict[str, str]
+) -> None:
+    (tmp_path / "reconciler.yaml").write_text(PROJECT + FAILING.splitlines()[0] + "\n")
+    folder = tmp_path / "m"
+    manifest(folder, "prod", "us-east-1", ["web"])
+    manifest(folder, "prod", "eu-west-2", ["eu"])
+    for region in ("us-east-1", "eu-west-1", "eu-west-2"):
+        manifest(folder, "denied", region, [f"key-{region}"])
+    # A region failing on its own stays a finding of its own, in prod.
+    emulator.region_errors["eu-west-2"] = "RegionSetupInProgressException"
+    unread = (
+        "account denied: The security token included in the request is invalid. "
+        "(UnauthenticatedException/InvalidClientTokenId): "
+        "its 3 regions were not read (eu-west-1, eu-west-2, us-east-1)"
+    )
+
+    code, out, err = reconciler(tmp_path, emulator, env, "plan", "m", "--detailed-exitcode")
+    assert code == 1, err
+    errors = [line for line in out.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 2 and errors[0] == f"Error: {unread}", out
+    assert errors[1].startswith("Error: prod/eu-west-2: reading key pairs in prod/eu-west-2: ")
+    code, out, _ = reconciler(tmp_path, emulator, env, "plan", "m", "--format", "json")
+    findings = json.loads(out)["findings"]
+    assert [(f["kind"], f["address"]) for f in findings] == [
+        ("account-failed", None),
+        ("region-failed", None),
+    ]
+    assert findings[0]["message"] == unread and findings[1]["message"].startswith("prod/eu-west-2")
+    code, out, _ = reconciler(tmp_path, emulator, env, "plan", "m", "--format", "sarif")
+    results = json.loads(out)["runs"][0]["results"]
+    assert [r["ruleId"] for r in results] == ["account-failed", "region-failed"]
+    assert results[0]["message"]["text"].startswith(unread)
+    code, out, _ = reconciler(tmp_path, emulator, env, "plan", "m", "--format", "github")
+    assert out.count("[account-failed]") == 1 and out.count("account denied") == 1
+    code, out, _ = reconciler(tmp_path, emulator, env, "plan", "m", "--format", "markdown")
+    assert out.count("account denied") == 1 and f":x: {unread}" in out
+
+    for fmt in ("text", "markdown"):
+        code, out, _ = reconciler(tmp_path, emulator, env, "drift", "m", "--format", fmt)
+        shown = out.split("<details>")[0]  # markdown's details hold the JSON report
+        assert code == 1 and shown.count("account denied") == 1 and unread in shown, out
+    code, out, _ = reconciler(tmp_path, emulator, env, "drift", "m", "--format", "json")
+    report = json.loads(out)
+    assert code == 1 and report["failedAccounts"] == {"denied": unread}
+    assert len(report["failedRegions"]) == 4
+    code, out, _ = reconciler(tmp_path, emulator, env, "drift", "m", "--format", "github")
+    assert out.count("[account-failed]") == 1 and out.count("[region-failed]") == 1
+
+    code, out, err = reconciler(tmp_path, emulator, env, "apply", "m", "--auto-approve")
+    assert code == 1 and "+ prod/us-east-1/web" in out
+    assert names(emulator.store, DEFAULT) == ["web"]
+    assert "1 added, 0 changed, 0 destroyed, 0 failed" in err
+    assert "1 unread account left" in err and "1 unread region left" in err
+    assert err.count("account denied") == 1 and "Traceback" not in err
