@@ -537,3 +537,63 @@ def test_a_failing_account_is_one_finding_naming_it_and_its_unread_regions(
     assert "1 added, 0 changed, 0 destroyed, 0 failed" in err
     assert "1 unread account left" in err and "1 unread region left" in err
     assert err.count("account denied") == 1 and "Traceback" not in err
+
+
+def test_import_all_onboards_what_it_could_read_and_the_rest_once_it_answers(
+    tmp_path: Path, emulator: Emulator, env: dict[str, str]
+) -> None:
+    denied = "  denied: {profile: denied}\n"
+    (tmp_path / "reconciler.yaml").write_text(PROJECT + denied)
+    emulator.store.seed_key_pairs("us-east-1", 2, prefix="web-")
+    emulator.store.account(STAGING).seed_key_pairs("us-east-1", 1, prefix="api-")
+    emulator.store.account(STAGING).seed_key_pairs("eu-west-1", 3, prefix="etl-")
+    emulator.store.account("444444444444").seed_key_pairs("us-east-1", 2, prefix="old-")
+    emulator.region_errors["eu-west-1"] = "RegionSetupInProgressException"
+    args = ("import", "--all", "--region", "us-east-1", "--region", "eu-west-1")
+    args += ("--write-manifests", "m", "--auto-approve")
+
+    def written() -> list[str]:
+        return sorted(str(p.relative_to(tmp_path / "m")) for p in (tmp_path / "m").rglob("*.yaml"))
+
+    code, out, err = reconciler(tmp_path, emulator, env, *args)
+    assert code == 1, err
+    assert written() == ["prod/us-east-1.yaml", "staging/us-east-1.yaml"]
+    assert "Not read (no manifest is written for them" in out
+    assert "  account denied\n" in out and "  prod/eu-west-1\n" in out
+    assert "adopted 3 key pair(s), 0 failed" in err
+    errors = [line for line in err.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 3, err
+    assert errors[0].startswith("Error: account denied: The security token")
+    assert errors[0].endswith(
+        "its 2 regions were not read (eu-west-1, us-east-1); nothing was written or adopted for it"
+    )
+    assert errors[1].startswith("Error: prod/eu-west-1 could not be read: ")
+    assert errors[2].startswith("Error: staging/eu-west-1 could not be read: ")
+    assert "Traceback" not in err
+    entries = load_state(tmp_path / "reconciler.state.json")["keyPairs"]
+    assert sorted(f"{e['account']}/{e['name']}" for e in entries) == [
+        "prod/web-000000",
+        "prod/web-000001",
+        "staging/api-000000",
+    ]
+
+    # The region answers and the account is fixed: the rest is onboarded, the rest kept.
+    emulator.region_errors.clear()
+    role = '  denied: {roleArn: "arn:aws:iam::444444444444:role/keypairs"}\n'
+    (tmp_path / "reconciler.yaml").write_text(PROJECT + role)
+    before = (tmp_path / "m" / "prod" / "us-east-1.yaml").read_text()
+    code, out, err = reconciler(tmp_path, emulator, env, *args)
+    assert code == 0, err
+    assert "Import complete!" in err and "adopted 5 key pair(s), 0 failed" in err
+    assert written() == [
+        "denied/us-east-1.yaml",
+        "prod/us-east-1.yaml",
+        "staging/eu-west-1.yaml",
+        "staging/us-east-1.yaml",
+    ]
+    assert "m/prod/us-east-1.yaml  (2 key pair(s), unchanged)" in out
+    assert (tmp_path / "m" / "prod" / "us-east-1.yaml").read_text() == before
+    code, _, err = reconciler(tmp_path, emulator, env, *args)
+    assert code == 0 and "Nothing to do" in err and "all 8 live key pair(s)." in err
+    code, out, err = reconciler(tmp_path, emulator, env, "plan", "m", "--detailed-exitcode")
+    assert code == 0, out + err
