@@ -289,21 +289,7 @@ class LiveSnapshot:
     def unread(self, regions: Collection[str] | None = None) -> tuple[Unread, ...]:
         """What could not be read (in ``regions`` only, when given): one ``Unread`` per
         failing account, then one per region that failed on its own."""
-        accounts: dict[str, list[str]] = {}
-        alone: list[Unread] = []
-        for place, message in sorted(self.failed_regions.items()):
-            if regions is not None and region_of(place) not in regions:
-                continue
-            alias = account_of(place)
-            if alias and alias in self.failed_accounts:
-                accounts.setdefault(alias, []).append(place)
-            else:
-                alone.append(Unread(place, message, (place,)))
-        failing = [
-            Unread(alias, _unread_account(self.failed_accounts[alias], places), tuple(places), True)
-            for alias, places in sorted(accounts.items())
-        ]
-        return (*failing, *alone)
+        return unread_places(self.failed_regions, self.failed_accounts, regions)
 
     def digest(self) -> str:
         """A stable digest of what was seen, binding saved plans to it."""
@@ -392,3 +378,28 @@ def _unread_account(message: str, places: list[str]) -> str:
     if len(places) == 1:
         return f"{message}: its region {names} was not read"
     return f"{message}: its {len(places)} regions were not read ({names})"
+
+
+def unread_places(
+    failed: Mapping[str, str],
+    accounts: Mapping[str, str],
+    regions: Collection[str] | None = None,
+) -> tuple[Unread, ...]:
+    """``failed`` places (place -> message) as one ``Unread`` per account in ``accounts``
+    (alias -> message naming it), then one per place failing on its own; only places in
+    ``regions`` when given."""
+    by_account: dict[str, list[str]] = {}
+    alone: list[Unread] = []
+    for place, message in sorted(failed.items()):
+        if regions is not None and region_of(place) not in regions:
+            continue
+        alias = account_of(place)
+        if alias and alias in accounts:
+            by_account.setdefault(alias, []).append(place)
+        else:
+            alone.append(Unread(place, message, (place,)))
+    failing = [
+        Unread(alias, _unread_account(accounts[alias], places), tuple(places), True)
+        for alias, places in sorted(by_account.items())
+    ]
+    return (*failing, *alone)
