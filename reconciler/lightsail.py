@@ -98,6 +98,11 @@ ACCOUNT_LEVEL_CODES = frozenset(
 )
 
 
+def account_level(error: LightsailError) -> bool:
+    """The failure is the account's or its credentials', not one region's."""
+    return isinstance(error, CredentialsError) or error.code in ACCOUNT_LEVEL_CODES
+
+
 # The code of a LightsailError for an endpoint that cannot be reached at all.
 UNREACHABLE = "ConnectionError"
 UNREACHABLE_HINT = (
@@ -330,9 +335,7 @@ class InstanceReading:
         accounts: dict[str, str] = {}
         for place, error in sorted(self.failed.items()):
             messages[place] = error.message.removeprefix(f"reading instances in {place}: ")
-            if account_of(place) and (
-                isinstance(error, CredentialsError) or error.code in ACCOUNT_LEVEL_CODES
-            ):
+            if account_of(place) and account_level(error):
                 messages[place] = _account_failure(place, error.message, "instances")
                 accounts.setdefault(account_of(place), messages[place])
         return unread_places(messages, accounts)
@@ -667,8 +670,8 @@ class Lightsail:
         that could not look must not let a deletion through.
         """
         reading = self.read_instances(regions, parallelism=parallelism)
-        for place in sorted(reading.failed):
-            raise reading.failed[place]
+        if reading.failed:
+            raise reading.failed[min(reading.failed)]
         return list(reading.instances)
 
     def read_instances(self, regions: Iterable[str], *, parallelism: int = 4) -> InstanceReading:
@@ -739,9 +742,7 @@ class Lightsail:
         if results and len(down) == len(results):
             raise down[0]  # not one region answered: the endpoint itself is down; one message
         for region, outcome in results:
-            if isinstance(outcome, CredentialsError) or (
-                isinstance(outcome, LightsailError) and outcome.code in ACCOUNT_LEVEL_CODES
-            ):
+            if isinstance(outcome, LightsailError) and account_level(outcome):
                 if account_of(region):
                     failed[region] = _account_failure(region, outcome.message)
                     accounts.setdefault(account_of(region), failed[region])
