@@ -88,6 +88,7 @@ class FindingKind(StrEnum):
     LOST_KEY = "lost-key"
     CONFLICT = "conflict"
     REGION_FAILED = "region-failed"
+    ACCOUNT_FAILED = "account-failed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from reconciler import formats
 from reconciler.errors import EXIT_ERROR, EXIT_OK, ManifestError, UsageError
-from reconciler.findings import Finding, Report, from_problems
+from reconciler.findings import Finding, Report, describe, from_problems
 from reconciler.manifest import default_root, load_desired
 from reconciler.model import DesiredSet
 from reconciler.policy import Policy
@@ -144,8 +144,12 @@ def plan_report(plan: Plan, desired: DesiredSet, live: LiveSnapshot) -> Report:
 
 
 def drift_report(found: list[DriftFinding], desired: DesiredSet, live: LiveSnapshot) -> Report:
-    """Drift findings (errors for lost keys, warnings otherwise) and the policy's."""
+    """What could not be read (an error per failing account or region), drift findings
+    (errors for lost keys, warnings otherwise) and the policy's."""
     report = Report("drift", root=default_root(list(desired.files)))
+    report.findings.extend(
+        Finding(u.rule, u.describe(), "error", hint=describe(u.rule).help) for u in live.unread()
+    )
     for f in found:
         want = desired.key_pairs.get(f.address)
         report.findings.append(

@@ -34,6 +34,7 @@ from reconciler import checks, formats, render, workflow
 from reconciler.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
 from reconciler.keystore import KeyProblem, KeyProblemKind
 from reconciler.keystore import commands as key_commands
+from reconciler.lightsail import InstanceReading
 from reconciler.manifest import load_desired
 from reconciler.model import (
     DEFAULT_KEY_PAIR_NAME,
@@ -43,6 +44,7 @@ from reconciler.model import (
     LiveSnapshot,
     OpenIntent,
     StateEntry,
+    Unread,
     region_of,
 )
 from reconciler.plan import diff_tags, manifest_replace_reason
@@ -188,8 +190,12 @@ def instance_drift(
     instances: Iterable[LiveInstance],
     *,
     regions: Collection[str] | None = None,
+    not_read: Collection[str] = (),
 ) -> list[DriftFinding]:
-    """Managed key pairs no instance uses, and instances using key pairs not managed."""
+    """Managed key pairs no instance uses, and instances using key pairs not managed.
+
+    ``not_read``: places whose instances could not be read, where nothing is unused.
+    """
     users: dict[Address, list[str]] = {}
     for instance in instances:
         if instance.key_pair is not None:
@@ -197,6 +203,7 @@ def instance_drift(
     out: list[DriftFinding] = []
     for address in sorted(entries):
         read = address.where in live.regions and (regions is None or address.region in regions)
+        read = read and address.where not in not_read
         if read and address in live.key_pairs and address not in users:
             out.append(DriftFinding(DriftKind.UNUSED, address, "no instance was launched with it"))
     for address, names in sorted(users.items()):
@@ -242,6 +249,7 @@ def report_json(findings: list[DriftFinding], live: LiveSnapshot) -> dict[str, A
         "inSync": not findings and not live.failed_regions,
         "regions": list(live.regions),
         "failedRegions": dict(live.failed_regions),
+        "failedAccounts": {u.place: u.message for u in live.unread() if u.account},
         "summary": counts,
         "findings": [
             {
@@ -261,8 +269,7 @@ def report_json(findings: list[DriftFinding], live: LiveSnapshot) -> dict[str, A
 
 def report_text(findings: list[DriftFinding], live: LiveSnapshot) -> str:
     lines = [f"Regions read: {', '.join(live.regions) or '(none)'}"]
-    for region, message in sorted(live.failed_regions.items()):
-        lines.append(f"Error: {region} could not be read: {message}")
+    lines.extend(f"Error: {u.describe()}" for u in live.unread())
     if not findings:
         if live.failed_regions:
             lines.append("No drift in the regions read; the others could not be checked.")
@@ -285,10 +292,7 @@ def _short(value: Any) -> str:
 
 def report_markdown(findings: list[DriftFinding], live: LiveSnapshot) -> str:
     head = [MARKER]
-    failed = [
-        f"- :x: {region} could not be read: {message}"
-        for region, message in sorted(live.failed_regions.items())
-    ]
+    failed = [f"- :x: {u.describe()}" for u in live.unread()]
     if not findings:
         where = " in the regions read" if failed else ""
         head.append(f"### Lightsail key pairs: no drift{where}")
@@ -314,9 +318,11 @@ class Observed:
     live: LiveSnapshot
     findings: list[DriftFinding]
     backend: StateBackend
-    # With ``include_instances``: the instances in scope, and the regions they were read in.
+    # With ``include_instances``: the instances in scope, the regions they were read in,
+    # and the places whose instances could not be read.
     instances: tuple[LiveInstance, ...] = ()
     instance_regions: tuple[str, ...] | None = None
+    instances_unread: tuple[Unread, ...] = ()
 
 
 def observe(
@@ -329,20 +335,24 @@ def observe(
     """Read all three (the state without private keys) and find the drift between them.
 
     With ``include_instances`` the instances of the regions read are read too
-    (paginated GetInstances), for the ``unused`` and ``unmanaged-key-in-use`` kinds.
+    (paginated GetInstances), for the ``unused`` and ``unmanaged-key-in-use`` kinds;
+    a place whose instances cannot be read is left out of those (``instances_unread``).
     """
     desired = load_desired(workflow.manifest_paths(paths), accounts=options.accounts)
     backend = workflow.open_backend(options)
-    instances: list[LiveInstance] = []
-    read: list[str] | None = None
+    reading = InstanceReading((), (), {})
+    read: tuple[str, ...] | None = None
     with workflow.lightsail_for(options) as lightsail:
         doc, live = workflow.observe(
             desired, workflow.read_without_secrets(backend), lightsail, options
         )
         if include_instances:
             filter_ = options.region_filter
-            read = [r for r in live.regions if filter_ is None or region_of(r) in filter_]
-            instances = lightsail.instances(read)
+            reading = lightsail.read_instances(
+                r for r in live.regions if filter_ is None or region_of(r) in filter_
+            )
+            read = reading.read
+    instances = reading.instances
     scope = options.scope
     desired, live = scope.desired(desired), scope.live(live)
     entries, pending = scope.only(doc.entries), scope.only(doc.pending)
@@ -359,7 +369,9 @@ def observe(
     )
     in_scope = [i for i in instances if i.key_pair is None or scope.covers(i.key_pair)]
     if include_instances:
-        extra = instance_drift(entries, live, in_scope, regions=options.region_filter)
+        extra = instance_drift(
+            entries, live, in_scope, regions=options.region_filter, not_read=reading.failed
+        )
         findings = sorted(
             [*findings, *extra], key=lambda f: (f.address, list(DriftKind).index(f.kind))
         )
@@ -371,8 +383,16 @@ def observe(
         findings,
         backend,
         tuple(in_scope),
-        None if read is None else tuple(read),
+        read,
+        reading.unread(),
     )
+
+
+def instances_unread_line(unread: Unread) -> str:
+    """Where instances could not be read, in one line: an account once, or a region."""
+    if unread.account:
+        return f"instances of {unread.message}"
+    return f"instances in {unread.place} could not be read: {unread.message}"
 
 
 def run(args: argparse.Namespace, options: workflow.Options) -> int:
@@ -395,6 +415,10 @@ def run(args: argparse.Namespace, options: workflow.Options) -> int:
                 current.entries = new_entries
                 backend.write(current)
                 sys.stderr.write("State refreshed from Lightsail.\n")
-    if live.failed_regions or report.policy_errors:
+    for unread in seen.instances_unread:
+        sys.stderr.write(
+            f"Error: {instances_unread_line(unread)}; no unused or in-use findings there\n"
+        )
+    if live.failed_regions or seen.instances_unread or report.policy_errors:
         return EXIT_ERROR
     return EXIT_CHANGES if findings else EXIT_OK

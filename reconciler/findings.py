@@ -171,6 +171,11 @@ _BUILTIN: Mapping[str, tuple[str, str]] = {
         "A region could not be read.",
         "Check credentials and the endpoint, then plan again.",
     ),
+    "account-failed": (
+        "An account's credentials or permissions failed, so none of its regions was read.",
+        "Fix the account's credentials (profile, role, permissions), then plan again; the "
+        "other accounts are planned and applied meanwhile.",
+    ),
     "deleted": ("A key pair in the state is gone from Lightsail.", "Run `reconciler apply`."),
     "tags-changed": (
         "Tags were changed outside the tool.",

@@ -41,8 +41,10 @@ from reconciler.model import (
     LiveKeyPair,
     LiveSnapshot,
     Tags,
+    Unread,
     account_of,
     region_of,
+    unread_places,
     where,
 )
 from reconciler.retry import Pacer, backoff
@@ -94,6 +96,11 @@ ACCOUNT_LEVEL_CODES = frozenset(
         "NoCredentials",
     }
 )
+
+
+def account_level(error: LightsailError) -> bool:
+    """The failure is the account's or its credentials', not one region's."""
+    return isinstance(error, CredentialsError) or error.code in ACCOUNT_LEVEL_CODES
 
 
 # The code of a LightsailError for an endpoint that cannot be reached at all.
@@ -312,6 +319,26 @@ def _decode_page(
     token = data.get("nextPageToken")
     if announce is not None and isinstance(token, str) and token:
         announce(token)
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceReading:
+    """The instances of the places read, and why each other place could not be read."""
+
+    instances: tuple[LiveInstance, ...]
+    read: tuple[str, ...]
+    failed: Mapping[str, LightsailError]
+
+    def unread(self) -> tuple[Unread, ...]:
+        """The places not read, an account whose credentials failed named once."""
+        messages: dict[str, str] = {}
+        accounts: dict[str, str] = {}
+        for place, error in sorted(self.failed.items()):
+            messages[place] = error.message.removeprefix(f"reading instances in {place}: ")
+            if account_of(place) and account_level(error):
+                messages[place] = _account_failure(place, error.message, "instances")
+                accounts.setdefault(account_of(place), messages[place])
+        return unread_places(messages, accounts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -642,12 +669,33 @@ class Lightsail:
         Unlike a snapshot, a region that cannot be read is not skipped: a guard
         that could not look must not let a deletion through.
         """
+        reading = self.read_instances(regions, parallelism=parallelism)
+        if reading.failed:
+            raise reading.failed[min(reading.failed)]
+        return list(reading.instances)
+
+    def read_instances(self, regions: Iterable[str], *, parallelism: int = 4) -> InstanceReading:
+        """The instances of ``regions``, read concurrently, and the places that failed.
+
+        For what only shows instances (a report, drift's use findings): a place
+        that cannot be read leaves its instances unknown there, not everywhere.
+        """
         ordered = sorted(set(regions))
+
+        def read(place: str) -> list[LiveInstance] | LightsailError:
+            try:
+                return self.list_instances(place)
+            except LightsailError as e:
+                return e
+
         if not ordered:
-            return []
+            return InstanceReading((), (), {})
         with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(ordered)))) as pool:
-            pages = list(pool.map(self.list_instances, ordered))
-        return sorted(i for page in pages for i in page)
+            results = dict(zip(ordered, pool.map(read, ordered), strict=True))
+        failed = {p: r for p, r in results.items() if isinstance(r, LightsailError)}
+        found = (i for r in results.values() if not isinstance(r, LightsailError) for i in r)
+        done = tuple(p for p in ordered if p not in failed)
+        return InstanceReading(tuple(sorted(found)), done, failed)
 
     def get_key_pair(self, address: Address) -> LiveKeyPair | None:
         try:
@@ -670,12 +718,14 @@ class Lightsail:
 
         A failing region is recorded, not fatal. So is a failing account when
         the regions name accounts: its credentials or permissions failing
-        leaves its regions unread while the other accounts are read. With one
-        account, such a failure ends the run.
+        leaves its regions unread while the other accounts are read, and the
+        account is recorded too (``LiveSnapshot.unread`` reports it once). With
+        one account, such a failure ends the run.
         """
         ordered = sorted(set(regions))
         key_pairs: dict[Address, LiveKeyPair] = {}
         failed: dict[str, str] = {}
+        accounts: dict[str, str] = {}  # failing accounts: alias -> what failed
         if not ordered:
             return LiveSnapshot({}, ())
         workers = parallelism or self.options.pool_size  # the run's one --parallelism
@@ -692,11 +742,10 @@ class Lightsail:
         if results and len(down) == len(results):
             raise down[0]  # not one region answered: the endpoint itself is down; one message
         for region, outcome in results:
-            if isinstance(outcome, CredentialsError) or (
-                isinstance(outcome, LightsailError) and outcome.code in ACCOUNT_LEVEL_CODES
-            ):
+            if isinstance(outcome, LightsailError) and account_level(outcome):
                 if account_of(region):
                     failed[region] = _account_failure(region, outcome.message)
+                    accounts.setdefault(account_of(region), failed[region])
                     continue
                 raise outcome
             if isinstance(outcome, LightsailError):
@@ -705,7 +754,7 @@ class Lightsail:
             for kp in outcome:
                 key_pairs[kp.address] = kp
         read_ok = tuple(r for r in ordered if r not in failed)
-        return LiveSnapshot(key_pairs, read_ok, failed)
+        return LiveSnapshot(key_pairs, read_ok, failed, accounts)
 
     # -- writes -------------------------------------------------------------
 
@@ -800,8 +849,8 @@ class Lightsail:
         raise AssertionError("unreachable")
 
 
-def _account_failure(place: str, message: str) -> str:
+def _account_failure(place: str, message: str, what: str = "key pairs") -> str:
     """The failure of an account's credentials, naming the account once."""
     account = account_of(place)
-    message = message.removeprefix(f"reading key pairs in {place}: ")
+    message = message.removeprefix(f"reading {what} in {place}: ")
     return message if message.startswith(f"account {account}") else f"account {account}: {message}"

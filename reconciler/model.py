@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -240,12 +240,42 @@ class LiveKeyPair:
 
 
 @dataclass(frozen=True, slots=True)
+class Unread:
+    """A place Lightsail could not be read in: a whole account, or one region on its own.
+
+    ``message`` says what failed; an account's names the account and lists the
+    regions its failure left unread, so that one failing account is one line
+    wherever it is reported, however many regions it has.
+    """
+
+    place: str  # an account alias, or ``REGION`` / ``ACCOUNT/REGION``
+    message: str
+    regions: tuple[str, ...]
+    account: bool = False
+
+    @property
+    def rule(self) -> str:
+        """The finding it is reported as."""
+        return "account-failed" if self.account else "region-failed"
+
+    def describe(self) -> str:
+        """One line for people: the account's message, or which region failed and why."""
+        return self.message if self.account else f"{self.place} could not be read: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
 class LiveSnapshot:
-    """What Lightsail held in each region read, and which regions failed."""
+    """What Lightsail held in each region read, and which regions failed.
+
+    ``failed_regions`` names every region not read; ``failed_accounts`` the
+    accounts whose credentials or permissions failed (alias -> message naming
+    the account), whose regions are among ``failed_regions``.
+    """
 
     key_pairs: Mapping[Address, LiveKeyPair]
     regions: tuple[str, ...]
     failed_regions: Mapping[str, str] = field(default_factory=dict)
+    failed_accounts: Mapping[str, str] = field(default_factory=dict)
 
     def merged(self, other: LiveSnapshot) -> LiveSnapshot:
         """This snapshot and ``other`` (of other regions) as one."""
@@ -253,7 +283,13 @@ class LiveSnapshot:
             {**self.key_pairs, **other.key_pairs},
             tuple(sorted({*self.regions, *other.regions})),
             {**self.failed_regions, **other.failed_regions},
+            {**self.failed_accounts, **other.failed_accounts},
         )
+
+    def unread(self, regions: Collection[str] | None = None) -> tuple[Unread, ...]:
+        """What could not be read (in ``regions`` only, when given): one ``Unread`` per
+        failing account, then one per region that failed on its own."""
+        return unread_places(self.failed_regions, self.failed_accounts, regions)
 
     def digest(self) -> str:
         """A stable digest of what was seen, binding saved plans to it."""
@@ -334,3 +370,36 @@ class OpenIntent:
     private_key: str | None = field(default=None, repr=False)
     public_key: str | None = None
     private_key_sealed: Mapping[str, Any] | None = field(default=None, repr=False)
+
+
+def _unread_account(message: str, places: list[str]) -> str:
+    """An account's failure and the regions it left unread, in one line."""
+    names = ", ".join(region_of(p) for p in places)
+    if len(places) == 1:
+        return f"{message}: its region {names} was not read"
+    return f"{message}: its {len(places)} regions were not read ({names})"
+
+
+def unread_places(
+    failed: Mapping[str, str],
+    accounts: Mapping[str, str],
+    regions: Collection[str] | None = None,
+) -> tuple[Unread, ...]:
+    """``failed`` places (place -> message) as one ``Unread`` per account in ``accounts``
+    (alias -> message naming it), then one per place failing on its own; only places in
+    ``regions`` when given."""
+    by_account: dict[str, list[str]] = {}
+    alone: list[Unread] = []
+    for place, message in sorted(failed.items()):
+        if regions is not None and region_of(place) not in regions:
+            continue
+        alias = account_of(place)
+        if alias and alias in accounts:
+            by_account.setdefault(alias, []).append(place)
+        else:
+            alone.append(Unread(place, message, (place,)))
+    failing = [
+        Unread(alias, _unread_account(accounts[alias], places), tuple(places), True)
+        for alias, places in sorted(by_account.items())
+    ]
+    return (*failing, *alone)

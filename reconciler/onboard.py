@@ -11,7 +11,12 @@ Key pairs already in the state are written the way the state knows them (an
 imported key keeps its ``publicKey``, a generated one ``generate: local``),
 so the new manifests never ask for a replacement. Existing files are only
 overwritten with ``--force``; nothing is written or adopted before every
-region was read and every file checked.
+region was read (or found unreadable) and every file checked.
+
+An account or region that cannot be read does not hold up the others: what
+was read is onboarded, each place not read is an error line naming it (no
+manifest is written for it, nothing of it adopted) and the run exits 1.
+Running it again once that place answers onboards the rest.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from typing import Any
 import yaml
 
 from reconciler import workflow
-from reconciler.errors import EXIT_ERROR, EXIT_OK, LightsailError, UsageError
+from reconciler.errors import EXIT_ERROR, EXIT_OK, UsageError
 from reconciler.executor import Executor
 from reconciler.keystore import commands as key_commands
 from reconciler.model import (
@@ -37,6 +42,7 @@ from reconciler.model import (
     LiveSnapshot,
     OpenIntent,
     StateEntry,
+    Unread,
     account_of,
     region_of,
     where,
@@ -172,12 +178,16 @@ def plan_onboarding(
     return Onboarding(tuple(files), adoptions)
 
 
-def preview(onboarding: Onboarding, folder: Path) -> str:
+def preview(onboarding: Onboarding, folder: Path, unread: tuple[Unread, ...] = ()) -> str:
     lines: list[str] = []
     total = sum(f.count for f in onboarding.files)
     lines.append(f"Manifests under {folder} for {total} live key pair(s):")
     for f in onboarding.files:
         lines.append(f"  {f.path}  ({f.count} key pair(s), {f.status})")
+    if unread:
+        lines.append("")
+        lines.append("Not read (no manifest is written for them, nothing of them adopted):")
+        lines.extend(f"  {_place(u)}" for u in unread)
     if onboarding.adoptions:
         lines.append("")
         lines.append(f"Key pairs to adopt into the state ({len(onboarding.adoptions)}):")
@@ -188,6 +198,22 @@ def preview(onboarding: Onboarding, folder: Path) -> str:
         f"{len(onboarding.adoptions)} key pair(s) to adopt."
     )
     return "\n".join(lines) + "\n"
+
+
+def _place(unread: Unread) -> str:
+    return f"account {unread.place}" if unread.account else unread.place
+
+
+def report_unread(unread: tuple[Unread, ...]) -> bool:
+    """One error line per account or region that could not be read; whether there was any."""
+    for u in unread:
+        sys.stderr.write(f"Error: {u.describe()}; nothing was written or adopted for it\n")
+    if unread:
+        sys.stderr.write(
+            "  -> run `reconciler import --all` again when it answers; what was onboarded "
+            "now is left as it is\n"
+        )
+    return bool(unread)
 
 
 def write_manifest_file(manifest: ManifestFile) -> None:
@@ -238,22 +264,19 @@ def run(args: argparse.Namespace, options: workflow.Options) -> int:
     ):
         doc = backend.begin()
         live = lightsail.snapshot(regions, parallelism=options.parallelism)
-        if live.failed_regions:
-            region, message = sorted(live.failed_regions.items())[0]
-            raise LightsailError(
-                f"{region} could not be read ({message}); nothing was written or adopted",
-                hint="run again when it answers, or leave it out with --region or --account",
-            )
+        unread = live.unread()
         if workflow.place_in_accounts(doc, lightsail, options):
             backend.write(doc)
         onboarding = plan_onboarding(live, doc.entries, doc.pending, folder)
         if onboarding.empty:
             sys.stderr.write(
                 f"Nothing to do: the manifests under {folder} and the state already hold "
-                f"all {len(live.key_pairs)} live key pair(s).\n"
+                f"all {len(live.key_pairs)} live key pair(s)"
+                + (" of the regions read" if unread else "")
+                + ".\n"
             )
-            return EXIT_OK
-        sys.stdout.write(preview(onboarding, folder))
+            return EXIT_ERROR if report_unread(unread) else EXIT_OK
+        sys.stdout.write(preview(onboarding, folder, unread))
         sys.stdout.flush()
         clashes = [f for f in onboarding.files if f.status == "overwrite"]
         if clashes and not args.force:
@@ -290,14 +313,16 @@ def run(args: argparse.Namespace, options: workflow.Options) -> int:
             outcome = executor.run(batch)
         finally:
             backend.commit()
+    head = "Import finished with errors!" if unread else "Import complete!"
     sys.stderr.write(
-        f"\nImport complete! Wrote {len(onboarding.writes)} manifest file(s) under {folder}; "
+        f"\n{head} Wrote {len(onboarding.writes)} manifest file(s) under {folder}; "
         f"adopted {len(outcome.succeeded)} key pair(s), {len(outcome.failed)} failed.\n"
     )
     for failure in outcome.failed:
         sys.stderr.write(f"Error: {failure.message}\n")
+    missed = report_unread(unread)
     held = custody.report(backend.location)  # a failing key store: once, not per key pair
-    return EXIT_ERROR if outcome.failed or held else EXIT_OK
+    return EXIT_ERROR if outcome.failed or held or missed else EXIT_OK
 
 
 def _any_recovered(onboarding: Onboarding) -> bool:

@@ -1,9 +1,10 @@
 """The closing summary of an apply or destroy: what was done and what is left.
 
 An apply goes ahead with the changes that do not depend on an unresolved
-finding (a conflict, a lost key, a region that could not be read); the
-summary counts those findings beside the failures, with the command that
-resolves each where there is one, so "0 failed" is never the whole story.
+finding (a conflict, a lost key, a region or an account that could not be
+read); the summary counts those findings beside the failures, with the
+command that resolves each where there is one, so "0 failed" is never the
+whole story.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ NOUNS: dict[str, tuple[str, str]] = {
     FindingKind.CONFLICT.value: ("conflict", "conflicts"),
     FindingKind.LOST_KEY.value: ("lost key", "lost keys"),
     FindingKind.REGION_FAILED.value: ("unread region", "unread regions"),
+    FindingKind.ACCOUNT_FAILED.value: ("unread account", "unread accounts"),
 }
 
 

@@ -201,15 +201,23 @@ def make_plan(
 
 
 def _region_failures(live: LiveSnapshot, regions: Collection[str] | None) -> list[Finding]:
+    """One finding per account that could not be read, and one per region failing alone."""
     return [
         Finding(
+            FindingKind.ACCOUNT_FAILED,
+            None,
+            unread.message,
+            "its key pairs were not planned; fix the account's credentials and run again "
+            "(the other accounts are planned as usual)",
+        )
+        if unread.account
+        else Finding(
             FindingKind.REGION_FAILED,
             None,
-            f"{region}: {message}",
+            f"{unread.place}: {unread.message}",
             "its key pairs were not planned; run again when the region answers",
         )
-        for region, message in sorted(live.failed_regions.items())
-        if regions is None or region_of(region) in regions
+        for unread in live.unread(regions)
     ]
 
 

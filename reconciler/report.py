@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from reconciler import workflow
 from reconciler.checks import policy_findings
-from reconciler.drift import DriftFinding, observe
+from reconciler.drift import DriftFinding, instances_unread_line, observe
 from reconciler.errors import EXIT_ERROR, EXIT_OK, UsageError
 from reconciler.findings import Finding
 from reconciler.model import (
@@ -40,6 +40,9 @@ from reconciler.rotation import due_at, rotation_due
 # one of these for key pairs the state does not hold.
 UNMANAGED = "unmanaged"
 DECLARED = "declared"
+
+# What the report does where instances could not be read.
+INSTANCES_UNKNOWN = "the report shows the instances of its key pairs as not known"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,8 @@ class Report:
     regions: tuple[str, ...]
     failed_regions: Mapping[str, str] = field(default_factory=dict)
     source: str = ""
+    # Where instances could not be read, one line each: there they show as not known.
+    instances_unread: tuple[str, ...] = ()
 
     def region_counts(self) -> list[RegionCount]:
         """Counts per region (``ACCOUNT/REGION`` when the project declares several accounts)."""
@@ -137,8 +142,10 @@ def build_report(
     instances: Iterable[LiveInstance] = (),
     instance_regions: Iterable[str] | None = None,
     policy: Iterable[Finding] = (),
+    instances_unread: Iterable[str] = (),
 ) -> Report:
-    """The report; ``instances`` were read in ``instance_regions`` (None: nowhere)."""
+    """The report; ``instances`` were read in ``instance_regions`` (None: nowhere), and
+    ``instances_unread`` says where they could not be."""
     by_address = _findings_by_address(findings)
     users: dict[Address, list[str]] = {}
     for instance in instances:
@@ -191,6 +198,7 @@ def build_report(
         regions=live.regions,
         failed_regions=dict(live.failed_regions),
         source=source,
+        instances_unread=tuple(instances_unread),
     )
 
 
@@ -216,6 +224,7 @@ def run(args: argparse.Namespace, options: workflow.Options) -> int:
         instances=seen.instances,
         instance_regions=seen.instance_regions,
         policy=policy_findings(seen.desired, live, now=now),
+        instances_unread=[instances_unread_line(u) for u in seen.instances_unread],
     )
     page = report_html.render(report)
     tmp = f"{args.out}.tmp{os.getpid()}"
@@ -225,6 +234,8 @@ def run(args: argparse.Namespace, options: workflow.Options) -> int:
     sys.stderr.write(
         f"Wrote {args.out}: {len(report.rows)} key pair(s) in {len(report.regions)} region(s).\n"
     )
-    for region, message in sorted(live.failed_regions.items()):
-        sys.stderr.write(f"Error: {region} could not be read: {message}\n")
-    return EXIT_ERROR if live.failed_regions else EXIT_OK
+    for unread in live.unread():
+        sys.stderr.write(f"Error: {unread.describe()}\n")
+    for line in report.instances_unread:
+        sys.stderr.write(f"Warning: {line}; {INSTANCES_UNKNOWN}\n")
+    return EXIT_ERROR if live.failed_regions or report.instances_unread else EXIT_OK

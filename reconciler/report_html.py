@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from html import escape
 
-from reconciler.report import KeyPairRow, Report
+from reconciler.report import INSTANCES_UNKNOWN, KeyPairRow, Report
 
 # Age buckets for the chart: (label, upper bound in days).
 AGE_BUCKETS: tuple[tuple[str, float], ...] = (
@@ -72,6 +72,8 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .controls input[type=search] { padding: 4px 8px; min-width: 280px; }
 #shown { color: var(--muted); }
 .failed { color: var(--bad); }
+.note { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 8px 16px;
+  margin: 0 0 12px; }
 svg text { font: 11px system-ui, sans-serif; fill: var(--fg); }
 """
 
@@ -300,6 +302,11 @@ def render(report: Report) -> str:
         )
         by_account = f"<section><h2>By account</h2>{_region_table(report, accounts=True)}</section>"
     rows = "\n".join(_row(report, row) for row in report.rows)
+    notes = "".join(
+        f'<p class="note failed" data-note="instances-unread">{escape(line)}; '
+        f"{escape(INSTANCES_UNKNOWN)}.</p>"
+        for line in report.instances_unread
+    )
     source = f" &middot; state {escape(report.source)}" if report.source else ""
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -315,7 +322,7 @@ def render(report: Report) -> str:
 <header><h1>Lightsail key pairs</h1>
 <p>Generated {_stamp(report.generated_at)}{source} by lightsail-reconciler</p></header>
 <main>
-<div class="cards">{cards}</div>
+{notes}<div class="cards">{cards}</div>
 <div class="row2">
 <section><h2>By region</h2>{_region_table(report)}</section>
 <section><h2>Key ages</h2>{age_chart(report)}</section>

@@ -245,7 +245,9 @@ def test_three_accounts_and_failing_ones_are_findings_while_the_others_apply(
     assert names(emulator.store, QA, "us-west-2") == ["qa-west"]
     assert "+ qa/us-west-2/qa-west" in out
     assert "+ denied/" not in out and "+ unassumable/" not in out
-    assert "denied/us-east-1: account denied: The security token" in err
+    assert "Error: account denied: The security token" in err
+    assert "its region us-east-1 was not read" in err
+    assert "2 unread accounts left" in err
     assert "InvalidClientTokenId" in err
     assert "account unassumable: cannot get credentials" in err
     assert "profile nowhere" in err
@@ -478,3 +480,120 @@ def test_a_state_per_account_lets_accounts_apply_in_parallel(
         tmp_path, emulator, env, "plan", "m", "--account", "staging", "--detailed-exitcode"
     )
     assert code == 0 and "No changes" in out
+
+
+def test_a_failing_account_is_one_finding_naming_it_and_its_unread_regions(
+    tmp_path: Path, emulator: Emulator, env: dict[str, str]
+) -> None:
+    (tmp_path / "reconciler.yaml").write_text(PROJECT + FAILING.splitlines()[0] + "\n")
+    folder = tmp_path / "m"
+    manifest(folder, "prod", "us-east-1", ["web"])
+    manifest(folder, "prod", "eu-west-2", ["eu"])
+    for region in ("us-east-1", "eu-west-1", "eu-west-2"):
+        manifest(folder, "denied", region, [f"key-{region}"])
+    # A region failing on its own stays a finding of its own, in prod.
+    emulator.region_errors["eu-west-2"] = "RegionSetupInProgressException"
+    unread = (
+        "account denied: The security token included in the request is invalid. "
+        "(UnauthenticatedException/InvalidClientTokenId): "
+        "its 3 regions were not read (eu-west-1, eu-west-2, us-east-1)"
+    )
+
+    code, out, err = reconciler(tmp_path, emulator, env, "plan", "m", "--detailed-exitcode")
+    assert code == 1, err
+    errors = [line for line in out.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 2 and errors[0] == f"Error: {unread}", out
+    assert errors[1].startswith("Error: prod/eu-west-2: reading key pairs in prod/eu-west-2: ")
+    code, out, _ = reconciler(tmp_path, emulator, env, "plan", "m", "--format", "json")
+    findings = json.loads(out)["findings"]
+    assert [(f["kind"], f["address"]) for f in findings] == [
+        ("account-failed", None),
+        ("region-failed", None),
+    ]
+    assert findings[0]["message"] == unread and findings[1]["message"].startswith("prod/eu-west-2")
+    code, out, _ = reconciler(tmp_path, emulator, env, "plan", "m", "--format", "sarif")
+    results = json.loads(out)["runs"][0]["results"]
+    assert [r["ruleId"] for r in results] == ["account-failed", "region-failed"]
+    assert results[0]["message"]["text"].startswith(unread)
+    code, out, _ = reconciler(tmp_path, emulator, env, "plan", "m", "--format", "github")
+    assert out.count("[account-failed]") == 1 and out.count("account denied") == 1
+    code, out, _ = reconciler(tmp_path, emulator, env, "plan", "m", "--format", "markdown")
+    assert out.count("account denied") == 1 and f":x: {unread}" in out
+
+    for fmt in ("text", "markdown"):
+        code, out, _ = reconciler(tmp_path, emulator, env, "drift", "m", "--format", fmt)
+        shown = out.split("<details>")[0]  # markdown's details hold the JSON report
+        assert code == 1 and shown.count("account denied") == 1 and unread in shown, out
+    code, out, _ = reconciler(tmp_path, emulator, env, "drift", "m", "--format", "json")
+    report = json.loads(out)
+    assert code == 1 and report["failedAccounts"] == {"denied": unread}
+    assert len(report["failedRegions"]) == 4
+    code, out, _ = reconciler(tmp_path, emulator, env, "drift", "m", "--format", "github")
+    assert out.count("[account-failed]") == 1 and out.count("[region-failed]") == 1
+
+    code, out, err = reconciler(tmp_path, emulator, env, "apply", "m", "--auto-approve")
+    assert code == 1 and "+ prod/us-east-1/web" in out
+    assert names(emulator.store, DEFAULT) == ["web"]
+    assert "1 added, 0 changed, 0 destroyed, 0 failed" in err
+    assert "1 unread account left" in err and "1 unread region left" in err
+    assert err.count("account denied") == 1 and "Traceback" not in err
+
+
+def test_import_all_onboards_what_it_could_read_and_the_rest_once_it_answers(
+    tmp_path: Path, emulator: Emulator, env: dict[str, str]
+) -> None:
+    denied = "  denied: {profile: denied}\n"
+    (tmp_path / "reconciler.yaml").write_text(PROJECT + denied)
+    emulator.store.seed_key_pairs("us-east-1", 2, prefix="web-")
+    emulator.store.account(STAGING).seed_key_pairs("us-east-1", 1, prefix="api-")
+    emulator.store.account(STAGING).seed_key_pairs("eu-west-1", 3, prefix="etl-")
+    emulator.store.account("444444444444").seed_key_pairs("us-east-1", 2, prefix="old-")
+    emulator.region_errors["eu-west-1"] = "RegionSetupInProgressException"
+    args = ("import", "--all", "--region", "us-east-1", "--region", "eu-west-1")
+    args += ("--write-manifests", "m", "--auto-approve")
+
+    def written() -> list[str]:
+        return sorted(str(p.relative_to(tmp_path / "m")) for p in (tmp_path / "m").rglob("*.yaml"))
+
+    code, out, err = reconciler(tmp_path, emulator, env, *args)
+    assert code == 1, err
+    assert written() == ["prod/us-east-1.yaml", "staging/us-east-1.yaml"]
+    assert "Not read (no manifest is written for them" in out
+    assert "  account denied\n" in out and "  prod/eu-west-1\n" in out
+    assert "adopted 3 key pair(s), 0 failed" in err
+    errors = [line for line in err.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 3, err
+    assert errors[0].startswith("Error: account denied: The security token")
+    assert errors[0].endswith(
+        "its 2 regions were not read (eu-west-1, us-east-1); nothing was written or adopted for it"
+    )
+    assert errors[1].startswith("Error: prod/eu-west-1 could not be read: ")
+    assert errors[2].startswith("Error: staging/eu-west-1 could not be read: ")
+    assert "Traceback" not in err
+    entries = load_state(tmp_path / "reconciler.state.json")["keyPairs"]
+    assert sorted(f"{e['account']}/{e['name']}" for e in entries) == [
+        "prod/web-000000",
+        "prod/web-000001",
+        "staging/api-000000",
+    ]
+
+    # The region answers and the account is fixed: the rest is onboarded, the rest kept.
+    emulator.region_errors.clear()
+    role = '  denied: {roleArn: "arn:aws:iam::444444444444:role/keypairs"}\n'
+    (tmp_path / "reconciler.yaml").write_text(PROJECT + role)
+    before = (tmp_path / "m" / "prod" / "us-east-1.yaml").read_text()
+    code, out, err = reconciler(tmp_path, emulator, env, *args)
+    assert code == 0, err
+    assert "Import complete!" in err and "adopted 5 key pair(s), 0 failed" in err
+    assert written() == [
+        "denied/us-east-1.yaml",
+        "prod/us-east-1.yaml",
+        "staging/eu-west-1.yaml",
+        "staging/us-east-1.yaml",
+    ]
+    assert "m/prod/us-east-1.yaml  (2 key pair(s), unchanged)" in out
+    assert (tmp_path / "m" / "prod" / "us-east-1.yaml").read_text() == before
+    code, _, err = reconciler(tmp_path, emulator, env, *args)
+    assert code == 0 and "Nothing to do" in err and "all 8 live key pair(s)." in err
+    code, out, err = reconciler(tmp_path, emulator, env, "plan", "m", "--detailed-exitcode")
+    assert code == 0, out + err

@@ -452,3 +452,71 @@ def test_instances_rotation_and_policy_columns_in_the_browser(
     page.screenshot(ARTIFACTS / "report-columns.png")
     assert (ARTIFACTS / "report-columns.png").stat().st_size > 10_000
     assert page.errors() == []
+
+
+def test_instances_that_cannot_be_read_show_as_not_known_where_they_failed(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    emulator.store.seed_key_pairs(US, 2, prefix="web-")
+    emulator.store.seed_key_pairs(EU, 2, prefix="etl-")
+    emulator.store.seed_instances(US, 1, key_pair_name="web-000000", prefix="web-vm-")
+    emulator.store.seed_instances(EU, 1, key_pair_name="etl-000000", prefix="etl-vm-")
+    imported = run_cli(
+        "import", "--all", "--region", US, "--region", EU, "--write-manifests", "m",
+        "--auto-approve", cwd=tmp_path, endpoint=emulator.url,
+    )  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    emulator.region_operation_errors[(EU, "GetInstances")] = "AccessDeniedException"
+
+    result = run_cli("report", "m", "--out", "report.html", cwd=tmp_path, endpoint=emulator.url)
+    assert result.returncode == 1, result.stderr
+    assert "Wrote report.html: 4 key pair(s) in 2 region(s)." in result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("Warning: ")]
+    assert len(warnings) == 1, result.stderr
+    assert warnings[0].startswith(f"Warning: instances in {EU} could not be read: ")
+    assert "(AccessDeniedException)" in warnings[0]
+    assert warnings[0].endswith("the report shows the instances of its key pairs as not known")
+    assert "Traceback" not in result.stderr
+    page = (tmp_path / "report.html").read_text()
+    assert f'data-note="instances-unread">instances in {EU} could not be read: ' in page
+    rows = {
+        m.group(1): m.group(2)
+        for m in re.finditer(r"<tr data-region=\"[^\"]+\" data-findings=\"\d+\"><td>([^<]+)</td>"
+                             r"(.*?)</tr>", page)
+    }  # fmt: skip
+    unknown = '<td class="num unknown" data-v="" title="instances not read">not known</td>'
+    assert unknown in rows[f"{EU}/etl-000000"] and unknown in rows[f"{EU}/etl-000001"]
+    assert 'data-v="1" title="web-vm-000000">1</td>' in rows[f"{US}/web-000000"]
+    assert '<td class="num" data-v="0">0</td>' in rows[f"{US}/web-000001"]
+
+    # drift --instances: no use findings where instances were not read, and an error.
+    drift = run_cli("drift", "m", "--instances", cwd=tmp_path, endpoint=emulator.url)
+    assert drift.returncode == 1, drift.stderr
+    assert f"unused               {US}/web-000001" in drift.stdout
+    assert EU not in drift.stdout.split("\n", 1)[1], drift.stdout
+    assert f"Error: instances in {EU} could not be read: " in drift.stderr
+
+
+def test_instances_unread_in_a_whole_account_are_named_once_per_account() -> None:
+    from reconciler.drift import instances_unread_line
+    from reconciler.errors import LightsailError
+    from reconciler.lightsail import InstanceReading
+
+    denied = "not authorized (AccessDeniedException)"
+    reading = InstanceReading(
+        (),
+        ("prod/ap-south-1",),
+        {
+            f"prod/{US}": LightsailError(f"reading instances in prod/{US}: {denied}", code="x"),
+            f"qa/{US}": LightsailError(
+                f"reading instances in qa/{US}: {denied}", code="AccessDeniedException"
+            ),
+            f"qa/{EU}": LightsailError(
+                f"reading instances in qa/{EU}: {denied}", code="AccessDeniedException"
+            ),
+        },
+    )
+    assert [instances_unread_line(u) for u in reading.unread()] == [
+        f"instances of account qa: {denied}: its 2 regions were not read ({EU}, {US})",
+        f"instances in prod/{US} could not be read: {denied}",
+    ]

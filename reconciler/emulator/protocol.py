@@ -74,10 +74,12 @@ class Endpoint:
         )
         # Set by tests: every call is answered with this error type, before any effect.
         self.force_error: str | None = None
-        # Region -> error type answered to every call in that region, and
-        # operation -> error type answered to every call of it (tests).
+        # Region -> error type answered to every call in that region,
+        # operation -> error type answered to every call of it, and
+        # (region, operation) -> error type answered to that operation there (tests).
         self.region_errors: dict[str, str] = {}
         self.operation_errors: dict[str, str] = {}
+        self.region_operation_errors: dict[tuple[str, str], str] = {}
         self.rate_limiter = RateLimiter(config.rate_limits)
         self.calls: collections.Counter[str] = collections.Counter()
         # Calls refused by the rate limiter (not by the random throttle fault).
@@ -124,6 +126,7 @@ class Endpoint:
                 self.force_error
                 or self.operation_errors.get(operation)
                 or self.region_errors.get(region)
+                or self.region_operation_errors.get((region, operation))
             )
             if forced is not None:
                 raise errors.forced(forced)

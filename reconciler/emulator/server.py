@@ -231,6 +231,12 @@ class Emulator:
         return self._endpoint.operation_errors
 
     @property
+    def region_operation_errors(self) -> dict[tuple[str, str], str]:
+        """(region, operation) -> error type answered to that operation in that region,
+        e.g. GetInstances denied in one region only. Empty: off."""
+        return self._endpoint.region_operation_errors
+
+    @property
     def faults(self) -> FaultPlan:
         """The live fault settings; tests may change the rates between calls."""
         return self._endpoint.faults
