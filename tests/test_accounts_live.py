@@ -549,8 +549,8 @@ def test_import_all_onboards_what_it_could_read_and_the_rest_once_it_answers(
     emulator.store.account(STAGING).seed_key_pairs("eu-west-1", 3, prefix="etl-")
     emulator.store.account("444444444444").seed_key_pairs("us-east-1", 2, prefix="old-")
     emulator.region_errors["eu-west-1"] = "RegionSetupInProgressException"
-    args = ("import", "--all", "--region", "us-east-1", "--region", "eu-west-1")
-    args += ("--write-manifests", "m", "--auto-approve")
+    regions = ("--region", "us-east-1", "--region", "eu-west-1")
+    args = ("import", "--all", *regions, "--write-manifests", "m", "--auto-approve")
 
     def written() -> list[str]:
         return sorted(str(p.relative_to(tmp_path / "m")) for p in (tmp_path / "m").rglob("*.yaml"))
