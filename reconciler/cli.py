@@ -11,13 +11,38 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from reconciler import __version__, formats
 from reconciler.errors import EXIT_ERROR, ManifestError, ReconcilerError
 
 log = logging.getLogger("reconciler")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a wrong command line exits 1 like any invalid input: to a
+    pipeline, exit 2 means "changes pending" (plan --detailed-exitcode, drift)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"Error: {message}\n  -> `{self.prog} --help` lists the options\n")
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number no smaller than ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is less than {minimum}")
+        return value
+
+    parse.__name__ = "count"  # argparse names the type in its message
+    return parse
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -108,7 +133,9 @@ def _planning(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--prune", action="store_true", help="delete key pairs removed from the manifests"
     )
-    parser.add_argument("--max-deletes", type=int, metavar="N", help="refuse plans deleting more")
+    parser.add_argument(
+        "--max-deletes", type=at_least(0), metavar="N", help="refuse plans deleting more"
+    )
     parser.add_argument(
         "--replace",
         action="append",
@@ -128,7 +155,7 @@ def _planning(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="delete, replace or rotate key pairs instances were launched with",
     )
-    parser.add_argument("--parallelism", type=int, default=10, metavar="N")
+    parser.add_argument("--parallelism", type=at_least(1), default=10, metavar="N")
 
 
 def _format(parser: argparse.ArgumentParser) -> None:
@@ -144,7 +171,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     ``validate``, ``policy list`` and ``--help`` must start fast and offline:
     nothing here imports boto3, botocore, the emulator or cryptography.
     """
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="reconciler",
         description="Declarative reconciler for AWS Lightsail SSH key pairs.",
     )
@@ -192,7 +219,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--auto-approve", action="store_true")
     _quiet(p)
-    p.add_argument("--parallelism", type=int, default=10, metavar="N")
+    p.add_argument("--parallelism", type=at_least(1), default=10, metavar="N")
     _scoping(p)
     _common(p)
 
@@ -226,7 +253,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     p.add_argument("--force", action="store_true", help="with --all: overwrite differing files")
     p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--parallelism", type=int, default=10, metavar="N")
+    p.add_argument("--parallelism", type=at_least(1), default=10, metavar="N")
     _common(p)
 
     p = sub.add_parser("state", help="inspect or edit the state")
@@ -261,7 +288,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     kp.add_argument("--public", action="store_true")
     kp.add_argument(
         "--generation",
-        type=int,
+        type=at_least(0),
         default=0,
         metavar="N",
         help="an earlier key kept by rotation: 1 is the previous one (default 0, the current)",

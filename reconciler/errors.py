@@ -62,6 +62,10 @@ class UsageError(ReconcilerError):
     """The command line itself is wrong."""
 
 
+class OutputError(ReconcilerError):
+    """A file the user asked for (a saved plan, a report, a manifest) could not be written."""
+
+
 class ManifestError(ReconcilerError):
     """Manifests are invalid; ``problems`` holds every one found, in file order."""
 

@@ -22,7 +22,6 @@ Running it again once that place answers onboards the rest.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ from reconciler.model import (
     where,
 )
 from reconciler.plan import Action, Change, Plan, Reason
+from reconciler.state.files import write_output
 
 API_VERSION = "reconciler.lightsail/v1"
 
@@ -218,17 +218,7 @@ def report_unread(unread: tuple[Unread, ...]) -> bool:
 
 def write_manifest_file(manifest: ManifestFile) -> None:
     """Write one manifest atomically: a reader sees the old file or the new one."""
-    manifest.path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = manifest.path.with_name(f".{manifest.path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(manifest.text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, manifest.path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_output(manifest.path, manifest.text.encode(), what="manifest", make_folder=True)
 
 
 def _regions(options: workflow.Options) -> list[str]:

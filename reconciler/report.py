@@ -13,11 +13,11 @@ state is read without).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from reconciler import workflow
 from reconciler.checks import policy_findings
@@ -35,6 +35,7 @@ from reconciler.model import (
     account_of,
 )
 from reconciler.rotation import due_at, rotation_due
+from reconciler.state.files import write_output
 
 # What a key pair is, seen from the tool: an origin recorded in the state, or
 # one of these for key pairs the state does not hold.
@@ -227,10 +228,7 @@ def run(args: argparse.Namespace, options: workflow.Options) -> int:
         instances_unread=[instances_unread_line(u) for u in seen.instances_unread],
     )
     page = report_html.render(report)
-    tmp = f"{args.out}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(page)
-    os.replace(tmp, args.out)
+    write_output(Path(args.out), page.encode(), what="--out")
     sys.stderr.write(
         f"Wrote {args.out}: {len(report.rows)} key pair(s) in {len(report.regions)} region(s).\n"
     )

@@ -23,7 +23,7 @@ from reconciler.model import Address, DesiredKeyPair, DesiredSet, Rotation, Sour
 from reconciler.plan import Plan
 from reconciler.scope import Scope
 from reconciler.state import StateDocument
-from reconciler.state.files import replace_atomically
+from reconciler.state.files import write_output
 from reconciler.workflow import Options
 
 KIND = "reconciler.lightsail/saved-plan"
@@ -93,7 +93,7 @@ def write(path: str, plan: Plan, desired: DesiredSet, options: Options, state: s
         "plan": render.plan_json(plan),
     }
     data = json.dumps(document, indent=2).encode()
-    replace_atomically(Path(path), data)
+    write_output(Path(path), data, what="--out")
 
 
 @dataclass(frozen=True)

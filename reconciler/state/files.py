@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
-from reconciler.errors import InsecureStateError, StateError, StorageError
+from reconciler.errors import InsecureStateError, OutputError, StateError, StorageError
 
 T = TypeVar("T")
 
@@ -332,3 +332,20 @@ def _copy_private(source: Path, target: Path, stats: IOStats) -> None:
             os.close(dst)
     finally:
         os.close(src)
+
+
+def write_output(path: Path, data: bytes, *, what: str, make_folder: bool = False) -> None:
+    """Write a file the user asked for (``what`` names it: "--out", "manifest"), with
+    ``replace_atomically``: the old file or the new one, never half of it. Its folder
+    is made only when ``make_folder`` says so (a mistyped --out makes no folders); a
+    failure is one line naming the file, not a traceback."""
+    try:
+        if make_folder:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        replace_atomically(path, data)
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise OutputError(
+            f"cannot write {what} {path}: {reason}",
+            hint="check the path: a file name in a folder you can write to",
+        ) from None
