@@ -49,3 +49,10 @@ def test_an_out_file_that_cannot_be_written_is_one_line_naming_it(
     assert "internal error" not in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "missing").exists()  # a mistyped --out makes no folders
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # nothing left behind
+
+
+def test_a_state_path_that_names_a_folder_is_one_line_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "states").mkdir()
+    result = run_cli("state", "list", "--state", "states", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == "Error: state file states is not a regular file\n"

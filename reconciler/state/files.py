@@ -225,10 +225,11 @@ def consume_private(
         raise StateError(f"cannot read {what} {path}: permission denied") from None
     except OSError as exc:
         raise StateError(f"cannot open {what} {path}: {exc.strerror}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):  # checked before fdopen, which refuses a folder itself
+        os.close(fd)
+        raise StateError(f"{what} {path} is not a regular file")
     with os.fdopen(fd, "rb") as file:
-        st = os.fstat(file.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise StateError(f"{what} {path} is not a regular file")
         check_private_mode(path, st, what, allow_insecure=allow_insecure)
         try:
             return consume(file)
