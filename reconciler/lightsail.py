@@ -372,8 +372,8 @@ def aws_client_factory(
 
     The key stores' clients: boto3's standard chain, AWS_ENDPOINT_URL_<SERVICE>
     honoured (never --endpoint-url, which is Lightsail's). One client per region.
-    Each makes one attempt per call: the key stores retry what is safe to retry
-    with the project's backoff (``keystore.remote.retried``), and a retried write
+    Each makes one attempt per call: the key stores pace their calls and retry
+    what is safe to retry (``keystore.remote.retried``), and a retried write
     that had taken effect is recognised by its labels. ``timeout`` (seconds)
     bounds connecting and each wait for an answer.
     """
