@@ -34,7 +34,8 @@ test: lint typecheck
 FAST_LEAVES_OUT := test_bench_smoke test_crash test_endpoint_kill test_precommit \
 	test_s3_faults test_storage_faults test_keystore_faults test_rotation_crash \
 	test_report test_terminal test_emulator_protocol test_rate_limit_apply test_emulator_cli \
-	test_keystore test_keystore_generations test_rotation_e2e test_accounts_live
+	test_keystore test_keystore_generations test_keystore_pacing test_rotation_e2e \
+	test_accounts_live
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -x -m 'not slow' $(foreach f,$(FAST_LEAVES_OUT),--ignore=tests/$(f).py)
 

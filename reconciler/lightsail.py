@@ -47,16 +47,12 @@ from reconciler.model import (
     unread_places,
     where,
 )
-from reconciler.retry import Pacer, backoff
+from reconciler.retry import THROTTLING_CODES, Pacer, Retried, backoff, paced
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Codes that mean "nothing happened, try again later".
-THROTTLING_CODES = frozenset(
-    {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
-)
 
 HINTS: Mapping[str, str] = {
     "AccessDeniedException": (
@@ -165,6 +161,17 @@ def translate(error: Exception, what: str) -> LightsailError:
     if isinstance(error, botocore.exceptions.BotoCoreError):
         return LightsailError(f"{what}: {error}", code=type(error).__name__)
     return LightsailError(f"{what}: {type(error).__name__}", code=type(error).__name__)
+
+
+def _throttled(error: Exception) -> bool:
+    """True for a throttle: nothing happened, the call may be sent again more slowly."""
+    return (
+        isinstance(error, botocore.exceptions.ClientError) and error_code(error) in THROTTLING_CODES
+    )
+
+
+def _never(error: Exception) -> bool:
+    return False
 
 
 def _is_ambiguous(error: Exception) -> bool:
@@ -392,8 +399,8 @@ def aws_client_factory(
 
     The key stores' clients: boto3's standard chain, AWS_ENDPOINT_URL_<SERVICE>
     honoured (never --endpoint-url, which is Lightsail's). One client per region.
-    Each makes one attempt per call: the key stores retry what is safe to retry
-    with the project's backoff (``keystore.remote.retried``), and a retried write
+    Each makes one attempt per call: the key stores pace their calls and retry
+    what is safe to retry (``keystore.remote.retried``), and a retried write
     that had taken effect is recognised by its labels. ``timeout`` (seconds)
     bounds connecting and each wait for an answer.
     """
@@ -552,33 +559,18 @@ class Lightsail:
     def _attempts(self, region: str, fn: Callable[[], T], *, idempotent: bool) -> T:
         """Run ``fn`` at the region's pace, retrying throttles and, when it is
         safe to repeat, 5xx and dropped connections. The last error is raised."""
-        pacer = self.pacer(region)
-        attempt = throttles = 0
-        while True:
-            ticket = pacer.acquire()
-            try:
-                result = fn()
-            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-                code = error_code(e) if isinstance(e, botocore.exceptions.ClientError) else ""
-                # A throttle has no effect and only says "slower": it gets a budget of
-                # its own, so an apply at the API's ceiling never fails a change for it.
-                throttled = code in THROTTLING_CODES
-                throttles += throttled
-                attempt += not throttled
-                if attempt >= self.options.max_attempts or throttles >= self.options.max_throttles:
-                    raise
-                if throttled:
-                    # Paced throttles retry at once (acquire waits); others,
-                    # or a call throttled again and again, back off.
-                    if not pacer.throttled(ticket) or throttles > 3:
-                        self.sleep(backoff(min(throttles, 8)))
-                    continue
-                if idempotent and _is_ambiguous(e):
-                    self.sleep(backoff(attempt - 1))
-                    continue
-                raise
-            pacer.success(ticket)
-            return result
+        try:
+            return paced(
+                fn,
+                self.pacer(region),
+                throttle=_throttled,
+                transient=_is_ambiguous if idempotent else _never,
+                attempts=self.options.max_attempts,
+                throttles=self.options.max_throttles,
+                sleep=self.sleep,
+            )
+        except Retried as e:
+            raise e.error from None
 
     # -- reads --------------------------------------------------------------
 

@@ -15,6 +15,10 @@ starts unlimited, drops to the last second's throughput at the first
 throttle, grows geometrically until the next throttle gives a measurement,
 then holds just under the measured rate and creeps upward slowly so that a
 higher limit is found too.
+
+``paced`` is the one retry loop around a paced call, for Lightsail and for
+the key stores alike: throttles slow the pace and are retried on a budget of
+their own, other failures worth repeating are retried with ``backoff``.
 """
 
 from __future__ import annotations
@@ -24,9 +28,24 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 BACKOFF_SCALE_ENV = "RECONCILER_BACKOFF_SCALE"
+
+# AWS error codes that mean "too many calls, nothing happened; slower" (those of
+# botocore's list that Lightsail, SSM and Secrets Manager answer with).
+THROTTLING_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+    }
+)
 
 
 def backoff_scale() -> float:
@@ -223,3 +242,72 @@ class Pacer:
         self.rate *= factor
         self._grown_at = now
         self._limited = False
+
+
+class Pacers:
+    """One ``Pacer`` per key (a service, its credentials and region...), made on first use."""
+
+    def __init__(self, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._pacers: dict[tuple[Hashable, ...], Pacer] = {}
+
+    def __call__(self, *key: Hashable) -> Pacer:
+        with self._lock:
+            if key not in self._pacers:
+                self._pacers[key] = Pacer(sleep=self._sleep)
+            return self._pacers[key]
+
+
+class Retried(Exception):
+    """A call that failed in a way worth retrying until its budget was spent
+    (``error`` is the last failure, ``attempts`` how many times it was sent)."""
+
+    def __init__(self, error: Exception, attempts: int) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.attempts = attempts
+
+
+def paced(
+    fn: Callable[[], T],
+    pacer: Pacer,
+    *,
+    throttle: Callable[[Exception], bool],
+    transient: Callable[[Exception], bool],
+    attempts: int,
+    throttles: int,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """``fn()`` at ``pacer``'s pace, sent again while it fails in a way worth retrying.
+
+    A throttle has no effect and only says "slower": it gets a budget of its
+    own (``throttles``), so calls at the service's ceiling never fail for it;
+    a throttle the pace accounts for is sent again at once (``acquire`` waits),
+    others, and a call throttled again and again, back off. A failure
+    ``transient`` says is worth repeating is sent again after ``backoff``,
+    ``attempts`` in all. Any other failure is raised as it is; the last one,
+    once a budget is spent, as ``Retried``.
+    """
+    failures = throttled = 0
+    while True:
+        ticket = pacer.acquire()
+        try:
+            result = fn()
+        except Exception as e:
+            if throttle(e):
+                throttled += 1
+                if throttled >= throttles:
+                    raise Retried(e, failures + throttled) from None
+                if not pacer.throttled(ticket) or throttled > 3:
+                    sleep(backoff(min(throttled, 8)))
+                continue
+            if not transient(e):
+                raise
+            failures += 1
+            if failures >= attempts:
+                raise Retried(e, failures + throttled) from None
+            sleep(backoff(failures - 1))
+            continue
+        pacer.success(ticket)
+        return result

@@ -7,7 +7,10 @@ after the client's timeout; forwarded and then dropped without an answer (it
 took effect, the client cannot know); forwarded and answered with the status and
 headers but only part of the body before the connection is cut (it took effect;
 botocore, left alone, parses the part as a success); or passed through.
-``counts`` says how often each happened.
+With ``rate_limit``, requests are first metered by a token bucket, as AWS
+meters an account's calls per region: one finding it empty is throttled
+(HTTP 400 ``ThrottlingException`` in JSON, 503 ``SlowDown`` in XML) without
+being forwarded. ``counts`` says how often each happened.
 """
 
 from __future__ import annotations
@@ -47,8 +50,30 @@ class Faults:
     drop_after: float = 0.0
     cut: float = 0.0
     delay: float = 1.5
-    # (first, count): requests number first.. first+count-1 all answered 503 (an outage).
+    # (first, count): requests number first.. first+count-1 all answered 503 (an outage;
+    # ``error`` draws throttles too, which a client answers by slowing down instead).
     outage: tuple[int, int] | None = None
+    # (requests per second, burst): a token bucket in front of everything else.
+    rate_limit: tuple[float, float] | None = None
+
+
+class Bucket:
+    """A token bucket: ``rate`` tokens a second, holding at most ``burst``; starts full."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self._tokens = burst
+        self._at = time.monotonic()
+
+    def take(self) -> bool:
+        """Take a token if there is one (the caller holds the proxy's lock)."""
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
 
 
 class FaultProxy:
@@ -58,6 +83,7 @@ class FaultProxy:
         self.counts: collections.Counter[str] = collections.Counter()
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
+        self._bucket = Bucket(*faults.rate_limit) if faults.rate_limit else None
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -77,11 +103,16 @@ class FaultProxy:
 
     def draw(self) -> str:
         with self._lock:
+            if self._bucket is not None and not self._bucket.take():
+                self.counts["throttled"] += 1
+                return "throttled"
             roll = self._rng.random()
             f = self.faults
             number = sum(self.counts.values())
             outage = f.outage is not None and f.outage[0] <= number < sum(f.outage)
-            if outage or roll < f.error:
+            if outage:
+                fate = "outage"
+            elif roll < f.error:
                 fate = "error"
             elif roll < f.error + f.slow:
                 fate = "slow"
@@ -98,25 +129,22 @@ class FaultProxy:
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(length) if length else b""
         fate = self.draw()
-        if fate == "error":
-            json_protocol = "X-Amz-Target" in request.headers
-            with self._lock:
-                status, code, message = self._rng.choice(_JSON_ERRORS if json_protocol else _ERRORS)
+        json_protocol = "X-Amz-Target" in request.headers
+        if fate == "throttled":
             if json_protocol:
-                kind = "application/x-amz-json-1.1"
-                payload = f'{{"__type":"{code}","message":"{message}"}}'.encode()
+                self._answer_error(request, *_JSON_ERRORS[2], json=True)
             else:
-                kind = "application/xml"
-                payload = (
-                    f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
-                    f"<Message>{message}</Message></Error>"
-                ).encode()
-            request.send_response(status)
-            request.send_header("Content-Type", kind)
-            request.send_header("Content-Length", str(len(payload)))
-            request.end_headers()
-            if request.command != "HEAD":
-                request.wfile.write(payload)
+                self._answer_error(request, *_ERRORS[2], json=False)
+            return
+        if fate == "outage":
+            error = _JSON_ERRORS[1] if json_protocol else _ERRORS[1]
+            self._answer_error(request, *error, json=json_protocol)
+            return
+        if fate == "error":
+            with self._lock:
+                errors = _JSON_ERRORS if json_protocol else _ERRORS
+                status, code, message = self._rng.choice(errors)
+            self._answer_error(request, status, code, message, json=json_protocol)
             return
         if fate == "slow":
             time.sleep(self.faults.delay)  # the client has given up; the request still lands
@@ -141,6 +169,27 @@ class FaultProxy:
                 request.wfile.write(answer)
         except OSError:
             request.close_connection = True  # the client went away (timed out)
+
+    @staticmethod
+    def _answer_error(
+        request: BaseHTTPRequestHandler, status: int, code: str, message: str, *, json: bool
+    ) -> None:
+        """An error answer in the request's protocol (JSON for SSM and Secrets Manager)."""
+        if json:
+            kind = "application/x-amz-json-1.1"
+            payload = f'{{"__type":"{code}","message":"{message}"}}'.encode()
+        else:
+            kind = "application/xml"
+            payload = (
+                f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+                f"<Message>{message}</Message></Error>"
+            ).encode()
+        request.send_response(status)
+        request.send_header("Content-Type", kind)
+        request.send_header("Content-Length", str(len(payload)))
+        request.end_headers()
+        if request.command != "HEAD":
+            request.wfile.write(payload)
 
     def _forward(
         self, request: BaseHTTPRequestHandler, body: bytes

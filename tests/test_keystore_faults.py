@@ -42,6 +42,8 @@ FLAKY = Faults(error=0.15, slow=0.03, drop_after=0.05, cut=0.05, delay=1.2)
 # The store answers nothing for a while early in the apply: the puts then in
 # flight outlast their retries, the rest of the run keeps keys in the state.
 OUTAGE = Faults(error=0.05, drop_after=0.05, outage=(4, 60))
+# Every request answered 503, the whole run.
+DOWN = Faults(outage=(0, 1_000_000))
 
 
 def stored_key(moto_url: str, ref: Mapping[str, str]) -> str | None:
@@ -186,7 +188,7 @@ def test_applies_with_a_failing_key_store_converge_losing_nothing(
         runs, _, outputs = converge(tmp_path, emulator, moto_url, env, local.read, store=spec)
     entries = {a.name: e for a, e in local.read().entries.items()}
     check_converged(entries, emulator, moto_url, spec, prefix)
-    assert proxy.counts["error"] + proxy.counts["drop_after"] + proxy.counts["slow"] > 0
+    assert sum(proxy.counts[f] for f in ("error", "outage", "drop_after", "slow")) > 0
     if faults is OUTAGE:
         assert runs > 1, "the outage did not hold keys back"
     assert_no_leak(outputs, [])
@@ -234,7 +236,7 @@ def test_a_key_store_that_is_down_holds_keys_in_the_state_and_says_so_once(
     spec = f"ssm:/{prefix}/{{region}}/{{name}}"
     setup_project(tmp_path, f"  store: {spec}\n")
     # Every request fails: the store is down for the whole run.
-    proxy = FaultProxy(moto_url, Faults(error=1.0), seed=1)
+    proxy = FaultProxy(moto_url, DOWN, seed=1)
     env = {"AWS_ENDPOINT_URL_SSM": proxy.url}
     with proxy.running():
         down = run_cli(
@@ -250,7 +252,7 @@ def test_a_key_store_that_is_down_holds_keys_in_the_state_and_says_so_once(
     assert "the next apply moves them to" in down.stderr
     # Once the store was found failing, no other key was sent: only the 4 workers'
     # puts then in flight were tried (9 times each), not all 16 keys.
-    assert proxy.counts["error"] <= 4 * 9
+    assert proxy.counts["outage"] <= 4 * 9
     local = LocalBackend(tmp_path / "reconciler.state.json")
     entries = {a.name: e for a, e in local.read().entries.items()}
     assert lost_keys(entries, emulator, moto_url) == []
@@ -344,7 +346,7 @@ def test_stored_keys_a_failing_store_cannot_drop_are_named_once(
         env={"AWS_ENDPOINT_URL_SSM": moto_url},
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
-    proxy = FaultProxy(moto_url, Faults(error=1.0), seed=2)
+    proxy = FaultProxy(moto_url, DOWN, seed=2)
     with proxy.running():
         gone = run_cli(
             "destroy", "manifests", "--auto-approve", cwd=tmp_path, endpoint=emulator.url,

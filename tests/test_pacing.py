@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from reconciler.retry import BACKOFF_SCALE_ENV, Pacer, backoff, backoff_scale
+from reconciler.retry import BACKOFF_SCALE_ENV, Pacer, Retried, backoff, backoff_scale, paced
 from tests.pacing_sim import Clock, simulate
 
 
@@ -97,3 +97,49 @@ def test_waiters_see_a_grown_pace_rather_than_a_stale_queue() -> None:
         clock.now += Pacer.RAMP_INTERVAL
         pacer.try_acquire()
     assert pacer.rate is not None and pacer.rate >= 8 * Pacer.MIN_RATE
+
+
+def test_paced_calls_retry_throttles_on_a_budget_of_their_own() -> None:
+    clock = Clock()
+
+    def advance(seconds: float) -> None:
+        clock.now += seconds
+
+    pacer = Pacer(clock=clock, sleep=advance)
+    answers: list[str] = []
+
+    def call() -> str:
+        answer = answers.pop(0)
+        if answer != "ok":
+            raise ValueError(answer)
+        return "done"
+
+    def send(*, attempts: int, throttles: int) -> str:
+        return paced(
+            call,
+            pacer,
+            throttle=lambda e: str(e) == "throttle",
+            transient=lambda e: str(e) == "busy",
+            attempts=attempts,
+            throttles=throttles,
+            sleep=advance,
+        )
+
+    # Six throttles spend none of the three attempts that two 5xx-like failures use.
+    answers[:] = ["throttle"] * 6 + ["busy"] * 2 + ["ok"]
+    assert send(attempts=3, throttles=10) == "done"
+    assert pacer.throttles == 6 and pacer.successes == 1 and pacer.rate is not None
+    # Either budget spent: the last failure, and how many times the call was sent.
+    answers[:] = ["throttle", "busy", "busy", "ok"]
+    with pytest.raises(Retried) as spent:
+        send(attempts=2, throttles=10)
+    assert str(spent.value.error) == "busy" and spent.value.attempts == 3
+    answers[:] = ["throttle"] * 3 + ["ok"]
+    with pytest.raises(Retried) as spent:
+        send(attempts=2, throttles=3)
+    assert str(spent.value.error) == "throttle" and spent.value.attempts == 3
+    # Any other failure is raised at once, not sent again.
+    answers[:] = ["denied", "ok"]
+    with pytest.raises(ValueError, match="denied"):
+        send(attempts=5, throttles=5)
+    assert answers == ["ok"]

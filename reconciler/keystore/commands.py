@@ -19,7 +19,12 @@ from reconciler.keystore.registry import STATE, StoreContext, spec_problem
 from reconciler.lightsail import aws_client_factory
 from reconciler.model import Address, StateEntry
 from reconciler.plan import Finding, FindingKind
+from reconciler.retry import Pacers
 from reconciler.state import StateBackend, StateDocument, crypto
+
+# The services meter calls per account and region, however many custodies (and
+# stores in each) a run opens: one pace per credentials, service and region.
+_PACERS: dict[str | None, Pacers] = {}
 
 
 def check_spec(spec: str, kms_key_id: str | None, where: str) -> None:
@@ -62,6 +67,7 @@ def custody_for(
         seal=None if sealer is None else sealer.seal,
         unseal=unsealer.unseal,
         account_ids=workflow.account_ids(options),
+        pacers=_PACERS.setdefault(options.profile, Pacers()),
     )
     return Custody(setting, context, lineage=doc.lineage)
 

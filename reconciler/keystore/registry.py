@@ -8,6 +8,7 @@ credentials when the project declares no accounts).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ from reconciler.keystore.secretsmanager import SecretsManagerKeyStore
 from reconciler.keystore.ssm import SsmKeyStore
 from reconciler.keystore.state_store import Seal, StateKeyStore, Unseal
 from reconciler.model import Address
+from reconciler.retry import Pacer, Pacers
 
 STATE = "state"
 
@@ -32,14 +34,21 @@ class StoreContext:
     unseal: Unseal | None = None
     # The account id of a key pair's account, when the project declares accounts.
     account_ids: Callable[[Address], str] | None = None
+    # The pace of calls by service and region (``pacers(service, region)``); shared by
+    # every store reaching the same account, as the services meter calls per account.
+    pacers: Pacers = field(default_factory=Pacers)
     _account: AccountId | None = field(default=None, repr=False)
 
     def account(self, address: Address) -> str:
         if self.account_ids is not None:
             return self.account_ids(address)
         if self._account is None:
-            self._account = AccountId(self.clients("sts"))
+            self._account = AccountId(self.clients("sts"), self.pacers("sts", None))
         return self._account()
+
+    def pacer(self, service: str) -> Callable[[str], Pacer]:
+        """The pace of calls to ``service`` by region."""
+        return functools.partial(self.pacers, service)
 
 
 def _state(location: str, context: StoreContext, kms_key_id: str | None) -> KeyStore:
@@ -52,7 +61,11 @@ def _state(location: str, context: StoreContext, kms_key_id: str | None) -> KeyS
 
 def _ssm(location: str, context: StoreContext, kms_key_id: str | None) -> KeyStore:
     return SsmKeyStore(
-        location, clients=context.clients("ssm"), account=context.account, kms_key_id=kms_key_id
+        location,
+        clients=context.clients("ssm"),
+        pacer=context.pacer("ssm"),
+        account=context.account,
+        kms_key_id=kms_key_id,
     )
 
 
@@ -60,6 +73,7 @@ def _secretsmanager(location: str, context: StoreContext, kms_key_id: str | None
     return SecretsManagerKeyStore(
         location,
         clients=context.clients("secretsmanager"),
+        pacer=context.pacer("secretsmanager"),
         account=context.account,
         kms_key_id=kms_key_id,
     )

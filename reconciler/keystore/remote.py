@@ -1,8 +1,12 @@
 """What the AWS-backed key stores share: name templates, labels as tags, retries, error wording.
 
-Calls to SSM and Secrets Manager are made once by botocore and retried here
-(``retried``) with the project's one backoff when they fail in a way worth
-retrying: a 5xx, a throttle, a timeout or a dropped connection. That is safe
+Calls to SSM and Secrets Manager are made once by botocore, paced and retried
+here (``retried``). Each service meters calls per account and region (SSM
+PutParameter and Secrets Manager CreateSecret at a few calls a second): every
+call goes through the ``Pacer`` of its service, credentials and region, shared
+by all workers, which learns that rate from throttles, so a throttled call
+waits for its turn instead of spending its attempts. A 5xx, a timeout or a
+dropped connection is sent again with the project's one backoff. That is safe
 for every call the stores make: reads and deletes are idempotent, and a put
 is never an overwrite (SSM ``Overwrite=false``, Secrets Manager
 ``CreateSecret``), so a put that landed before its answer was lost is refused
@@ -24,7 +28,7 @@ import botocore.exceptions
 
 from reconciler.keystore.base import KeyStoreError, KeyStoreUnavailable
 from reconciler.model import Address, StateEntry
-from reconciler.retry import backoff
+from reconciler.retry import THROTTLING_CODES, Pacer, Retried, paced
 from reconciler.state.s3_objects import transient
 
 T = TypeVar("T")
@@ -35,13 +39,13 @@ ClientFactory = Callable[[str | None], Any]
 # Attempts in all for a call failing in a way worth retrying: at a 20% failure
 # rate, one call in ~2.5 million fails (a put also needs its check to answer).
 ATTEMPTS = 9
-# Throttling and busy codes of the JSON services, beside S3's and any 5xx.
+# Throttles in all for one call: about a minute of a service refusing every call
+# for its rate (backoff capped at 5 s) before the store counts as unavailable.
+THROTTLES = 30
+# Busy codes of the JSON services, beside S3's and any 5xx. SSM's TooManyUpdates
+# is about one parameter written concurrently, not the rate of calls: backoff, not pace.
 _BUSY_CODES = frozenset(
     (
-        "ThrottlingException",
-        "ThrottledException",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
         "TooManyUpdates",
         "InternalServerError",
         "InternalServiceError",
@@ -86,8 +90,9 @@ class AccountId:
     resolves it per key pair instead (``StoreContext.account_ids``).
     """
 
-    def __init__(self, sts: ClientFactory) -> None:
+    def __init__(self, sts: ClientFactory, pacer: Pacer) -> None:
         self._sts = sts
+        self._pacer = pacer
         self._lock = threading.Lock()
         self._value: str | None = None
 
@@ -97,6 +102,7 @@ class AccountId:
                 response = call(
                     "looking up the AWS account id",
                     lambda: self._sts(None).get_caller_identity(),
+                    self._pacer,
                     service="STS",
                 )
                 self._value = str(response["Account"])
@@ -114,37 +120,37 @@ def retryable(error: Exception) -> bool:
     return transient(error)
 
 
-class Retried(Exception):
-    """A call that failed transiently on every attempt (``error`` is the last failure)."""
-
-    def __init__(self, error: Exception, attempts: int) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.attempts = attempts
+def throttled(error: Exception) -> bool:
+    """Whether a failed call was refused for the rate of calls (nothing happened)."""
+    return (
+        isinstance(error, botocore.exceptions.ClientError) and error_code(error) in THROTTLING_CODES
+    )
 
 
-def retried(fn: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep) -> T:
-    """``fn()``, sent again with backoff while it fails transiently.
+def retried(fn: Callable[[], T], pacer: Pacer, *, sleep: Callable[[float], None] = time.sleep) -> T:
+    """``fn()`` at ``pacer``'s pace, sent again while it fails transiently.
 
-    Any other botocore failure is raised as it is, for the caller to handle;
-    one that outlasts the attempts is raised as ``Retried``.
+    Throttles slow the pace and are retried on a budget of their own
+    (``THROTTLES``); other failures worth retrying are sent again with backoff,
+    ``ATTEMPTS`` in all. Any other botocore failure is raised as it is, for the
+    caller to handle; one that outlasts its budget is raised as ``Retried``.
     """
-    for attempt in range(ATTEMPTS):
-        try:
-            return fn()
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-            if not retryable(e):
-                raise
-            if attempt + 1 == ATTEMPTS:
-                raise Retried(e, ATTEMPTS) from None
-        sleep(backoff(attempt))
-    raise AssertionError("unreachable")
+    return paced(
+        fn,
+        pacer,
+        throttle=throttled,
+        transient=retryable,
+        attempts=ATTEMPTS,
+        throttles=THROTTLES,
+        sleep=sleep,
+    )
 
 
-def call(what: str, fn: Callable[[], T], *, service: str = "AWS") -> T:
-    """``fn()``, retried while it fails transiently, any failure a one-line KeyStoreError."""
+def call(what: str, fn: Callable[[], T], pacer: Pacer, *, service: str = "AWS") -> T:
+    """``fn()``, paced and retried while it fails transiently, any failure a one-line
+    KeyStoreError."""
     try:
-        return retried(fn)
+        return retried(fn, pacer)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, Retried) as e:
         raise translate(e, what, service) from None
 
@@ -205,7 +211,8 @@ class RemoteKeyStore:
     account and KMS settings, and the reference an entry keeps once its key is stored.
 
     A subclass names its ``scheme``, the ``noun`` its messages use, and the
-    ``allowed`` shape of a rendered location, and implements the calls.
+    ``allowed`` shape of a rendered location, and implements the calls, each
+    at the pace of its region (``pacer(region)``).
     """
 
     scheme: str
@@ -217,6 +224,7 @@ class RemoteKeyStore:
         location: str,
         *,
         clients: ClientFactory,
+        pacer: Callable[[str], Pacer],
         account: Callable[[Address], str],
         kms_key_id: str | None = None,
     ) -> None:
@@ -224,6 +232,7 @@ class RemoteKeyStore:
         self.spec = f"{self.scheme}:{location}"
         self.kms_key_id = kms_key_id
         self._clients = clients
+        self._pacer = pacer
         self._account = account
 
     def location(self, address: Address, suffix: str = "") -> str:

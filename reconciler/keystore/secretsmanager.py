@@ -32,7 +32,6 @@ from reconciler.keystore.base import (
 from reconciler.keystore.bulk import Found, by_region, chunks, run_all
 from reconciler.keystore.remote import (
     RemoteKeyStore,
-    Retried,
     call,
     error_code,
     labels_from,
@@ -43,6 +42,7 @@ from reconciler.keystore.remote import (
 )
 from reconciler.keystore.ssm import conflict
 from reconciler.model import Address, StateEntry
+from reconciler.retry import Retried
 
 NAME = re.compile(r"[A-Za-z0-9/_+=.@\-]{1,512}")
 SERVICE = "Secrets Manager"
@@ -70,10 +70,10 @@ class SecretsManagerKeyStore(RemoteKeyStore):
         }
         if self.kms_key_id:
             request["KmsKeyId"] = self.kms_key_id
-        client = self._clients(address.region)
+        client, pace = self._clients(address.region), self._pacer(address.region)
         what = f"storing the key of {address} in Secrets Manager secret {name}"
         try:
-            response = retried(lambda: client.create_secret(**request))
+            response = retried(lambda: client.create_secret(**request), pace)
             arn, version = str(response["ARN"]), str(response.get("VersionId", ""))
         except botocore.exceptions.ClientError as e:
             if error_code(e) != "ResourceExistsException":
@@ -97,10 +97,11 @@ class SecretsManagerKeyStore(RemoteKeyStore):
         if ref is None or not owns(ref, self.scheme):
             return None
         secret_id = ref["location"]
-        client = self._clients(entry.address.region)
+        client, pace = self._clients(entry.address.region), self._pacer(entry.address.region)
         response = call(
             f"reading the key of {entry.address} from secret {secret_id}",
             lambda: client.get_secret_value(SecretId=secret_id),
+            pace,
             service=SERVICE,
         )
         return str(response["SecretString"])
@@ -134,7 +135,7 @@ class SecretsManagerKeyStore(RemoteKeyStore):
 
     def _list(self, region: str, prefixes: Sequence[str]) -> dict[str, KeyMetadata]:
         """Secrets whose names begin with one of ``prefixes``, by ARN and by name."""
-        client = self._clients(region)
+        client, pace = self._clients(region), self._pacer(region)
         what = f"listing stored keys in Secrets Manager ({region})"
         request: dict[str, Any] = {
             "Filters": [{"Key": "name", "Values": list(prefixes)}],
@@ -143,7 +144,7 @@ class SecretsManagerKeyStore(RemoteKeyStore):
         out: dict[str, KeyMetadata] = {}
         while True:
             response = call(
-                what, functools.partial(client.list_secrets, **request), service=SERVICE
+                what, functools.partial(client.list_secrets, **request), pace, service=SERVICE
             )
             for secret in response.get("SecretList", []):
                 if secret.get("DeletedDate") is not None:
@@ -156,10 +157,10 @@ class SecretsManagerKeyStore(RemoteKeyStore):
             request = {**request, "NextToken": token}
 
     def _describe(self, address: Address, secret_id: str) -> KeyMetadata | None:
-        client = self._clients(address.region)
+        client, pace = self._clients(address.region), self._pacer(address.region)
         what = f"checking the key of {address} in secret {secret_id}"
         try:
-            response = retried(lambda: client.describe_secret(SecretId=secret_id))
+            response = retried(lambda: client.describe_secret(SecretId=secret_id), pace)
         except botocore.exceptions.ClientError as e:
             if error_code(e) == "ResourceNotFoundException":
                 return None
@@ -172,10 +173,11 @@ class SecretsManagerKeyStore(RemoteKeyStore):
 
     def delete(self, entry: StateEntry) -> StateEntry:
         secret_id = self._where(entry)
-        client = self._clients(entry.address.region)
+        client, pace = self._clients(entry.address.region), self._pacer(entry.address.region)
         try:
             retried(
-                lambda: client.delete_secret(SecretId=secret_id, ForceDeleteWithoutRecovery=True)
+                lambda: client.delete_secret(SecretId=secret_id, ForceDeleteWithoutRecovery=True),
+                pace,
             )
         except botocore.exceptions.ClientError as e:
             if error_code(e) != "ResourceNotFoundException":

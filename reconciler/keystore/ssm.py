@@ -31,7 +31,6 @@ from reconciler.keystore.base import (
 from reconciler.keystore.bulk import Found, by_region, chunks, run_all
 from reconciler.keystore.remote import (
     RemoteKeyStore,
-    Retried,
     call,
     error_code,
     labels_from,
@@ -41,6 +40,7 @@ from reconciler.keystore.remote import (
     translate,
 )
 from reconciler.model import Address, StateEntry
+from reconciler.retry import Pacer, Retried
 
 NAME = re.compile(r"/?[A-Za-z0-9_.\-/]{1,1000}")
 # DescribeParameters takes at most 50 values per filter and returns at most 50 per page.
@@ -66,10 +66,10 @@ class SsmKeyStore(RemoteKeyStore):
         }
         if self.kms_key_id:
             request["KeyId"] = self.kms_key_id
-        client = self._clients(address.region)
+        client, pace = self._clients(address.region), self._pacer(address.region)
         what = f"storing the key of {address} in SSM parameter {name}"
         try:
-            response = retried(lambda: client.put_parameter(**request))
+            response = retried(lambda: client.put_parameter(**request), pace)
             version = str(response["Version"])
         except botocore.exceptions.ClientError as e:
             if error_code(e) != "ParameterAlreadyExists":
@@ -92,10 +92,11 @@ class SsmKeyStore(RemoteKeyStore):
         if ref is None or not owns(ref, self.scheme):
             return None
         name = ref["location"]
-        client = self._clients(entry.address.region)
+        client, pace = self._clients(entry.address.region), self._pacer(entry.address.region)
         response = call(
             f"reading the key of {entry.address} from SSM parameter {name}",
             lambda: client.get_parameter(Name=name, WithDecryption=True),
+            pace,
             service="SSM",
         )
         return str(response["Parameter"]["Value"])
@@ -104,13 +105,14 @@ class SsmKeyStore(RemoteKeyStore):
         return self._describe(entry.address, self._where(entry))
 
     def _describe(self, address: Address, name: str) -> KeyMetadata | None:
-        client = self._clients(address.region)
+        client, pace = self._clients(address.region), self._pacer(address.region)
         what = f"checking the key of {address} in SSM parameter {name}"
         found = call(
             what,
             lambda: client.describe_parameters(
                 ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [name]}]
             ),
+            pace,
             service="SSM",
         )["Parameters"]
         if not found:
@@ -118,6 +120,7 @@ class SsmKeyStore(RemoteKeyStore):
         tags = call(
             what,
             lambda: client.list_tags_for_resource(ResourceType="Parameter", ResourceId=name),
+            pace,
             service="SSM",
         )
         labels = labels_from(tags.get("TagList"))
@@ -149,7 +152,7 @@ class SsmKeyStore(RemoteKeyStore):
     def _describe_chunk(self, entries: Sequence[StateEntry]) -> Found:
         """Keys of one region, at most 50; their metadata in their order."""
         region = entries[0].address.region
-        client = self._clients(region)
+        client, pace = self._clients(region), self._pacer(region)
         names = [self._where(e) for e in entries]
         expected = [expected_fingerprint(e) for e in entries]
         what = f"checking {len(entries)} stored key(s) in SSM ({region})"
@@ -157,6 +160,7 @@ class SsmKeyStore(RemoteKeyStore):
         labelled = (
             _versions(
                 client,
+                pace,
                 what,
                 [
                     {"Key": "Name", "Option": "Equals", "Values": sorted(set(names))},
@@ -181,7 +185,7 @@ class SsmKeyStore(RemoteKeyStore):
         if rest:
             asked = sorted({names[i] for i in rest})
             present = _versions(
-                client, what, [{"Key": "Name", "Option": "Equals", "Values": asked}]
+                client, pace, what, [{"Key": "Name", "Option": "Equals", "Values": asked}]
             )
             for i in rest:
                 name = names[i]
@@ -190,10 +194,11 @@ class SsmKeyStore(RemoteKeyStore):
         return found
 
     def _labelled(self, address: Address, name: str, version: str) -> KeyMetadata:
-        client = self._clients(address.region)
+        client, pace = self._clients(address.region), self._pacer(address.region)
         tags = call(
             f"checking the key of {address} in SSM parameter {name}",
             lambda: client.list_tags_for_resource(ResourceType="Parameter", ResourceId=name),
+            pace,
             service="SSM",
         )
         labels = labels_from(tags.get("TagList"))
@@ -201,9 +206,9 @@ class SsmKeyStore(RemoteKeyStore):
 
     def delete(self, entry: StateEntry) -> StateEntry:
         name = self._where(entry)
-        client = self._clients(entry.address.region)
+        client, pace = self._clients(entry.address.region), self._pacer(entry.address.region)
         try:
-            retried(lambda: client.delete_parameter(Name=name))
+            retried(lambda: client.delete_parameter(Name=name), pace)
         except botocore.exceptions.ClientError as e:
             if error_code(e) != "ParameterNotFound":
                 raise translate(e, f"deleting SSM parameter {name}", "SSM") from None
@@ -212,13 +217,13 @@ class SsmKeyStore(RemoteKeyStore):
         return replace(entry, private_key_ref=None)
 
 
-def _versions(client: Any, what: str, filters: list[dict[str, Any]]) -> dict[str, str]:
+def _versions(client: Any, pace: Pacer, what: str, filters: list[dict[str, Any]]) -> dict[str, str]:
     """The parameters DescribeParameters finds with ``filters``: name to version, all pages."""
     out: dict[str, str] = {}
     request: dict[str, Any] = {"ParameterFilters": filters, "MaxResults": BATCH}
     while True:
         response = call(
-            what, functools.partial(client.describe_parameters, **request), service="SSM"
+            what, functools.partial(client.describe_parameters, **request), pace, service="SSM"
         )
         for parameter in response.get("Parameters", []):
             out[str(parameter["Name"])] = str(parameter.get("Version", ""))
