@@ -296,3 +296,49 @@ def test_a_failed_journal_write_stops_new_calls_and_in_flight_results_still_land
     assert again.ok and len(live_fingerprints(emulator.url)) == 30
     assert emulator.committed["CreateKeyPair"] == 30
     assert lost_keys(backend.path, emulator) == []
+
+
+def test_a_failed_journal_fsync_spools_intents_written_ahead_and_loses_no_key(
+    tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Intents are written ahead and made durable as their request leaves: when
+    # that fsync fails, the intent goes to the spool before anything is sent.
+    monkeypatch.chdir(tmp_path)  # the spool is beside the working directory
+    manifests(tmp_path, 30)
+    desired = load_desired([tmp_path / "manifests"])
+    backend = LocalBackend(tmp_path / "reconciler.state.json")
+    lightsail = Lightsail(ClientOptions(endpoint_url=emulator.url))
+    fsyncs = 0
+    real = os.fsync
+
+    def flaky(fd: int) -> None:
+        nonlocal fsyncs
+        fsyncs += 1
+        if fsyncs == 8:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real(fd)
+
+    with backend.lock("apply"):
+        doc = backend.begin()
+        plan = make_plan(desired, doc.entries, doc.pending, lightsail.snapshot(["us-east-1"]))
+        journal = backend.journal()
+        monkeypatch.setattr(os, "fsync", flaky)
+        try:
+            outcome = Executor(lightsail, journal, parallelism=4).run(plan)
+        finally:
+            monkeypatch.setattr(os, "fsync", real)
+        (spooled,) = (tmp_path / ".reconciler" / "spool").iterdir()
+        assert read_journal(spooled)
+        backend.commit()
+    assert outcome.stopped is not None
+    assert "fsync failed (Input/output error)" in outcome.stopped.message
+    assert outcome.unrecorded == [] and all(not f.lost_key for f in outcome.failed)
+    assert lost_keys(backend.path, emulator) == []
+    with backend.lock("apply"):
+        doc = backend.begin()
+        plan = make_plan(desired, doc.entries, doc.pending, lightsail.snapshot(["us-east-1"]))
+        again = Executor(lightsail, backend.journal(), parallelism=4).run(plan)
+        backend.commit()
+    assert again.ok and len(live_fingerprints(emulator.url)) == 30
+    assert emulator.committed["CreateKeyPair"] == 30
+    assert lost_keys(backend.path, emulator) == []
