@@ -341,13 +341,11 @@ class Executor:
     def _create(self, change: Change) -> None:
         address = change.address
         tags = dict(change.after_tags or {})
-        # Durable before the request leaves: fsyncs for other workers' records made
-        # while this one builds its request cover it.
-        intent, durable = self.journal.intent_ahead("create", address)
+        intent = self.journal.intent("create", address)
         ambiguous: AmbiguousOutcome | None = None
         for attempt in range(CREATE_ATTEMPTS):
             try:
-                created = self.lightsail.create_key_pair(address, tags, before_send=durable)
+                created = self.lightsail.create_key_pair(address, tags)
             except AmbiguousOutcome as e:
                 log.info("%s: create outcome unknown (%s); checking", address, e.cause)
                 ambiguous = e

@@ -276,17 +276,6 @@ def refuse_incomplete(client: Any) -> Any:
     return client
 
 
-# Per thread: what runs just before the request of the call under way is sent.
-_sending = threading.local()
-
-
-def _before_send(**_: Any) -> None:
-    """Run the ``before_send`` of this thread's call, if it has one (None: send as usual)."""
-    before: Callable[[], None] | None = getattr(_sending, "before", None)
-    if before is not None:
-        before()
-
-
 # Where a GetKeyPairs page's key pairs go when decoded by ``_decode_page``.
 RAW_KEY_PAIRS = "reconcilerRawKeyPairs"
 
@@ -522,7 +511,6 @@ class Lightsail:
                     )
                 )
                 client.meta.events.register("before-parse.lightsail.GetKeyPairs", _decode_page)
-                client.meta.events.register("before-send.lightsail", _before_send)
                 self._clients[key] = client
             return self._clients[key]
 
@@ -735,25 +723,12 @@ class Lightsail:
                 raise AmbiguousOutcome(failure.message, failure.code) from None
             raise translate(e, f"{what} {address}") from None
 
-    def create_key_pair(
-        self, address: Address, tags: Tags, *, before_send: Callable[[], None] | None = None
-    ) -> CreatedKeyPair:
-        """Create a key pair; ``before_send`` runs just before each request leaves (what
-        it raises stops the call unsent): the journal makes the call's intent durable there.
-        """
+    def create_key_pair(self, address: Address, tags: Tags) -> CreatedKeyPair:
         client = self.client(address.region, address.account)
         kwargs: dict[str, Any] = {"keyPairName": address.name}
         if tags:
             kwargs["tags"] = tags_to_api(tags)
-
-        def create() -> Any:
-            _sending.before = before_send
-            try:
-                return client.create_key_pair(**kwargs)
-            finally:
-                _sending.before = None
-
-        response = self._call(address, "creating", create)
+        response = self._call(address, "creating", lambda: client.create_key_pair(**kwargs))
         if "keyPair" not in response or "privateKeyBase64" not in response:
             # Answered, but not with a key pair: whether one was made is unknown.
             raise AmbiguousOutcome(f"creating {address}: the answer carried no key pair")

@@ -10,7 +10,7 @@ test_cli_e2e.py; these pin the exact call sequences, quickly.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +74,7 @@ class FakeLightsail(Lightsail):
             raise AmbiguousOutcome("connection dropped", "ConnectionError")
         return live
 
-    def create_key_pair(
-        self, address: Address, tags: Tags, *, before_send: Callable[[], None] | None = None
-    ) -> CreatedKeyPair:
-        if before_send is not None:
-            before_send()  # what the real client runs as the request leaves
+    def create_key_pair(self, address: Address, tags: Tags) -> CreatedKeyPair:
         live = self._outcome(self._next("create", address), address, tags)
         return CreatedKeyPair(
             key_pair={

@@ -142,40 +142,6 @@ def test_a_failed_fsync_breaks_the_journal_for_good(
         journal.intent("create", DB)
 
 
-def test_an_intent_written_ahead_is_durable_once_durable_returns(journal: Journal) -> None:
-    base = journal.fsync_count
-    intent_id, durable = journal.intent_ahead("create", WEB)
-    assert [r["id"] for r in read_journal(journal.path)] == [intent_id]  # written, not synced
-    assert (journal.durable_appends, journal.fsync_count) == (0, base)
-    durable()
-    assert (journal.durable_appends, journal.fsync_count) == (1, base + 1)
-    durable()  # already durable: no second fsync
-    assert journal.fsync_count == base + 1
-
-
-def test_a_later_records_fsync_covers_an_intent_written_ahead(journal: Journal) -> None:
-    base = journal.fsync_count
-    _, durable = journal.intent_ahead("create", WEB)
-    journal.intent("create", DB)  # durable on return, and so is everything before it
-    assert journal.durable_appends == 2
-    durable()
-    assert journal.fsync_count == base + 1
-
-
-def test_an_intent_written_ahead_whose_fsync_fails_is_never_reported_durable(
-    journal: Journal, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _, durable = journal.intent_ahead("create", WEB)
-
-    def failing(fd: int) -> None:
-        raise OSError(errno.EIO, "Input/output error")
-
-    monkeypatch.setattr(os, "fsync", failing)
-    with pytest.raises(StateError, match="fsync failed"):
-        durable()
-    assert journal.durable_appends == 0
-
-
 def test_group_commit_ten_threads_share_fsyncs(journal: Journal) -> None:
     threads, per_thread = 10, 100
     ids: list[list[str]] = [[] for _ in range(threads)]

@@ -10,7 +10,7 @@ once for every backend.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from reconciler.errors import StorageError
@@ -37,7 +37,6 @@ class JournalWriter(Protocol):
         ...
 
     def intent(self, op: str, address: Address) -> str: ...
-    def intent_ahead(self, op: str, address: Address) -> tuple[str, Callable[[], None]]: ...
     def keygen(
         self,
         intent_id: str,

@@ -4,10 +4,7 @@ The executor records an intent before each mutating call and the outcome after
 it; a private key returned by CreateKeyPair (or generated locally) is on disk
 before anything else happens to it. Appends from many threads share fsyncs
 (group commit): each append waits only for an fsync that covers it, and one
-fsync may cover many appends. An intent may be written ahead (``append_ahead``)
-and made durable just before its request is sent: fsyncs other threads make
-in between cover it, and the request is never sent before it is durable.
-Records are never logged: they hold key material.
+fsync may cover many appends. Records are never logged: they hold key material.
 
 Room comes before the call: ``reserve`` preallocates (``posix_fallocate``) the
 bytes a change's records can take before the change sends anything, so a full
@@ -22,11 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import logging
 import os
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -103,22 +98,9 @@ class Journal(JournalRecords, CountsWrites):
         """Store a record made elsewhere (a spool takes those a remote journal could not)."""
         self._append(record)
 
-    def append_ahead(self, record: dict[str, Any]) -> Callable[[], None]:
-        """Write ``record`` now; the returned call returns once it is durable.
-
-        Between the two, fsyncs made for other records cover it for free.
-        """
-        return functools.partial(self._wait_durable, self._write(record))
-
     @property
     def empty(self) -> bool:
         return self.appends == 0
-
-    @property
-    def durable_appends(self) -> int:
-        """Records appended so far that a completed fsync covers."""
-        with self._sync:
-            return self._synced
 
     def close(self) -> None:
         with self._sync:
@@ -176,13 +158,6 @@ class Journal(JournalRecords, CountsWrites):
         )
 
     def _append(self, record: dict[str, Any]) -> None:
-        self._wait_durable(self._write(record))
-
-    def _append_ahead(self, record: dict[str, Any]) -> Callable[[], None]:
-        return self.append_ahead(record)
-
-    def _write(self, record: dict[str, Any]) -> int:
-        """Write ``record`` into the file (not yet durable); its sequence number."""
         line = encode_record(record)
         reservation: Reservation | None = getattr(self._local, "reservation", None)
         with self._append_lock:
@@ -210,7 +185,7 @@ class Journal(JournalRecords, CountsWrites):
             self.appends += 1
             sequence = self._written
         self._stats.wrote(len(data))
-        return sequence
+        self._wait_durable(sequence)
 
     def _wait_durable(self, sequence: int) -> None:
         with self._sync:

@@ -14,7 +14,7 @@ import json
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
@@ -80,19 +80,13 @@ class JournalRecords(ABC):
 
     def intent(self, op: str, address: Address) -> str:
         """Record that ``op`` on ``address`` is about to be called; returns the intent id."""
-        intent_id, record = _intent(op, address)
-        self._append(record)
+        if op not in OPERATIONS:
+            raise ValueError(f"unknown journal operation {op!r}")
+        intent_id = str(uuid.uuid4())
+        self._append(
+            {"kind": "intent", "id": intent_id, "op": op, **_address(address), "at": time.time()}
+        )
         return intent_id
-
-    def intent_ahead(self, op: str, address: Address) -> tuple[str, Callable[[], None]]:
-        """``intent``, whose durability may wait until just before the call's request leaves.
-
-        Returns the intent id and ``durable``, which returns once the record is
-        durable: the caller runs it before the request is sent (a Lightsail
-        ``before_send``), so fsyncs made meanwhile for other records can cover it.
-        """
-        intent_id, record = _intent(op, address)
-        return intent_id, self._append_ahead(record)
 
     def keygen(
         self,
@@ -129,11 +123,6 @@ class JournalRecords(ABC):
     @abstractmethod
     def _append(self, record: dict[str, Any]) -> None:
         """Store ``record``; return only once it is durable."""
-
-    def _append_ahead(self, record: dict[str, Any]) -> Callable[[], None]:
-        """Store ``record``; the returned call returns once it is durable (here: at once)."""
-        self._append(record)
-        return durable_now
 
 
 # Upper bounds, in characters, of what a call can return or a key can take:
@@ -208,24 +197,6 @@ def decode_record(line: bytes) -> tuple[dict[str, Any] | None, str]:
     if not isinstance(record, dict):
         return None, "not a JSON object"
     return record, ""
-
-
-def _intent(op: str, address: Address) -> tuple[str, dict[str, Any]]:
-    """A new intent id and its intent record."""
-    if op not in OPERATIONS:
-        raise ValueError(f"unknown journal operation {op!r}")
-    intent_id = str(uuid.uuid4())
-    return intent_id, {
-        "kind": "intent",
-        "id": intent_id,
-        "op": op,
-        **_address(address),
-        "at": time.time(),
-    }
-
-
-def durable_now() -> None:
-    """What ``durable`` is for a record that is durable already."""
 
 
 def _address(address: Address) -> dict[str, str]:

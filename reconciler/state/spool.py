@@ -19,14 +19,13 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from reconciler.errors import StorageError
 from reconciler.state.files import IOStats, check_room, refuse_symlink, remove_durably
 from reconciler.state.journal import Journal, read_journal
-from reconciler.state.records import JournalRecords, Reservation, durable_now
+from reconciler.state.records import JournalRecords, Reservation
 
 log = logging.getLogger(__name__)
 
@@ -143,54 +142,19 @@ class Spilling(JournalRecords):
                 self.journal.append(record)
                 return
             except StorageError as exc:
-                self._spill(exc)
+                with self._lock:
+                    if self._spilled is None:
+                        try:
+                            self._spilled = self._spool.open(self._run)
+                        except StorageError:
+                            raise exc from None
+                        self._stopping = StorageError(
+                            f"{exc.message}; results are kept in the spool {self._spilled.path}",
+                            hint="no further changes are made; the next run moves the spooled "
+                            "results into the state; check the disk, then run again",
+                        )
         assert self._spilled is not None
         self._spilled.append(record)
-
-    def _append_ahead(self, record: dict[str, Any]) -> Callable[[], None]:
-        if self._spilled is None:
-            try:
-                durable = self.journal.append_ahead(record)
-            except StorageError as exc:
-                self._spill(exc)
-            else:
-                return self._settling(record, durable)
-        assert self._spilled is not None
-        self._spilled.append(record)
-        return durable_now
-
-    def _settling(self, record: dict[str, Any], durable: Callable[[], None]) -> Callable[[], None]:
-        """``durable`` of a record written ahead to the journal: should the journal fail
-        to make it durable, the record goes to the spool (once, however often it is called)."""
-        spooled = False
-
-        def settle() -> None:
-            nonlocal spooled
-            if spooled:
-                return
-            try:
-                durable()
-            except StorageError as exc:
-                self._spill(exc)
-                assert self._spilled is not None
-                self._spilled.append(record)
-                spooled = True
-
-        return settle
-
-    def _spill(self, exc: StorageError) -> None:
-        """Open this run's spool file after the journal's first failure (``exc``), once."""
-        with self._lock:
-            if self._spilled is None:
-                try:
-                    self._spilled = self._spool.open(self._run)
-                except StorageError:
-                    raise exc from None
-                self._stopping = StorageError(
-                    f"{exc.message}; results are kept in the spool {self._spilled.path}",
-                    hint="no further changes are made; the next run moves the spooled "
-                    "results into the state; check the disk, then run again",
-                )
 
 
 def spool_dir(configured: str | None) -> Path:
