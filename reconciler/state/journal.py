@@ -102,6 +102,12 @@ class Journal(JournalRecords, CountsWrites):
     def empty(self) -> bool:
         return self.appends == 0
 
+    @property
+    def durable_appends(self) -> int:
+        """Records appended so far that a completed fsync covers."""
+        with self._sync:
+            return self._synced
+
     def close(self) -> None:
         with self._sync:
             while self._syncing:
