@@ -30,7 +30,7 @@ from tests.helpers import (
     write_manifest,
 )
 
-PER_ROUND = 24
+PER_ROUND = 48
 ROUNDS = 3
 KEY_PAIRS = PER_ROUND * ROUNDS
 REPO = Path(__file__).resolve().parents[1]

@@ -24,7 +24,7 @@ from tests.helpers import (
 )
 from tests.test_endpoint_kill import Endpoint, apply
 
-KEY_PAIRS = 24
+KEY_PAIRS = 48
 
 
 def errors(stderr: str) -> list[str]:

@@ -10,6 +10,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,10 +48,14 @@ class Holder:
         assert line, "the holder process did not take the lock"
         self.info = LockInfo(**json.loads(line))
 
-    def release(self) -> None:
+    def let_go(self) -> None:
+        """Tell the holder to release the lock (it then exits)."""
         assert self.process.stdin is not None
         self.process.stdin.write("\n")
         self.process.stdin.flush()
+
+    def release(self) -> None:
+        self.let_go()
         assert self.process.wait(timeout=10) == 0
 
     def kill(self) -> None:
@@ -78,8 +83,8 @@ def holders() -> Iterator[list[Holder]]:
         holder.close()
 
 
-def hold(holders: list[Holder], state: Path, hold_for: float = -1.0) -> Holder:
-    holder = Holder(state, "apply", hold_for)
+def hold(holders: list[Holder], state: Path) -> Holder:
+    holder = Holder(state, "apply")
     holders.append(holder)
     return holder
 
@@ -125,13 +130,15 @@ def test_holder_info_is_in_the_private_lock_file(state: Path, holders: list[Hold
 def test_with_a_timeout_the_second_run_waits_for_the_release(
     state: Path, holders: list[Holder]
 ) -> None:
-    hold(holders, state, hold_for=0.6)
-    started = time.monotonic()
+    holder = hold(holders, state)
+    started = time.monotonic()  # the release comes 0.6 s after this, however loaded the machine
+    threading.Timer(0.6, holder.let_go).start()
     with LocalBackend(state).lock("apply", timeout=10) as info:
         waited = time.monotonic() - started
         assert info.pid == os.getpid()
         assert json.loads(Path(f"{state}.lock").read_text())["id"] == info.id
-    assert 0.2 < waited < 8
+    assert 0.6 <= waited < 8
+    assert holder.process.wait(timeout=10) == 0
 
 
 def test_a_timeout_that_runs_out_still_fails(state: Path, holders: list[Holder]) -> None:
