@@ -278,7 +278,13 @@ def _cut_short(response_dict: Mapping[str, Any]) -> tuple[int, int] | None:
 
 
 def refuse_incomplete(client: Any) -> Any:
-    """``client``, whose answers cut short raise ``IncompleteResponse``."""
+    """``client``, whose answers cut short raise ``IncompleteResponse``.
+
+    For the JSON services (Lightsail, SSM, Secrets Manager, KMS), whose bodies
+    botocore parses leniently. Not for S3: a HEAD answer's Content-Length is the
+    object's size, not its body's; S3's XML fails to parse when cut, and an
+    object body read short raises in botocore already.
+    """
     url = client.meta.endpoint_url
     service = client.meta.service_model.service_id.hyphenize()
 
