@@ -235,6 +235,10 @@ class RemoteKeyStore:
         self._pacer = pacer
         self._account = account
 
+    def _reach(self, region: str) -> tuple[Any, Pacer]:
+        """The client of ``region`` and the pace its calls keep."""
+        return self._clients(region), self._pacer(region)
+
     def location(self, address: Address, suffix: str = "") -> str:
         """Where a key of ``address`` goes (``suffix`` for a key kept beside another)."""
         return self.template.render(address, self._account) + suffix

@@ -70,7 +70,7 @@ class SecretsManagerKeyStore(RemoteKeyStore):
         }
         if self.kms_key_id:
             request["KmsKeyId"] = self.kms_key_id
-        client, pace = self._clients(address.region), self._pacer(address.region)
+        client, pace = self._reach(address.region)
         what = f"storing the key of {address} in Secrets Manager secret {name}"
         try:
             response = retried(lambda: client.create_secret(**request), pace)
@@ -97,7 +97,7 @@ class SecretsManagerKeyStore(RemoteKeyStore):
         if ref is None or not owns(ref, self.scheme):
             return None
         secret_id = ref["location"]
-        client, pace = self._clients(entry.address.region), self._pacer(entry.address.region)
+        client, pace = self._reach(entry.address.region)
         response = call(
             f"reading the key of {entry.address} from secret {secret_id}",
             lambda: client.get_secret_value(SecretId=secret_id),
@@ -135,7 +135,7 @@ class SecretsManagerKeyStore(RemoteKeyStore):
 
     def _list(self, region: str, prefixes: Sequence[str]) -> dict[str, KeyMetadata]:
         """Secrets whose names begin with one of ``prefixes``, by ARN and by name."""
-        client, pace = self._clients(region), self._pacer(region)
+        client, pace = self._reach(region)
         what = f"listing stored keys in Secrets Manager ({region})"
         request: dict[str, Any] = {
             "Filters": [{"Key": "name", "Values": list(prefixes)}],
@@ -157,7 +157,7 @@ class SecretsManagerKeyStore(RemoteKeyStore):
             request = {**request, "NextToken": token}
 
     def _describe(self, address: Address, secret_id: str) -> KeyMetadata | None:
-        client, pace = self._clients(address.region), self._pacer(address.region)
+        client, pace = self._reach(address.region)
         what = f"checking the key of {address} in secret {secret_id}"
         try:
             response = retried(lambda: client.describe_secret(SecretId=secret_id), pace)
@@ -173,7 +173,7 @@ class SecretsManagerKeyStore(RemoteKeyStore):
 
     def delete(self, entry: StateEntry) -> StateEntry:
         secret_id = self._where(entry)
-        client, pace = self._clients(entry.address.region), self._pacer(entry.address.region)
+        client, pace = self._reach(entry.address.region)
         try:
             retried(
                 lambda: client.delete_secret(SecretId=secret_id, ForceDeleteWithoutRecovery=True),

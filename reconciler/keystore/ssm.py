@@ -66,7 +66,7 @@ class SsmKeyStore(RemoteKeyStore):
         }
         if self.kms_key_id:
             request["KeyId"] = self.kms_key_id
-        client, pace = self._clients(address.region), self._pacer(address.region)
+        client, pace = self._reach(address.region)
         what = f"storing the key of {address} in SSM parameter {name}"
         try:
             response = retried(lambda: client.put_parameter(**request), pace)
@@ -92,7 +92,7 @@ class SsmKeyStore(RemoteKeyStore):
         if ref is None or not owns(ref, self.scheme):
             return None
         name = ref["location"]
-        client, pace = self._clients(entry.address.region), self._pacer(entry.address.region)
+        client, pace = self._reach(entry.address.region)
         response = call(
             f"reading the key of {entry.address} from SSM parameter {name}",
             lambda: client.get_parameter(Name=name, WithDecryption=True),
@@ -105,7 +105,7 @@ class SsmKeyStore(RemoteKeyStore):
         return self._describe(entry.address, self._where(entry))
 
     def _describe(self, address: Address, name: str) -> KeyMetadata | None:
-        client, pace = self._clients(address.region), self._pacer(address.region)
+        client, pace = self._reach(address.region)
         what = f"checking the key of {address} in SSM parameter {name}"
         found = call(
             what,
@@ -152,7 +152,7 @@ class SsmKeyStore(RemoteKeyStore):
     def _describe_chunk(self, entries: Sequence[StateEntry]) -> Found:
         """Keys of one region, at most 50; their metadata in their order."""
         region = entries[0].address.region
-        client, pace = self._clients(region), self._pacer(region)
+        client, pace = self._reach(region)
         names = [self._where(e) for e in entries]
         expected = [expected_fingerprint(e) for e in entries]
         what = f"checking {len(entries)} stored key(s) in SSM ({region})"
@@ -194,7 +194,7 @@ class SsmKeyStore(RemoteKeyStore):
         return found
 
     def _labelled(self, address: Address, name: str, version: str) -> KeyMetadata:
-        client, pace = self._clients(address.region), self._pacer(address.region)
+        client, pace = self._reach(address.region)
         tags = call(
             f"checking the key of {address} in SSM parameter {name}",
             lambda: client.list_tags_for_resource(ResourceType="Parameter", ResourceId=name),
@@ -206,7 +206,7 @@ class SsmKeyStore(RemoteKeyStore):
 
     def delete(self, entry: StateEntry) -> StateEntry:
         name = self._where(entry)
-        client, pace = self._clients(entry.address.region), self._pacer(entry.address.region)
+        client, pace = self._reach(entry.address.region)
         try:
             retried(lambda: client.delete_parameter(Name=name), pace)
         except botocore.exceptions.ClientError as e:
