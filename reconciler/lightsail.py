@@ -163,7 +163,7 @@ def translate(error: Exception, what: str) -> LightsailError:
     return LightsailError(f"{what}: {type(error).__name__}", code=type(error).__name__)
 
 
-def _throttled(error: Exception) -> bool:
+def throttled(error: Exception) -> bool:
     """True for a throttle: nothing happened, the call may be sent again more slowly."""
     return (
         isinstance(error, botocore.exceptions.ClientError) and error_code(error) in THROTTLING_CODES
@@ -569,7 +569,7 @@ class Lightsail:
             return paced(
                 fn,
                 self.pacer(region),
-                throttle=_throttled,
+                throttle=throttled,
                 transient=_is_ambiguous if idempotent else _never,
                 attempts=self.options.max_attempts,
                 throttles=self.options.max_throttles,

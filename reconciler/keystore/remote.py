@@ -27,8 +27,9 @@ from typing import Any, TypeVar
 import botocore.exceptions
 
 from reconciler.keystore.base import KeyStoreError, KeyStoreUnavailable
+from reconciler.lightsail import error_code, throttled
 from reconciler.model import Address, StateEntry
-from reconciler.retry import THROTTLING_CODES, Pacer, Retried, paced
+from reconciler.retry import Pacer, Retried, paced
 from reconciler.state.s3_objects import transient
 
 T = TypeVar("T")
@@ -109,22 +110,11 @@ class AccountId:
             return self._value
 
 
-def error_code(error: botocore.exceptions.ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 def retryable(error: Exception) -> bool:
     """Whether a failed call is worth sending again (the service or the network hiccuped)."""
     if isinstance(error, botocore.exceptions.ClientError) and error_code(error) in _BUSY_CODES:
         return True
     return transient(error)
-
-
-def throttled(error: Exception) -> bool:
-    """Whether a failed call was refused for the rate of calls (nothing happened)."""
-    return (
-        isinstance(error, botocore.exceptions.ClientError) and error_code(error) in THROTTLING_CODES
-    )
 
 
 def retried(fn: Callable[[], T], pacer: Pacer, *, sleep: Callable[[float], None] = time.sleep) -> T:

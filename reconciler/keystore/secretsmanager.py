@@ -33,7 +33,6 @@ from reconciler.keystore.bulk import Found, by_region, chunks, run_all
 from reconciler.keystore.remote import (
     RemoteKeyStore,
     call,
-    error_code,
     labels_from,
     owns,
     retried,
@@ -41,6 +40,7 @@ from reconciler.keystore.remote import (
     translate,
 )
 from reconciler.keystore.ssm import conflict
+from reconciler.lightsail import error_code
 from reconciler.model import Address, StateEntry
 from reconciler.retry import Retried
 

@@ -32,13 +32,13 @@ from reconciler.keystore.bulk import Found, by_region, chunks, run_all
 from reconciler.keystore.remote import (
     RemoteKeyStore,
     call,
-    error_code,
     labels_from,
     owns,
     retried,
     tag_list,
     translate,
 )
+from reconciler.lightsail import error_code
 from reconciler.model import Address, StateEntry
 from reconciler.retry import Pacer, Retried
 
