@@ -136,10 +136,10 @@ def run(report: Report, settings: Settings) -> None:
 
 def measure_apply(params: dict[str, Any]) -> dict[str, Any]:
     """``reconciler apply MANIFESTS --state STATE --auto-approve``, timed around execution."""
-    from reconciler import workflow
-    from reconciler.executor import Executor
-    from reconciler.manifest import load_desired
-    from reconciler.plan import Action
+    from reconciler.apply.executor import Executor
+    from reconciler.cli import workflow
+    from reconciler.manifests.load import load_desired
+    from reconciler.planning.planner import Action
     from reconciler.state import LocalBackend
 
     expect = params["expect"]

@@ -131,9 +131,10 @@ def run(report: Report, settings: Settings) -> None:
 
 def measure_plan(params: dict[str, Any]) -> dict[str, Any]:
     """What ``reconciler plan MANIFESTS --state STATE`` does, timed step by step."""
-    from reconciler import render, workflow
-    from reconciler.lightsail import ClientOptions, Lightsail
-    from reconciler.manifest import load_desired
+    from reconciler.aws.lightsail import ClientOptions, Lightsail
+    from reconciler.cli import workflow
+    from reconciler.manifests.load import load_desired
+    from reconciler.output import render
 
     start, cpu = time.perf_counter(), process_cpu_s()
     desired = load_desired([params["manifests"]])

@@ -21,8 +21,8 @@ import yaml
 from bench import workload
 from bench.report import Report, Target, median, num, runs_text, spread
 from bench.settings import Settings
-from reconciler.manifest import load_desired
-from reconciler.yamlsafe import parse_documents
+from reconciler.manifests.load import load_desired
+from reconciler.manifests.yamlsafe import parse_documents
 
 TARGET = Target("<=", 2.0)
 # An alias bomb or a deep alias chain is refused at the alias, well before it expands.

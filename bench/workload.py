@@ -14,9 +14,9 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+from reconciler.custody import key_fingerprint
 from reconciler.emulator import Store
 from reconciler.emulator.material import KeyMaterial, generate_key
-from reconciler.keystore import key_fingerprint
 from reconciler.model import Address, StateEntry
 from reconciler.state import FORMAT_VERSION, StateDocument
 from reconciler.state.document import dumps

@@ -1,5 +1,5 @@
 """`python -m reconciler` is the same as the `reconciler` console script."""
 
-from reconciler.cli import main
+from reconciler.cli.app import main
 
 raise SystemExit(main())

@@ -331,7 +331,7 @@ class StateEntry:
     # preventDestroy as last applied; it outlives the manifest entry.
     prevent_destroy: bool = False
     # Where the private key is kept when a key store other than the state holds
-    # it: {"store", "location", "version", "fingerprint"} (see reconciler.keystore).
+    # it: {"store", "location", "version", "fingerprint"} (see reconciler.custody).
     private_key_ref: Mapping[str, str] | None = None
     # Earlier keys kept after rotations and replacements, newest first.
     generations: tuple[Generation, ...] = ()

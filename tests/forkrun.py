@@ -4,7 +4,7 @@ A fork server (one per test session, started on first use as ``python -m
 tests.forkrun SOCKET``) imports the reconciler, boto3 and botocore once and
 runs a single thread. For every run it forks a child that sets its own
 environment, working directory and standard streams and then runs
-``reconciler.cli.main`` exactly as ``python -m reconciler`` would. The child
+``reconciler.cli.app.main`` exactly as ``python -m reconciler`` would. The child
 is a real process with its own pid: it can be sent SIGKILL at any moment,
 holds its own locks and files, and shares no memory with the test.
 
@@ -37,11 +37,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Imported once in the fork server, never again per run.
 PRELOAD = (
-    "reconciler.cli",
-    "reconciler.commands",
-    "reconciler.workflow",
-    "reconciler.executor",
-    "reconciler.lightsail",
+    "reconciler.cli.app",
+    "reconciler.cli.commands",
+    "reconciler.cli.workflow",
+    "reconciler.apply.executor",
+    "reconciler.aws.lightsail",
     "reconciler.state",
     "reconciler.emulator",
     "boto3",
@@ -218,7 +218,7 @@ def _child(request: dict[str, Any]) -> None:
         sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
         argv = request["argv"]
         sys.argv = ["reconciler", *argv]
-        from reconciler.cli import main
+        from reconciler.cli.app import main
 
         code = main(argv)
     except SystemExit as exit_:

@@ -10,7 +10,7 @@ import heapq
 import random
 from dataclasses import dataclass
 
-from reconciler.retry import Pacer, backoff
+from reconciler.aws.retry import Pacer, backoff
 
 
 @dataclass

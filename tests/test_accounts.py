@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.accounts import Account, Accounts
 from reconciler.errors import ManifestError, UsageError
-from reconciler.manifest import load_desired
+from reconciler.manifests.accounts import Account, Accounts
+from reconciler.manifests.load import load_desired
+from reconciler.manifests.project import PROJECT_FILE, read_project
 from reconciler.model import Address
-from reconciler.project import PROJECT_FILE, read_project
 from tests.helpers import run_cli, write_manifest
 
 TWO = """\

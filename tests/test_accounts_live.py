@@ -20,9 +20,9 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from reconciler.accounts import Account
-from reconciler.credentials import session_for
+from reconciler.aws.credentials import session_for
 from reconciler.emulator import Emulator, EmulatorConfig
+from reconciler.manifests.accounts import Account
 from reconciler.state.document import FORMAT_VERSION
 from tests.conftest import ACCESS_KEY, SECRET_KEY, aws_client
 from tests.helpers import load_state, run_cli, write_manifest

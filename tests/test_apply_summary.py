@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from reconciler import outcome
+from reconciler.apply.executor import ApplyResult
 from reconciler.emulator import Emulator
-from reconciler.executor import ApplyResult
 from reconciler.model import Address
-from reconciler.plan import Finding, FindingKind, Plan
+from reconciler.output import outcome
+from reconciler.planning.planner import Finding, FindingKind, Plan
 from tests.helpers import run_cli, state_entries, write_manifest
 
 

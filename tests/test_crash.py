@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
+from reconciler.aws.lightsail import ClientOptions, Lightsail
 from reconciler.emulator import Emulator, EmulatorConfig
-from reconciler.lightsail import ClientOptions, Lightsail
-from reconciler.manifest import load_desired
-from reconciler.plan import FindingKind, make_plan
+from reconciler.manifests.load import load_desired
+from reconciler.planning.planner import FindingKind, make_plan
 from reconciler.state import LocalBackend
 from tests.conftest import lightsail_client
 from tests.emulator_helpers import live_fingerprints
@@ -272,7 +272,7 @@ def check_ssm_invariants(cwd: Path, emu: Emulator, ssm: Any, prefix: str) -> set
 def test_sigkill_with_an_ssm_key_store(
     tmp_path: Path, moto_url: str, monkeypatch: pytest.MonkeyPatch, commit_then_fail: float
 ) -> None:
-    from reconciler.keystore import key_fingerprint
+    from reconciler.custody import key_fingerprint
     from tests.conftest import aws_client
 
     monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", moto_url)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.aws.lightsail import AmbiguousOutcome, ClientOptions, Lightsail
 from reconciler.emulator import Emulator
-from reconciler.lightsail import AmbiguousOutcome, ClientOptions, Lightsail
 from reconciler.model import Address
 from reconciler.state import LocalBackend
 from tests.emulator_helpers import live_fingerprints

@@ -15,8 +15,6 @@ from typing import Any
 import jsonschema
 import pytest
 
-from reconciler import drift
-from reconciler.drift import DriftFinding, DriftKind, find_drift
 from reconciler.emulator import Emulator, EmulatorConfig
 from reconciler.model import (
     Address,
@@ -27,7 +25,9 @@ from reconciler.model import (
     Source,
     StateEntry,
 )
-from reconciler.render import MARKDOWN_LIMIT
+from reconciler.output.render import MARKDOWN_LIMIT
+from reconciler.planning import drift
+from reconciler.planning.drift import DriftFinding, DriftKind, find_drift
 from tests.conftest import lightsail_client
 from tests.helpers import load_state, run_cli, state_entries, write_manifest
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.lightsail import ClientOptions, Lightsail
-from reconciler.manifest import load_desired
-from reconciler.plan import FindingKind, make_plan
+from reconciler.aws.lightsail import ClientOptions, Lightsail
+from reconciler.manifests.load import load_desired
+from reconciler.planning.planner import FindingKind, make_plan
 from reconciler.state import LocalBackend
 from tests.emulator_helpers import live_fingerprints
 from tests.helpers import (

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
+from reconciler.apply.executor import Executor, Failure
+from reconciler.aws.lightsail import ClientOptions, Lightsail
 from reconciler.emulator import Emulator
-from reconciler.executor import Executor, Failure
-from reconciler.lightsail import ClientOptions, Lightsail
 from reconciler.model import Address
-from reconciler.plan import Action, Change, Plan, Reason
+from reconciler.planning.planner import Action, Change, Plan, Reason
 from reconciler.state import Journal, LocalBackend, read_journal
 from reconciler.state.spool import Spilling
 

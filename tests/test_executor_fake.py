@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
+from reconciler.apply.executor import CREATE_ATTEMPTS, ApplyResult, Executor
+from reconciler.aws.lightsail import AmbiguousOutcome, CreatedKeyPair, Lightsail
 from reconciler.errors import LightsailError
-from reconciler.executor import CREATE_ATTEMPTS, ApplyResult, Executor
 from reconciler.keys import GeneratedKey, generate_rsa
-from reconciler.lightsail import AmbiguousOutcome, CreatedKeyPair, Lightsail
 from reconciler.model import Address, LiveKeyPair, StateEntry, Tags
-from reconciler.plan import Action, Change, Plan, Reason
+from reconciler.planning.planner import Action, Change, Plan, Reason
 from reconciler.state import LocalBackend
 from reconciler.state.journal import read_journal
 

@@ -17,7 +17,7 @@ GOOD = Path(__file__).parent / "data" / "manifests" / "good"
 HEAVY = ("boto3", "botocore", "cryptography", "jsonschema", "reconciler.emulator", "s3transfer")
 PROBE = """
 import contextlib, io, json, sys
-from reconciler.cli import main
+from reconciler.cli.app import main
 code = None
 with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
     try:

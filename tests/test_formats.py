@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import cli, formats
+from reconciler.cli import app as cli
 from reconciler.findings import Finding, Report
+from reconciler.output import formats
 
 BAD = Path(__file__).parent / "data" / "manifests" / "bad"
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from reconciler.custody import key_fingerprint
 from reconciler.emulator import Emulator
-from reconciler.keystore import key_fingerprint
 from reconciler.state.document import FORMAT_VERSION
 from tests.aws_proxy import RecordingProxy, recording_proxy
 from tests.conftest import aws_client, lightsail_client
@@ -468,14 +468,14 @@ def test_sealed_journal_then_ssm_with_a_kms_key(
     ],
 )
 def test_a_bad_store_spec_is_one_clear_line(spec: str, problem: str) -> None:
-    from reconciler.keystore import spec_problem
+    from reconciler.custody import spec_problem
 
     message = spec_problem(spec)
     assert message is not None and problem in message
 
 
 def test_good_store_specs_are_accepted_offline() -> None:
-    from reconciler.keystore import spec_problem
+    from reconciler.custody import spec_problem
 
     for spec in ("state", "ssm:/a/{account}/{region}/{name}", "secretsmanager:a/{region}/{name}"):
         assert spec_problem(spec) is None, spec
@@ -505,8 +505,8 @@ def test_a_bad_key_store_flag_changes_nothing(project: Path, emulator: Emulator)
 
 @pytest.mark.parametrize("scheme", ["ssm", "secretsmanager"])
 def test_store_writes_are_idempotent_and_never_overwrite(moto_url: str, scheme: str) -> None:
+    from reconciler.custody import KeyStoreConflict, StoreContext, open_store
     from reconciler.keys import generate_rsa
-    from reconciler.keystore import KeyStoreConflict, StoreContext, open_store
     from reconciler.model import Address, StateEntry
 
     prefix = unique("idem")

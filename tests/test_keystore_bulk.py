@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from reconciler.keystore import Custody, KeyProblemKind, KeySetting, StoreContext
-from reconciler.keystore import secretsmanager as sm_store
-from reconciler.keystore import ssm as ssm_store
+from reconciler.custody import Custody, KeyProblemKind, KeySetting, StoreContext
+from reconciler.custody import secretsmanager as sm_store
+from reconciler.custody import ssm as ssm_store
 from reconciler.model import Address, StateEntry
 from tests.aws_proxy import recording_proxy
 from tests.conftest import aws_client

@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
+from reconciler.custody import key_fingerprint
 from reconciler.emulator import Emulator
-from reconciler.keystore import key_fingerprint
 from reconciler.model import StateEntry
 from reconciler.state import LocalBackend
 from reconciler.state.s3 import S3Backend

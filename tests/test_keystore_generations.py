@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from reconciler.custody import key_fingerprint
 from reconciler.emulator import Emulator
-from reconciler.keystore import key_fingerprint
 from tests.aws_proxy import recording_proxy
 from tests.helpers import CLI_OUTPUTS, run_cli, state_entries, write_manifest
 from tests.test_keystore import aws_env, no_private_key_text, start_migrate, unique

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from reconciler.custody import key_fingerprint
 from reconciler.emulator import Emulator
-from reconciler.keystore import key_fingerprint
 from reconciler.state import LocalBackend
 from tests.conftest import aws_client
 from tests.emulator_helpers import live_fingerprints

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
-from reconciler.cli import build_parser
-from reconciler.drift import MARKER as DRIFT_MARKER
-from reconciler.manifest import load_desired
-from reconciler.render import COMMENT_MARKER
+from reconciler.cli.app import build_parser
+from reconciler.manifests.load import load_desired
+from reconciler.output.render import COMMENT_MARKER
+from reconciler.planning.drift import MARKER as DRIFT_MARKER
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "gitops"
 WORKFLOW = EXAMPLE / ".github" / "workflows" / "lightsail-keypairs.yml"
@@ -60,7 +60,7 @@ def test_every_reconciler_command_in_the_workflow_parses(command: list[str]) -> 
 def test_the_example_policy_holds_for_the_example_manifests(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from reconciler.cli import main
+    from reconciler.cli.app import main
 
     monkeypatch.chdir(EXAMPLE)
     assert main(["validate", "manifests"]) == 0

@@ -16,7 +16,13 @@ from reconciler.model import (
     Source,
     StateEntry,
 )
-from reconciler.plan import DEFAULT_MAX_DELETES_WITH_PRUNE, Action, Plan, diff_tags, make_plan
+from reconciler.planning.planner import (
+    DEFAULT_MAX_DELETES_WITH_PRUNE,
+    Action,
+    Plan,
+    diff_tags,
+    make_plan,
+)
 
 R = "us-east-1"
 SRC = Source("m.yaml", 1, 1)

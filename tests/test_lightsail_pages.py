@@ -7,8 +7,8 @@ come out exactly as botocore's own parsing gives it.
 
 from __future__ import annotations
 
+from reconciler.aws.lightsail import RAW_KEY_PAIRS, ClientOptions, Lightsail, live_from_api
 from reconciler.emulator import Emulator, EmulatorConfig, RateLimit
-from reconciler.lightsail import RAW_KEY_PAIRS, ClientOptions, Lightsail, live_from_api
 from tests.conftest import lightsail_client
 from tests.emulator_helpers import ed25519_openssh
 

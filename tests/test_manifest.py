@@ -14,11 +14,12 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from reconciler import keys, yamlsafe
+from reconciler import keys
 from reconciler.errors import ManifestError, Problem
-from reconciler.manifest import load_desired, manifest_files, validate_paths
+from reconciler.manifests import yamlsafe
+from reconciler.manifests.load import load_desired, manifest_files, validate_paths
+from reconciler.manifests.yamlsafe import parse_documents
 from reconciler.model import REGIONS, Address, DesiredKeyPair, Source
-from reconciler.yamlsafe import parse_documents
 
 DATA = Path(__file__).parent / "data" / "manifests"
 GOOD = DATA / "good"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import yamlsafe
 from reconciler.errors import ManifestError, Problem
-from reconciler.manifest import load_desired
+from reconciler.manifests import yamlsafe
+from reconciler.manifests.load import load_desired
 
 DATA = Path(__file__).parent / "data" / "manifests"
 BAD = DATA / "bad"

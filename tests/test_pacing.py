@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from reconciler.retry import BACKOFF_SCALE_ENV, Pacer, Retried, backoff, backoff_scale, paced
+from reconciler.aws.retry import BACKOFF_SCALE_ENV, Pacer, Retried, backoff, backoff_scale, paced
 from tests.pacing_sim import Clock, simulate
 
 

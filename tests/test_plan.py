@@ -17,7 +17,7 @@ from reconciler.model import (
     Source,
     StateEntry,
 )
-from reconciler.plan import Action, FindingKind, diff_tags, make_plan
+from reconciler.planning.planner import Action, FindingKind, diff_tags, make_plan
 
 SRC = Source("m.yaml", 1, 1)
 R = "us-east-1"

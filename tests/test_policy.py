@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from reconciler import cli, keys
+from reconciler import keys
+from reconciler.cli import app as cli
 from reconciler.errors import UsageError
+from reconciler.manifests.project import read_project
 from reconciler.policy.rules import RULES
-from reconciler.project import read_project
 
 HEAD = "apiVersion: reconciler.lightsail/v1\nkind: KeyPairSet\nregion: {region}\nkeyPairs:\n"
 ED25519 = (

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import UsageError
-from reconciler.project import (
+from reconciler.manifests.project import (
     PROJECT_FILE,
     LocalSettings,
     ProjectConfig,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from reconciler import render
 from reconciler.model import (
     Address,
     DesiredKeyPair,
@@ -12,7 +11,8 @@ from reconciler.model import (
     Source,
     StateEntry,
 )
-from reconciler.plan import Plan, make_plan
+from reconciler.output import render
+from reconciler.planning.planner import Plan, make_plan
 
 R = "us-east-1"
 SRC = Source("m.yaml", 1, 1)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.drift import DriftFinding, DriftKind
 from reconciler.emulator import Emulator, EmulatorConfig
 from reconciler.findings import Finding
+from reconciler.fleet.inventory import build_report
 from reconciler.model import (
     Address,
     DesiredKeyPair,
@@ -25,8 +25,8 @@ from reconciler.model import (
     Source,
     StateEntry,
 )
-from reconciler.report import build_report
-from reconciler.report_html import age_histogram, render
+from reconciler.output.html import age_histogram, render
+from reconciler.planning.drift import DriftFinding, DriftKind
 from tests.browser import Chromium, Page, chromium_binary
 from tests.conftest import ACCESS_KEY, SECRET_KEY
 from tests.helpers import run_cli, write_manifest
@@ -498,9 +498,9 @@ def test_instances_that_cannot_be_read_show_as_not_known_where_they_failed(
 
 
 def test_instances_unread_in_a_whole_account_are_named_once_per_account() -> None:
-    from reconciler.drift import instances_unread_line
+    from reconciler.aws.lightsail import InstanceReading
     from reconciler.errors import LightsailError
-    from reconciler.lightsail import InstanceReading
+    from reconciler.planning.drift import instances_unread_line
 
     denied = "not authorized (AccessDeniedException)"
     reading = InstanceReading(

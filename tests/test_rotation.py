@@ -9,11 +9,11 @@ import pytest
 
 from reconciler.errors import PlanError
 from reconciler.keys import generate_rsa
-from reconciler.manifest import load_desired
+from reconciler.manifests.load import load_desired
 from reconciler.model import Address, Generation, LiveInstance, Rotation, StateEntry
-from reconciler.plan import SYMBOLS, Action, Reason, deletes, make_plan
-from reconciler.render import COLOR_OF, plan_json
-from reconciler.rotation import describe_age, parse_duration, prune, rotation_due, succeed
+from reconciler.output.render import COLOR_OF, plan_json
+from reconciler.planning.planner import SYMBOLS, Action, Reason, deletes, make_plan
+from reconciler.planning.rotation import describe_age, parse_duration, prune, rotation_due, succeed
 from reconciler.state import crypto, entry_to_json
 from reconciler.state.crypto import Unsealer
 from tests.test_crypto import AgeKey, age_sealer

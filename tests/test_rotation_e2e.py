@@ -14,8 +14,8 @@ from typing import Any
 import jsonschema
 import pytest
 
+from reconciler.custody import key_fingerprint
 from reconciler.emulator import Emulator, EmulatorConfig
-from reconciler.keystore import key_fingerprint
 from tests.conftest import aws_client, lightsail_client
 from tests.emulator_helpers import ed25519_openssh
 from tests.helpers import run_cli, state_entries, write_manifest

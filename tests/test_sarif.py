@@ -74,8 +74,8 @@ def test_manifest_problems_and_a_clean_run_are_valid_sarif(tmp_path: Path) -> No
 
 
 def test_a_file_outside_the_repository_gets_an_absolute_uri(tmp_path: Path) -> None:
-    from reconciler import formats
     from reconciler.findings import Finding, Report
+    from reconciler.output import formats
 
     outside = tmp_path / "other place" / "m.yaml"
     report = Report("validate", root=tmp_path / "repo")

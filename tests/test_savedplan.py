@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import savedplan
 from reconciler.emulator import Emulator, EmulatorConfig
 from reconciler.errors import UsageError
+from reconciler.planning import savedplan
 from tests.conftest import lightsail_client
 from tests.helpers import (
     PEM_BODY,

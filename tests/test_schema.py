@@ -12,9 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler import model, schema, schemacheck, yamlsafe
+from reconciler import model
 from reconciler.errors import Problem
-from reconciler.yamlsafe import parse_documents
+from reconciler.manifests import schema, schemacheck, yamlsafe
+from reconciler.manifests.yamlsafe import parse_documents
 
 REPO = Path(__file__).parent.parent
 SCHEMA = schema.keypairs_schema()

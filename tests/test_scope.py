@@ -11,7 +11,7 @@ import pytest
 from reconciler.emulator import Emulator
 from reconciler.errors import UsageError
 from reconciler.model import Address
-from reconciler.scope import Scope
+from reconciler.planning.scope import Scope
 from tests.helpers import run_cli, state_entries, write_manifest
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from reconciler import workflow
+from reconciler.cli import workflow
 from reconciler.emulator import Emulator, EmulatorConfig
 from reconciler.errors import (
     LockHeldError,

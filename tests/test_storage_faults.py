@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.apply.executor import Executor
+from reconciler.aws.lightsail import ClientOptions, Lightsail
 from reconciler.emulator import Emulator, EmulatorConfig
 from reconciler.errors import StorageError
-from reconciler.executor import Executor
-from reconciler.lightsail import ClientOptions, Lightsail
-from reconciler.manifest import load_desired
+from reconciler.manifests.load import load_desired
 from reconciler.model import Address
-from reconciler.plan import make_plan
+from reconciler.planning.planner import make_plan
 from reconciler.state import Journal, LocalBackend, read_journal
 from reconciler.state import files as files_module
 from reconciler.state import journal as journal_module

@@ -11,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.validate import alias_bomb, alias_chain
-from reconciler import yamlsafe
 from reconciler.errors import ManifestError
-from reconciler.manifest import load_desired
+from reconciler.manifests import yamlsafe
+from reconciler.manifests.load import load_desired
+from reconciler.manifests.yamlsafe import parse_documents
 from reconciler.model import Address
-from reconciler.yamlsafe import parse_documents
 
 
 @pytest.fixture(params=["libyaml", "pure-python"])

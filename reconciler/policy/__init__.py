@@ -23,9 +23,9 @@ from typing import Any, cast
 
 from reconciler.errors import Problem
 from reconciler.findings import SEVERITIES, Finding, Severity
+from reconciler.manifests.yamlsafe import Document, JsonPath
 from reconciler.model import DesiredKeyPair, DesiredSet, LiveSnapshot, Source
 from reconciler.policy.rules import RULES, Hit, OptionError, Rule
-from reconciler.yamlsafe import Document, JsonPath
 
 __all__ = ["RULES", "Configured", "Policy", "parse_policy"]
 

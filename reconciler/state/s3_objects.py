@@ -22,8 +22,8 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
+from reconciler.aws.retry import backoff
 from reconciler.errors import CredentialsError, ReconcilerError, StateError, StorageError
-from reconciler.retry import backoff
 
 log = logging.getLogger(__name__)
 

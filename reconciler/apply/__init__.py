@@ -1,0 +1,1 @@
+"""The executor: carries out a Plan against Lightsail, journal before every step."""

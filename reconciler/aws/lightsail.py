@@ -1,0 +1,854 @@
+"""The only module that talks to Lightsail (through boto3).
+
+It reads live snapshots (paginated GetKeyPairs, regions concurrently) and
+carries out single mutating calls, turning every botocore failure into a
+``LightsailError`` that names the key pair and says what to do. Every call to
+a region goes through that region's ``Pacer`` (reconciler/retry.py), which
+learns the rate Lightsail sustains from its throttles, so a throttled call
+waits for its turn rather than sleeping through backoff. Reads also retry 5xx
+and dropped connections with the project's one ``backoff``; mutating calls
+retry only where that cannot create a duplicate (throttling is answered before
+any effect; a create whose outcome is unknown is checked with GetKeyPair,
+never blindly sent again).
+
+Never log request or response bodies: CreateKeyPair's holds a private key.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+import boto3
+import botocore.exceptions
+import botocore.utils
+from botocore.config import Config
+
+from reconciler.aws.retry import THROTTLING_CODES, Pacer, Retried, backoff, paced
+from reconciler.errors import CredentialsError, LightsailError
+from reconciler.manifests.accounts import Account, Accounts
+from reconciler.model import (
+    Address,
+    LiveInstance,
+    LiveKeyPair,
+    LiveSnapshot,
+    Tags,
+    Unread,
+    account_of,
+    region_of,
+    unread_places,
+    where,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+HINTS: Mapping[str, str] = {
+    "AccessDeniedException": (
+        "the credentials lack permission; allow lightsail:*KeyPair* and lightsail:*Resource "
+        "in the IAM policy of the profile in use"
+    ),
+    "AccountSetupInProgressException": (
+        "the account is still being set up; wait a few minutes and run again"
+    ),
+    "RegionSetupInProgressException": (
+        "Lightsail is still setting up this region for the account; wait and run again"
+    ),
+    "InvalidInputException": "fix the input named in the message and run again",
+    "NotFoundException": "it no longer exists in Lightsail; run `reconciler plan` to see the state",
+    "OperationFailureException": "Lightsail could not complete the operation; run again",
+    "ServiceException": "Lightsail had an internal error; run again (completed work is in state)",
+    "UnauthenticatedException": (
+        "the credentials were not accepted; check AWS_PROFILE / AWS_ACCESS_KEY_ID and the clock"
+    ),
+    "UnrecognizedClientException": (
+        "the access key is not known to AWS; check AWS_PROFILE / AWS_ACCESS_KEY_ID"
+    ),
+    "InvalidClientTokenId": "the access key is not known to AWS; check your credentials",
+    "ExpiredTokenException": "the session token has expired; refresh your credentials",
+}
+
+
+# Failures of the account or credentials, not of one region: no point going on.
+ACCOUNT_LEVEL_CODES = frozenset(
+    {
+        "AccessDeniedException",
+        "AccountSetupInProgressException",
+        "UnauthenticatedException",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ExpiredTokenException",
+        "NoCredentials",
+    }
+)
+
+
+def account_level(error: LightsailError) -> bool:
+    """The failure is the account's or its credentials', not one region's."""
+    return isinstance(error, CredentialsError) or error.code in ACCOUNT_LEVEL_CODES
+
+
+# The code of a LightsailError for an endpoint that cannot be reached at all.
+UNREACHABLE = "ConnectionError"
+UNREACHABLE_HINT = (
+    "check that the endpoint is up, the network, and AWS_ENDPOINT_URL_LIGHTSAIL "
+    "(or --endpoint-url); then run again"
+)
+
+# Tag, untag and delete after a 5xx or a dropped connection: safe to repeat.
+IDEMPOTENT_ATTEMPTS = 8
+
+
+class AmbiguousOutcome(Exception):
+    """A mutating call may or may not have taken effect (5xx, lost connection)."""
+
+    def __init__(self, cause: str, code: str = "") -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.code = code or "ConnectionError"
+
+
+def error_code(error: botocore.exceptions.ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _detail_code(error: botocore.exceptions.ClientError) -> str:
+    """Lightsail's finer-grained ``code`` member (e.g. NameExists), if any."""
+    return str(error.response.get("code", ""))
+
+
+def translate(error: Exception, what: str) -> LightsailError:
+    """A botocore failure as a one-line LightsailError about ``what``."""
+    if isinstance(
+        error, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError
+    ):
+        return CredentialsError(
+            f"{what}: no AWS credentials found",
+            code="NoCredentials",
+            hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use --local",
+        )
+    if isinstance(error, botocore.exceptions.NoRegionError):
+        return CredentialsError(f"{what}: no AWS region configured", hint="set AWS_DEFAULT_REGION")
+    if isinstance(error, botocore.exceptions.ClientError):
+        code = error_code(error)
+        message = str(error.response.get("Error", {}).get("Message", "")) or code
+        detail = _detail_code(error)
+        suffix = f" ({code}{'/' + detail if detail else ''})"
+        return LightsailError(
+            f"{what}: {message}{suffix}", code=code, detail=detail, hint=HINTS.get(code)
+        )
+    if isinstance(
+        error, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectionError
+    ):
+        url = getattr(error, "kwargs", {}).get("endpoint_url")
+        where = f" at {url}" if url else ""
+        return LightsailError(
+            f"{what}: cannot reach Lightsail{where} ({type(error).__name__})",
+            code=UNREACHABLE,
+            hint=UNREACHABLE_HINT,
+        )
+    if isinstance(error, botocore.exceptions.BotoCoreError):
+        return LightsailError(f"{what}: {error}", code=type(error).__name__)
+    return LightsailError(f"{what}: {type(error).__name__}", code=type(error).__name__)
+
+
+def throttled(error: Exception) -> bool:
+    """True for a throttle: nothing happened, the call may be sent again more slowly."""
+    return (
+        isinstance(error, botocore.exceptions.ClientError) and error_code(error) in THROTTLING_CODES
+    )
+
+
+def _never(error: Exception) -> bool:
+    return False
+
+
+def _is_ambiguous(error: Exception) -> bool:
+    """True when a mutating call may have taken effect despite the error."""
+    if isinstance(error, botocore.exceptions.ClientError):
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        return status >= 500
+    return isinstance(
+        error,
+        botocore.exceptions.ConnectionError
+        | botocore.exceptions.HTTPClientError
+        | botocore.exceptions.ReadTimeoutError,
+    )
+
+
+def epoch_seconds(value: Any) -> float:
+    """A timestamp from the wire as epoch seconds (numbers as sent, ISO text parsed)."""
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float(botocore.utils.parse_timestamp(value).timestamp())
+
+
+def _epoch(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return round(value.timestamp(), 3)
+    if isinstance(value, dict):
+        return {k: _epoch(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_epoch(v) for v in value]
+    return value
+
+
+def tags_from_api(tags: Iterable[Mapping[str, Any]] | None) -> dict[str, str | None]:
+    """Tags as a dict; keys and values are shared with equal ones (100,000 key pairs
+    carry the same few team tags)."""
+    return {sys.intern(t["key"]): _shared(t.get("value")) for t in tags or ()}
+
+
+def _shared(value: str | None) -> str | None:
+    return sys.intern(value) if isinstance(value, str) and len(value) <= 64 else value
+
+
+def tags_to_api(tags: Tags) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    for key in sorted(tags):
+        value = tags[key]
+        out.append({"key": key} if value is None else {"key": key, "value": value})
+    return out
+
+
+def live_from_api(region: str, kp: Mapping[str, Any], account: str = "") -> LiveKeyPair:
+    """A key pair as botocore parsed it, or as JSON values (``_decode_page``)."""
+    created = kp.get("createdAt", 0.0)
+    if isinstance(created, str):
+        created = epoch_seconds(created)
+    return LiveKeyPair(
+        address=Address(region, kp["name"], account),
+        arn=kp.get("arn", ""),
+        fingerprint=kp.get("fingerprint", ""),
+        created_at=_epoch(created) or 0.0,
+        tags=tags_from_api(kp.get("tags")),
+        support_code=kp.get("supportCode", ""),
+    )
+
+
+def instance_from_api(region: str, data: Mapping[str, Any], account: str = "") -> LiveInstance:
+    key = data.get("sshKeyName")
+    state = data.get("state")
+    return LiveInstance(
+        region=region,
+        name=str(data.get("name", "")),
+        key_pair=Address(region, str(key), account) if key else None,
+        created_at=_epoch(data.get("createdAt", 0.0)) or 0.0,
+        state=str(state.get("name", "")) if isinstance(state, Mapping) else "",
+    )
+
+
+class IncompleteResponse(botocore.exceptions.ConnectionClosedError):  # type: ignore[misc]
+    """An answer whose body ended before its Content-Length: the connection was cut.
+
+    botocore parses what arrived; a JSON body cut short parses as a success
+    carrying nothing (no key pair, no private key, no version). Raised instead,
+    it is a dropped connection: a read is retried, a write's outcome is unknown.
+    """
+
+    fmt = (
+        'The answer from endpoint URL "{endpoint_url}" ended after {received} of {expected} bytes.'
+    )
+
+
+def _cut_short(response_dict: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(received, expected) bytes when the body is shorter than its Content-Length."""
+    body, headers = response_dict.get("body"), response_dict.get("headers") or {}
+    try:
+        expected = int(headers.get("content-length", ""))
+    except ValueError:
+        return None  # no length to hold the body to (streamed, or chunked)
+    if isinstance(body, bytes) and len(body) < expected:
+        return len(body), expected
+    return None
+
+
+def refuse_incomplete(client: Any) -> Any:
+    """``client``, whose answers cut short raise ``IncompleteResponse``.
+
+    For the JSON services (Lightsail, SSM, Secrets Manager, KMS), whose bodies
+    botocore parses leniently. Not for S3: a HEAD answer's Content-Length is the
+    object's size, not its body's; S3's XML fails to parse when cut, and an
+    object body read short raises in botocore already.
+    """
+    url = client.meta.endpoint_url
+    service = client.meta.service_model.service_id.hyphenize()
+
+    def check(response_dict: dict[str, Any], **_: Any) -> None:
+        if (cut := _cut_short(response_dict)) is not None:
+            raise IncompleteResponse(endpoint_url=url, received=cut[0], expected=cut[1])
+
+    client.meta.events.register_first(f"before-parse.{service}", check)
+    return client
+
+
+# Where a GetKeyPairs page's key pairs go when decoded by ``_decode_page``.
+RAW_KEY_PAIRS = "reconcilerRawKeyPairs"
+
+# Per thread: told the next page's token as soon as a page's body is decoded.
+_next_page = threading.local()
+
+
+def _decode_page(
+    response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any
+) -> None:
+    """Decode a GetKeyPairs page's key pairs with ``json.loads`` alone.
+
+    botocore walks every field of a response against the service model in
+    Python, about ten times the cost of decoding the JSON; for a page of key
+    pairs that walk is most of a plan's CPU, and it sits between one page's
+    response and the next page's request. The key pairs are taken out of the
+    body here (botocore parses what is left: the token) and handed over as
+    JSON values, which ``live_from_api`` reads as it reads botocore's. An
+    error response, or one that does not decode or was cut short, is left to
+    botocore (and to ``refuse_incomplete``'s check, which runs after this one).
+    """
+    if response_dict.get("status_code") != 200 or _cut_short(response_dict) is not None:
+        return
+    try:
+        data = json.loads(response_dict["body"])
+    except (KeyError, TypeError, ValueError):
+        return
+    if not isinstance(data, dict) or not isinstance(data.get("keyPairs"), list):
+        return
+    customized_response_dict[RAW_KEY_PAIRS] = data.pop("keyPairs")
+    response_dict["body"] = json.dumps(data).encode()
+    response_dict["headers"]["content-length"] = str(len(response_dict["body"]))
+    announce: Callable[[str], None] | None = getattr(_next_page, "announce", None)
+    token = data.get("nextPageToken")
+    if announce is not None and isinstance(token, str) and token:
+        announce(token)
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceReading:
+    """The instances of the places read, and why each other place could not be read."""
+
+    instances: tuple[LiveInstance, ...]
+    read: tuple[str, ...]
+    failed: Mapping[str, LightsailError]
+
+    def unread(self) -> tuple[Unread, ...]:
+        """The places not read, an account whose credentials failed named once."""
+        messages: dict[str, str] = {}
+        accounts: dict[str, str] = {}
+        for place, error in sorted(self.failed.items()):
+            messages[place] = error.message.removeprefix(f"reading instances in {place}: ")
+            if account_of(place) and account_level(error):
+                messages[place] = _account_failure(place, error.message, "instances")
+                accounts.setdefault(account_of(place), messages[place])
+        return unread_places(messages, accounts)
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedKeyPair:
+    """Everything CreateKeyPair returned. ``private_key`` is secret."""
+
+    key_pair: Mapping[str, Any]
+    public_key_base64: str
+    private_key: str = field(repr=False)
+    operation: Mapping[str, Any] | None
+
+
+@dataclass
+class ClientOptions:
+    endpoint_url: str | None = None
+    profile: str | None = None
+    max_attempts: int = 12
+    max_throttles: int = 60
+    connect_timeout: float = 10
+    read_timeout: float = 60
+    access_key: str | None = None
+    secret_key: str | None = None
+    pool_size: int = 10
+    # Per account alias: a static access key of the embedded emulator (--local).
+    account_keys: Mapping[str, str] = field(default_factory=dict)
+
+
+def kms_client_factory(profile: str | None = None) -> Callable[[str | None], Any]:
+    """KMS clients for state encryption, by region, from boto3's standard chain.
+
+    They honour AWS_ENDPOINT_URL_KMS (never --endpoint-url, which is Lightsail's).
+    """
+    config = Config(
+        retries={"mode": "standard", "total_max_attempts": 5},
+        connect_timeout=10,
+        read_timeout=30,
+        user_agent_extra="lightsail-reconciler",
+    )
+
+    def make(region: str | None) -> Any:
+        session = boto3.session.Session(profile_name=profile)
+        return refuse_incomplete(session.client("kms", region_name=region, config=config))
+
+    return make
+
+
+def aws_client_factory(
+    service: str, profile: str | None = None, *, timeout: float | None = None
+) -> Callable[[str | None], Any]:
+    """Clients of another AWS service (``ssm``, ``secretsmanager``, ``sts``) by region.
+
+    The key stores' clients: boto3's standard chain, AWS_ENDPOINT_URL_<SERVICE>
+    honoured (never --endpoint-url, which is Lightsail's). One client per region.
+    Each makes one attempt per call: the key stores pace their calls and retry
+    what is safe to retry (``keystore.remote.retried``), and a retried write
+    that had taken effect is recognised by its labels. ``timeout`` (seconds)
+    bounds connecting and each wait for an answer.
+    """
+    config = Config(
+        retries={"mode": "standard", "total_max_attempts": 1},
+        connect_timeout=timeout or 10,
+        read_timeout=timeout or 30,
+        user_agent_extra="lightsail-reconciler",
+    )
+    lock = threading.Lock()
+    clients: dict[str | None, Any] = {}
+
+    def make(region: str | None) -> Any:
+        with lock:
+            if region not in clients:
+                try:
+                    session = boto3.session.Session(profile_name=profile)
+                    clients[region] = refuse_incomplete(
+                        session.client(service, region_name=region, config=config)
+                    )
+                except botocore.exceptions.BotoCoreError as e:
+                    raise translate(e, f"AWS configuration for {service}") from None
+            return clients[region]
+
+    return make
+
+
+class Lightsail:
+    """A boto3 Lightsail client per account and region, and the calls the reconciler makes.
+
+    Each address's ``account`` picks the declared account whose credentials
+    are used (resolved once, on first use); the empty account is the one
+    declared account, or the default chain when none is.
+    """
+
+    def __init__(
+        self, options: ClientOptions | None = None, accounts: Accounts | None = None
+    ) -> None:
+        self.options = options or ClientOptions()
+        self.accounts = accounts or Accounts()
+        self._lock = threading.Lock()
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._pacers: dict[str, Pacer] = {}
+        # Per account alias: its session, or the CredentialsError it failed with.
+        self._sessions: dict[str, Any] = {}
+        self._resolving: dict[str, threading.Lock] = {}
+        self._account_ids: dict[str, str] = {}
+        self.sleep: Callable[[float], None] = time.sleep
+
+    def _declared(self, account: str) -> Account | None:
+        if account:
+            declared = self.accounts.by_alias.get(account)
+            if declared is None:
+                raise CredentialsError(
+                    f"account {account} is not declared in reconciler.yaml",
+                    code="UnknownAccount",
+                    hint="declare it under accounts:, or remove it from the state",
+                )
+            return declared
+        if len(self.accounts) == 1:
+            return next(iter(self.accounts))
+        return None
+
+    def _boto_session(self, account: str = "") -> Any:
+        with self._lock:
+            resolving = self._resolving.setdefault(account, threading.Lock())
+        with resolving:  # once per account, however many regions ask at the same time
+            if account not in self._sessions:
+                self._sessions[account] = self._new_session(account)
+        session = self._sessions[account]
+        if isinstance(session, CredentialsError):
+            raise session
+        return session
+
+    def _new_session(self, account: str) -> Any:
+        try:
+            declared = self._declared(account)
+        except CredentialsError as e:
+            return e
+        local_key = self.options.account_keys.get(declared.alias) if declared else None
+        if local_key is not None:
+            session = boto3.session.Session(
+                aws_access_key_id=local_key, aws_secret_access_key=self.options.secret_key
+            )
+        elif declared is not None:
+            from reconciler.aws.credentials import session_for
+
+            try:
+                session = session_for(declared)
+            except CredentialsError as e:
+                return e
+        else:
+            try:
+                session = boto3.session.Session(
+                    profile_name=self.options.profile,
+                    aws_access_key_id=self.options.access_key,
+                    aws_secret_access_key=self.options.secret_key,
+                )
+            except botocore.exceptions.BotoCoreError as e:
+                return translate(e, "AWS configuration")
+        # Lightsail sends epoch seconds and we store epoch seconds: skip
+        # botocore's datetime round trip, a third of its parsing time on
+        # a page of key pairs.
+        factory = session._session.get_component("response_parser_factory")
+        factory.set_parser_defaults(timestamp_parser=epoch_seconds)
+        return session
+
+    def account_id(self, account: str) -> str:
+        """The 12-digit id behind an account alias (asks STS for a profile's, once)."""
+        from reconciler.aws.credentials import account_id
+
+        declared = self._declared(account)
+        if declared is None:
+            raise CredentialsError(f"no declared account {account!r} to identify")
+        with self._lock:
+            known = self._account_ids.get(declared.alias)
+        if known is None:
+            known = account_id(declared, self._boto_session(account))
+            with self._lock:
+                self._account_ids[declared.alias] = known
+        return known
+
+    def client(self, region: str, account: str = "") -> Any:
+        """A cached client; retries and pacing are left to ``_attempts``."""
+        key = (account, region)
+        session = self._boto_session(account)
+        with self._lock:
+            if key not in self._clients:
+                config = Config(
+                    retries={"mode": "standard", "total_max_attempts": 1},
+                    connect_timeout=self.options.connect_timeout,
+                    read_timeout=self.options.read_timeout,
+                    max_pool_connections=max(10, self.options.pool_size),
+                    user_agent_extra="lightsail-reconciler",
+                )
+                client = refuse_incomplete(
+                    session.client(
+                        "lightsail",
+                        region_name=region,
+                        endpoint_url=self.options.endpoint_url,
+                        config=config,
+                    )
+                )
+                client.meta.events.register("before-parse.lightsail.GetKeyPairs", _decode_page)
+                self._clients[key] = client
+            return self._clients[key]
+
+    def pacer(self, region: str) -> Pacer:
+        """The pace shared by every call to ``region`` (``ACCOUNT/REGION``: each
+        account is metered apart)."""
+        with self._lock:
+            if region not in self._pacers:
+                self._pacers[region] = Pacer(sleep=self.sleep)
+            return self._pacers[region]
+
+    def _attempts(self, region: str, fn: Callable[[], T], *, idempotent: bool) -> T:
+        """Run ``fn`` at the region's pace, retrying throttles and, when it is
+        safe to repeat, 5xx and dropped connections. The last error is raised."""
+        try:
+            return paced(
+                fn,
+                self.pacer(region),
+                throttle=throttled,
+                transient=_is_ambiguous if idempotent else _never,
+                attempts=self.options.max_attempts,
+                throttles=self.options.max_throttles,
+                sleep=self.sleep,
+            )
+        except Retried as e:
+            raise e.error from None
+
+    # -- reads --------------------------------------------------------------
+
+    def read(self, region: str, operation: str, account: str = "", **kwargs: Any) -> Any:
+        """One read-only call (``operation`` as boto3 names it), paced and retried.
+
+        botocore's errors pass through for the caller to translate.
+        """
+        method = getattr(self.client(region, account), operation)
+        return self._attempts(
+            where(account, region), functools.partial(method, **kwargs), idempotent=True
+        )
+
+    def list_key_pairs(self, region: str, account: str = "") -> list[LiveKeyPair]:
+        """Every key pair in ``region`` (default key excluded), page by page.
+
+        Pages follow one another (each names the next), but the request for
+        page k+1 is sent as soon as page k's body is decoded, by a second
+        thread, while this one turns page k into key pairs: the decoding
+        hides behind the next round trip. Each page is requested once.
+        """
+        client = self.client(region, account)
+        place = where(account, region)
+        result: list[LiveKeyPair] = []
+        pages: dict[int, Future[Any]] = {}  # requested, not yet turned into key pairs
+        requested: set[int] = set()
+        lock = threading.Lock()
+
+        def request(index: int, token: str | None) -> None:
+            with lock:
+                if index not in requested:
+                    requested.add(index)
+                    pages[index] = pool.submit(fetch, index, token)
+
+        def fetch(index: int, token: str | None) -> Any:
+            kwargs: dict[str, Any] = {"pageToken": token} if token else {}
+            _next_page.announce = functools.partial(request, index + 1)
+            try:
+                page = self._attempts(
+                    place, functools.partial(client.get_key_pairs, **kwargs), idempotent=True
+                )
+            finally:
+                _next_page.announce = None
+            following = page.get("nextPageToken")
+            if following:
+                request(index + 1, following)  # when the page was not decoded early
+            return page
+
+        try:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                request(0, None)
+                index = 0
+                while True:
+                    with lock:
+                        # Dropped once read: a page's JSON is larger than its key pairs.
+                        future = pages.pop(index)
+                    page = future.result()
+                    items = page.get(RAW_KEY_PAIRS, page.get("keyPairs", ()))
+                    result.extend(live_from_api(region, kp, account) for kp in items)
+                    if not page.get("nextPageToken"):
+                        return result
+                    index += 1
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
+            raise translate(e, f"reading key pairs in {place}") from None
+
+    def list_instances(self, place: str) -> list[LiveInstance]:
+        """Every instance in ``place`` (``REGION`` or ``ACCOUNT/REGION``) with the key pair
+        it was launched with, page by page (each page paced and retried like every read)."""
+        region, account = region_of(place), account_of(place)
+        result: list[LiveInstance] = []
+        token: str | None = None
+        try:
+            while True:
+                kwargs: dict[str, Any] = {"pageToken": token} if token else {}
+                page = self.read(region, "get_instances", account, **kwargs)
+                result.extend(
+                    instance_from_api(region, i, account) for i in page.get("instances", ())
+                )
+                token = page.get("nextPageToken")
+                if not token:
+                    return result
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
+            raise translate(e, f"reading instances in {place}") from None
+
+    def instances(self, regions: Iterable[str], *, parallelism: int = 4) -> list[LiveInstance]:
+        """The instances of ``regions``, read concurrently; any failure is an error.
+
+        Unlike a snapshot, a region that cannot be read is not skipped: a guard
+        that could not look must not let a deletion through.
+        """
+        reading = self.read_instances(regions, parallelism=parallelism)
+        if reading.failed:
+            raise reading.failed[min(reading.failed)]
+        return list(reading.instances)
+
+    def read_instances(self, regions: Iterable[str], *, parallelism: int = 4) -> InstanceReading:
+        """The instances of ``regions``, read concurrently, and the places that failed.
+
+        For what only shows instances (a report, drift's use findings): a place
+        that cannot be read leaves its instances unknown there, not everywhere.
+        """
+        ordered = sorted(set(regions))
+
+        def read(place: str) -> list[LiveInstance] | LightsailError:
+            try:
+                return self.list_instances(place)
+            except LightsailError as e:
+                return e
+
+        if not ordered:
+            return InstanceReading((), (), {})
+        with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(ordered)))) as pool:
+            results = dict(zip(ordered, pool.map(read, ordered), strict=True))
+        failed = {p: r for p, r in results.items() if isinstance(r, LightsailError)}
+        found = (i for r in results.values() if not isinstance(r, LightsailError) for i in r)
+        done = tuple(p for p in ordered if p not in failed)
+        return InstanceReading(tuple(sorted(found)), done, failed)
+
+    def get_key_pair(self, address: Address) -> LiveKeyPair | None:
+        try:
+            client = self.client(address.region, address.account)
+            response = self._attempts(
+                address.where,
+                lambda: client.get_key_pair(keyPairName=address.name),
+                idempotent=True,
+            )
+        except botocore.exceptions.ClientError as e:
+            if error_code(e) == "NotFoundException":
+                return None
+            raise translate(e, f"reading {address}") from None
+        except botocore.exceptions.BotoCoreError as e:
+            raise translate(e, f"reading {address}") from None
+        return live_from_api(address.region, response["keyPair"], address.account)
+
+    def snapshot(self, regions: Iterable[str], *, parallelism: int | None = None) -> LiveSnapshot:
+        """Read every region (``REGION`` or ``ACCOUNT/REGION``) concurrently.
+
+        A failing region is recorded, not fatal. So is a failing account when
+        the regions name accounts: its credentials or permissions failing
+        leaves its regions unread while the other accounts are read, and the
+        account is recorded too (``LiveSnapshot.unread`` reports it once). With
+        one account, such a failure ends the run.
+        """
+        ordered = sorted(set(regions))
+        key_pairs: dict[Address, LiveKeyPair] = {}
+        failed: dict[str, str] = {}
+        accounts: dict[str, str] = {}  # failing accounts: alias -> what failed
+        if not ordered:
+            return LiveSnapshot({}, ())
+        workers = parallelism or self.options.pool_size  # the run's one --parallelism
+
+        def read(place: str) -> tuple[str, list[LiveKeyPair] | LightsailError]:
+            try:
+                return place, self.list_key_pairs(region_of(place), account_of(place))
+            except LightsailError as e:
+                return place, e
+
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(ordered)))) as pool:
+            results = list(pool.map(read, ordered))
+        down = [o for _, o in results if isinstance(o, LightsailError) and o.code == UNREACHABLE]
+        if results and len(down) == len(results):
+            raise down[0]  # not one region answered: the endpoint itself is down; one message
+        for region, outcome in results:
+            if isinstance(outcome, LightsailError) and account_level(outcome):
+                if account_of(region):
+                    failed[region] = _account_failure(region, outcome.message)
+                    accounts.setdefault(account_of(region), failed[region])
+                    continue
+                raise outcome
+            if isinstance(outcome, LightsailError):
+                failed[region] = outcome.message
+                continue
+            for kp in outcome:
+                key_pairs[kp.address] = kp
+        read_ok = tuple(r for r in ordered if r not in failed)
+        return LiveSnapshot(key_pairs, read_ok, failed, accounts)
+
+    # -- writes -------------------------------------------------------------
+
+    def _call(self, address: Address, what: str, fn: Callable[[], T]) -> T:
+        """Run a mutating call, retrying throttling only.
+
+        Raises AmbiguousOutcome when the call may have taken effect, and a
+        LightsailError when it certainly did not.
+        """
+        try:
+            return self._attempts(address.where, fn, idempotent=False)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+            if _is_ambiguous(e):
+                failure = translate(e, f"{what} {address}")
+                raise AmbiguousOutcome(failure.message, failure.code) from None
+            raise translate(e, f"{what} {address}") from None
+
+    def create_key_pair(self, address: Address, tags: Tags) -> CreatedKeyPair:
+        client = self.client(address.region, address.account)
+        kwargs: dict[str, Any] = {"keyPairName": address.name}
+        if tags:
+            kwargs["tags"] = tags_to_api(tags)
+        response = self._call(address, "creating", lambda: client.create_key_pair(**kwargs))
+        if "keyPair" not in response or "privateKeyBase64" not in response:
+            # Answered, but not with a key pair: whether one was made is unknown.
+            raise AmbiguousOutcome(f"creating {address}: the answer carried no key pair")
+        return CreatedKeyPair(
+            key_pair=_epoch(response["keyPair"]),
+            public_key_base64=response.get("publicKeyBase64", ""),
+            private_key=response["privateKeyBase64"],
+            operation=_epoch(response.get("operation")),
+        )
+
+    def import_key_pair(self, address: Address, public_key: str) -> Mapping[str, Any] | None:
+        client = self.client(address.region, address.account)
+        response = self._call(
+            address,
+            "importing",
+            lambda: client.import_key_pair(keyPairName=address.name, publicKeyBase64=public_key),
+        )
+        operation: Mapping[str, Any] | None = _epoch(response.get("operation"))
+        return operation
+
+    def tag(self, address: Address, tags: Tags) -> None:
+        if not tags:
+            return
+        client = self.client(address.region, address.account)
+        self._retry_idempotent(
+            address,
+            "tagging",
+            lambda: client.tag_resource(resourceName=address.name, tags=tags_to_api(tags)),
+        )
+
+    def untag(self, address: Address, keys: Iterable[str]) -> None:
+        keys = sorted(keys)
+        if not keys:
+            return
+        client = self.client(address.region, address.account)
+        self._retry_idempotent(
+            address,
+            "untagging",
+            lambda: client.untag_resource(resourceName=address.name, tagKeys=keys),
+        )
+
+    def delete_key_pair(self, address: Address, expected_fingerprint: str | None) -> bool:
+        """Delete; False when it was already gone. A fingerprint mismatch raises."""
+        client = self.client(address.region, address.account)
+        kwargs: dict[str, Any] = {"keyPairName": address.name}
+        if expected_fingerprint:
+            kwargs["expectedFingerprint"] = expected_fingerprint
+        try:
+            self._retry_idempotent(address, "deleting", lambda: client.delete_key_pair(**kwargs))
+        except LightsailError as e:
+            if e.code == "NotFoundException":
+                return False
+            raise
+        return True
+
+    def _retry_idempotent(self, address: Address, what: str, fn: Callable[[], T]) -> T:
+        """Tag, untag and delete may be repeated safely after an unknown outcome."""
+        for attempt in range(IDEMPOTENT_ATTEMPTS):
+            try:
+                return self._call(address, what, fn)
+            except AmbiguousOutcome as e:
+                if attempt + 1 == IDEMPOTENT_ATTEMPTS:
+                    if e.code == UNREACHABLE:
+                        raise LightsailError(e.cause, code=e.code, hint=UNREACHABLE_HINT) from None
+                    raise LightsailError(
+                        e.cause, code="ServiceException", hint=HINTS["ServiceException"]
+                    ) from None
+                self.sleep(backoff(attempt))
+        raise AssertionError("unreachable")
+
+
+def _account_failure(place: str, message: str, what: str = "key pairs") -> str:
+    """The failure of an account's credentials, naming the account once."""
+    account = account_of(place)
+    message = message.removeprefix(f"reading {what} in {place}: ")
+    return message if message.startswith(f"account {account}") else f"account {account}: {message}"

@@ -1,0 +1,73 @@
+"""What the commands show of generations and instances: ``key get --generation``,
+``state show`` and ``state list``.
+
+Generation 0 is a key pair's current key, 1 the one before it, and so on.
+Nothing here prints a private key unless asked to (``--reveal``, ``key get``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from reconciler.errors import ReconcilerError, StateError, UsageError
+from reconciler.model import Address, StateEntry
+from reconciler.state import StateDocument
+
+log = logging.getLogger(__name__)
+
+SENSITIVE = "(sensitive: add --reveal, or use `reconciler key get --generation N`)"
+
+
+def pick(entry: StateEntry, generation: int) -> StateEntry:
+    """``entry`` itself (generation 0) or the earlier key ``generation`` steps back."""
+    if generation < 0:
+        raise UsageError(f"--generation {generation}: must be 0 (current) or more")
+    if generation == 0:
+        return entry
+    if generation > len(entry.generations):
+        kept = len(entry.generations)
+        raise StateError(
+            f"{entry.address} keeps {kept} earlier key{'s' if kept != 1 else ''}; "
+            f"there is no generation {generation}",
+            hint=f"`reconciler state show {entry.address}` lists the generations kept",
+        )
+    return entry.generations[generation - 1].entry
+
+
+def redact(data: dict[str, Any], *, reveal: bool) -> None:
+    """``state show``'s JSON: each generation numbered, its private key hidden unless revealed."""
+    for number, item in enumerate(data.get("generations", ()), 1):
+        item["generation"] = number
+        if reveal:
+            continue
+        if item.pop("privateKeySealed", None) is not None or "privateKey" in item:
+            item["privateKey"] = SENSITIVE
+
+
+def instance_counts(doc: StateDocument, options: Any) -> Mapping[Address, int] | None:
+    """How many instances name each key pair in the state's regions; None if unreadable."""
+    from reconciler.cli import workflow
+
+    regions = sorted({a.where for a in doc.entries})
+    if not regions:
+        return {}
+    try:
+        with workflow.lightsail_for(options) as lightsail:
+            instances = lightsail.instances(regions)
+    except ReconcilerError as e:
+        sys.stderr.write(f"Warning: instances not counted: {e.message}\n")
+        return None
+    return Counter(i.key_pair for i in instances if i.key_pair is not None)
+
+
+def list_suffix(entry: StateEntry, counts: Mapping[Address, int] | None) -> str:
+    """The columns ``state list`` adds: instances using the key pair, generations kept."""
+    used = "?" if counts is None else str(counts.get(entry.address, 0))
+    suffix = f"\tinstances:{used}"
+    if entry.generations:
+        suffix += f"\tgenerations:{len(entry.generations)}"
+    return suffix

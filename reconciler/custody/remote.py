@@ -1,0 +1,253 @@
+"""What the AWS-backed key stores share: name templates, labels as tags, retries, error wording.
+
+Calls to SSM and Secrets Manager are made once by botocore, paced and retried
+here (``retried``). Each service meters calls per account and region (SSM
+PutParameter and Secrets Manager CreateSecret at a few calls a second): every
+call goes through the ``Pacer`` of its service, credentials and region, shared
+by all workers, which learns that rate from throttles, so a throttled call
+waits for its turn instead of spending its attempts. A 5xx, a timeout or a
+dropped connection is sent again with the project's one backoff. That is safe
+for every call the stores make: reads and deletes are idempotent, and a put
+is never an overwrite (SSM ``Overwrite=false``, Secrets Manager
+``CreateSecret``), so a put that landed before its answer was lost is refused
+the second time and the store then checks the key there by its fingerprint
+label (the same key is success, another one a conflict).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any, TypeVar
+
+import botocore.exceptions
+
+from reconciler.aws.lightsail import error_code, throttled
+from reconciler.aws.retry import Pacer, Retried, paced
+from reconciler.custody.base import KeyStoreError, KeyStoreUnavailable
+from reconciler.model import Address, StateEntry
+from reconciler.state.s3_objects import transient
+
+T = TypeVar("T")
+
+PLACEHOLDERS = ("region", "name", "account")
+ClientFactory = Callable[[str | None], Any]
+
+# Attempts in all for a call failing in a way worth retrying: at a 20% failure
+# rate, one call in ~2.5 million fails (a put also needs its check to answer).
+ATTEMPTS = 9
+# Throttles in all for one call: about a minute of a service refusing every call
+# for its rate (backoff capped at 5 s) before the store counts as unavailable.
+THROTTLES = 30
+# Busy codes of the JSON services, beside S3's and any 5xx. SSM's TooManyUpdates
+# is about one parameter written concurrently, not the rate of calls: backoff, not pace.
+_BUSY_CODES = frozenset(
+    (
+        "TooManyUpdates",
+        "InternalServerError",
+        "InternalServiceError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+    )
+)
+
+
+class Template:
+    """A location template such as ``/lightsail/{account}/{region}/{name}``."""
+
+    def __init__(self, text: str, *, allowed: re.Pattern[str], scheme: str) -> None:
+        self.text = text
+        fields = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
+        unknown = sorted({f for f in fields if f not in PLACEHOLDERS})
+        if unknown:
+            raise ValueError(
+                f"unknown placeholder {{{unknown[0]}}} (use {{region}}, {{name}}, {{account}})"
+            )
+        if "region" not in fields or "name" not in fields:
+            raise ValueError("the location must contain {region} and {name}")
+        literal = text
+        for placeholder in PLACEHOLDERS:
+            literal = literal.replace("{" + placeholder + "}", "x")
+        if not allowed.fullmatch(literal):
+            raise ValueError(f"{text!r} is not a valid {scheme} name template")
+        self.uses_account = "account" in fields
+
+    def render(self, address: Address, account: Callable[[Address], str]) -> str:
+        values = {"region": address.region, "name": address.name}
+        if self.uses_account:
+            values["account"] = account(address)
+        return self.text.format(**values)
+
+
+class AccountId:
+    """The AWS account id for ``{account}``: STS GetCallerIdentity, asked once.
+
+    The account of the default credentials; a project declaring accounts
+    resolves it per key pair instead (``StoreContext.account_ids``).
+    """
+
+    def __init__(self, sts: ClientFactory, pacer: Pacer) -> None:
+        self._sts = sts
+        self._pacer = pacer
+        self._lock = threading.Lock()
+        self._value: str | None = None
+
+    def __call__(self) -> str:
+        with self._lock:
+            if self._value is None:
+                response = call(
+                    "looking up the AWS account id",
+                    lambda: self._sts(None).get_caller_identity(),
+                    self._pacer,
+                    service="STS",
+                )
+                self._value = str(response["Account"])
+            return self._value
+
+
+def retryable(error: Exception) -> bool:
+    """Whether a failed call is worth sending again (the service or the network hiccuped)."""
+    if isinstance(error, botocore.exceptions.ClientError) and error_code(error) in _BUSY_CODES:
+        return True
+    return transient(error)
+
+
+def retried(fn: Callable[[], T], pacer: Pacer, *, sleep: Callable[[float], None] = time.sleep) -> T:
+    """``fn()`` at ``pacer``'s pace, sent again while it fails transiently.
+
+    Throttles slow the pace and are retried on a budget of their own
+    (``THROTTLES``); other failures worth retrying are sent again with backoff,
+    ``ATTEMPTS`` in all. Any other botocore failure is raised as it is, for the
+    caller to handle; one that outlasts its budget is raised as ``Retried``.
+    """
+    return paced(
+        fn,
+        pacer,
+        throttle=throttled,
+        transient=retryable,
+        attempts=ATTEMPTS,
+        throttles=THROTTLES,
+        sleep=sleep,
+    )
+
+
+def call(what: str, fn: Callable[[], T], pacer: Pacer, *, service: str = "AWS") -> T:
+    """``fn()``, paced and retried while it fails transiently, any failure a one-line
+    KeyStoreError."""
+    try:
+        return retried(fn, pacer)
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, Retried) as e:
+        raise translate(e, what, service) from None
+
+
+def translate(error: Exception, what: str, service: str = "AWS") -> KeyStoreError:
+    """A botocore failure (or ``Retried``) as a one-line KeyStoreError about ``what``.
+
+    A ``KeyStoreUnavailable`` when it is about the store, not this one key
+    (unreachable, failing or throttling on every attempt, denied): the run then
+    stops sending keys there.
+    """
+    tried = ""
+    if isinstance(error, Retried):
+        tried = f", tried {error.attempts} times"
+        error = error.error
+    if isinstance(error, botocore.exceptions.ClientError):
+        code = error_code(error)
+        message = str(error.response.get("Error", {}).get("Message", "")) or code
+        hint = None
+        unavailable = bool(tried)
+        if code in ("AccessDeniedException", "AccessDenied", "UnrecognizedClientException"):
+            hint = "the README lists the IAM permissions each command needs"
+            unavailable = True
+        elif tried:
+            hint = f"{service} is failing or throttling; run again later"
+        kind = KeyStoreUnavailable if unavailable else KeyStoreError
+        return kind(f"{what}: {message} ({code}{tried})", hint=hint)
+    if isinstance(
+        error,
+        botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError,
+    ):
+        return KeyStoreUnavailable(
+            f"{what}: no AWS credentials found",
+            hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+        )
+    endpoint = service.upper().replace(" ", "_")
+    return KeyStoreUnavailable(
+        f"{what}: cannot reach {service} ({type(error).__name__}{tried})",
+        hint=f"check the network or AWS_ENDPOINT_URL_{endpoint}, then run again",
+    )
+
+
+def tag_list(labels: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": key, "Value": value} for key, value in sorted(labels.items())]
+
+
+def labels_from(tags: list[dict[str, Any]] | None) -> dict[str, str]:
+    return {str(t["Key"]): str(t.get("Value", "")) for t in tags or []}
+
+
+def owns(ref: Mapping[str, str], scheme: str) -> bool:
+    """Whether a key reference points into a store of ``scheme``."""
+    return ref.get("store", "").startswith(scheme + ":")
+
+
+class RemoteKeyStore:
+    """What the SSM and Secrets Manager stores share: a location template, the
+    account and KMS settings, and the reference an entry keeps once its key is stored.
+
+    A subclass names its ``scheme``, the ``noun`` its messages use, and the
+    ``allowed`` shape of a rendered location, and implements the calls, each
+    at the pace of its region (``pacer(region)``).
+    """
+
+    scheme: str
+    noun: str
+    allowed: re.Pattern[str]
+
+    def __init__(
+        self,
+        location: str,
+        *,
+        clients: ClientFactory,
+        pacer: Callable[[str], Pacer],
+        account: Callable[[Address], str],
+        kms_key_id: str | None = None,
+    ) -> None:
+        self.template = Template(location, allowed=self.allowed, scheme=self.noun)
+        self.spec = f"{self.scheme}:{location}"
+        self.kms_key_id = kms_key_id
+        self._clients = clients
+        self._pacer = pacer
+        self._account = account
+
+    def _reach(self, region: str) -> tuple[Any, Pacer]:
+        """The client of ``region`` and the pace its calls keep."""
+        return self._clients(region), self._pacer(region)
+
+    def location(self, address: Address, suffix: str = "") -> str:
+        """Where a key of ``address`` goes (``suffix`` for a key kept beside another)."""
+        return self.template.render(address, self._account) + suffix
+
+    def _where(self, entry: StateEntry) -> str:
+        """Where ``entry``'s key is: its recorded location, else where it would go."""
+        ref = entry.private_key_ref
+        if ref is not None and owns(ref, self.scheme):
+            return ref["location"]
+        return self.location(entry.address)
+
+    def _stored(
+        self, entry: StateEntry, location: str, version: str, fingerprint: str
+    ) -> StateEntry:
+        """``entry`` as the state records it once this store holds its key: a reference."""
+        ref = {
+            "store": self.spec,
+            "location": location,
+            "version": version,
+            "fingerprint": fingerprint,
+        }
+        return replace(entry, private_key=None, private_key_sealed=None, private_key_ref=ref)

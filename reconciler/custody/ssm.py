@@ -1,0 +1,242 @@
+"""SSM Parameter Store as a key store: one ``SecureString`` parameter per key pair.
+
+``ssm:/path/{region}/{name}`` names where each key goes; the parameter lives
+in the key pair's region, encrypted with ``kmsKeyId`` (else the account's
+``alias/aws/ssm``), tagged with its fingerprint, region, name and lineage.
+``describe`` uses DescribeParameters and ListTagsForResource only, so plans
+and drift reports need no ``ssm:GetParameter``; ``describe_many`` checks up to
+50 keys per DescribeParameters call (their names, and their fingerprint labels
+as a tag filter), asking per key only about those that do not pass.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import botocore.exceptions
+
+from reconciler.aws.lightsail import error_code
+from reconciler.aws.retry import Pacer, Retried
+from reconciler.custody.base import (
+    LABEL_FINGERPRINT,
+    KeyMetadata,
+    KeyStoreConflict,
+    KeyStoreError,
+    expected_fingerprint,
+    key_fingerprint,
+    labels_for,
+)
+from reconciler.custody.bulk import Found, by_region, chunks, run_all
+from reconciler.custody.remote import (
+    RemoteKeyStore,
+    call,
+    labels_from,
+    owns,
+    retried,
+    tag_list,
+    translate,
+)
+from reconciler.model import Address, StateEntry
+
+NAME = re.compile(r"/?[A-Za-z0-9_.\-/]{1,1000}")
+# DescribeParameters takes at most 50 values per filter and returns at most 50 per page.
+BATCH = 50
+
+
+class SsmKeyStore(RemoteKeyStore):
+    scheme = "ssm"
+    noun = "SSM parameter"
+    allowed = NAME
+
+    def put(self, entry: StateEntry, pem: str, *, lineage: str, suffix: str = "") -> StateEntry:
+        address = entry.address
+        name = self.location(address, suffix)
+        fingerprint = key_fingerprint(pem, entry.origin)
+        request: dict[str, object] = {
+            "Name": name,
+            "Value": pem,
+            "Type": "SecureString",
+            "Overwrite": False,
+            "Description": f"Private key of Lightsail key pair {address}",
+            "Tags": tag_list(labels_for(address, fingerprint, lineage)),
+        }
+        if self.kms_key_id:
+            request["KeyId"] = self.kms_key_id
+        client, pace = self._reach(address.region)
+        what = f"storing the key of {address} in SSM parameter {name}"
+        try:
+            response = retried(lambda: client.put_parameter(**request), pace)
+            version = str(response["Version"])
+        except botocore.exceptions.ClientError as e:
+            if error_code(e) != "ParameterAlreadyExists":
+                raise translate(e, what, "SSM") from None
+            existing = self._describe(address, name)
+            if existing is None:
+                raise KeyStoreError(
+                    f"storing the key of {address}: SSM parameter {name} exists but cannot be read",
+                    hint="run again",
+                ) from None
+            if existing.fingerprint != fingerprint:
+                raise conflict(address, name) from None
+            version = existing.version
+        except (botocore.exceptions.BotoCoreError, Retried) as e:
+            raise translate(e, what, "SSM") from None
+        return self._stored(entry, name, version, fingerprint)
+
+    def get(self, entry: StateEntry) -> str | None:
+        ref = entry.private_key_ref
+        if ref is None or not owns(ref, self.scheme):
+            return None
+        name = ref["location"]
+        client, pace = self._reach(entry.address.region)
+        response = call(
+            f"reading the key of {entry.address} from SSM parameter {name}",
+            lambda: client.get_parameter(Name=name, WithDecryption=True),
+            pace,
+            service="SSM",
+        )
+        return str(response["Parameter"]["Value"])
+
+    def describe(self, entry: StateEntry) -> KeyMetadata | None:
+        return self._describe(entry.address, self._where(entry))
+
+    def _describe(self, address: Address, name: str) -> KeyMetadata | None:
+        client, pace = self._reach(address.region)
+        what = f"checking the key of {address} in SSM parameter {name}"
+        found = call(
+            what,
+            lambda: client.describe_parameters(
+                ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [name]}]
+            ),
+            pace,
+            service="SSM",
+        )["Parameters"]
+        if not found:
+            return None
+        tags = call(
+            what,
+            lambda: client.list_tags_for_resource(ResourceType="Parameter", ResourceId=name),
+            pace,
+            service="SSM",
+        )
+        labels = labels_from(tags.get("TagList"))
+        version = str(found[0].get("Version", ""))
+        return KeyMetadata(name, version, labels.get(LABEL_FINGERPRINT), labels)
+
+    def describe_many(self, entries: Sequence[StateEntry], *, parallelism: int) -> Found:
+        """``describe`` for many keys, 50 to a DescribeParameters call; in their order.
+
+        One call per 50 keys finds those present under their names, labelled
+        with a fingerprint expected in that call, and still at the version the
+        state recorded; the rest (missing, relabelled, rewritten) are asked
+        about by name, then by tags, as ``describe`` does.
+        """
+        work = [
+            [entries[i] for i in chunk]
+            for group in by_region(entries).values()
+            for chunk in chunks(group, BATCH)
+        ]
+        positions = [i for group in by_region(entries).values() for i in group]
+        found: Found = [None] * len(entries)
+        described = (
+            meta for part in run_all(self._describe_chunk, work, parallelism) for meta in part
+        )
+        for i, meta in zip(positions, described, strict=True):
+            found[i] = meta
+        return found
+
+    def _describe_chunk(self, entries: Sequence[StateEntry]) -> Found:
+        """Keys of one region, at most 50; their metadata in their order."""
+        region = entries[0].address.region
+        client, pace = self._reach(region)
+        names = [self._where(e) for e in entries]
+        expected = [expected_fingerprint(e) for e in entries]
+        what = f"checking {len(entries)} stored key(s) in SSM ({region})"
+        fingerprints = sorted({f for f in expected if f})
+        labelled = (
+            _versions(
+                client,
+                pace,
+                what,
+                [
+                    {"Key": "Name", "Option": "Equals", "Values": sorted(set(names))},
+                    {"Key": f"tag:{LABEL_FINGERPRINT}", "Option": "Equals", "Values": fingerprints},
+                ],
+            )
+            if fingerprints
+            else {}
+        )
+        found: Found = [None] * len(entries)
+        rest: list[int] = []
+        shared: dict[str, dict[str, str]] = {}  # one labels mapping per fingerprint
+        for i, entry in enumerate(entries):
+            name, fingerprint = names[i], expected[i]
+            version = labelled.get(name)
+            recorded = (entry.private_key_ref or {}).get("version")
+            if version is not None and (not recorded or version == recorded):
+                labels = shared.setdefault(fingerprint, {LABEL_FINGERPRINT: fingerprint})
+                found[i] = KeyMetadata(name, version, fingerprint, labels)
+            else:
+                rest.append(i)
+        if rest:
+            asked = sorted({names[i] for i in rest})
+            present = _versions(
+                client, pace, what, [{"Key": "Name", "Option": "Equals", "Values": asked}]
+            )
+            for i in rest:
+                name = names[i]
+                if name in present:
+                    found[i] = self._labelled(entries[i].address, name, present[name])
+        return found
+
+    def _labelled(self, address: Address, name: str, version: str) -> KeyMetadata:
+        client, pace = self._reach(address.region)
+        tags = call(
+            f"checking the key of {address} in SSM parameter {name}",
+            lambda: client.list_tags_for_resource(ResourceType="Parameter", ResourceId=name),
+            pace,
+            service="SSM",
+        )
+        labels = labels_from(tags.get("TagList"))
+        return KeyMetadata(name, version, labels.get(LABEL_FINGERPRINT), labels)
+
+    def delete(self, entry: StateEntry) -> StateEntry:
+        name = self._where(entry)
+        client, pace = self._reach(entry.address.region)
+        try:
+            retried(lambda: client.delete_parameter(Name=name), pace)
+        except botocore.exceptions.ClientError as e:
+            if error_code(e) != "ParameterNotFound":
+                raise translate(e, f"deleting SSM parameter {name}", "SSM") from None
+        except (botocore.exceptions.BotoCoreError, Retried) as e:
+            raise translate(e, f"deleting SSM parameter {name}", "SSM") from None
+        return replace(entry, private_key_ref=None)
+
+
+def _versions(client: Any, pace: Pacer, what: str, filters: list[dict[str, Any]]) -> dict[str, str]:
+    """The parameters DescribeParameters finds with ``filters``: name to version, all pages."""
+    out: dict[str, str] = {}
+    request: dict[str, Any] = {"ParameterFilters": filters, "MaxResults": BATCH}
+    while True:
+        response = call(
+            what, functools.partial(client.describe_parameters, **request), pace, service="SSM"
+        )
+        for parameter in response.get("Parameters", []):
+            out[str(parameter["Name"])] = str(parameter.get("Version", ""))
+        token = response.get("NextToken")
+        if not token:
+            return out
+        request = {**request, "NextToken": token}
+
+
+def conflict(address: Address, where: str) -> KeyStoreConflict:
+    return KeyStoreConflict(
+        f"{address}: {where} already holds a different key (its fingerprint label differs); "
+        "not overwritten",
+        hint="move or delete it if it is stale, then run again; the key stays in the state "
+        "until then",
+    )

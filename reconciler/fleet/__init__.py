@@ -1,0 +1,1 @@
+"""Inventory and onboarding: the whole fleet as a report, import --all, adoption."""

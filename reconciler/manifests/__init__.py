@@ -1,0 +1,1 @@
+"""Manifests on disk: the YAML walker, the schema and its fast check, reconciler.yaml, accounts."""
