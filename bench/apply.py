@@ -138,13 +138,14 @@ def measure_apply(params: dict[str, Any]) -> dict[str, Any]:
     """``reconciler apply MANIFESTS --state STATE --auto-approve``, timed around execution."""
     from reconciler.apply.executor import Executor
     from reconciler.cli import workflow
+    from reconciler.cli.options import Options
     from reconciler.manifests.load import load_desired
     from reconciler.planning.planner import Action
     from reconciler.state import LocalBackend
 
     expect = params["expect"]
     desired = load_desired([params["manifests"]])
-    options = workflow.Options(state=params["state"], parallelism=params["parallelism"])
+    options = Options(state=params["state"], parallelism=params["parallelism"])
     backend = workflow.open_backend(options)
     if not isinstance(backend, LocalBackend):
         raise BenchError(f"expected a local state backend, got {backend!r}")

@@ -133,13 +133,14 @@ def measure_plan(params: dict[str, Any]) -> dict[str, Any]:
     """What ``reconciler plan MANIFESTS --state STATE`` does, timed step by step."""
     from reconciler.aws.lightsail import ClientOptions, Lightsail
     from reconciler.cli import workflow
+    from reconciler.cli.options import Options
     from reconciler.manifests.load import load_desired
-    from reconciler.output import render
+    from reconciler.output import text as render
 
     start, cpu = time.perf_counter(), process_cpu_s()
     desired = load_desired([params["manifests"]])
     loaded = time.perf_counter()
-    options = workflow.Options(state=params["state"])
+    options = Options(state=params["state"])
     backend = workflow.open_backend(options)
     lightsail = Lightsail(ClientOptions(pool_size=options.parallelism))
     # As `reconciler plan` does: the state is parsed while Lightsail answers.

@@ -210,16 +210,24 @@ _BUILTIN: Mapping[str, tuple[str, str]] = {
 }
 
 
+# Rules defined by other layers (the policy's), registered as they are defined:
+# a finding names only rules whose module is loaded.
+_REGISTERED: dict[str, RuleInfo] = {}
+
+
+def register(rule: str, summary: str, help: str) -> None:
+    """Make ``rule``'s summary and help known to every format (SARIF's rule metadata)."""
+    _REGISTERED[rule] = RuleInfo(rule, summary, help)
+
+
 def describe(rule: str) -> RuleInfo:
-    """What is known about ``rule``: built in, or a policy rule."""
+    """What is known about ``rule``: built in, or registered (a policy rule)."""
     builtin = _BUILTIN.get(rule)
     if builtin is not None:
         return RuleInfo(rule, *builtin)
-    from reconciler.policy.rules import RULES  # policy imports this module
-
-    policy_rule = RULES.get(rule)
-    if policy_rule is not None:
-        return RuleInfo(rule, policy_rule.summary, policy_rule.help)
+    registered = _REGISTERED.get(rule)
+    if registered is not None:
+        return registered
     return RuleInfo(rule, f"The '{rule}' check.", "See the message for what to change.")
 
 

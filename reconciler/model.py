@@ -403,3 +403,16 @@ def unread_places(
         for alias, places in sorted(by_account.items())
     ]
     return (*failing, *alone)
+
+
+DAY = 86400.0
+HOUR = 3600.0
+_DURATION = re.compile(r"([1-9][0-9]*)([dh])")
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in ``90d`` or ``36h`` (a rotation's ``after``); None when ``text`` is not one."""
+    match = _DURATION.fullmatch(text)
+    if match is None:
+        return None
+    return int(match.group(1)) * (DAY if match.group(2) == "d" else HOUR)

@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Imported once in the fork server, never again per run.
 PRELOAD = (
     "reconciler.cli.app",
-    "reconciler.cli.commands",
+    "reconciler.cli.apply",
+    "reconciler.cli.plan",
     "reconciler.cli.workflow",
     "reconciler.apply.executor",
     "reconciler.aws.lightsail",

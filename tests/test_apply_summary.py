@@ -8,7 +8,7 @@ from typing import Any
 from reconciler.apply.executor import ApplyResult
 from reconciler.emulator import Emulator
 from reconciler.model import Address
-from reconciler.output import outcome
+from reconciler.output import summary as outcome
 from reconciler.planning.planner import Finding, FindingKind, Plan
 from tests.helpers import run_cli, state_entries, write_manifest
 

@@ -25,8 +25,9 @@ from reconciler.model import (
     Source,
     StateEntry,
 )
-from reconciler.output.render import MARKDOWN_LIMIT
-from reconciler.planning import drift
+from reconciler.output.jsondoc import drift_json
+from reconciler.output.markdown import DRIFT_MARKER, MARKDOWN_LIMIT, drift_markdown
+from reconciler.output.text import drift_text
 from reconciler.planning.drift import DriftFinding, DriftKind, find_drift
 from tests.conftest import lightsail_client
 from tests.helpers import load_state, run_cli, state_entries, write_manifest
@@ -134,7 +135,7 @@ def test_each_out_of_band_change_is_reported_with_its_kind(tmp_path: Path, emu: 
     markdown = cli(tmp_path, emu, "drift", "m.yaml", "--format", "markdown")
     assert markdown.returncode == 2
     lines = markdown.stdout.splitlines()
-    assert lines[0] == drift.MARKER
+    assert lines[0] == DRIFT_MARKER
     assert lines[1] == "### Lightsail key pairs: 6 drift finding(s)"  # unmanaged not asked
     assert f"| `fingerprint-changed` | `{R}/swapped` |" in markdown.stdout
     assert "<details>" in markdown.stdout and "</details>" in markdown.stdout
@@ -252,11 +253,11 @@ def test_the_json_report_of_every_kind_matches_its_schema() -> None:
         for i, kind in enumerate(DriftKind)
     ]
     snap = LiveSnapshot({}, (R,), {"eu-west-1": "throttled"})
-    data = drift.report_json(findings, snap)
+    data = drift_json(findings, snap)
     jsonschema.Draft202012Validator(SCHEMA).validate(data)
     assert data["summary"] == {kind.value: 1 for kind in DriftKind}
     assert data["failedRegions"] == {"eu-west-1": "throttled"}
-    empty = drift.report_json([], _snap())
+    empty = drift_json([], _snap())
     jsonschema.Draft202012Validator(SCHEMA).validate(empty)
     assert empty["inSync"] is True
 
@@ -266,21 +267,21 @@ def test_the_markdown_report_is_capped_and_keeps_its_marker() -> None:
         DriftFinding(DriftKind.UNMANAGED, Address(R, f"key-pair-{i:05}"), "in neither")
         for i in range(3000)
     ]
-    text = drift.report_markdown(findings, _snap())
+    text = drift_markdown(findings, _snap())
     assert len(text) <= MARKDOWN_LIMIT
-    assert text.splitlines()[0] == drift.MARKER
+    assert text.splitlines()[0] == DRIFT_MARKER
     assert "truncated" in text.splitlines()[-1]
     assert text.count("```") % 2 == 0
-    assert drift.report_markdown([], _snap()).splitlines() == [
-        drift.MARKER,
+    assert drift_markdown([], _snap()).splitlines() == [
+        DRIFT_MARKER,
         "### Lightsail key pairs: no drift",
     ]
 
 
 def test_a_region_that_could_not_be_read_is_never_reported_in_sync() -> None:
     snap = LiveSnapshot({}, (R,), {"eu-west-1": "reading key pairs in eu-west-1: throttled"})
-    assert drift.report_json([], snap)["inSync"] is False
-    assert "could not be checked" in drift.report_text([], snap)
-    markdown = drift.report_markdown([], snap).splitlines()
-    assert markdown[:2] == [drift.MARKER, "### Lightsail key pairs: no drift in the regions read"]
+    assert drift_json([], snap)["inSync"] is False
+    assert "could not be checked" in drift_text([], snap)
+    markdown = drift_markdown([], snap).splitlines()
+    assert markdown[:2] == [DRIFT_MARKER, "### Lightsail key pairs: no drift in the regions read"]
     assert "eu-west-1 could not be read" in markdown[-1]

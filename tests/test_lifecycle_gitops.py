@@ -11,8 +11,7 @@ import yaml
 
 from reconciler.cli.app import build_parser
 from reconciler.manifests.load import load_desired
-from reconciler.output.render import COMMENT_MARKER
-from reconciler.planning.drift import MARKER as DRIFT_MARKER
+from reconciler.output.markdown import COMMENT_MARKER, DRIFT_MARKER
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "gitops"
 WORKFLOW = EXAMPLE / ".github" / "workflows" / "lightsail-keypairs.yml"

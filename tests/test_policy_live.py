@@ -129,6 +129,7 @@ def test_plan_findings_and_drift_as_sarif(tmp_path: Path, emu: Emulator) -> None
     assert results(log) == [
         ("conflict", "error", "m.yaml", 5, 5),
         ("required-tags", "warning", "m.yaml", 5, 5),
+        ("planned-change", "note", "m.yaml", 6, 5),  # api is to be created, where it is declared
     ]
     conflict = log["runs"][0]["results"][0]
     assert conflict["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == "us-east-1/web"

@@ -11,7 +11,8 @@ from reconciler.model import (
     Source,
     StateEntry,
 )
-from reconciler.output import render
+from reconciler.output import common, markdown
+from reconciler.output import text as text_format
 from reconciler.planning.planner import Plan, make_plan
 
 R = "us-east-1"
@@ -39,9 +40,9 @@ def _plan(creates: int = 0, *, conflict: bool = False, orphan: bool = False) -> 
 
 
 def test_markdown_has_marker_summary_table_and_collapsible_detail() -> None:
-    text = render.plan_markdown(_plan(2))
+    text = markdown.plan_markdown(_plan(2))
     lines = text.splitlines()
-    assert lines[0] == render.COMMENT_MARKER
+    assert lines[0] == markdown.COMMENT_MARKER
     assert lines[1] == (
         "### Lightsail key pairs: Plan: 2 to add, 0 to adopt, 0 to update, 0 to replace, "
         "0 to delete; 0 unchanged."
@@ -53,13 +54,13 @@ def test_markdown_has_marker_summary_table_and_collapsible_detail() -> None:
 
 
 def test_markdown_without_changes_says_so_under_the_marker() -> None:
-    lines = render.plan_markdown(_plan()).splitlines()
-    assert lines[0] == render.COMMENT_MARKER
+    lines = markdown.plan_markdown(_plan()).splitlines()
+    assert lines[0] == markdown.COMMENT_MARKER
     assert lines[-1] == "No changes."
 
 
 def test_markdown_lists_findings_and_kept_key_pairs() -> None:
-    text = render.plan_markdown(_plan(1, conflict=True, orphan=True))
+    text = markdown.plan_markdown(_plan(1, conflict=True, orphan=True))
     assert "**Needs attention:**" in text
     assert f"{R}/taken already exists in Lightsail but is not in the state" in text
     assert f"reconciler import {R}/taken" in text
@@ -67,10 +68,10 @@ def test_markdown_lists_findings_and_kept_key_pairs() -> None:
 
 
 def test_long_markdown_is_cut_with_a_note_and_keeps_its_marker() -> None:
-    text = render.plan_markdown(_plan(2000))
-    assert len(text) <= render.MARKDOWN_LIMIT
+    text = markdown.plan_markdown(_plan(2000))
+    assert len(text) <= markdown.MARKDOWN_LIMIT
     lines = text.splitlines()
-    assert lines[0] == render.COMMENT_MARKER
+    assert lines[0] == markdown.COMMENT_MARKER
     assert lines[1].startswith("### Lightsail key pairs: Plan: 2000 to add")
     assert "output truncated" in lines[-1] and "`reconciler plan`" in lines[-1]
     # The cut never leaves a code block or the collapsible section open.
@@ -79,25 +80,25 @@ def test_long_markdown_is_cut_with_a_note_and_keeps_its_marker() -> None:
 
 
 def test_markdown_up_to_the_limit_is_kept_whole() -> None:
-    whole = render.COMMENT_MARKER + "\n" + "x" * (render.MARKDOWN_LIMIT - 36) + "\n"
-    assert len(whole) == render.MARKDOWN_LIMIT
-    assert render.cap_markdown(whole) == whole
+    whole = markdown.COMMENT_MARKER + "\n" + "x" * (markdown.MARKDOWN_LIMIT - 36) + "\n"
+    assert len(whole) == markdown.MARKDOWN_LIMIT
+    assert markdown.cap_markdown(whole) == whole
     longer = whole + "y\n"
-    cut = render.cap_markdown(longer, command="reconciler drift")
-    assert len(cut) <= render.MARKDOWN_LIMIT and cut.startswith(render.COMMENT_MARKER + "\n")
+    cut = markdown.cap_markdown(longer, command="reconciler drift")
+    assert len(cut) <= markdown.MARKDOWN_LIMIT and cut.startswith(markdown.COMMENT_MARKER + "\n")
     assert "run `reconciler drift` locally" in cut
 
 
 def test_text_plan_shows_kept_key_pairs_and_findings() -> None:
-    text = render.plan_text(_plan(0, conflict=True, orphan=True))
+    text = text_format.plan_text(_plan(0, conflict=True, orphan=True))
     assert "Error: us-east-1/taken already exists in Lightsail" in text
     assert "(kept; pass --prune to delete them)" in text and "us-east-1/left-over" in text
     assert "\x1b[" not in text
-    assert "\x1b[" in render.plan_text(_plan(1), color=True)
+    assert "\x1b[" in text_format.plan_text(_plan(1), color=True)
 
 
 def test_tag_values_null_and_empty_are_shown_differently() -> None:
-    assert render.format_tag_value(None) == "(no value)"
-    assert render.format_tag_value("") == '""'
-    assert render.format_tags({"b": "", "a": None}) == 'a (no value), b = ""'
-    assert render.format_tags({}) == "(none)"
+    assert common.format_tag_value(None) == "(no value)"
+    assert common.format_tag_value("") == '""'
+    assert common.format_tags({"b": "", "a": None}) == 'a (no value), b = ""'
+    assert common.format_tags({}) == "(none)"

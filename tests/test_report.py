@@ -499,8 +499,8 @@ def test_instances_that_cannot_be_read_show_as_not_known_where_they_failed(
 
 def test_instances_unread_in_a_whole_account_are_named_once_per_account() -> None:
     from reconciler.aws.lightsail import InstanceReading
+    from reconciler.cli.drift import instances_unread_line
     from reconciler.errors import LightsailError
-    from reconciler.planning.drift import instances_unread_line
 
     denied = "not authorized (AccessDeniedException)"
     reading = InstanceReading(

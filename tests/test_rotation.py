@@ -10,10 +10,11 @@ import pytest
 from reconciler.errors import PlanError
 from reconciler.keys import generate_rsa
 from reconciler.manifests.load import load_desired
-from reconciler.model import Address, Generation, LiveInstance, Rotation, StateEntry
-from reconciler.output.render import COLOR_OF, plan_json
+from reconciler.model import Address, Generation, LiveInstance, Rotation, StateEntry, parse_duration
+from reconciler.output.common import COLOR_OF
+from reconciler.output.jsondoc import plan_json
 from reconciler.planning.planner import SYMBOLS, Action, Reason, deletes, make_plan
-from reconciler.planning.rotation import describe_age, parse_duration, prune, rotation_due, succeed
+from reconciler.planning.rotation import describe_age, prune, rotation_due, succeed
 from reconciler.state import crypto, entry_to_json
 from reconciler.state.crypto import Unsealer
 from tests.test_crypto import AgeKey, age_sealer

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from reconciler.cli import workflow
+from reconciler.cli.options import Options
 from reconciler.emulator import Emulator, EmulatorConfig
 from reconciler.errors import (
     LockHeldError,
@@ -240,7 +240,7 @@ def test_from_url_uses_the_standard_aws_chain_and_the_extra_settings(
     moto_url: str, url: str, s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_url)
-    options = workflow.Options(state=url, extra={OPTION_SSE: "AES256"})
+    options = Options(state=url, extra={OPTION_SSE: "AES256"})
     backend = S3Backend.from_url(url, options)
     assert backend.location == url
     with backend.lock("apply"):

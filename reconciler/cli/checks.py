@@ -1,28 +1,20 @@
-"""The repository checks: ``validate``, ``policy list``, and the policy findings of plan and drift.
+"""Findings as commands report them: a plan's, drift's and the team policy's, as one ``Report``.
 
-``validate`` and ``policy list`` run on every commit (pre-commit hooks, pull
-request checks), so this module and everything it imports at the top stays
-offline and light: no boto3, botocore, emulator or ``cryptography``. The
-report of each command is rendered by the format chosen from ``formats``.
+``validate`` uses this module too, so it and everything it imports stays
+offline and light: no boto3, botocore, emulator or ``cryptography``.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime
-import os
-import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.errors import EXIT_ERROR, EXIT_OK, ManifestError, UsageError
-from reconciler.findings import Finding, Report, describe, from_problems
-from reconciler.manifests.load import default_root, load_desired
-from reconciler.manifests.project import PROJECT_FILE, find_project, read_project
+from reconciler.findings import Finding, Report, describe
+from reconciler.manifests.load import default_root
+from reconciler.manifests.project import find_project, read_project
 from reconciler.model import DesiredSet
-from reconciler.output import formats
 from reconciler.policy import Policy
 
 if TYPE_CHECKING:
@@ -31,93 +23,12 @@ if TYPE_CHECKING:
     from reconciler.planning.planner import Plan
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.command == "policy":
-        return policy_list()
-    paths = args.paths
-    if args.manifests:
-        paths = changed_manifests(args.manifests, args.paths)
-        if not paths:
-            return EXIT_OK  # nothing changed under the manifest folders
-    return validate(paths, args.format)
-
-
-def changed_manifests(folders: Sequence[str], changed: Sequence[str]) -> list[str]:
-    """The folders to validate when ``changed`` files touch them (or the project file).
-
-    A pre-commit hook sees every changed YAML file of the repository, CI files
-    included; only those under a manifests folder are manifests. The whole
-    folders are validated then, so that a name declared twice across files is
-    still caught when only one of them changed.
-    """
-    roots = [Path(folder).resolve() for folder in folders]
-    for name in changed:
-        path = Path(name).resolve()
-        if path.name == PROJECT_FILE or any(path.is_relative_to(root) for root in roots):
-            return list(folders)
-    return []
-
-
 def load_policy(start: Path | None = None) -> tuple[Policy, Path | None]:
     """The policy of the project file for ``start`` (the working directory), and that file."""
     path = find_project(start)
     if path is None:
         return Policy(), None
     return read_project(path, check_backend=False).policy, path
-
-
-def validate(paths: Sequence[str], fmt: str) -> int:
-    if not paths:
-        raise UsageError("no manifest paths given", hint="pass files or folders, e.g. `manifests/`")
-    path = find_project()
-    project = None if path is None else read_project(path, check_backend=False)
-    policy = Policy() if project is None else project.policy
-    report = Report("validate", root=default_root(paths))
-    try:
-        desired = load_desired(
-            paths, root=report.root, accounts=None if project is None else project.accounts
-        )
-    except ManifestError as error:
-        report.findings = from_problems(error.problems)
-    else:
-        report.key_pairs, report.files = len(desired.key_pairs), len(desired.files)
-        report.policy = policy.check(desired, today=_today(time.time()))
-    _out(formats.get(fmt).check(report))
-    if report.errors:
-        sys.stderr.write(f"Error: {_counts(report)} found\n")
-        return EXIT_ERROR
-    warned = f"; {_counts(report)}" if report.warnings else ""
-    sys.stderr.write(f"Valid: {report.key_pairs} key pair(s) in {report.files} file(s){warned}.\n")
-    return EXIT_OK
-
-
-def _counts(report: Report) -> str:
-    parts = []
-    if report.errors:
-        parts.append(f"{report.errors} problem{'s' if report.errors != 1 else ''}")
-    if report.warnings:
-        parts.append(f"{report.warnings} warning{'s' if report.warnings != 1 else ''}")
-    return ", ".join(parts)
-
-
-def policy_list() -> int:
-    policy, path = load_policy()
-    if path is None:
-        sys.stderr.write("No policy: no reconciler.yaml here or up to the repository root.\n")
-        return EXIT_OK
-    if not policy.rules:
-        sys.stderr.write(f"No policy rules in {_display(path)}.\n")
-        return EXIT_OK
-    rows = [
-        (c.rule.id, c.severity, str(c.source), ("plan, drift" if c.rule.live else "validate"))
-        for c in policy.rules
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    for configured, row in zip(policy.rules, rows, strict=True):
-        cells = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        detail = configured.rule.describe()
-        _out(f"{cells}  {detail}".rstrip() + "\n")
-    return EXIT_OK
 
 
 def plan_report(plan: Plan, desired: DesiredSet, live: LiveSnapshot) -> Report:
@@ -170,7 +81,7 @@ def drift_report(found: list[DriftFinding], desired: DesiredSet, live: LiveSnaps
 def manifest_policy(desired: DesiredSet) -> list[Finding]:
     """The policy's findings on the manifests alone (what validate reports)."""
     policy, _ = load_policy()
-    return policy.check(desired, today=_today(time.time()))
+    return policy.check(desired, today=today(time.time()))
 
 
 def _policy_findings(desired: DesiredSet, live: LiveSnapshot) -> list[Finding]:
@@ -180,21 +91,9 @@ def _policy_findings(desired: DesiredSet, live: LiveSnapshot) -> list[Finding]:
 def policy_findings(desired: DesiredSet, live: LiveSnapshot, *, now: float) -> list[Finding]:
     """The policy's findings at ``now``: offline rules, expired exceptions and max-key-age."""
     policy, _ = load_policy()
-    return policy.check(desired, today=_today(now)) + policy.check_live(desired, live, now=now)
+    return policy.check(desired, today=today(now)) + policy.check_live(desired, live, now=now)
 
 
-def _today(now: float) -> datetime.date:
+def today(now: float) -> datetime.date:
     """The date an exception's ``expires`` is judged against: UTC, the same in every command."""
     return datetime.datetime.fromtimestamp(now, datetime.UTC).date()
-
-
-def _out(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
-
-
-def _display(path: Path) -> str:
-    try:
-        return os.path.relpath(path)
-    except ValueError:
-        return str(path)

@@ -8,17 +8,17 @@ records a new setting and finishes store writes an earlier run left undone;
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Collection, Iterable, Mapping
 
 from reconciler.aws.lightsail import aws_client_factory
 from reconciler.aws.retry import Pacers
 from reconciler.cli import workflow
+from reconciler.cli.options import Options
 from reconciler.custody.custody import Custody, KeyProblem, KeyProblemKind, KeySetting
-from reconciler.custody.registry import STATE, StoreContext, spec_problem
-from reconciler.errors import EXIT_OK, UsageError
+from reconciler.custody.registry import STATE, StoreContext, check_spec
+from reconciler.errors import UsageError
 from reconciler.model import Address, StateEntry
+from reconciler.output.terminal import TERMINAL
 from reconciler.planning.planner import Finding, FindingKind
 from reconciler.state import StateBackend, StateDocument, crypto
 
@@ -27,18 +27,7 @@ from reconciler.state import StateBackend, StateDocument, crypto
 _PACERS: dict[str | None, Pacers] = {}
 
 
-def check_spec(spec: str, kms_key_id: str | None, where: str) -> None:
-    """A UsageError naming ``where`` if ``spec`` names no key store (no network call)."""
-    problem = spec_problem(spec, kms_key_id)
-    if problem is not None:
-        raise UsageError(
-            f"{where}: {problem}",
-            hint="use one of: state, ssm:/lightsail/{region}/{name} or "
-            "secretsmanager:lightsail/{region}/{name}",
-        )
-
-
-def setting_for(options: workflow.Options, doc: StateDocument) -> KeySetting:
+def setting_for(options: Options, doc: StateDocument) -> KeySetting:
     """``--key-store`` (or reconciler.yaml's ``keys:``), else what the state records."""
     if options.key_store:
         return KeySetting(options.key_store, options.key_store_kms_key_id)
@@ -46,7 +35,7 @@ def setting_for(options: workflow.Options, doc: StateDocument) -> KeySetting:
 
 
 def custody_for(
-    options: workflow.Options,
+    options: Options,
     doc: StateDocument,
     *,
     sealer: crypto.Sealer | None = None,
@@ -76,9 +65,7 @@ def _recorded(doc: StateDocument) -> KeySetting:
     return KeySetting.from_json(doc.keys)
 
 
-def finish(
-    options: workflow.Options, doc: StateDocument, backend: StateBackend
-) -> tuple[Custody, bool]:
+def finish(options: Options, doc: StateDocument, backend: StateBackend) -> tuple[Custody, bool]:
     """Under the lock, first thing: keys a failed or interrupted store write left in the
     state (a run that died before its store write, a store that was failing) go to the
     store the state records; the custody, and whether any key moved (a plan made
@@ -89,7 +76,7 @@ def finish(
 
 
 def prepare(
-    options: workflow.Options,
+    options: Options,
     doc: StateDocument,
     backend: StateBackend,
     *,
@@ -113,11 +100,9 @@ def prepare(
 def _settle(custody: Custody, doc: StateDocument, backend: StateBackend) -> bool:
     moved = custody.settle(doc)
     if moved:
-        backend.write(doc)
-        # Twice, so the previous version kept as a backup holds none of them either.
-        backend.write(doc)
-        sys.stderr.write(
-            f"Stored {len(moved)} private key(s) left in the state in {custody.target.spec}.\n"
+        workflow.write_without_copies(backend, doc)
+        TERMINAL.say(
+            f"Stored {len(moved)} private key(s) left in the state in {custody.target.spec}."
         )
     return bool(moved)
 
@@ -137,7 +122,7 @@ class Reports:
 
     def report(self) -> bool:
         """Write each custody's report once; True if any had something to say."""
-        said = [custody.report(self.location) for custody in self._custodies]
+        said = [report(custody, self.location) for custody in self._custodies]
         self._custodies = []
         return any(said)
 
@@ -150,7 +135,7 @@ class Reports:
 
 
 def check(
-    options: workflow.Options,
+    options: Options,
     doc: StateDocument,
     regions: Collection[str] | None = None,
     *,
@@ -193,10 +178,19 @@ def plan_findings(problems: Iterable[KeyProblem]) -> tuple[Finding, ...]:
     return tuple(out)
 
 
-def migrate_keys(args: argparse.Namespace, options: workflow.Options) -> int:
-    check_spec(args.to, getattr(args, "kms_key_id", None), "--to")
+def report(custody: Custody, location: str) -> bool:
+    """Show what ``custody``'s store could not do this run; True if there was anything."""
+    text = custody.summary(location)
+    if text:
+        TERMINAL.say(text)
+    return bool(text)
+
+
+def migrate_keys(to: str, kms_key_id: str | None, options: Options) -> tuple[int, str]:
+    """``state migrate-keys``: every private key moved to ``to``; how many, and the store."""
+    check_spec(to, kms_key_id, "--to")
     backend = workflow.open_backend(options)
-    target = KeySetting(args.to, getattr(args, "kms_key_id", None))
+    target = KeySetting(to, kms_key_id)
     with backend.lock("state migrate-keys", timeout=options.lock_timeout):
         doc = backend.begin()
         sealer = workflow.sealer_for(options, doc) if target.spec == STATE else None
@@ -205,5 +199,4 @@ def migrate_keys(args: argparse.Namespace, options: workflow.Options) -> int:
         if moved:
             # Once more, so the previous version kept as a backup holds no moved key.
             backend.write(doc)
-    sys.stderr.write(f"Moved {moved} private key(s) to {custody.target.spec}.\n")
-    return EXIT_OK
+    return moved, custody.target.spec

@@ -8,13 +8,13 @@ Nothing here prints a private key unless asked to (``--reveal``, ``key get``).
 from __future__ import annotations
 
 import logging
-import sys
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 from reconciler.errors import ReconcilerError, StateError, UsageError
 from reconciler.model import Address, StateEntry
+from reconciler.output.terminal import TERMINAL
 from reconciler.state import StateDocument
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def instance_counts(doc: StateDocument, options: Any) -> Mapping[Address, int] |
         with workflow.lightsail_for(options) as lightsail:
             instances = lightsail.instances(regions)
     except ReconcilerError as e:
-        sys.stderr.write(f"Warning: instances not counted: {e.message}\n")
+        TERMINAL.warning(f"instances not counted: {e.message}")
         return None
     return Counter(i.key_pair for i in instances if i.key_pair is not None)
 
@@ -71,3 +71,25 @@ def list_suffix(entry: StateEntry, counts: Mapping[Address, int] | None) -> str:
     if entry.generations:
         suffix += f"\tgenerations:{len(entry.generations)}"
     return suffix
+
+
+def entry_of(doc: StateDocument, text: str) -> StateEntry:
+    """The state's entry for the address ``text``; a StateError naming it if there is none."""
+    address = Address.parse(text)
+    entry = doc.entries.get(address)
+    if entry is None:
+        raise StateError(
+            f"{address} is not in the state", hint="`reconciler state list` shows what is"
+        )
+    return entry
+
+
+def private_key(entry: StateEntry, options: Any, doc: StateDocument) -> str | None:
+    """The private key of ``entry``: in the state, or read through its key store."""
+    from reconciler.cli import custody as key_commands
+
+    if entry.private_key is not None:
+        return entry.private_key
+    if entry.has_private_key:
+        return key_commands.custody_for(options, doc).read(entry)
+    return None

@@ -1,8 +1,8 @@
-"""The steps commands share: open the state, read Lightsail, make a plan, apply it.
+"""The steps commands share: open the state, read Lightsail, make a plan.
 
-Commands in ``cli.py`` parse arguments and call one function here; this module
-wires manifests, state, Lightsail and the planner together and decides
-nothing about output formats.
+Each command module in ``cli/`` parses its arguments into ``Options`` and
+calls the steps here; this module wires manifests, state, Lightsail and the
+planner together and decides nothing about output.
 """
 
 from __future__ import annotations
@@ -12,15 +12,18 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
+from reconciler.apply.executor import Executor, Failure
 from reconciler.aws.lightsail import ClientOptions, Lightsail, kms_client_factory
+from reconciler.cli.options import Options
+from reconciler.custody import Custody
 from reconciler.errors import CredentialsError, UsageError
-from reconciler.manifests.accounts import Accounts
 from reconciler.model import Address, DesiredSet, LiveSnapshot, account_of, region_of
+from reconciler.planning.changes import Change
 from reconciler.planning.planner import Plan, make_plan
 from reconciler.planning.scope import Scope, plan_in_scope
 from reconciler.state import LocalBackend, StateBackend, StateDocument, crypto
@@ -36,39 +39,6 @@ LOCAL_CREDENTIAL = "local"
 def local_dir() -> str:
     """Where --local keeps the embedded emulator's data and its state."""
     return os.environ.get("RECONCILER_LOCAL_DIR") or ".reconciler"
-
-
-@dataclass
-class Options:
-    """What every command may be given, from flags and the environment."""
-
-    state: str | None = None
-    regions: tuple[str, ...] = ()
-    local: bool = False
-    allow_insecure_state: bool = False
-    lock_timeout: float = 0.0
-    parallelism: int = 10
-    endpoint_url: str | None = None
-    profile: str | None = None
-    replace: tuple[Address, ...] = ()
-    rotate: tuple[Address, ...] = ()
-    allow_in_use: bool = False
-    prune: bool = False
-    max_deletes: int | None = None
-    encrypt_with: tuple[str, ...] = ()
-    age_identities: tuple[str, ...] = ()
-    scope: Scope = field(default_factory=Scope)
-    extra: dict[str, str] = field(default_factory=dict)
-    # The key store for new private keys (--key-store, else reconciler.yaml's keys:).
-    key_store: str | None = None
-    key_store_kms_key_id: str | None = None
-    key_store_timeout: float | None = None
-    # The project's accounts (and the one --account limits a run to).
-    accounts: Accounts = field(default_factory=Accounts)
-
-    @property
-    def region_filter(self) -> Collection[str] | None:
-        return set(self.regions) if self.regions else None
 
 
 def state_location(options: Options) -> str:
@@ -299,7 +269,12 @@ def _planned(
 ) -> tuple[Plan, LiveSnapshot]:
     assert live is not None
     if options.scope:
-        return plan_in_scope(_planned, desired, doc, lightsail, options, destroy, live), live
+        unscoped = replace(options, scope=Scope())
+
+        def make(d: DesiredSet, s: StateDocument, seen: LiveSnapshot) -> Plan:
+            return _planned(d, s, lightsail, unscoped, destroy=destroy, live=seen)[0]
+
+        return plan_in_scope(options.scope, make, desired, doc, live), live
     plan = make_plan(
         desired,
         doc.entries,
@@ -321,3 +296,31 @@ def manifest_paths(paths: Sequence[str]) -> list[str]:
     if not paths:
         raise UsageError("no manifest paths given", hint="pass files or folders, e.g. `manifests/`")
     return [str(Path(p)) for p in paths]
+
+
+def executor(
+    lightsail: Lightsail,
+    backend: StateBackend,
+    custody: Custody,
+    parallelism: int,
+    *,
+    sealer: crypto.Sealer | None = None,
+    on_progress: Callable[[Change, Failure | None], None] | None = None,
+) -> Executor:
+    """The executor of a run: its journal, its sealer, and the custody its keys go to."""
+    return Executor(
+        lightsail,
+        backend.journal(),
+        parallelism=parallelism,
+        seal=None if sealer is None else sealer.seal,
+        on_progress=on_progress,
+        keep=custody.keep if custody.remote else None,
+        forget=custody.forget,
+    )
+
+
+def write_without_copies(backend: StateBackend, doc: StateDocument) -> None:
+    """Write ``doc``, then again: the previous version a backend keeps as its backup then
+    holds none of what this write took out (private keys moved away, sealed or unsealed)."""
+    backend.write(doc)
+    backend.write(doc)

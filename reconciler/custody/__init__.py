@@ -1,8 +1,7 @@
-"""Custody of private keys: key stores (state, SSM Parameter Store, Secrets Manager).
+"""Custody of private keys: key stores (state, SSM Parameter Store, Secrets Manager)."""
 
-See ``custody.Custody`` for the layer the commands use, ``base.KeyStore`` for
-what a store implements, and ``registry.STORES`` to add one.
-"""
+# See ``custody.Custody`` for the layer the commands use, ``base.KeyStore`` for
+# what a store implements, and ``registry.STORES`` to add one.
 
 from reconciler.custody.base import (
     KeyMetadata,

@@ -13,7 +13,6 @@ reconciler.yaml, ``--key-store``, else what the state records) and hands out:
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -266,8 +265,8 @@ class Custody:
         with self._lock:
             self.left.append(entry.address)
 
-    def report(self, location: str) -> bool:
-        """Write what the store could not do this run, once; True if there was anything."""
+    def summary(self, location: str) -> str:
+        """What the store could not do this run, in lines to show once; empty if nothing."""
         lines: list[str] = []
         if self.unavailable is not None:
             error = self.unavailable
@@ -292,9 +291,7 @@ class Custody:
                 f"{self.target.spec} ({_names(self.left)})"
             )
             lines.append("  -> delete them there once it answers; the key pairs are gone")
-        if lines:
-            sys.stderr.write("\n".join(lines) + "\n")
-        return bool(lines)
+        return "".join(f"{line}\n" for line in lines)
 
     # -- reads ----------------------------------------------------------------
 

@@ -113,3 +113,14 @@ def _no_clients(service: str) -> ClientFactory:
         raise AssertionError("checking a key store spec makes no call")
 
     return refuse
+
+
+def check_spec(spec: str, kms_key_id: str | None, where: str) -> None:
+    """A UsageError naming ``where`` if ``spec`` names no key store (no network call)."""
+    problem = spec_problem(spec, kms_key_id)
+    if problem is not None:
+        raise UsageError(
+            f"{where}: {problem}",
+            hint="use one of: state, ssm:/lightsail/{region}/{name} or "
+            "secretsmanager:lightsail/{region}/{name}",
+        )

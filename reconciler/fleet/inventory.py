@@ -1,27 +1,20 @@
-"""`reconciler report PATH... --out report.html`: an inventory page for scheduled jobs.
+"""The inventory behind `reconciler report`: every key pair known anywhere, as rows of a page.
 
 ``build_report`` is pure: (desired, state, live, drift findings, instances,
 policy findings, now) -> a ``Report`` with one ``KeyPairRow`` per key pair
 known anywhere (declared, recorded, live or named by an instance). A row
 holds the instances launched with its key pair (``None`` when its region's
 instances were not read), when its rotation falls due (the planner's rule,
-``rotation.due_at``) and the policy's findings about it. ``report_html``
+``rotation.due_at``) and the policy's findings about it. ``output.html``
 turns a Report into the page; this module never sees a private key (the
 state is read without).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from reconciler.cli import workflow
-from reconciler.cli.checks import policy_findings
-from reconciler.errors import EXIT_ERROR, EXIT_OK, UsageError
 from reconciler.findings import Finding
 from reconciler.model import (
     Address,
@@ -33,9 +26,8 @@ from reconciler.model import (
     Tags,
     account_of,
 )
-from reconciler.planning.drift import DriftFinding, instances_unread_line, observe
+from reconciler.planning.drift import DriftFinding
 from reconciler.planning.rotation import due_at, rotation_due
-from reconciler.state.files import write_output
 
 # What a key pair is, seen from the tool: an origin recorded in the state, or
 # one of these for key pairs the state does not hold.
@@ -201,39 +193,3 @@ def build_report(
         source=source,
         instances_unread=tuple(instances_unread),
     )
-
-
-def run(args: argparse.Namespace, options: workflow.Options) -> int:
-    from reconciler.output import html as report_html
-
-    if not args.out:
-        raise UsageError("report needs --out FILE", hint="e.g. --out report.html")
-    # Unmanaged key pairs show as such in their origin; not counted as findings.
-    # Instances are read (paged GetInstances, once per region read) for the
-    # instances column and the unused / unmanaged-key-in-use findings.
-    seen = observe(args.paths, options, include_unmanaged=False, include_instances=True)
-    live = seen.live
-    now = time.time()
-    report = build_report(
-        seen.desired,
-        seen.entries,
-        seen.pending,
-        live,
-        seen.findings,
-        now=now,
-        source=seen.backend.location,
-        instances=seen.instances,
-        instance_regions=seen.instance_regions,
-        policy=policy_findings(seen.desired, live, now=now),
-        instances_unread=[instances_unread_line(u) for u in seen.instances_unread],
-    )
-    page = report_html.render(report)
-    write_output(Path(args.out), page.encode(), what="--out")
-    sys.stderr.write(
-        f"Wrote {args.out}: {len(report.rows)} key pair(s) in {len(report.regions)} region(s).\n"
-    )
-    for unread in live.unread():
-        sys.stderr.write(f"Error: {unread.describe()}\n")
-    for line in report.instances_unread:
-        sys.stderr.write(f"Warning: {line}; {INSTANCES_UNKNOWN}\n")
-    return EXIT_ERROR if live.failed_regions or report.instances_unread else EXIT_OK

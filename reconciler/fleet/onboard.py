@@ -1,4 +1,4 @@
-"""`reconciler import --all`: bring every live key pair under management in one step.
+"""Onboarding, for `reconciler import --all`: every live key pair under management in one step.
 
 Reads every key pair Lightsail holds in the chosen regions (of every chosen
 account), writes manifests for them (one file per region, in a folder per
@@ -21,8 +21,6 @@ Running it again once that place answers onboards the rest.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +28,9 @@ from typing import Any
 
 import yaml
 
-from reconciler.apply.executor import Executor
-from reconciler.cli import custody as key_commands
-from reconciler.cli import workflow
-from reconciler.errors import EXIT_ERROR, EXIT_OK, UsageError
+from reconciler.errors import UsageError
+from reconciler.fleet.adopt import adoption, recoverable
 from reconciler.model import (
-    REGIONS,
     Address,
     LiveKeyPair,
     LiveSnapshot,
@@ -44,9 +39,8 @@ from reconciler.model import (
     Unread,
     account_of,
     region_of,
-    where,
 )
-from reconciler.planning.planner import Action, Change, Plan, Reason
+from reconciler.planning.changes import Change
 from reconciler.state.files import write_output
 
 API_VERSION = "reconciler.lightsail/v1"
@@ -134,7 +128,7 @@ def manifest_text(
 
 def _recoverable(pending: Mapping[Address, OpenIntent]) -> dict[Address, OpenIntent]:
     """Keys generated here by an interrupted run: adopting them keeps the private half."""
-    return {a: p for a, p in pending.items() if p.operation == "generate"}
+    return {a: p for a, p in pending.items() if recoverable(p) is not None}
 
 
 def plan_onboarding(
@@ -162,15 +156,8 @@ def plan_onboarding(
         status = "new" if existing is None else "unchanged" if existing == text else "overwrite"
         files.append(ManifestFile(path, region, len(by_region[region]), text, status))
     adoptions = tuple(
-        Change(
-            Action.ADOPT,
-            address,
-            "reconciler import --all",
-            Reason.IMPORT_REQUESTED,
-            before_tags=live.key_pairs[address].tags,
-            after_tags=live.key_pairs[address].tags,
-            live=live.key_pairs[address],
-            recovered=recovered.get(address),
+        adoption(
+            live.key_pairs[address], "reconciler import --all", recovered=recovered.get(address)
         )
         for address in sorted(live.key_pairs)
         if address not in entries
@@ -204,116 +191,6 @@ def _place(unread: Unread) -> str:
     return f"account {unread.place}" if unread.account else unread.place
 
 
-def report_unread(unread: tuple[Unread, ...]) -> bool:
-    """One error line per account or region that could not be read; whether there was any."""
-    for u in unread:
-        sys.stderr.write(f"Error: {u.describe()}; nothing was written or adopted for it\n")
-    if unread:
-        sys.stderr.write(
-            "  -> run `reconciler import --all` again when it answers; what was onboarded "
-            "now is left as it is\n"
-        )
-    return bool(unread)
-
-
 def write_manifest_file(manifest: ManifestFile) -> None:
     """Write one manifest atomically: a reader sees the old file or the new one."""
     write_output(manifest.path, manifest.text.encode(), what="manifest", make_folder=True)
-
-
-def _regions(options: workflow.Options) -> list[str]:
-    """What to read: the regions, in each covered account when there are several."""
-    unknown = [r for r in options.regions if r not in REGIONS]
-    if unknown:
-        raise UsageError(
-            f"{unknown[0]!r} is not a Lightsail region",
-            hint=f"use one of: {', '.join(REGIONS)}",
-        )
-    regions = list(options.regions) or list(REGIONS)
-    if not options.accounts.several:
-        return regions
-    return [where(alias, r) for alias in options.accounts.selected for r in regions]
-
-
-def run(args: argparse.Namespace, options: workflow.Options) -> int:
-    from reconciler.cli.commands import confirm
-
-    if not args.write_manifests:
-        raise UsageError(
-            "import --all needs --write-manifests DIR",
-            hint="the manifests written there become the key pairs' source of truth",
-        )
-    folder = Path(args.write_manifests)
-    if folder.exists() and not folder.is_dir():
-        raise UsageError(f"--write-manifests {folder}: not a directory")
-    regions = _regions(options)
-    backend = workflow.open_backend(options)
-    with (
-        backend.lock("import --all", timeout=options.lock_timeout),
-        workflow.lightsail_for(options) as lightsail,
-    ):
-        doc = backend.begin()
-        live = lightsail.snapshot(regions, parallelism=options.parallelism)
-        unread = live.unread()
-        if workflow.place_in_accounts(doc, lightsail, options):
-            backend.write(doc)
-        onboarding = plan_onboarding(live, doc.entries, doc.pending, folder)
-        if onboarding.empty:
-            sys.stderr.write(
-                f"Nothing to do: the manifests under {folder} and the state already hold "
-                f"all {len(live.key_pairs)} live key pair(s)"
-                + (" of the regions read" if unread else "")
-                + ".\n"
-            )
-            return EXIT_ERROR if report_unread(unread) else EXIT_OK
-        sys.stdout.write(preview(onboarding, folder, unread))
-        sys.stdout.flush()
-        clashes = [f for f in onboarding.files if f.status == "overwrite"]
-        if clashes and not args.force:
-            raise UsageError(
-                f"{clashes[0].path} exists and differs from what would be written"
-                + (f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else "")
-                + "; nothing was written or adopted",
-                hint="pass --force to overwrite, or choose another --write-manifests folder",
-            )
-        confirm(args, "write these manifests and adopt these key pairs")
-        for manifest in onboarding.writes:
-            write_manifest_file(manifest)
-        sealer = workflow.sealer_for(options, doc) if _any_recovered(onboarding) else None
-        custody = key_commands.prepare(options, doc, backend)
-        executor = Executor(
-            lightsail,
-            backend.journal(),
-            parallelism=options.parallelism,
-            seal=None if sealer is None else sealer.seal,
-            keep=custody.keep if custody.remote else None,
-        )
-        batch = Plan(
-            changes=onboarding.adoptions,
-            findings=(),
-            unchanged=0,
-            orphaned=(),
-            stale_pending=(),
-            regions=live.regions,
-            lineage=doc.lineage,
-            serial=doc.serial,
-            live_digest=live.digest(),
-        )
-        try:
-            outcome = executor.run(batch)
-        finally:
-            backend.commit()
-    head = "Import finished with errors!" if unread else "Import complete!"
-    sys.stderr.write(
-        f"\n{head} Wrote {len(onboarding.writes)} manifest file(s) under {folder}; "
-        f"adopted {len(outcome.succeeded)} key pair(s), {len(outcome.failed)} failed.\n"
-    )
-    for failure in outcome.failed:
-        sys.stderr.write(f"Error: {failure.message}\n")
-    missed = report_unread(unread)
-    held = custody.report(backend.location)  # a failing key store: once, not per key pair
-    return EXIT_ERROR if outcome.failed or held or missed else EXIT_OK
-
-
-def _any_recovered(onboarding: Onboarding) -> bool:
-    return any(c.recovered is not None for c in onboarding.adoptions)

@@ -30,7 +30,6 @@ from reconciler.manifests.yamlsafe import (
     parse_documents,
     read_text,
 )
-from reconciler.planning.rotation import parse_duration
 
 log = logging.getLogger(__name__)
 
@@ -417,7 +416,7 @@ def _rotation(value: Any) -> model.Rotation | None:
     """A well-formed ``rotate`` mapping as a Rotation; the schema reports the others."""
     if not isinstance(value, dict):
         return None
-    after = parse_duration(value["after"]) if isinstance(value.get("after"), str) else None
+    after = model.parse_duration(value["after"]) if isinstance(value.get("after"), str) else None
     keep = value.get("keep", 0)
     if after is None or isinstance(keep, bool) or not isinstance(keep, int | float):
         return None

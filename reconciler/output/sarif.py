@@ -10,17 +10,102 @@ location, the key pair's address, instead.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, ClassVar, assert_never
 from urllib.parse import quote
 
 from reconciler import __version__
 from reconciler.findings import Finding, Report
+from reconciler.model import Address, Source
+from reconciler.output.base import DriftView, Format, Kind, PlanView
+from reconciler.planning.changes import Action, Change
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"
 TOOL = "lightsail-reconciler"
 _LEVEL = {"error": "error", "warning": "warning"}
+CHANGE_RULE = "planned-change"
+
+
+class Sarif(Format):
+    name = "sarif"
+    help = "SARIF 2.1.0 for code scanning (GitHub upload-sarif)"
+    kinds: ClassVar[frozenset[Kind]] = frozenset(Kind)
+
+    def check(self, report: Report) -> str:
+        return _dumps(sarif_log(report))
+
+    def plan(self, view: PlanView) -> str:
+        log = sarif_log(view.report)
+        if view.plan.changes:
+            _add_changes(log, view.plan.changes, view.sources, view.report)
+        return _dumps(log)
+
+    def drift(self, view: DriftView) -> str:
+        # Drift findings are in the report, at the line declaring each key pair.
+        return self.check(view.report)
+
+
+def _dumps(log: dict[str, Any]) -> str:
+    return json.dumps(log, indent=2, ensure_ascii=False) + "\n"
+
+
+def _add_changes(
+    log: dict[str, Any],
+    changes: tuple[Change, ...],
+    sources: Mapping[Address, Source],
+    report: Report,
+) -> None:
+    """The plan's changes as ``note`` results of one rule, each where its key pair is declared."""
+    run = log["runs"][0]
+    rules = run["tool"]["driver"]["rules"]
+    index = len(rules)
+    rules.append(
+        _rule(
+            CHANGE_RULE,
+            "An apply would change this key pair.",
+            "Review the change; `reconciler apply` makes it.",
+            "note",
+        )
+    )
+    for change in changes:
+        source = sources.get(change.address)
+        finding = Finding(
+            CHANGE_RULE,
+            f"{change.address} will be {_verb(change.action)}: {change.reason}",
+            "warning",
+            source.file if source else None,
+            source.line if source else 1,
+            source.column if source else 1,
+            str(change.address),
+        )
+        result = _result(finding, index, report)
+        result["level"] = "note"
+        run["results"].append(result)
+
+
+def _verb(action: Action) -> str:
+    match action:
+        case Action.CREATE:
+            return "created"
+        case Action.IMPORT:
+            return "imported"
+        case Action.GENERATE:
+            return "generated here and imported"
+        case Action.ADOPT:
+            return "adopted"
+        case Action.UPDATE_TAGS:
+            return "retagged"
+        case Action.REPLACE:
+            return "replaced"
+        case Action.ROTATE:
+            return "rotated"
+        case Action.DELETE:
+            return "deleted"
+        case _:
+            assert_never(action)
 
 
 def sarif_log(report: Report) -> dict[str, Any]:

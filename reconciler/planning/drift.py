@@ -16,26 +16,15 @@
 
 The last two come from the key stores' metadata (``keystore.Custody.check``),
 never from reading a secret value.
-
-``run`` is the `drift` command: read, report, optionally refresh the state.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from reconciler.aws.lightsail import InstanceReading
-from reconciler.cli import checks, workflow
-from reconciler.cli import custody as key_commands
-from reconciler.custody import KeyProblem, KeyProblemKind
-from reconciler.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
-from reconciler.manifests.load import load_desired
 from reconciler.model import (
     DEFAULT_KEY_PAIR_NAME,
     Address,
@@ -44,15 +33,8 @@ from reconciler.model import (
     LiveSnapshot,
     OpenIntent,
     StateEntry,
-    Unread,
-    region_of,
 )
-from reconciler.output import formats, render
 from reconciler.planning.planner import diff_tags, manifest_replace_reason
-from reconciler.state import StateBackend
-
-DRIFT_FORMAT_VERSION = 1
-MARKER = "<!-- lightsail-reconciler:drift -->"
 
 
 class DriftKind(StrEnum):
@@ -171,20 +153,6 @@ def find_drift(
     return sorted(out, key=lambda f: (f.address, list(DriftKind).index(f.kind)))
 
 
-def with_key_problems(
-    findings: list[DriftFinding], problems: list[KeyProblem]
-) -> list[DriftFinding]:
-    """``findings`` and the key stores' problems, in report order."""
-    kinds = {
-        KeyProblemKind.MISSING: DriftKind.KEY_MISSING,
-        KeyProblemKind.FINGERPRINT: DriftKind.KEY_FINGERPRINT_CHANGED,
-    }
-    extra = [
-        DriftFinding(kinds[p.kind], p.address, p.detail, p.expected, p.actual) for p in problems
-    ]
-    return sorted([*findings, *extra], key=lambda f: (f.address, list(DriftKind).index(f.kind)))
-
-
 def instance_drift(
     entries: Mapping[Address, StateEntry],
     live: LiveSnapshot,
@@ -238,188 +206,3 @@ def refreshed(
         if have is not None:
             out[address] = replace(entry, tags=dict(have.tags))
     return out
-
-
-def report_json(findings: list[DriftFinding], live: LiveSnapshot) -> dict[str, Any]:
-    counts = {kind.value: 0 for kind in DriftKind}
-    for f in findings:
-        counts[f.kind.value] += 1
-    return {
-        "formatVersion": DRIFT_FORMAT_VERSION,
-        # A region that could not be read may hide drift: not in sync.
-        "inSync": not findings and not live.failed_regions,
-        "regions": list(live.regions),
-        "failedRegions": dict(live.failed_regions),
-        "failedAccounts": {u.place: u.message for u in live.unread() if u.account},
-        "summary": counts,
-        "findings": [
-            {
-                "kind": f.kind.value,
-                "address": str(f.address),
-                **({"account": f.address.account} if f.address.account else {}),
-                "region": f.address.region,
-                "name": f.address.name,
-                "detail": f.detail,
-                "expected": f.expected,
-                "actual": f.actual,
-            }
-            for f in findings
-        ],
-    }
-
-
-def report_text(findings: list[DriftFinding], live: LiveSnapshot) -> str:
-    lines = [f"Regions read: {', '.join(live.regions) or '(none)'}"]
-    lines.extend(f"Error: {u.describe()}" for u in live.unread())
-    if not findings:
-        if live.failed_regions:
-            lines.append("No drift in the regions read; the others could not be checked.")
-        else:
-            lines.append("No drift: manifests, state and Lightsail agree.")
-        return "\n".join(lines) + "\n"
-    lines.append("")
-    for f in findings:
-        lines.append(f"  {f.kind.value:<20} {f.address}  {f.detail}")
-        if f.expected is not None or f.actual is not None:
-            lines.append(f"  {'':<20} expected {_short(f.expected)}; actual {_short(f.actual)}")
-    lines.append("")
-    lines.append(f"Drift: {len(findings)} finding(s).")
-    return "\n".join(lines) + "\n"
-
-
-def _short(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
-def report_markdown(findings: list[DriftFinding], live: LiveSnapshot) -> str:
-    head = [MARKER]
-    failed = [f"- :x: {u.describe()}" for u in live.unread()]
-    if not findings:
-        where = " in the regions read" if failed else ""
-        head.append(f"### Lightsail key pairs: no drift{where}")
-        return "\n".join(head + (["", *failed] if failed else [])) + "\n"
-    head.append(f"### Lightsail key pairs: {len(findings)} drift finding(s)")
-    if failed:
-        head.extend(["", *failed])
-    head.extend(["", "| kind | key pair | detail |", "| --- | --- | --- |"])
-    head.extend(f"| `{f.kind}` | `{f.address}` | {f.detail} |" for f in findings)
-    detail = ["", "<details><summary>Details</summary>", "", "```json"]
-    detail.append(render.dumps(report_json(findings, live)).rstrip())
-    detail.extend(["```", "", "</details>"])
-    return render.cap_markdown("\n".join(head + detail) + "\n", command="reconciler drift")
-
-
-@dataclass(frozen=True, slots=True)
-class Observed:
-    """Manifests, state and Lightsail as one run sees them (narrowed to its scope)."""
-
-    desired: DesiredSet
-    entries: Mapping[Address, StateEntry]
-    pending: Mapping[Address, OpenIntent]
-    live: LiveSnapshot
-    findings: list[DriftFinding]
-    backend: StateBackend
-    # With ``include_instances``: the instances in scope, the regions they were read in,
-    # and the places whose instances could not be read.
-    instances: tuple[LiveInstance, ...] = ()
-    instance_regions: tuple[str, ...] | None = None
-    instances_unread: tuple[Unread, ...] = ()
-
-
-def observe(
-    paths: list[str],
-    options: workflow.Options,
-    *,
-    include_unmanaged: bool,
-    include_instances: bool = False,
-) -> Observed:
-    """Read all three (the state without private keys) and find the drift between them.
-
-    With ``include_instances`` the instances of the regions read are read too
-    (paginated GetInstances), for the ``unused`` and ``unmanaged-key-in-use`` kinds;
-    a place whose instances cannot be read is left out of those (``instances_unread``).
-    """
-    desired = load_desired(workflow.manifest_paths(paths), accounts=options.accounts)
-    backend = workflow.open_backend(options)
-    reading = InstanceReading((), (), {})
-    read: tuple[str, ...] | None = None
-    with workflow.lightsail_for(options) as lightsail:
-        doc, live = workflow.observe(
-            desired, workflow.read_without_secrets(backend), lightsail, options
-        )
-        if include_instances:
-            filter_ = options.region_filter
-            reading = lightsail.read_instances(
-                r for r in live.regions if filter_ is None or region_of(r) in filter_
-            )
-            read = reading.read
-    instances = reading.instances
-    scope = options.scope
-    desired, live = scope.desired(desired), scope.live(live)
-    entries, pending = scope.only(doc.entries), scope.only(doc.pending)
-    findings = find_drift(
-        desired,
-        entries,
-        pending,
-        live,
-        include_unmanaged=include_unmanaged,
-        regions=options.region_filter,
-    )
-    findings = with_key_problems(
-        findings, key_commands.check(options, doc, options.region_filter, entries=entries)
-    )
-    in_scope = [i for i in instances if i.key_pair is None or scope.covers(i.key_pair)]
-    if include_instances:
-        extra = instance_drift(
-            entries, live, in_scope, regions=options.region_filter, not_read=reading.failed
-        )
-        findings = sorted(
-            [*findings, *extra], key=lambda f: (f.address, list(DriftKind).index(f.kind))
-        )
-    return Observed(
-        desired,
-        entries,
-        pending,
-        live,
-        findings,
-        backend,
-        tuple(in_scope),
-        read,
-        reading.unread(),
-    )
-
-
-def instances_unread_line(unread: Unread) -> str:
-    """Where instances could not be read, in one line: an account once, or a region."""
-    if unread.account:
-        return f"instances of {unread.message}"
-    return f"instances in {unread.place} could not be read: {unread.message}"
-
-
-def run(args: argparse.Namespace, options: workflow.Options) -> int:
-    seen = observe(
-        args.paths,
-        options,
-        include_unmanaged=args.include_unmanaged,
-        include_instances=args.instances,
-    )
-    findings, live, backend, scope = seen.findings, seen.live, seen.backend, options.scope
-    report = checks.drift_report(findings, seen.desired, live)
-    sys.stdout.write(formats.get(args.format).drift(findings, live, report))
-    if args.refresh:
-        with backend.lock("drift --refresh", timeout=options.lock_timeout):
-            current = backend.begin()
-            # Entries out of scope are kept exactly as they are.
-            new_entries = {a: e for a, e in current.entries.items() if not scope.covers(a)}
-            new_entries.update(refreshed(scope.only(current.entries), live))
-            if new_entries != current.entries:
-                current.entries = new_entries
-                backend.write(current)
-                sys.stderr.write("State refreshed from Lightsail.\n")
-    for unread in seen.instances_unread:
-        sys.stderr.write(
-            f"Error: {instances_unread_line(unread)}; no unused or in-use findings there\n"
-        )
-    if live.failed_regions or seen.instances_unread or report.policy_errors:
-        return EXIT_ERROR
-    return EXIT_CHANGES if findings else EXIT_OK

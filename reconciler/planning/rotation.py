@@ -8,23 +8,10 @@ instance may still use is never dropped.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from reconciler.model import Generation, LiveInstance, Rotation, StateEntry
-
-DAY = 86400.0
-HOUR = 3600.0
-_DURATION = re.compile(r"([1-9][0-9]*)([dh])")
-
-
-def parse_duration(text: str) -> float | None:
-    """Seconds in ``90d`` or ``36h``; None when ``text`` is not such a duration."""
-    match = _DURATION.fullmatch(text)
-    if match is None:
-        return None
-    return int(match.group(1)) * (DAY if match.group(2) == "d" else HOUR)
+from reconciler.model import DAY, HOUR, Generation, LiveInstance, Rotation, StateEntry
 
 
 def describe_age(seconds: float) -> str:

@@ -17,12 +17,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from reconciler.cli.workflow import Options
 from reconciler.errors import StalePlanError, UsageError
 from reconciler.model import Address, DesiredKeyPair, DesiredSet, Rotation, Source
-from reconciler.output import render
-from reconciler.planning.planner import Plan
-from reconciler.planning.scope import Scope
+from reconciler.planning.changes import Change, Plan
 from reconciler.state import StateDocument
 from reconciler.state.files import write_output
 
@@ -63,12 +60,80 @@ def _desired_from_json(data: Mapping[str, Any]) -> DesiredKeyPair:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The options a saved plan was made with that change what apply does."""
+
+    prune: bool = False
+    max_deletes: int | None = None
+    replace: tuple[Address, ...] = ()
+    rotate: tuple[Address, ...] = ()
+    allow_in_use: bool = False
+    regions: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+    accounts: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "prune": self.prune,
+            "maxDeletes": self.max_deletes,
+            "replace": [str(a) for a in self.replace],
+            "rotate": [str(a) for a in self.rotate],
+            "allowInUse": self.allow_in_use,
+            "regions": list(self.regions),
+            "target": list(self.targets),
+            "exclude": list(self.excludes),
+            "account": list(self.accounts),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Settings:
+        max_deletes = data.get("maxDeletes")
+        return cls(
+            prune=bool(data.get("prune")),
+            max_deletes=None if max_deletes is None else int(max_deletes),
+            replace=tuple(Address.parse(str(a)) for a in data.get("replace", ())),
+            rotate=tuple(Address.parse(str(a)) for a in data.get("rotate", ())),
+            allow_in_use=bool(data.get("allowInUse")),
+            regions=tuple(str(r) for r in data.get("regions", ())),
+            targets=tuple(str(t) for t in data.get("target", ())),
+            excludes=tuple(str(e) for e in data.get("exclude", ())),
+            accounts=tuple(str(a) for a in data.get("account", ())),
+        )
+
+
+def _change_record(change: Change) -> dict[str, Any]:
+    """What a change is, for the digest: every field that decides what apply does."""
+    return {
+        "action": change.action.value,
+        "address": str(change.address),
+        "reasonCode": change.code.value,
+        "before": None if change.before_tags is None else dict(sorted(change.before_tags.items())),
+        "after": None if change.after_tags is None else dict(sorted(change.after_tags.items())),
+        "replaceWith": change.then.value if change.then else None,
+        "expectedFingerprint": change.expected_fingerprint,
+        "preventDestroy": change.prevent_destroy,
+        "keep": change.keep,
+        "instances": [i.name for i in change.instances],
+    }
+
+
 def _changes_digest(plan: Plan) -> str:
-    body = json.dumps(render.plan_json(plan)["changes"], sort_keys=True)
+    body = json.dumps([_change_record(c) for c in plan.changes], sort_keys=True)
     return "sha256:" + hashlib.sha256(body.encode()).hexdigest()
 
 
-def write(path: str, plan: Plan, desired: DesiredSet, options: Options, state: str) -> None:
+def write(
+    path: str,
+    plan: Plan,
+    desired: DesiredSet,
+    settings: Settings,
+    state: str,
+    *,
+    rendered: Mapping[str, Any],
+) -> None:
+    """Save ``plan`` with what it was made from; ``rendered`` is its JSON output form."""
     document = {
         "kind": KIND,
         "version": VERSION,
@@ -77,20 +142,10 @@ def write(path: str, plan: Plan, desired: DesiredSet, options: Options, state: s
         "serial": plan.serial,
         "liveDigest": plan.live_digest,
         "changesDigest": _changes_digest(plan),
-        "options": {
-            "prune": options.prune,
-            "maxDeletes": plan.max_deletes,
-            "replace": [str(a) for a in options.replace],
-            "rotate": [str(a) for a in options.rotate],
-            "allowInUse": options.allow_in_use,
-            "regions": list(options.regions),
-            "target": list(options.scope.targets),
-            "exclude": list(options.scope.excludes),
-            "account": list(options.accounts.chosen),
-        },
+        "options": replace(settings, max_deletes=plan.max_deletes).to_json(),
         "desired": [_desired_json(desired.key_pairs[a]) for a in sorted(desired.key_pairs)],
         "files": list(desired.files),
-        "plan": render.plan_json(plan),
+        "plan": dict(rendered),
     }
     data = json.dumps(document, indent=2).encode()
     write_output(Path(path), data, what="--out")
@@ -104,20 +159,7 @@ class SavedPlan:
     live_digest: str
     changes_digest: str
     desired: DesiredSet
-    options: Mapping[str, Any]
-
-    def apply_options(self, options: Options) -> Options:
-        return replace(
-            options,
-            prune=bool(self.options.get("prune")),
-            max_deletes=int(self.options.get("maxDeletes", 0)),
-            replace=tuple(Address.parse(a) for a in self.options.get("replace", ())),
-            rotate=tuple(Address.parse(a) for a in self.options.get("rotate", ())),
-            allow_in_use=bool(self.options.get("allowInUse")),
-            regions=tuple(self.options.get("regions", ())),
-            scope=Scope.parse(self.options.get("target", ()), self.options.get("exclude", ())),
-            accounts=options.accounts.only(self.options.get("account")),
-        )
+    settings: Settings
 
     def check(self, doc: StateDocument, plan: Plan) -> None:
         """Refuse to apply if anything the plan was made against has moved."""
@@ -175,7 +217,7 @@ def load_if_saved(paths: Sequence[str]) -> SavedPlan | None:
             live_digest=str(data["liveDigest"]),
             changes_digest=str(data["changesDigest"]),
             desired=DesiredSet(key_pairs, tuple(data.get("files", ()))),
-            options=data.get("options", {}),
+            settings=Settings.from_json(data.get("options", {})),
         )
     except (KeyError, TypeError, ValueError):
         raise UsageError(f"{path}: the saved plan is damaged") from None

@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from reconciler.errors import UsageError
 from reconciler.model import Address, DesiredSet, LiveSnapshot
 from reconciler.planning.planner import Plan
 
 if TYPE_CHECKING:
-    from reconciler.aws.lightsail import Lightsail
-    from reconciler.cli.workflow import Options
     from reconciler.state import StateDocument
 
 log = logging.getLogger(__name__)
@@ -87,49 +85,27 @@ def _matches(address: Address, pattern: str) -> bool:
     return fnmatch.fnmatchcase(f"{address.region}/{address.name}", pattern)
 
 
-class BuildPlan(Protocol):
-    """``workflow.build_plan``: the plan for a set of inputs under some options."""
-
-    def __call__(
-        self,
-        desired: DesiredSet,
-        doc: StateDocument,
-        lightsail: Lightsail,
-        options: Options,
-        *,
-        destroy: bool = False,
-        live: LiveSnapshot | None = None,
-    ) -> tuple[Plan, LiveSnapshot]: ...
+MakePlan = Callable[[DesiredSet, "StateDocument", LiveSnapshot], Plan]
 
 
 def plan_in_scope(
-    build: BuildPlan,
-    desired: DesiredSet,
-    doc: StateDocument,
-    lightsail: Lightsail,
-    options: Options,
-    destroy: bool,
-    live: LiveSnapshot,
+    scope: Scope, make: MakePlan, desired: DesiredSet, doc: StateDocument, live: LiveSnapshot
 ) -> Plan:
-    """The plan for the key pairs ``options.scope`` covers, naming the pending ones it left out.
+    """The plan for the key pairs ``scope`` covers, naming the pending ones it left out.
 
-    Made twice: once over everything (to know what is left out), once over
-    the narrowed inputs. The plan keeps the digest of everything seen live, so
-    a saved scoped plan goes stale when anything moves, in scope or not.
+    Made twice by ``make`` (the unscoped planner): once over everything (to
+    know what is left out), once over the narrowed inputs. The plan keeps the
+    digest of everything seen live, so a saved scoped plan goes stale when
+    anything moves, in scope or not.
     """
-    scope = options.scope
-    unscoped = replace(options, scope=Scope())
-    full, _ = build(desired, doc, lightsail, unscoped, destroy=destroy, live=live)
+    full = make(desired, doc, live)
     known = {*desired.key_pairs, *doc.entries, *doc.pending, *live.key_pairs}
     for target in scope.unmatched(known):
         log.warning("--target %s matches no key pair in the manifests, state or Lightsail", target)
     narrowed = doc.copy()
     narrowed.entries = scope.only(doc.entries)
     narrowed.pending = scope.only(doc.pending)
-    narrowed_live = scope.live(live)
-    inside, _ = build(
-        scope.desired(desired), narrowed, lightsail, unscoped, destroy=destroy, live=narrowed_live
-    )
+    inside = make(scope.desired(desired), narrowed, scope.live(live))
     outside = {c.address for c in full.changes if not scope.covers(c.address)}
     outside.update(
         f.address for f in full.findings if f.address is not None and not scope.covers(f.address)

@@ -1,18 +1,17 @@
-"""A team's policy: the rules in ``reconciler.yaml``, checked against the desired key pairs.
+"""A team's policy: the rules in ``reconciler.yaml``, checked against the desired key pairs."""
 
-    policy:
-      rules:
-        - id: required-tags
-          severity: error                 # error (the default) or warning
-          keys: {owner: null, env: "^(prod|staging|dev)$"}
-
-``parse_policy`` reads the section (every problem at its place); ``Policy``
-checks offline (``validate``) and against what Lightsail holds (``plan``,
-``drift``), applying each key pair's ``policyExceptions``: an exception in
-force silences its rule for that key pair, an expired one is an error naming
-its date. The rules themselves are in ``rules``. Nothing here touches the
-network or prints.
-"""
+#     policy:
+#       rules:
+#         - id: required-tags
+#           severity: error                 # error (the default) or warning
+#           keys: {owner: null, env: "^(prod|staging|dev)$"}
+#
+# ``parse_policy`` reads the section (every problem at its place); ``Policy``
+# checks offline (``validate``) and against what Lightsail holds (``plan``,
+# ``drift``), applying each key pair's ``policyExceptions``: an exception in
+# force silences its rule for that key pair, an expired one is an error naming
+# its date. The rules themselves are in ``rules``. Nothing here touches the
+# network or prints.
 
 from __future__ import annotations
 

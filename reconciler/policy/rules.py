@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from reconciler import keys
+from reconciler.findings import register
 from reconciler.model import REGIONS, DesiredKeyPair, DesiredSet, LiveSnapshot
 
 Hit = tuple[DesiredKeyPair, str]
@@ -291,3 +292,6 @@ RULES: dict[str, type[Rule]] = {
         MaxKeyAge,
     )
 }
+
+for _rule in RULES.values():
+    register(_rule.id, _rule.summary, _rule.help)

@@ -1,0 +1,183 @@
+"""The options more than one command takes, each defined once, and the parser class.
+
+A command module adds the groups it needs (``common``, ``planning``,
+``scoping``, ...) in its ``add_arguments``, then its own options.
+``--format`` choices come from the output registry for the kind of report
+the command prints. Nothing here imports AWS libraries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+from reconciler.errors import EXIT_ERROR
+from reconciler.output.base import Kind
+from reconciler.output.formats import choices
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a wrong command line exits 1 like any invalid input: to a
+    pipeline, exit 2 means "changes pending" (plan --detailed-exitcode, drift)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"Error: {message}\n  -> `{self.prog} --help` lists the options\n")
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number no smaller than ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is less than {minimum}")
+        return value
+
+    parse.__name__ = "count"  # argparse names the type in its message
+    return parse
+
+
+def common(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("common options")
+    g.add_argument(
+        "--state",
+        help="file path or s3://BUCKET/KEY (default: the backend in reconciler.yaml, "
+        "else reconciler.state.json)",
+    )
+    g.add_argument(
+        "--region", action="append", default=[], metavar="REGION", help="only this region"
+    )
+    g.add_argument(
+        "--account",
+        action="append",
+        default=[],
+        metavar="ALIAS",
+        help="only this account of those reconciler.yaml declares (repeatable)",
+    )
+    g.add_argument(
+        "--local", action="store_true", help="use an embedded Lightsail emulator (.reconciler/)"
+    )
+    g.add_argument("--allow-insecure-state", action="store_true", help=argparse.SUPPRESS)
+    g.add_argument(
+        "--lock-timeout", type=float, default=0.0, metavar="SECONDS", help="wait for the lock"
+    )
+    g.add_argument(
+        "--age-identity",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="age identity file that opens sealed private keys (repeatable)",
+    )
+    verbose(g)
+
+
+def encryption(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--encrypt-with",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="encrypt private keys in the state for kms:KEY_ID or age:RECIPIENT "
+        "(repeatable; remembered in the state)",
+    )
+
+
+def key_store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--key-store",
+        metavar="STORE",
+        help="keep new private keys in state, ssm:/PATH/{region}/{name} or "
+        "secretsmanager:PREFIX/{region}/{name} (remembered in the state)",
+    )
+    parser.add_argument(
+        "--key-store-kms-key-id", metavar="KEY_ID", help="KMS key for the ssm/secretsmanager store"
+    )
+
+
+def quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="without a prompt, print no line per change: only the summaries and errors",
+    )
+
+
+def scoping(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="only this key pair, REGION/NAME, globs allowed (repeatable)",
+    )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="leave out this key pair, REGION/NAME, globs allowed (repeatable)",
+    )
+
+
+def planning(parser: argparse.ArgumentParser) -> None:
+    scoping(parser)
+    parser.add_argument(
+        "--prune", action="store_true", help="delete key pairs removed from the manifests"
+    )
+    parser.add_argument(
+        "--max-deletes", type=at_least(0), metavar="N", help="refuse plans deleting more"
+    )
+    parser.add_argument(
+        "--replace",
+        action="append",
+        default=[],
+        metavar="REGION/NAME",
+        help="replace this key pair (e.g. one whose key material was lost)",
+    )
+    parser.add_argument(
+        "--rotate",
+        action="append",
+        default=[],
+        metavar="REGION/NAME",
+        help="rotate this key pair now, keeping its private key as a generation",
+    )
+    parser.add_argument(
+        "--allow-in-use",
+        action="store_true",
+        help="delete, replace or rotate key pairs instances were launched with",
+    )
+    parallelism(parser)
+
+
+def parallelism(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--parallelism",
+        type=at_least(1),
+        default=10,
+        metavar="N",
+        help="at most N Lightsail calls at a time (default 10)",
+    )
+
+
+def auto_approve(
+    parser: argparse.ArgumentParser, help: str = "do not ask for confirmation"
+) -> None:
+    parser.add_argument("--auto-approve", action="store_true", help=help)
+
+
+def verbose(parser: argparse._ActionsContainer) -> None:
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more detail on stderr")
+
+
+def output_format(parser: argparse.ArgumentParser, kind: Kind) -> None:
+    names = choices(kind)
+    parser.add_argument(
+        "--format", choices=names, default=names[0], help=f"output format ({', '.join(names)})"
+    )

@@ -1,0 +1,128 @@
+"""What a command was asked to do, as one typed value: ``Options``, built from the command line.
+
+Command modules turn their ``argparse.Namespace`` into ``Options`` here
+(``from_args``) and hand only that on; nothing below ``cli/`` sees a
+Namespace. reconciler.yaml fills what the flags leave open (the state
+backend, the key store, the accounts).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
+
+from reconciler.custody.registry import check_spec
+from reconciler.manifests.accounts import Accounts
+from reconciler.manifests.project import load_project, resolve_state
+from reconciler.model import Address
+from reconciler.planning.savedplan import SavedPlan, Settings
+from reconciler.planning.scope import Scope
+
+
+@dataclass
+class Options:
+    """What every command may be given, from flags and the environment."""
+
+    state: str | None = None
+    regions: tuple[str, ...] = ()
+    local: bool = False
+    allow_insecure_state: bool = False
+    lock_timeout: float = 0.0
+    parallelism: int = 10
+    endpoint_url: str | None = None
+    profile: str | None = None
+    replace: tuple[Address, ...] = ()
+    rotate: tuple[Address, ...] = ()
+    allow_in_use: bool = False
+    prune: bool = False
+    max_deletes: int | None = None
+    encrypt_with: tuple[str, ...] = ()
+    age_identities: tuple[str, ...] = ()
+    scope: Scope = field(default_factory=Scope)
+    extra: dict[str, str] = field(default_factory=dict)
+    # The key store for new private keys (--key-store, else reconciler.yaml's keys:).
+    key_store: str | None = None
+    key_store_kms_key_id: str | None = None
+    key_store_timeout: float | None = None
+    # The project's accounts (and the one --account limits a run to).
+    accounts: Accounts = field(default_factory=Accounts)
+
+    @property
+    def region_filter(self) -> Collection[str] | None:
+        return set(self.regions) if self.regions else None
+
+
+def from_args(args: argparse.Namespace) -> Options:
+    """The options of a parsed command line, completed from reconciler.yaml."""
+    state: str | None = getattr(args, "state", None)
+    extra: dict[str, str] = {}
+    key_store: str | None = getattr(args, "key_store", None)
+    key_kms: str | None = getattr(args, "key_store_kms_key_id", None)
+    key_timeout: float | None = None
+    if key_store is not None:
+        check_spec(key_store, key_kms, "--key-store")
+    project = load_project()
+    if not getattr(args, "local", False):
+        # --local keeps its state beside the embedded emulator, never in the
+        # team's real backend.
+        state, extra = resolve_state(state, project)
+        if key_store is None and project is not None and project.keys is not None:
+            key_store, key_kms = project.keys.spec, project.keys.kms_key_id
+        if project is not None and project.keys is not None:
+            key_timeout = project.keys.timeout
+    accounts = (Accounts() if project is None else project.accounts).only(
+        getattr(args, "account", None)
+    )
+    return Options(
+        accounts=accounts,
+        key_store=key_store,
+        key_store_kms_key_id=key_kms,
+        key_store_timeout=key_timeout,
+        state=None if state is None else accounts.state_location(state),
+        extra=dict(extra),
+        regions=tuple(getattr(args, "region", ()) or ()),
+        local=getattr(args, "local", False),
+        allow_insecure_state=getattr(args, "allow_insecure_state", False),
+        lock_timeout=getattr(args, "lock_timeout", 0.0),
+        parallelism=max(1, getattr(args, "parallelism", 10)),
+        replace=tuple(accounts.check(Address.parse(a)) for a in getattr(args, "replace", ()) or ()),
+        rotate=tuple(accounts.check(Address.parse(a)) for a in getattr(args, "rotate", ()) or ()),
+        allow_in_use=getattr(args, "allow_in_use", False),
+        prune=getattr(args, "prune", False),
+        max_deletes=getattr(args, "max_deletes", None),
+        encrypt_with=tuple(getattr(args, "encrypt_with", ()) or ()),
+        age_identities=tuple(getattr(args, "age_identity", ()) or ()),
+        scope=Scope.parse(getattr(args, "target", ()) or (), getattr(args, "exclude", ()) or ()),
+    )
+
+
+def settings(options: Options) -> Settings:
+    """What a saved plan binds of ``options``: everything that changes what apply does."""
+    return Settings(
+        prune=options.prune,
+        max_deletes=options.max_deletes,
+        replace=options.replace,
+        rotate=options.rotate,
+        allow_in_use=options.allow_in_use,
+        regions=options.regions,
+        targets=options.scope.targets,
+        excludes=options.scope.excludes,
+        accounts=tuple(options.accounts.chosen),
+    )
+
+
+def with_saved(options: Options, saved: SavedPlan) -> Options:
+    """``options`` as the saved plan was made with them."""
+    s = saved.settings
+    return replace(
+        options,
+        prune=s.prune,
+        max_deletes=s.max_deletes,
+        replace=s.replace,
+        rotate=s.rotate,
+        allow_in_use=s.allow_in_use,
+        regions=s.regions,
+        scope=Scope(s.targets, s.excludes),
+        accounts=options.accounts.only(list(s.accounts)),
+    )

@@ -1,0 +1,70 @@
+"""`reconciler plan PATH...`: show what apply would change, optionally saved for `apply FILE`."""
+
+from __future__ import annotations
+
+import argparse
+
+from reconciler.cli.arguments import common, output_format, planning
+from reconciler.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
+from reconciler.output.base import Kind
+
+NAME = "plan"
+HELP = "show what apply would change"
+COSTLY = False
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="manifest files or folders")
+    output_format(parser, Kind.PLAN)
+    parser.add_argument(
+        "--detailed-exitcode", action="store_true", help="exit 2 when changes are pending"
+    )
+    parser.add_argument("--out", metavar="FILE", help="save the plan for `reconciler apply FILE`")
+    planning(parser)
+    common(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from reconciler.cli import checks, options, workflow
+    from reconciler.cli import custody as key_commands
+    from reconciler.manifests.load import load_desired
+    from reconciler.output.base import PlanView
+    from reconciler.output.formats import get
+    from reconciler.output.jsondoc import plan_json
+    from reconciler.output.terminal import TERMINAL
+    from reconciler.planning import savedplan
+
+    opts = options.from_args(args)
+    desired = load_desired(workflow.manifest_paths(args.paths), accounts=opts.accounts)
+    backend = workflow.open_backend(opts)
+    with workflow.lightsail_for(opts) as lightsail:
+        doc, live = workflow.observe(
+            desired, workflow.read_without_secrets(backend), lightsail, opts
+        )
+        result, _ = workflow.build_plan(desired, doc, lightsail, opts, live=live)
+    stored = key_commands.check(opts, doc, opts.region_filter, entries=opts.scope.only(doc.entries))
+    if stored:
+        result = dataclasses.replace(
+            result, findings=result.findings + key_commands.plan_findings(stored)
+        )
+    report = checks.plan_report(result, desired, live)
+    sources = {a: kp.source for a, kp in desired.key_pairs.items()}
+    TERMINAL.out(get(args.format).plan(PlanView(result, report, sources, TERMINAL.color)))
+    result.raise_if_unsafe()
+    if args.out:
+        savedplan.write(
+            args.out,
+            result,
+            desired,
+            options.settings(opts),
+            backend.location,
+            rendered=plan_json(result),
+        )
+        TERMINAL.say(f"Saved the plan to {args.out}; apply it with `reconciler apply {args.out}`.")
+    if result.findings or report.errors:
+        return EXIT_ERROR
+    if args.detailed_exitcode and result.has_changes:
+        return EXIT_CHANGES
+    return EXIT_OK

@@ -1,0 +1,102 @@
+"""What every format says the same way: tag values, the summary line, a change's detail lines.
+
+Nothing here ever sees a private key: Change and Plan carry none (a recovered
+generated key is held in ``Change.recovered`` and is deliberately never read
+here).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, assert_never
+
+from reconciler.model import Tags
+from reconciler.output.terminal import and_more
+from reconciler.planning.planner import Action, Change, Plan, diff_tags
+
+PLAN_FORMAT_VERSION = 1
+
+
+def color_of(action: Action) -> str:
+    """The palette colour of a change: green adds, yellow changes in place, red deletes."""
+    match action:
+        case Action.CREATE | Action.IMPORT | Action.GENERATE | Action.ADOPT:
+            return "green"
+        case Action.UPDATE_TAGS | Action.ROTATE:
+            return "yellow"
+        case Action.REPLACE | Action.DELETE:
+            return "red"
+        case _:
+            assert_never(action)
+
+
+COLOR_OF = {action: color_of(action) for action in Action}
+
+
+def format_tag_value(value: str | None) -> str:
+    return "(no value)" if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def format_tags(tags: Tags) -> str:
+    if not tags:
+        return "(none)"
+    return ", ".join(
+        f"{k} (no value)" if v is None else f"{k} = {json.dumps(v, ensure_ascii=False)}"
+        for k, v in sorted(tags.items())
+    )
+
+
+def summary_line(plan: Plan) -> str:
+    counts = plan.counts()
+    to_add = counts["create"] + counts["import"] + counts["generate"]
+    parts = [
+        f"{to_add} to add",
+        f"{counts['adopt']} to adopt",
+        f"{counts['update-tags']} to update",
+        f"{counts['replace']} to replace",
+        *([f"{counts['rotate']} to rotate"] if counts["rotate"] else []),
+        f"{counts['delete']} to delete",
+    ]
+    return f"Plan: {', '.join(parts)}; {plan.unchanged} unchanged."
+
+
+def change_lines(change: Change) -> list[str]:
+    lines: list[str] = []
+    if change.action is Action.UPDATE_TAGS or change.action is Action.ADOPT:
+        diff = diff_tags(change.before_tags or {}, change.after_tags or {})
+        before = change.before_tags or {}
+        for key, value in diff.set.items():
+            if key in before:
+                old = format_tag_value(before[key])
+                lines.append(f"~ tag {key}: {old} -> {format_tag_value(value)}")
+            else:
+                lines.append(f"+ tag {key}: {format_tag_value(value)}")
+        lines.extend(f"- tag {key}" for key in diff.remove)
+    elif change.action is not Action.DELETE:
+        lines.append(f"tags: {format_tags(change.after_tags or {})}")
+    if change.then is not None:
+        lines.append(f"replaced by: {change.then}")
+    if change.keep:
+        lines.append(f"earlier keys kept: {change.keep}")
+    if change.instances:
+        names = ", ".join(i.name for i in change.instances)
+        lines.append(f"instances launched with it: {names}")
+    if change.expected_fingerprint and change.deletes:
+        lines.append(f"expected fingerprint: {change.expected_fingerprint}")
+    return lines
+
+
+LEFT_OUT_LISTED = 20
+
+
+def left_out_line(plan: Plan) -> str:
+    """What a --target/--exclude plan leaves out, so nobody mistakes it for the whole."""
+    return (
+        f"Scoped plan: {len(plan.left_out)} other key pair(s) with pending changes or "
+        f"findings were left out by --target/--exclude: {and_more(plan.left_out, LEFT_OUT_LISTED)}."
+    )
+
+
+def dumps(data: Mapping[str, Any] | list[Any]) -> str:
+    return json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n"

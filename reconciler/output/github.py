@@ -1,0 +1,61 @@
+"""The github format: GitHub Actions workflow commands (``::error``, ``::warning``, ``::notice``).
+
+Findings become errors and warnings at their manifest line; a plan's changes
+become notices at the line declaring each key pair, and its summary a notice
+of its own, so a pull request shows what an apply would do where it is
+written. Values are escaped as the workflow-command syntax requires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+from reconciler.findings import Finding, Report
+from reconciler.model import Address, Source
+from reconciler.output.base import DriftView, Format, Kind, PlanView
+from reconciler.output.common import summary_line
+from reconciler.planning.changes import SYMBOLS, Change
+
+
+class Github(Format):
+    name = "github"
+    help = "GitHub Actions workflow annotations (::error / ::warning / ::notice)"
+    kinds: ClassVar[frozenset[Kind]] = frozenset(Kind)
+
+    def check(self, report: Report) -> str:
+        return "".join(annotation(f) for f in report.everything)
+
+    def plan(self, view: PlanView) -> str:
+        plan = view.plan
+        notices = "".join(_change_notice(c, view.sources) for c in plan.changes)
+        summary = summary_line(plan) if plan.changes else f"No changes. {plan.unchanged} unchanged."
+        return notices + self.check(view.report) + f"::notice::{_esc(summary)}\n"
+
+    def drift(self, view: DriftView) -> str:
+        # Drift findings are in the report, at the line declaring each key pair.
+        return self.check(view.report)
+
+
+def _esc(value: str) -> str:
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _esc_prop(value: str) -> str:
+    return _esc(value).replace(":", "%3A").replace(",", "%2C")
+
+
+def _where(file: str | None, line: int, column: int) -> str:
+    return f" file={_esc_prop(file)},line={line},col={column}" if file else ""
+
+
+def annotation(f: Finding) -> str:
+    text = f.message if f.file or not f.address else f"{f.address}: {f.message}"
+    return f"::{f.severity}{_where(f.file, f.line, f.column)}::{_esc(text)} [{f.rule}]\n"
+
+
+def _change_notice(change: Change, sources: Mapping[Address, Source]) -> str:
+    source = sources.get(change.address)
+    where = _where(source.file, source.line, source.column) if source else ""
+    text = f"{SYMBOLS[change.action]} {change.address} ({change.action}): {change.reason}"
+    return f"::notice{where}::{_esc(text)}\n"

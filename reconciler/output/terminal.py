@@ -1,0 +1,122 @@
+"""The terminal: the one place bytes go to stdout and stderr, and the one place a question is asked.
+
+Commands print through a ``Terminal`` (``TERMINAL`` is the process's own):
+results to stdout, everything said about them (errors with their hints,
+warnings, notes, progress, prompts) to stderr. Errors and hints always read
+``Error: WHAT`` then ``  -> HOW TO FIX IT``, whoever raises them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+from reconciler.errors import ApplyError, ManifestError, ReconcilerError, UsageError
+
+
+def use_color(stream: TextIO) -> bool:
+    if os.environ.get("NO_COLOR"):
+        return False
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
+class Palette:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def _wrap(self, code: str, text: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.enabled else text
+
+    def green(self, text: str) -> str:
+        return self._wrap("32", text)
+
+    def yellow(self, text: str) -> str:
+        return self._wrap("33", text)
+
+    def red(self, text: str) -> str:
+        return self._wrap("31", text)
+
+    def bold(self, text: str) -> str:
+        return self._wrap("1", text)
+
+
+def error_lines(message: str, hint: str | None = None) -> str:
+    """``Error: message`` and, when there is one, ``  -> hint``, each ending in a newline."""
+    return f"Error: {message}\n" + (f"  -> {hint}\n" if hint else "")
+
+
+def and_more(items: Iterable[Any], listed: int, *, sep: str = ", ") -> str:
+    """The first ``listed`` items joined, then " and N more" when there are more."""
+    shown = list(items)
+    text = sep.join(str(i) for i in shown[:listed])
+    more = len(shown) - listed
+    return text + (f" and {more} more" if more > 0 else "")
+
+
+class Terminal:
+    """stdout for results, stderr for what is said about them."""
+
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None) -> None:
+        self._out = out
+        self._err = err
+
+    @property
+    def stdout(self) -> TextIO:
+        return self._out or sys.stdout
+
+    @property
+    def stderr(self) -> TextIO:
+        return self._err or sys.stderr
+
+    @property
+    def color(self) -> bool:
+        """Whether results may be coloured (stdout is a terminal and NO_COLOR is unset)."""
+        return use_color(self.stdout)
+
+    def out(self, text: str) -> None:
+        """A result, on stdout, flushed (a pipeline reads it as it comes)."""
+        self.stdout.write(text)
+        self.stdout.flush()
+
+    def say(self, text: str) -> None:
+        """A line (or lines) about the run, on stderr; a newline is added if missing."""
+        self.stderr.write(text if text.endswith("\n") else text + "\n")
+        self.stderr.flush()
+
+    def error(self, message: str, hint: str | None = None) -> None:
+        self.stderr.write(error_lines(message, hint))
+        self.stderr.flush()
+
+    def warning(self, message: str) -> None:
+        self.say(f"Warning: {message}")
+
+    def failure(self, err: ReconcilerError) -> None:
+        """A ReconcilerError as the user sees it: the line, a manifest's problems, the hint."""
+        self.stderr.write(f"Error: {err.message}\n")
+        if isinstance(err, ManifestError):
+            self.stderr.write("".join(f"{p}\n" for p in err.problems))
+        if err.hint:
+            self.stderr.write(f"  -> {err.hint}\n")
+        self.stderr.flush()
+
+    def confirm(self, verb: str, *, auto_approve: bool) -> None:
+        """Ask before ``verb`` unless ``auto_approve``; refuse when there is no terminal."""
+        if auto_approve:
+            return
+        if not sys.stdin.isatty():
+            raise UsageError(
+                f"{verb} needs confirmation, and there is no terminal to ask on; nothing was "
+                "changed",
+                hint="pass --auto-approve in pipelines",
+            )
+        self.stderr.write(
+            f"\nDo you want to {verb}? Only 'yes' will be accepted.\n  Enter a value: "
+        )
+        self.stderr.flush()
+        if sys.stdin.readline().strip() != "yes":
+            raise ApplyError(f"{verb} cancelled; nothing was changed")
+
+
+TERMINAL = Terminal()

@@ -1,0 +1,94 @@
+"""The text format: plans, drift and findings as people read them at a terminal."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from reconciler.findings import Finding, Report
+from reconciler.model import LiveSnapshot
+from reconciler.output.base import DriftView, Format, Kind, PlanView
+from reconciler.output.common import COLOR_OF, change_lines, left_out_line, summary_line
+from reconciler.output.terminal import Palette
+from reconciler.planning.changes import SYMBOLS, Plan
+from reconciler.planning.drift import DriftFinding
+
+
+def lines(findings: Iterable[Finding]) -> str:
+    return "".join(f"{f}\n" for f in findings)
+
+
+class Text(Format):
+    name = "text"
+    help = "FILE:LINE:COL: message [rule], one line each"
+    kinds: ClassVar[frozenset[Kind]] = frozenset(Kind)
+
+    def check(self, report: Report) -> str:
+        return lines(report.everything)
+
+    def plan(self, view: PlanView) -> str:
+        return plan_text(view.plan, color=view.color) + _policy(view.report)
+
+    def drift(self, view: DriftView) -> str:
+        return drift_text(view.findings, view.live) + _policy(view.report)
+
+
+def _policy(report: Report) -> str:
+    return f"\nPolicy:\n{lines(report.policy)}" if report.policy else ""
+
+
+def plan_text(plan: Plan, *, color: bool = False) -> str:
+    p = Palette(color)
+    out: list[str] = []
+    regions = ", ".join(plan.regions) or "(none)"
+    out.append(f"Regions read: {regions}")
+    if plan.changes:
+        out.append("")
+        out.append("Changes:")
+        for change in plan.changes:
+            paint = getattr(p, COLOR_OF[change.action])
+            symbol = SYMBOLS[change.action]
+            out.append(f"  {paint(symbol)} {p.bold(str(change.address))}  ({change.action})")
+            out.append(f"      why: {change.reason}")
+            out.extend(f"      {line}" for line in change_lines(change))
+    if plan.orphaned:
+        out.append("")
+        out.append(
+            f"{len(plan.orphaned)} key pair(s) are in the state but no longer in the manifests "
+            "(kept; pass --prune to delete them):"
+        )
+        out.extend(f"  {address}" for address in plan.orphaned)
+    if plan.findings:
+        out.append("")
+        for finding in plan.findings:
+            out.append(p.red(f"Error: {finding.message}"))
+            out.append(f"  -> {finding.hint}")
+    out.append("")
+    out.append(summary_line(plan) if plan.changes else f"No changes. {plan.unchanged} unchanged.")
+    if plan.left_out:
+        out.append(left_out_line(plan))
+    return "\n".join(out) + "\n"
+
+
+def drift_text(findings: list[DriftFinding], live: LiveSnapshot) -> str:
+    out = [f"Regions read: {', '.join(live.regions) or '(none)'}"]
+    out.extend(f"Error: {u.describe()}" for u in live.unread())
+    if not findings:
+        if live.failed_regions:
+            out.append("No drift in the regions read; the others could not be checked.")
+        else:
+            out.append("No drift: manifests, state and Lightsail agree.")
+        return "\n".join(out) + "\n"
+    out.append("")
+    for f in findings:
+        out.append(f"  {f.kind.value:<20} {f.address}  {f.detail}")
+        if f.expected is not None or f.actual is not None:
+            out.append(f"  {'':<20} expected {_short(f.expected)}; actual {_short(f.actual)}")
+    out.append("")
+    out.append(f"Drift: {len(findings)} finding(s).")
+    return "\n".join(out) + "\n"
+
+
+def _short(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
