@@ -29,10 +29,6 @@ if TYPE_CHECKING:
     from reconciler.planning.savedplan import SavedPlan
     from reconciler.state import StateBackend, StateDocument, crypto
 
-NAME = "apply"
-HELP = "make Lightsail match the manifests"
-COSTLY = False
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

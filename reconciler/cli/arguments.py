@@ -43,6 +43,11 @@ def at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def repeated(parser: argparse._ActionsContainer, flag: str, metavar: str, help: str) -> None:
+    """An option that may be given several times, collected in a list."""
+    parser.add_argument(flag, action="append", default=[], metavar=metavar, help=help)
+
+
 def common(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("common options")
     g.add_argument(
@@ -50,15 +55,9 @@ def common(parser: argparse.ArgumentParser) -> None:
         help="file path or s3://BUCKET/KEY (default: the backend in reconciler.yaml, "
         "else reconciler.state.json)",
     )
-    g.add_argument(
-        "--region", action="append", default=[], metavar="REGION", help="only this region"
-    )
-    g.add_argument(
-        "--account",
-        action="append",
-        default=[],
-        metavar="ALIAS",
-        help="only this account of those reconciler.yaml declares (repeatable)",
+    repeated(g, "--region", "REGION", "only this region (repeatable)")
+    repeated(
+        g, "--account", "ALIAS", "only this account of those reconciler.yaml declares (repeatable)"
     )
     g.add_argument(
         "--local", action="store_true", help="use an embedded Lightsail emulator (.reconciler/)"
@@ -67,23 +66,18 @@ def common(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--lock-timeout", type=float, default=0.0, metavar="SECONDS", help="wait for the lock"
     )
-    g.add_argument(
-        "--age-identity",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="age identity file that opens sealed private keys (repeatable)",
+    repeated(
+        g, "--age-identity", "FILE", "age identity file that opens sealed private keys (repeatable)"
     )
     verbose(g)
 
 
 def encryption(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+    repeated(
+        parser,
         "--encrypt-with",
-        action="append",
-        default=[],
-        metavar="SPEC",
-        help="encrypt private keys in the state for kms:KEY_ID or age:RECIPIENT "
+        "SPEC",
+        "encrypt private keys in the state for kms:KEY_ID or age:RECIPIENT "
         "(repeatable; remembered in the state)",
     )
 
@@ -110,19 +104,14 @@ def quiet(parser: argparse.ArgumentParser) -> None:
 
 
 def scoping(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--target",
-        action="append",
-        default=[],
-        metavar="ADDRESS",
-        help="only this key pair, REGION/NAME, globs allowed (repeatable)",
+    repeated(
+        parser, "--target", "ADDRESS", "only this key pair, REGION/NAME, globs allowed (repeatable)"
     )
-    parser.add_argument(
+    repeated(
+        parser,
         "--exclude",
-        action="append",
-        default=[],
-        metavar="ADDRESS",
-        help="leave out this key pair, REGION/NAME, globs allowed (repeatable)",
+        "ADDRESS",
+        "leave out this key pair, REGION/NAME, globs allowed (repeatable)",
     )
 
 
@@ -134,19 +123,17 @@ def planning(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-deletes", type=at_least(0), metavar="N", help="refuse plans deleting more"
     )
-    parser.add_argument(
+    repeated(
+        parser,
         "--replace",
-        action="append",
-        default=[],
-        metavar="REGION/NAME",
-        help="replace this key pair (e.g. one whose key material was lost)",
+        "REGION/NAME",
+        "replace this key pair (e.g. one whose key material was lost; repeatable)",
     )
-    parser.add_argument(
+    repeated(
+        parser,
         "--rotate",
-        action="append",
-        default=[],
-        metavar="REGION/NAME",
-        help="rotate this key pair now, keeping its private key as a generation",
+        "REGION/NAME",
+        "rotate this key pair now, keeping its private key as a generation (repeatable)",
     )
     parser.add_argument(
         "--allow-in-use",

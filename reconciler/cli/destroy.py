@@ -6,10 +6,6 @@ import argparse
 
 from reconciler.cli.arguments import auto_approve, common, parallelism, quiet, scoping
 
-NAME = "destroy"
-HELP = "delete every key pair the manifests declare"
-COSTLY = False
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="manifest files or folders")

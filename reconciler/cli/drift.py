@@ -31,10 +31,6 @@ if TYPE_CHECKING:
     from reconciler.planning.drift import DriftFinding
     from reconciler.state import StateBackend
 
-NAME = "drift"
-HELP = "compare manifests, state and Lightsail"
-COSTLY = False
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="manifest files or folders")

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-NAME = "emulator"
-HELP = "run a local Lightsail endpoint"
-COSTLY = True  # its options import the emulator: built only when it is the command
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from reconciler.emulator import cli as emulator_cli

@@ -7,10 +7,6 @@ import argparse
 from reconciler.cli.arguments import common
 from reconciler.errors import EXIT_OK
 
-NAME = "force-unlock"
-HELP = "remove a state lock left behind"
-COSTLY = False
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("lock_id", metavar="LOCK_ID", help="the ID the lock error names")

@@ -19,10 +19,6 @@ if TYPE_CHECKING:
     from reconciler.fleet.onboard import Onboarding
     from reconciler.model import Unread
 
-NAME = "import"
-HELP = "adopt existing key pairs into the state"
-COSTLY = False
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("address", nargs="?", metavar="REGION/NAME", help="the key pair to adopt")

@@ -15,10 +15,6 @@ from reconciler.errors import EXIT_OK, StateError
 if TYPE_CHECKING:
     pass
 
-NAME = "key"
-HELP = "private and public keys from the state"
-COSTLY = False
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="key_command", metavar="SUBCOMMAND", required=True)

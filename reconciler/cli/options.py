@@ -97,15 +97,14 @@ def from_args(args: argparse.Namespace) -> Options:
     )
 
 
+# What Options and a saved plan's Settings share, field for field.
+_SHARED = ("prune", "max_deletes", "replace", "rotate", "allow_in_use", "regions")
+
+
 def settings(options: Options) -> Settings:
     """What a saved plan binds of ``options``: everything that changes what apply does."""
     return Settings(
-        prune=options.prune,
-        max_deletes=options.max_deletes,
-        replace=options.replace,
-        rotate=options.rotate,
-        allow_in_use=options.allow_in_use,
-        regions=options.regions,
+        **{name: getattr(options, name) for name in _SHARED},
         targets=options.scope.targets,
         excludes=options.scope.excludes,
         accounts=tuple(options.accounts.chosen),
@@ -117,12 +116,7 @@ def with_saved(options: Options, saved: SavedPlan) -> Options:
     s = saved.settings
     return replace(
         options,
-        prune=s.prune,
-        max_deletes=s.max_deletes,
-        replace=s.replace,
-        rotate=s.rotate,
-        allow_in_use=s.allow_in_use,
-        regions=s.regions,
+        **{name: getattr(s, name) for name in _SHARED},
         scope=Scope(s.targets, s.excludes),
         accounts=options.accounts.only(list(s.accounts)),
     )

@@ -25,9 +25,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     chosen = None if argv is None else next((a for a in argv if not a.startswith("-")), "")
-    for command in COMMANDS:
-        p = sub.add_parser(command.NAME, help=command.HELP)
-        p.set_defaults(run=command.run)
-        if not command.COSTLY or chosen in (None, command.NAME):
-            command.add_arguments(p)
+    for entry in COMMANDS:
+        p = sub.add_parser(entry.name, help=entry.help)
+        p.set_defaults(run=entry.module.run)
+        if not entry.costly or chosen in (None, entry.name):
+            entry.module.add_arguments(p)
     return parser

@@ -8,10 +8,6 @@ from reconciler.cli.arguments import common, output_format, planning
 from reconciler.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
 from reconciler.output.base import Kind
 
-NAME = "plan"
-HELP = "show what apply would change"
-COSTLY = False
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="manifest files or folders")

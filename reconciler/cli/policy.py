@@ -11,10 +11,6 @@ from reconciler.cli.checks import load_policy
 from reconciler.errors import EXIT_OK
 from reconciler.output.terminal import TERMINAL
 
-NAME = "policy"
-HELP = "the policy rules of reconciler.yaml"
-COSTLY = False
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="policy_command", metavar="SUBCOMMAND", required=True)

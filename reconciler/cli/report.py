@@ -12,10 +12,6 @@ import argparse
 from reconciler.cli.arguments import common, scoping
 from reconciler.errors import EXIT_ERROR, EXIT_OK, UsageError
 
-NAME = "report"
-HELP = "write an HTML page of the key pairs for scheduled jobs"
-COSTLY = False
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="manifest files or folders")

@@ -16,11 +16,8 @@ from reconciler.errors import EXIT_OK, UsageError
 
 if TYPE_CHECKING:
     from reconciler.cli.options import Options
-    from reconciler.state import StateBackend
-
-NAME = "state"
-HELP = "inspect or edit the state"
-COSTLY = False
+    from reconciler.model import StateEntry
+    from reconciler.state import StateBackend, StateDocument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -102,18 +99,33 @@ def state_show(args: argparse.Namespace, options: Options) -> int:
     return EXIT_OK
 
 
-def state_unprotect(args: argparse.Namespace, options: Options) -> int:
+def _edit(
+    options: Options, command: str, text: str, edit: Callable[[StateDocument, StateEntry], bool]
+) -> tuple[StateEntry, str]:
+    """Under the lock: ``edit`` the entry at ``text`` in place, written if it says it changed;
+    the entry as it was, and the state's location."""
     from reconciler.cli import generations
+
+    backend = _backend(options)
+    with backend.lock(command, timeout=options.lock_timeout):
+        doc = backend.begin()
+        entry = generations.entry_of(doc, text)
+        if edit(doc, entry):
+            backend.write(doc)
+    return entry, backend.location
+
+
+def state_unprotect(args: argparse.Namespace, options: Options) -> int:
     from reconciler.output.terminal import TERMINAL
     from reconciler.planning import protect
 
-    backend = _backend(options)
-    with backend.lock("state unprotect", timeout=options.lock_timeout):
-        doc = backend.begin()
-        entry = generations.entry_of(doc, args.address)
-        if entry.prevent_destroy:
-            doc.entries[entry.address] = protect.unprotected(entry)
-            backend.write(doc)
+    def unprotect(doc: StateDocument, entry: StateEntry) -> bool:
+        if not entry.prevent_destroy:
+            return False
+        doc.entries[entry.address] = protect.unprotected(entry)
+        return True
+
+    entry, _ = _edit(options, "state unprotect", args.address, unprotect)
     TERMINAL.say(
         f"{entry.address} is no longer protected by preventDestroy in the state"
         f"{'' if entry.prevent_destroy else ' (it was not)'}; a manifest that still "
@@ -123,15 +135,13 @@ def state_unprotect(args: argparse.Namespace, options: Options) -> int:
 
 
 def state_rm(args: argparse.Namespace, options: Options) -> int:
-    from reconciler.cli import generations
     from reconciler.output.terminal import TERMINAL
 
-    backend = _backend(options)
-    with backend.lock("state rm", timeout=options.lock_timeout):
-        doc = backend.begin()
-        entry = generations.entry_of(doc, args.address)
+    def forget(doc: StateDocument, entry: StateEntry) -> bool:
         del doc.entries[entry.address]
-        backend.write(doc)
+        return True
+
+    entry, _ = _edit(options, "state rm", args.address, forget)
     TERMINAL.say(f"Removed {entry.address} from the state; Lightsail was not touched.")
     if entry.private_key_ref is not None:
         TERMINAL.say(

@@ -22,10 +22,6 @@ from reconciler.output.formats import get
 from reconciler.output.terminal import TERMINAL
 from reconciler.policy import Policy
 
-NAME = "validate"
-HELP = "check manifests offline"
-COSTLY = False
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="*", metavar="PATH", help="manifest files or folders")

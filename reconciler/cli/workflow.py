@@ -243,7 +243,7 @@ def build_plan(
 ) -> tuple[Plan, LiveSnapshot]:
     if live is None:
         live = lightsail.snapshot(regions_to_read(desired, doc, options))
-    plan, live = _planned(desired, doc, lightsail, options, destroy=destroy, live=live)
+    plan = _planned(desired, doc, lightsail, options, destroy=destroy, live=live)
     if plan.instance_regions:
         # Only plans that delete, replace or rotate (or create again over a recorded
         # key pair, pruning its earlier keys) look at instances.
@@ -264,17 +264,16 @@ def _planned(
     lightsail: Lightsail,
     options: Options,
     *,
-    destroy: bool = False,
-    live: LiveSnapshot | None = None,
-) -> tuple[Plan, LiveSnapshot]:
-    assert live is not None
+    destroy: bool,
+    live: LiveSnapshot,
+) -> Plan:
     if options.scope:
         unscoped = replace(options, scope=Scope())
 
         def make(d: DesiredSet, s: StateDocument, seen: LiveSnapshot) -> Plan:
-            return _planned(d, s, lightsail, unscoped, destroy=destroy, live=seen)[0]
+            return _planned(d, s, lightsail, unscoped, destroy=destroy, live=seen)
 
-        return plan_in_scope(options.scope, make, desired, doc, live), live
+        return plan_in_scope(options.scope, make, desired, doc, live)
     plan = make_plan(
         desired,
         doc.entries,
@@ -289,7 +288,7 @@ def _planned(
         regions=options.region_filter,
         destroy=destroy,
     )
-    return plan, live
+    return plan
 
 
 def manifest_paths(paths: Sequence[str]) -> list[str]:
