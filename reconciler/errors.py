@@ -49,13 +49,17 @@ class ReconcilerError(Exception):
 
     exit_code = EXIT_ERROR
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, hint: str | None = None, details: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        # Lines shown under the message, one each (every problem of a file, say).
+        self.details = details
 
     def __str__(self) -> str:
-        return self.message
+        return "\n".join((self.message, *self.details))
 
 
 class UsageError(ReconcilerError):

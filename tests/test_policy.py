@@ -242,8 +242,8 @@ def test_bad_policy_configuration_is_a_usage_error_with_its_place(
     path.write_text(text, encoding="utf-8")
     with pytest.raises(UsageError) as caught:
         read_project(path, check_backend=False)
-    assert expected in caught.value.message
-    assert "[policy]" in caught.value.message
+    assert expected in str(caught.value)
+    assert "[policy]" in str(caught.value)
 
 
 def test_policy_list_prints_each_rule_with_its_source(

@@ -112,7 +112,8 @@ def import_all(args: argparse.Namespace, options: Options) -> int:
 
     from reconciler.cli import custody as key_commands
     from reconciler.cli import workflow
-    from reconciler.fleet.onboard import plan_onboarding, preview, write_manifest_file
+    from reconciler.fleet.onboard import plan_onboarding, write_manifest_file
+    from reconciler.output.onboarding import preview
     from reconciler.output.terminal import TERMINAL
     from reconciler.planning.changes import Plan
 

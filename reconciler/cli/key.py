@@ -50,5 +50,5 @@ def run(args: argparse.Namespace) -> int:
             f"(origin: {entry.origin})",
             hint="imported and adopted key pairs keep their private key wherever it was made",
         )
-    TERMINAL.out(pem if pem.endswith("\n") else pem + "\n")
+    TERMINAL.out(pem if pem.endswith("\n") else pem + "\n", secret=True)
     return EXIT_OK

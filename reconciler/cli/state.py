@@ -61,6 +61,7 @@ def _backend(options: Options) -> StateBackend:
 
 def state_list(args: argparse.Namespace, options: Options) -> int:
     from reconciler.cli import generations
+    from reconciler.output.escape import visible
     from reconciler.output.terminal import TERMINAL
 
     doc = _backend(options).read()
@@ -70,12 +71,13 @@ def state_list(args: argparse.Namespace, options: Options) -> int:
         held = "sealed" if e.private_key_sealed else "held" if e.private_key else "none"
         if e.private_key_ref is not None:
             held = e.private_key_ref.get("store", "").split(":", 1)[0]
+        columns = (address, e.origin, e.fingerprint, f"private-key:{held}")
         TERMINAL.out(
-            f"{address}\t{e.origin}\t{e.fingerprint}\tprivate-key:{held}"
-            f"{generations.list_suffix(e, users)}\n"
+            "\t".join(visible(c) for c in columns) + f"{generations.list_suffix(e, users)}\n"
         )
     for address in sorted(doc.pending):
-        TERMINAL.out(f"{address}\tpending\t-\tinterrupted {doc.pending[address].operation}\n")
+        operation = visible(doc.pending[address].operation)
+        TERMINAL.out(f"{visible(address)}\tpending\t-\tinterrupted {operation}\n")
     return EXIT_OK
 
 

@@ -36,7 +36,6 @@ from reconciler.model import (
     LiveSnapshot,
     OpenIntent,
     StateEntry,
-    Unread,
     account_of,
     region_of,
 )
@@ -163,32 +162,6 @@ def plan_onboarding(
         if address not in entries
     )
     return Onboarding(tuple(files), adoptions)
-
-
-def preview(onboarding: Onboarding, folder: Path, unread: tuple[Unread, ...] = ()) -> str:
-    lines: list[str] = []
-    total = sum(f.count for f in onboarding.files)
-    lines.append(f"Manifests under {folder} for {total} live key pair(s):")
-    for f in onboarding.files:
-        lines.append(f"  {f.path}  ({f.count} key pair(s), {f.status})")
-    if unread:
-        lines.append("")
-        lines.append("Not read (no manifest is written for them, nothing of them adopted):")
-        lines.extend(f"  {_place(u)}" for u in unread)
-    if onboarding.adoptions:
-        lines.append("")
-        lines.append(f"Key pairs to adopt into the state ({len(onboarding.adoptions)}):")
-        lines.extend(f"  <= {c.address}" for c in onboarding.adoptions)
-    lines.append("")
-    lines.append(
-        f"Import: {len(onboarding.writes)} file(s) to write, "
-        f"{len(onboarding.adoptions)} key pair(s) to adopt."
-    )
-    return "\n".join(lines) + "\n"
-
-
-def _place(unread: Unread) -> str:
-    return f"account {unread.place}" if unread.account else unread.place
 
 
 def write_manifest_file(manifest: ManifestFile) -> None:

@@ -163,7 +163,8 @@ def read_project(path: Path, *, check_backend: bool = True) -> ProjectConfig:
     if problems:
         count = f"{len(problems)} problems" if len(problems) != 1 else "a problem"
         raise UsageError(
-            f"{count} in project file {file}:\n" + "\n".join(f"  {p}" for p in problems),
+            f"{count} in project file {file}:",
+            details=tuple(f"  {p}" for p in problems),
             hint=f"fix {file}, or name the state with --state",
         )
     return ProjectConfig(path, backend if check_backend else None, policy, keys, accounts)

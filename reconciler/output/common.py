@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, assert_never
 
 from reconciler.model import Tags
+from reconciler.output.escape import json_safe
 from reconciler.output.terminal import and_more
 from reconciler.planning.planner import Action, Change, Plan, diff_tags
 
@@ -99,4 +100,5 @@ def left_out_line(plan: Plan) -> str:
 
 
 def dumps(data: Mapping[str, Any] | list[Any]) -> str:
-    return json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+    """JSON for people and machines: readable Unicode, but nothing a terminal acts on."""
+    return json_safe(json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False)) + "\n"

@@ -15,6 +15,7 @@ from reconciler.findings import Finding, Report
 from reconciler.model import Address, Source
 from reconciler.output.base import DriftView, Format, Kind, PlanView
 from reconciler.output.common import summary_line
+from reconciler.output.escape import lines, visible
 from reconciler.planning.changes import SYMBOLS, Change
 
 
@@ -38,11 +39,12 @@ class Github(Format):
 
 
 def _esc(value: str) -> str:
-    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    # Newlines stay newlines of the annotation (%0A); every other control is shown escaped.
+    return lines(value).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def _esc_prop(value: str) -> str:
-    return _esc(value).replace(":", "%3A").replace(",", "%2C")
+    return _esc(visible(value)).replace(":", "%3A").replace(",", "%2C")
 
 
 def _where(file: str | None, line: int, column: int) -> str:

@@ -9,10 +9,11 @@ Lightsail or the manifests is escaped.
 
 from __future__ import annotations
 
+import html
 import time
-from html import escape
 
 from reconciler.fleet.inventory import INSTANCES_UNKNOWN, KeyPairRow, Report
+from reconciler.output.escape import visible
 
 # Age buckets for the chart: (label, upper bound in days).
 AGE_BUCKETS: tuple[tuple[str, float], ...] = (
@@ -136,6 +137,11 @@ SCRIPT = """
   apply();
 })();
 """
+
+
+def escape(value: object) -> str:
+    """A value from outside as HTML text: markup escaped, controls and bidi shown visibly."""
+    return html.escape(visible(value))
 
 
 def _stamp(epoch: float) -> str:

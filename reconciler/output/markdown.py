@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import ClassVar
 
@@ -9,6 +10,7 @@ from reconciler.findings import Finding, Report
 from reconciler.model import LiveSnapshot
 from reconciler.output.base import DriftView, Format, Kind, PlanView
 from reconciler.output.common import change_lines, dumps, left_out_line, summary_line
+from reconciler.output.escape import cell, code_span, fence_for, json_safe, prose, visible
 from reconciler.output.jsondoc import drift_json
 from reconciler.output.terminal import and_more
 from reconciler.planning.changes import SYMBOLS, Plan
@@ -48,8 +50,8 @@ def table(findings: Iterable[Finding]) -> str:
     rows = ["| | where | rule | finding |", "| --- | --- | --- | --- |"]
     for f in findings:
         mark = ":x:" if f.severity == "error" else ":warning:"
-        where = f"`{f.file}:{f.line}:{f.column}`" if f.file else f"`{f.address or ''}`"
-        rows.append(f"| {mark} | {where} | `{f.rule}` | {_md_escape(f.message)} |")
+        where = cell(f"{f.file}:{f.line}:{f.column}") if f.file else cell(f.address or "")
+        rows.append(f"| {mark} | {where} | {cell(f.rule)} | {prose(f.message)} |")
     return "\n".join(rows) + "\n"
 
 
@@ -57,13 +59,13 @@ def plan_markdown(plan: Plan) -> str:
     """A PR comment: marker, summary line, table, collapsible detail, size-capped."""
     head = [COMMENT_MARKER, f"### Lightsail key pairs: {summary_line(plan)}", ""]
     if plan.left_out:
-        head.extend([left_out_line(plan), ""])
+        head.extend([prose(left_out_line(plan)), ""])
     if plan.findings:
         head.append("**Needs attention:**")
-        head.extend(f"- :x: {f.message} — {f.hint}" for f in plan.findings)
+        head.extend(f"- :x: {prose(f.message)} — {prose(f.hint)}" for f in plan.findings)
         head.append("")
     if plan.orphaned:
-        listed = and_more((f"`{a}`" for a in plan.orphaned), MARKDOWN_ORPHANS_LISTED)
+        listed = and_more((code_span(a) for a in plan.orphaned), MARKDOWN_ORPHANS_LISTED)
         head.append(
             f"{len(plan.orphaned)} key pair(s) are in the state but no longer in the manifests "
             f"(kept; pass `--prune` to delete them): {listed}"
@@ -73,17 +75,18 @@ def plan_markdown(plan: Plan) -> str:
         head.append("No changes.")
         return cap_markdown("\n".join(head) + "\n")
     rows = ["| action | key pair | why |", "| --- | --- | --- |"]
-    detail = ["<details><summary>Details</summary>", "", "```diff"]
+    body: list[str] = []
     for change in plan.changes:
-        rows.append(f"| `{change.action}` | `{change.address}` | {_md_escape(change.reason)} |")
-        detail.append(f"{SYMBOLS[change.action][0]} {change.address} ({change.action})")
-        detail.extend(f"    {line}" for line in change_lines(change))
-    detail.extend(["```", "", "</details>"])
-    return cap_markdown("\n".join(head + rows + [""] + detail) + "\n")
+        rows.append(f"| {cell(change.action)} | {cell(change.address)} | {prose(change.reason)} |")
+        body.append(visible(f"{SYMBOLS[change.action][0]} {change.address} ({change.action})"))
+        body.extend(visible(f"    {line}") for line in change_lines(change))
+    return cap_markdown("\n".join(head + rows + [""] + _details(body, "diff")) + "\n")
 
 
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def _details(body: list[str], info: str) -> list[str]:
+    """``body`` in a collapsed code block whose fence no line of it can close."""
+    fence = fence_for("\n".join(body))
+    return ["<details><summary>Details</summary>", "", fence + info, *body, fence, "", "</details>"]
 
 
 def cap_markdown(text: str, *, command: str = "reconciler plan") -> str:
@@ -93,8 +96,9 @@ def cap_markdown(text: str, *, command: str = "reconciler plan") -> str:
     note = f"\n\n_… output truncated to fit a comment; run `{command}` locally for all of it._\n"
     cut = text[: MARKDOWN_LIMIT - len(note) - 20]
     cut = cut[: cut.rfind("\n")]
-    if cut.count("```") % 2:
-        cut += "\n```"
+    fences = re.findall(r"^(`{3,})", cut, re.M)
+    if len(fences) % 2:
+        cut += "\n" + fences[-1]
     if "<details>" in cut and "</details>" not in cut:
         cut += "\n</details>"
     return cut + note
@@ -102,7 +106,7 @@ def cap_markdown(text: str, *, command: str = "reconciler plan") -> str:
 
 def drift_markdown(findings: list[DriftFinding], live: LiveSnapshot) -> str:
     head = [DRIFT_MARKER]
-    failed = [f"- :x: {u.describe()}" for u in live.unread()]
+    failed = [f"- :x: {prose(u.describe())}" for u in live.unread()]
     if not findings:
         where = " in the regions read" if failed else ""
         head.append(f"### Lightsail key pairs: no drift{where}")
@@ -111,8 +115,7 @@ def drift_markdown(findings: list[DriftFinding], live: LiveSnapshot) -> str:
     if failed:
         head.extend(["", *failed])
     head.extend(["", "| kind | key pair | detail |", "| --- | --- | --- |"])
-    head.extend(f"| `{f.kind}` | `{f.address}` | {_md_escape(f.detail)} |" for f in findings)
-    detail = ["", "<details><summary>Details</summary>", "", "```json"]
-    detail.append(dumps(drift_json(findings, live)).rstrip())
-    detail.extend(["```", "", "</details>"])
+    head.extend(f"| {cell(f.kind)} | {cell(f.address)} | {prose(f.detail)} |" for f in findings)
+    data = json_safe(dumps(drift_json(findings, live)).rstrip()).splitlines()
+    detail = ["", *_details(data, "json")]
     return cap_markdown("\n".join(head + detail) + "\n", command="reconciler drift")

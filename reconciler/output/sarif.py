@@ -20,6 +20,7 @@ from reconciler import __version__
 from reconciler.findings import Finding, Report
 from reconciler.model import Address, Source
 from reconciler.output.base import DriftView, Format, Kind, PlanView
+from reconciler.output.escape import json_safe
 from reconciler.planning.changes import Action, Change
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -49,7 +50,7 @@ class Sarif(Format):
 
 
 def _dumps(log: dict[str, Any]) -> str:
-    return json.dumps(log, indent=2, ensure_ascii=False) + "\n"
+    return json_safe(json.dumps(log, indent=2, ensure_ascii=False)) + "\n"
 
 
 def _add_changes(

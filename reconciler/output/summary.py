@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 from reconciler.apply.executor import ApplyResult
 from reconciler.errors import StorageError
+from reconciler.output.escape import visible
 from reconciler.output.terminal import and_more, error_lines
 from reconciler.planning.changes import Change, Finding, FindingKind, Plan
 from reconciler.state.files import kib
@@ -98,7 +99,7 @@ def succeeded(plan: Plan, outcome: ApplyResult | None) -> bool:
 
 def closing(plan: Plan, outcome: ApplyResult | None) -> str:
     """The summary line, then each failure and each unresolved finding with its hint."""
-    text = f"\n{summary(plan, outcome)}\n"
+    text = f"\n{visible(summary(plan, outcome))}\n"
     for failure in outcome.failed if outcome is not None else ():
         text += error_lines(failure.message, failure.hint)
     for finding in plan.findings:
@@ -163,5 +164,5 @@ class Progress:
             )
         else:
             state = "failed" if failure is not None else "done"
-            self.stream.write(f"{change.action} {change.address}: {state}\n")
+            self.stream.write(visible(f"{change.action} {change.address}: {state}") + "\n")
         self.stream.flush()

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from reconciler.errors import ApplyError, ManifestError, ReconcilerError, UsageError
+from reconciler.output.escape import lines, visible
 
 
 def use_color(stream: TextIO) -> bool:
@@ -42,9 +43,11 @@ class Palette:
         return self._wrap("1", text)
 
 
-def error_lines(message: str, hint: str | None = None) -> str:
-    """``Error: message`` and, when there is one, ``  -> hint``, each ending in a newline."""
-    return f"Error: {message}\n" + (f"  -> {hint}\n" if hint else "")
+def error_lines(message: str, hint: str | None = None, details: Iterable[str] = ()) -> str:
+    """``Error: message``, any detail lines, and ``  -> hint`` when there is one, each one
+    line (whatever a message carries from outside is shown escaped: see ``escape``)."""
+    text = f"Error: {visible(message)}\n" + "".join(f"{visible(d)}\n" for d in details)
+    return text + (f"  -> {visible(hint)}\n" if hint else "")
 
 
 def and_more(items: Iterable[Any], listed: int, *, sep: str = ", ") -> str:
@@ -75,13 +78,17 @@ class Terminal:
         """Whether results may be coloured (stdout is a terminal and NO_COLOR is unset)."""
         return use_color(self.stdout)
 
-    def out(self, text: str) -> None:
-        """A result, on stdout, flushed (a pipeline reads it as it comes)."""
-        self.stdout.write(text)
+    def out(self, text: str, *, secret: bool = False) -> None:
+        """A result, on stdout, flushed (a pipeline reads it as it comes). Formats escape the
+        values they show; here, as a second line of defence, no control character but a
+        newline (and the text format's own colours) passes. ``secret``: key material the
+        user asked for, written exactly as it is."""
+        self.stdout.write(text if secret else lines(text, colours=True))
         self.stdout.flush()
 
     def say(self, text: str) -> None:
         """A line (or lines) about the run, on stderr; a newline is added if missing."""
+        text = lines(text)
         self.stderr.write(text if text.endswith("\n") else text + "\n")
         self.stderr.flush()
 
@@ -90,15 +97,13 @@ class Terminal:
         self.stderr.flush()
 
     def warning(self, message: str) -> None:
-        self.say(f"Warning: {message}")
+        self.say(f"Warning: {visible(message)}")
 
     def failure(self, err: ReconcilerError) -> None:
-        """A ReconcilerError as the user sees it: the line, a manifest's problems, the hint."""
-        self.stderr.write(f"Error: {err.message}\n")
-        if isinstance(err, ManifestError):
-            self.stderr.write("".join(f"{p}\n" for p in err.problems))
-        if err.hint:
-            self.stderr.write(f"  -> {err.hint}\n")
+        """A ReconcilerError as the user sees it: the line, its details or a manifest's
+        problems, the hint."""
+        details = [str(p) for p in err.problems] if isinstance(err, ManifestError) else []
+        self.stderr.write(error_lines(err.message, err.hint, [*err.details, *details]))
         self.stderr.flush()
 
     def confirm(self, verb: str, *, auto_approve: bool) -> None:

@@ -10,13 +10,14 @@ from reconciler.findings import Finding, Report
 from reconciler.model import LiveSnapshot
 from reconciler.output.base import DriftView, Format, Kind, PlanView
 from reconciler.output.common import COLOR_OF, change_lines, left_out_line, summary_line
+from reconciler.output.escape import one_line, visible
 from reconciler.output.terminal import Palette
 from reconciler.planning.changes import SYMBOLS, Plan
 from reconciler.planning.drift import DriftFinding
 
 
 def lines(findings: Iterable[Finding]) -> str:
-    return "".join(f"{f}\n" for f in findings)
+    return "".join(f"{visible(f)}\n" for f in findings)
 
 
 class Text(Format):
@@ -49,7 +50,7 @@ def plan_text(plan: Plan, *, color: bool = False) -> str:
         for change in plan.changes:
             paint = getattr(p, COLOR_OF[change.action])
             symbol = SYMBOLS[change.action]
-            out.append(f"  {paint(symbol)} {p.bold(str(change.address))}  ({change.action})")
+            out.append(f"  {paint(symbol)} {p.bold(visible(change.address))}  ({change.action})")
             out.append(f"      why: {change.reason}")
             out.extend(f"      {line}" for line in change_lines(change))
     if plan.orphaned:
@@ -62,13 +63,15 @@ def plan_text(plan: Plan, *, color: bool = False) -> str:
     if plan.findings:
         out.append("")
         for finding in plan.findings:
-            out.append(p.red(f"Error: {finding.message}"))
+            out.append(p.red(f"Error: {visible(finding.message)}"))
             out.append(f"  -> {finding.hint}")
     out.append("")
     out.append(summary_line(plan) if plan.changes else f"No changes. {plan.unchanged} unchanged.")
     if plan.left_out:
         out.append(left_out_line(plan))
-    return "\n".join(out) + "\n"
+    # Each entry is one line: a newline or a control character a value brought is shown
+    # escaped, so no value can start a line of its own or steer the terminal.
+    return "".join(one_line(line, colours=color) + "\n" for line in out)
 
 
 def drift_text(findings: list[DriftFinding], live: LiveSnapshot) -> str:
@@ -79,7 +82,7 @@ def drift_text(findings: list[DriftFinding], live: LiveSnapshot) -> str:
             out.append("No drift in the regions read; the others could not be checked.")
         else:
             out.append("No drift: manifests, state and Lightsail agree.")
-        return "\n".join(out) + "\n"
+        return "".join(f"{visible(line)}\n" for line in out)
     out.append("")
     for f in findings:
         out.append(f"  {f.kind.value:<20} {f.address}  {f.detail}")
@@ -87,7 +90,7 @@ def drift_text(findings: list[DriftFinding], live: LiveSnapshot) -> str:
             out.append(f"  {'':<20} expected {_short(f.expected)}; actual {_short(f.actual)}")
     out.append("")
     out.append(f"Drift: {len(findings)} finding(s).")
-    return "\n".join(out) + "\n"
+    return "".join(f"{visible(line)}\n" for line in out)
 
 
 def _short(value: Any) -> str:
