@@ -142,7 +142,7 @@ def test_two_accounts_plan_apply_and_name_the_account_everywhere(
     code, out, _ = reconciler(tmp_path, emulator, env, "plan", "m", "--detailed-exitcode")
     assert code == 0 and "No changes" in out
     code, out, _ = reconciler(tmp_path, emulator, env, "state", "list")
-    assert [line.split("\t")[0] for line in out.splitlines()] == [
+    assert [line.split("\t")[0] for line in out.splitlines()[1:]] == [
         "staging/eu-west-1/api",
         "prod/us-east-1/web",
         "staging/us-east-1/web",

@@ -199,7 +199,7 @@ class ApplyRun:
         return EXIT_ERROR if self.stores.report() else code
 
     def confirm(self) -> None:
-        verb = "destroy these key pairs" if self.asked.destroy else "perform these actions"
+        verb = "destroy these key pairs" if self.asked.destroy else "apply these changes"
         self.terminal.confirm(verb, auto_approve=self.asked.auto_approve)
 
     def record_before_changes(self) -> Custody:

@@ -9,9 +9,10 @@ the command prints. Nothing here imports AWS libraries.
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
-from collections.abc import Callable
-from typing import NoReturn
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from reconciler.errors import EXIT_ERROR
 from reconciler.output.base import Kind
@@ -19,12 +20,39 @@ from reconciler.output.formats import choices
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a wrong command line exits 1 like any invalid input: to a
-    pipeline, exit 2 means "changes pending" (plan --detailed-exitcode, drift)."""
+    """argparse, but a wrong command line exits 1 like any invalid input (to a pipeline,
+    exit 2 means "changes pending": plan --detailed-exitcode, drift), and an unknown
+    option is reported by the (sub)command it was given to, with its usage and the
+    closest of its own options."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # No abbreviations: a flag cut short is a typo to report, not the longer one taken.
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(EXIT_ERROR, f"Error: {message}\n  -> `{self.prog} --help` lists the options\n")
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            owner: argparse.ArgumentParser = getattr(parsed, "parser", self)
+            owner.error(unrecognized(owner, extras))
+        return parsed
+
+
+def unrecognized(parser: argparse.ArgumentParser, extras: Sequence[str]) -> str:
+    """argparse's message for ``extras``, with a did-you-mean among ``parser``'s options."""
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    flag = next((e.split("=", 1)[0] for e in extras if e.startswith("-")), None)
+    if flag is None:
+        return message
+    known = [s for action in parser._actions for s in action.option_strings]
+    close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
+    return message + (f" (did you mean {close[0]}?)" if close else "")
 
 
 def at_least(minimum: int) -> Callable[[str], int]:
@@ -61,6 +89,11 @@ def common(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--local", action="store_true", help="use an embedded Lightsail emulator (.reconciler/)"
+    )
+    g.add_argument(
+        "--endpoint-url",
+        metavar="URL",
+        help="the Lightsail endpoint to call (default: AWS_ENDPOINT_URL_LIGHTSAIL, else AWS's)",
     )
     g.add_argument("--allow-insecure-state", action="store_true", help=argparse.SUPPRESS)
     g.add_argument(

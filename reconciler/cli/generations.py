@@ -64,15 +64,6 @@ def instance_counts(doc: StateDocument, options: Any) -> Mapping[Address, int] |
     return Counter(i.key_pair for i in instances if i.key_pair is not None)
 
 
-def list_suffix(entry: StateEntry, counts: Mapping[Address, int] | None) -> str:
-    """The columns ``state list`` adds: instances using the key pair, generations kept."""
-    used = "?" if counts is None else str(counts.get(entry.address, 0))
-    suffix = f"\tinstances:{used}"
-    if entry.generations:
-        suffix += f"\tgenerations:{len(entry.generations)}"
-    return suffix
-
-
 def entry_of(doc: StateDocument, text: str) -> StateEntry:
     """The state's entry for the address ``text``; a StateError naming it if there is none."""
     address = Address.parse(text)

@@ -13,6 +13,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 
 from reconciler.custody.registry import check_spec
+from reconciler.errors import UsageError
 from reconciler.manifests.accounts import Accounts
 from reconciler.manifests.project import load_project, resolve_state
 from reconciler.model import Address
@@ -55,6 +56,11 @@ class Options:
 
 def from_args(args: argparse.Namespace) -> Options:
     """The options of a parsed command line, completed from reconciler.yaml."""
+    if getattr(args, "local", False) and getattr(args, "endpoint_url", None):
+        raise UsageError(
+            "--local and --endpoint-url name two endpoints; pass one",
+            hint="--local starts an embedded emulator; --endpoint-url calls the one you name",
+        )
     state: str | None = getattr(args, "state", None)
     extra: dict[str, str] = {}
     key_store: str | None = getattr(args, "key_store", None)
@@ -83,6 +89,7 @@ def from_args(args: argparse.Namespace) -> Options:
         extra=dict(extra),
         regions=tuple(getattr(args, "region", ()) or ()),
         local=getattr(args, "local", False),
+        endpoint_url=getattr(args, "endpoint_url", None),
         allow_insecure_state=getattr(args, "allow_insecure_state", False),
         lock_timeout=getattr(args, "lock_timeout", 0.0),
         parallelism=max(1, getattr(args, "parallelism", 10)),

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from reconciler import __version__
 from reconciler.cli.arguments import Parser
-from reconciler.cli.registry import COMMANDS
+from reconciler.cli.registry import COMMANDS, Entry
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -26,8 +26,31 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     chosen = None if argv is None else next((a for a in argv if not a.startswith("-")), "")
     for entry in COMMANDS:
-        p = sub.add_parser(entry.name, help=entry.help)
+        p = sub.add_parser(
+            entry.name,
+            help=entry.help,
+            description=entry.about,
+            epilog=_epilog(entry),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         p.set_defaults(run=entry.module.run)
         if not entry.costly or chosen in (None, entry.name):
             entry.module.add_arguments(p)
+    _own_errors(parser)
     return parser
+
+
+def _epilog(entry: Entry) -> str:
+    examples = "".join(f"  {line}\n" for line in entry.examples)
+    exits = "".join(f"  {code}  {meaning}\n" for code, meaning in entry.exit_codes)
+    return f"examples:\n{examples}\nexit codes:\n{exits}"
+
+
+def _own_errors(parser: argparse.ArgumentParser) -> None:
+    """Each (sub)command parser names itself in the parsed arguments, so that an unknown
+    option is reported by the innermost command it was given to."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                sub.set_defaults(parser=sub)
+                _own_errors(sub)

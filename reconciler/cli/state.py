@@ -11,8 +11,9 @@ import argparse
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from reconciler.cli.arguments import common, encryption
+from reconciler.cli.arguments import common, encryption, output_format
 from reconciler.errors import EXIT_OK, UsageError
+from reconciler.output.base import Kind
 
 if TYPE_CHECKING:
     from reconciler.cli.options import Options
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="state_command", metavar="SUBCOMMAND", required=True)
     p = sub.add_parser("list", help="list key pairs in the state")
+    output_format(p, Kind.STATE)
     common(p)
     p = sub.add_parser("show", help="show one key pair")
     p.add_argument("address", metavar="REGION/NAME", help="the key pair")
@@ -61,23 +63,13 @@ def _backend(options: Options) -> StateBackend:
 
 def state_list(args: argparse.Namespace, options: Options) -> int:
     from reconciler.cli import generations
-    from reconciler.output.escape import visible
+    from reconciler.output.base import StateView
+    from reconciler.output.formats import get
     from reconciler.output.terminal import TERMINAL
 
     doc = _backend(options).read()
-    users = generations.instance_counts(doc, options)
-    for address in sorted(doc.entries):
-        e = doc.entries[address]
-        held = "sealed" if e.private_key_sealed else "held" if e.private_key else "none"
-        if e.private_key_ref is not None:
-            held = e.private_key_ref.get("store", "").split(":", 1)[0]
-        columns = (address, e.origin, e.fingerprint, f"private-key:{held}")
-        TERMINAL.out(
-            "\t".join(visible(c) for c in columns) + f"{generations.list_suffix(e, users)}\n"
-        )
-    for address in sorted(doc.pending):
-        operation = visible(doc.pending[address].operation)
-        TERMINAL.out(f"{visible(address)}\tpending\t-\tinterrupted {operation}\n")
+    counts = generations.instance_counts(doc, options)
+    TERMINAL.out(get(args.format).state(StateView(doc.entries, doc.pending, counts)))
     return EXIT_OK
 
 

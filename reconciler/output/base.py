@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar
 
 from reconciler.findings import Report
-from reconciler.model import Address, Source
+from reconciler.model import Address, OpenIntent, Source, StateEntry
 
 if TYPE_CHECKING:
     from reconciler.model import LiveSnapshot
@@ -37,6 +37,7 @@ class Kind(StrEnum):
     CHECK = "check"  # validate's findings
     PLAN = "plan"
     DRIFT = "drift"
+    STATE = "state"  # state list
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,24 @@ class DriftView:
     sources: Mapping[Address, Source] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class StateView:
+    """What ``state list`` shows: each entry, open intents, instances per key pair (None
+    where instances could not be counted)."""
+
+    entries: Mapping[Address, StateEntry]
+    pending: Mapping[Address, OpenIntent]
+    instances: Mapping[Address, int] | None
+
+
+def held(entry: StateEntry) -> str:
+    """Where an entry's private key is: ``held`` (in clear), ``sealed``, ``none``, or the
+    scheme of the key store holding it (``ssm``, ``secretsmanager``)."""
+    if entry.private_key_ref is not None:
+        return str(entry.private_key_ref.get("store", "")).split(":", 1)[0]
+    return "sealed" if entry.private_key_sealed else "held" if entry.private_key else "none"
+
+
 class Unsupported(Exception):
     """A format asked for a kind it does not render (the parser's choices prevent it)."""
 
@@ -78,3 +97,6 @@ class Format:
 
     def drift(self, view: DriftView) -> str:
         raise Unsupported(f"{self.name} does not render {Kind.DRIFT}")
+
+    def state(self, view: StateView) -> str:
+        raise Unsupported(f"{self.name} does not render {Kind.STATE}")

@@ -22,7 +22,7 @@ from reconciler.planning.changes import SYMBOLS, Change
 class Github(Format):
     name = "github"
     help = "GitHub Actions workflow annotations (::error / ::warning / ::notice)"
-    kinds: ClassVar[frozenset[Kind]] = frozenset(Kind)
+    kinds: ClassVar[frozenset[Kind]] = frozenset({Kind.CHECK, Kind.PLAN, Kind.DRIFT})
 
     def check(self, report: Report) -> str:
         return "".join(annotation(f) for f in report.everything)

@@ -5,13 +5,22 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from reconciler.findings import Report
-from reconciler.model import LiveSnapshot, Tags
-from reconciler.output.base import REPORT_FORMAT_VERSION, DriftView, Format, Kind, PlanView
+from reconciler.model import Address, LiveSnapshot, Tags
+from reconciler.output.base import (
+    REPORT_FORMAT_VERSION,
+    DriftView,
+    Format,
+    Kind,
+    PlanView,
+    StateView,
+    held,
+)
 from reconciler.output.common import PLAN_FORMAT_VERSION, dumps
 from reconciler.planning.changes import Change, Plan
 from reconciler.planning.drift import DriftFinding, DriftKind
 
 DRIFT_FORMAT_VERSION = 1
+STATE_LIST_FORMAT_VERSION = 1
 
 
 class Json(Format):
@@ -40,6 +49,40 @@ class Json(Format):
         data = drift_json(view.findings, view.live)
         data["policy"] = [f.to_json() for f in view.report.policy]
         return dumps(data)
+
+    def state(self, view: StateView) -> str:
+        counts = view.instances
+        return dumps(
+            {
+                "formatVersion": STATE_LIST_FORMAT_VERSION,
+                "keyPairs": [
+                    {
+                        **_where(address),
+                        "origin": e.origin,
+                        "fingerprint": e.fingerprint,
+                        "arn": e.arn,
+                        "privateKey": held(e),
+                        "instances": None if counts is None else counts.get(address, 0),
+                        "generations": len(e.generations),
+                        "preventDestroy": e.prevent_destroy,
+                    }
+                    for address, e in sorted(view.entries.items())
+                ],
+                "pending": [
+                    {**_where(address), "operation": intent.operation}
+                    for address, intent in sorted(view.pending.items())
+                ],
+            }
+        )
+
+
+def _where(address: Address) -> dict[str, str]:
+    return {
+        "address": str(address),
+        **({"account": address.account} if address.account else {}),
+        "region": address.region,
+        "name": address.name,
+    }
 
 
 def change_json(change: Change) -> dict[str, Any]:

@@ -25,7 +25,7 @@ MARKDOWN_ORPHANS_LISTED = 50
 class Markdown(Format):
     name = "markdown"
     help = "Markdown for pull-request comments"
-    kinds: ClassVar[frozenset[Kind]] = frozenset(Kind)
+    kinds: ClassVar[frozenset[Kind]] = frozenset({Kind.CHECK, Kind.PLAN, Kind.DRIFT})
 
     def check(self, report: Report) -> str:
         if not report.everything:

@@ -33,7 +33,7 @@ CHANGE_RULE = "planned-change"
 class Sarif(Format):
     name = "sarif"
     help = "SARIF 2.1.0 for code scanning (GitHub upload-sarif)"
-    kinds: ClassVar[frozenset[Kind]] = frozenset(Kind)
+    kinds: ClassVar[frozenset[Kind]] = frozenset({Kind.CHECK, Kind.PLAN, Kind.DRIFT})
 
     def check(self, report: Report) -> str:
         return _dumps(sarif_log(report))

@@ -107,7 +107,8 @@ class Terminal:
         self.stderr.flush()
 
     def confirm(self, verb: str, *, auto_approve: bool) -> None:
-        """Ask before ``verb`` unless ``auto_approve``; refuse when there is no terminal."""
+        """Ask "Verb?" before doing it, unless ``auto_approve``; refuse without a terminal.
+        ``verb`` is what is about to happen: "apply these changes"."""
         if auto_approve:
             return
         if not sys.stdin.isatty():
@@ -116,9 +117,8 @@ class Terminal:
                 "changed",
                 hint="pass --auto-approve in pipelines",
             )
-        self.stderr.write(
-            f"\nDo you want to {verb}? Only 'yes' will be accepted.\n  Enter a value: "
-        )
+        question = verb[0].upper() + verb[1:]
+        self.stderr.write(f"\n{question}? Only 'yes' will be accepted.\n  Enter a value: ")
         self.stderr.flush()
         if sys.stdin.readline().strip() != "yes":
             raise ApplyError(f"{verb} cancelled; nothing was changed")

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from reconciler.findings import Finding, Report
 from reconciler.model import LiveSnapshot
-from reconciler.output.base import DriftView, Format, Kind, PlanView
+from reconciler.output.base import DriftView, Format, Kind, PlanView, StateView, held
 from reconciler.output.common import COLOR_OF, change_lines, left_out_line, summary_line
 from reconciler.output.escape import one_line, visible
 from reconciler.output.terminal import Palette
@@ -27,6 +27,21 @@ class Text(Format):
 
     def check(self, report: Report) -> str:
         return lines(report.everything)
+
+    def state(self, view: StateView) -> str:
+        out = ["ADDRESS\tORIGIN\tFINGERPRINT\tPRIVATE KEY\tINSTANCES\tGENERATIONS"]
+        for address in sorted(view.entries):
+            e = view.entries[address]
+            used = "?" if view.instances is None else str(view.instances.get(address, 0))
+            columns = [address, e.origin, e.fingerprint, f"private-key:{held(e)}"]
+            columns.append(f"instances:{used}")
+            if e.generations:
+                columns.append(f"generations:{len(e.generations)}")
+            out.append("\t".join(visible(c) for c in columns))
+        for address in sorted(view.pending):
+            operation = view.pending[address].operation
+            out.append(f"{visible(address)}\tpending\t-\tinterrupted {visible(operation)}")
+        return "".join(f"{line}\n" for line in out)
 
     def plan(self, view: PlanView) -> str:
         return plan_text(view.plan, color=view.color) + _policy(view.report)
