@@ -83,6 +83,9 @@ class Report:
     key_pairs: int = 0
     files: int = 0
     root: Path = field(default_factory=Path.cwd)  # SARIF locations are relative to it
+    # Where a finding with no place of its own (an account not read, a key pair only in
+    # the state) is shown to tools that need a file: reconciler.yaml, else a manifest.
+    anchor: str | None = None
 
     @property
     def everything(self) -> list[Finding]:

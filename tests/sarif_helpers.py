@@ -29,6 +29,8 @@ def valid_sarif(text: str) -> dict[str, Any]:
     for result in run["results"]:
         rule = rules[result["ruleIndex"]]
         assert rule["id"] == result["ruleId"]
+        # GitHub code scanning refuses a result without a physical location.
+        assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"], result
         assert rule["help"]["text"] and rule["shortDescription"]["text"]
     return log
 

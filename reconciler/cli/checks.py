@@ -7,6 +7,7 @@ offline and light: no boto3, botocore, emulator or ``cryptography``.
 from __future__ import annotations
 
 import datetime
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,7 +34,7 @@ def load_policy(start: Path | None = None) -> tuple[Policy, Path | None]:
 
 def plan_report(plan: Plan, desired: DesiredSet, live: LiveSnapshot) -> Report:
     """The plan's own findings and the policy's (offline rules and max-key-age) as a Report."""
-    report = Report("plan", root=default_root(list(desired.files)))
+    report = Report("plan", root=default_root(list(desired.files)), anchor=_anchor(desired))
     for finding in plan.findings:
         address = finding.address
         want = desired.key_pairs.get(address) if address is not None else None
@@ -57,7 +58,7 @@ def plan_report(plan: Plan, desired: DesiredSet, live: LiveSnapshot) -> Report:
 def drift_report(found: list[DriftFinding], desired: DesiredSet, live: LiveSnapshot) -> Report:
     """What could not be read (an error per failing account or region), drift findings
     (errors for lost keys, warnings otherwise) and the policy's."""
-    report = Report("drift", root=default_root(list(desired.files)))
+    report = Report("drift", root=default_root(list(desired.files)), anchor=_anchor(desired))
     report.findings.extend(
         Finding(u.rule, u.describe(), "error", hint=describe(u.rule).help) for u in live.unread()
     )
@@ -76,6 +77,14 @@ def drift_report(found: list[DriftFinding], desired: DesiredSet, live: LiveSnaps
         )
     report.policy = _policy_findings(desired, live)
     return report
+
+
+def _anchor(desired: DesiredSet) -> str | None:
+    """The file findings without a place are shown on: reconciler.yaml, else a manifest."""
+    project = find_project()
+    if project is not None:
+        return os.path.relpath(project)
+    return min(desired.files) if desired.files else None
 
 
 def manifest_policy(desired: DesiredSet) -> list[Finding]:

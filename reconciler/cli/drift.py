@@ -161,7 +161,10 @@ def run(args: argparse.Namespace) -> int:
     findings, live, backend, scope = seen.findings, seen.live, seen.backend, opts.scope
     report = checks.drift_report(findings, seen.desired, live)
     sources = {a: kp.source for a, kp in seen.desired.key_pairs.items()}
-    TERMINAL.out(get(args.format).drift(DriftView(findings, live, report, sources)))
+    view = DriftView(findings, live, report, sources)
+    output = get(args.format)
+    TERMINAL.out(output.drift(view))
+    output.publish(view)
     if args.refresh:
         with backend.lock("drift --refresh", timeout=opts.lock_timeout):
             current = backend.begin()

@@ -47,7 +47,10 @@ def run(args: argparse.Namespace) -> int:
         )
     report = checks.plan_report(result, desired, live)
     sources = {a: kp.source for a, kp in desired.key_pairs.items()}
-    TERMINAL.out(get(args.format).plan(PlanView(result, report, sources, TERMINAL.color)))
+    view = PlanView(result, report, sources, TERMINAL.color)
+    output = get(args.format)
+    TERMINAL.out(output.plan(view))
+    output.publish(view)
     result.raise_if_unsafe()
     if args.out:
         savedplan.write(

@@ -100,3 +100,7 @@ class Format:
 
     def state(self, view: StateView) -> str:
         raise Unsupported(f"{self.name} does not render {Kind.STATE}")
+
+    def publish(self, view: PlanView | DriftView) -> None:
+        """Anything the format writes besides its output (GitHub's job summary); most write
+        nothing."""

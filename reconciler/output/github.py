@@ -8,6 +8,7 @@ written. Values are escaped as the workflow-command syntax requires.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -25,7 +26,7 @@ class Github(Format):
     kinds: ClassVar[frozenset[Kind]] = frozenset({Kind.CHECK, Kind.PLAN, Kind.DRIFT})
 
     def check(self, report: Report) -> str:
-        return "".join(annotation(f) for f in report.everything)
+        return "".join(annotation(f, report.anchor) for f in report.everything)
 
     def plan(self, view: PlanView) -> str:
         plan = view.plan
@@ -36,6 +37,13 @@ class Github(Format):
     def drift(self, view: DriftView) -> str:
         # Drift findings are in the report, at the line declaring each key pair.
         return self.check(view.report)
+
+    def publish(self, view: PlanView | DriftView) -> None:
+        """The markdown report, appended to the job summary when the run has one."""
+        from reconciler.output.markdown import Markdown
+
+        markdown = Markdown()
+        step_summary(markdown.plan(view) if isinstance(view, PlanView) else markdown.drift(view))
 
 
 def _esc(value: str) -> str:
@@ -51,9 +59,22 @@ def _where(file: str | None, line: int, column: int) -> str:
     return f" file={_esc_prop(file)},line={line},col={column}" if file else ""
 
 
-def annotation(f: Finding) -> str:
-    text = f.message if f.file or not f.address else f"{f.address}: {f.message}"
-    return f"::{f.severity}{_where(f.file, f.line, f.column)}::{_esc(text)} [{f.rule}]\n"
+def annotation(f: Finding, anchor: str | None = None) -> str:
+    """One workflow command for ``f``: at its place, else at the top of ``anchor``, its
+    message naming its key pair once."""
+    named = f.file or not f.address or f.address in f.message
+    text = f.message if named else f"{f.address}: {f.message}"
+    where = _where(f.file, f.line, f.column) if f.file else _where(anchor, 1, 1)
+    return f"::{f.severity}{where}::{_esc(text)} [{f.rule}]\n"
+
+
+def step_summary(markdown: str) -> None:
+    """Append ``markdown`` to the job summary when GitHub Actions names one
+    (``GITHUB_STEP_SUMMARY``): the report shows on the run's page."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if path:
+        with open(path, "a", encoding="utf-8") as summary:
+            summary.write(markdown + ("" if markdown.endswith("\n") else "\n"))
 
 
 def _change_notice(change: Change, sources: Mapping[Address, Source]) -> str:

@@ -166,10 +166,15 @@ def _result(finding: Finding, rule_index: int, report: Report) -> dict[str, Any]
         "message": {"text": message},
     }
     location: dict[str, Any] = {}
-    if finding.file is not None:
+    # Code scanning refuses a result without a physical location: one with no place of its
+    # own is shown at the top of the report's anchor (reconciler.yaml, else a manifest).
+    file, line, column = finding.file, finding.line, finding.column
+    if file is None and report.anchor is not None:
+        file, line, column = report.anchor, 1, 1
+    if file is not None:
         location["physicalLocation"] = {
-            "artifactLocation": _artifact(report.relative(finding.file)),
-            "region": {"startLine": max(1, finding.line), "startColumn": max(1, finding.column)},
+            "artifactLocation": _artifact(report.relative(file)),
+            "region": {"startLine": max(1, line), "startColumn": max(1, column)},
         }
     if finding.address is not None:
         location["logicalLocations"] = [{"fullyQualifiedName": finding.address, "kind": "resource"}]
