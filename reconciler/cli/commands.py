@@ -35,11 +35,12 @@ from reconciler.planning.planner import Plan
 from reconciler.planning.scope import Scope
 from reconciler.state import StateBackend, StateDocument, crypto, entry_to_json
 from reconciler.state.files import kib
+from reconciler.state.settings import BackendSettings
 
 
 def _options(args: argparse.Namespace) -> workflow.Options:
     state: str | None = getattr(args, "state", None)
-    extra: dict[str, str] = {}
+    state_settings: BackendSettings | None = None
     key_store: str | None = getattr(args, "key_store", None)
     key_kms: str | None = getattr(args, "key_store_kms_key_id", None)
     key_timeout: float | None = None
@@ -49,7 +50,7 @@ def _options(args: argparse.Namespace) -> workflow.Options:
     if not getattr(args, "local", False):
         # --local keeps its state beside the embedded emulator, never in the
         # team's real backend.
-        state, extra = resolve_state(state, project)
+        state, state_settings = resolve_state(state, project)
         if key_store is None and project is not None and project.keys is not None:
             key_store, key_kms = project.keys.spec, project.keys.kms_key_id
         if project is not None and project.keys is not None:
@@ -63,7 +64,7 @@ def _options(args: argparse.Namespace) -> workflow.Options:
         key_store_kms_key_id=key_kms,
         key_store_timeout=key_timeout,
         state=None if state is None else accounts.state_location(state),
-        extra=dict(extra),
+        state_settings=state_settings,
         regions=tuple(getattr(args, "region", ()) or ()),
         local=getattr(args, "local", False),
         allow_insecure_state=getattr(args, "allow_insecure_state", False),

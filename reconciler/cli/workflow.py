@@ -23,8 +23,9 @@ from reconciler.manifests.accounts import Accounts
 from reconciler.model import Address, DesiredSet, LiveSnapshot, account_of, region_of
 from reconciler.planning.planner import Plan, make_plan
 from reconciler.planning.scope import Scope, plan_in_scope
-from reconciler.state import LocalBackend, StateBackend, StateDocument, crypto
-from reconciler.state.registry import remote_backend
+from reconciler.state import StateBackend, StateDocument, crypto
+from reconciler.state.registry import open_state
+from reconciler.state.settings import BackendSettings, StateContext
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ class Options:
     encrypt_with: tuple[str, ...] = ()
     age_identities: tuple[str, ...] = ()
     scope: Scope = field(default_factory=Scope)
-    extra: dict[str, str] = field(default_factory=dict)
+    # The project file's backend settings: they apply to a state location of that backend.
+    state_settings: BackendSettings | None = None
     # The key store for new private keys (--key-store, else reconciler.yaml's keys:).
     key_store: str | None = None
     key_store_kms_key_id: str | None = None
@@ -78,13 +80,12 @@ def state_location(options: Options) -> str:
 
 
 def open_backend(options: Options) -> StateBackend:
-    location = state_location(options)
-    remote = remote_backend(location, options)
-    if remote is not None:
-        return remote
-    if options.local:
-        os.makedirs(os.path.dirname(location) or ".", mode=0o700, exist_ok=True)
-    return LocalBackend(location, allow_insecure=options.allow_insecure_state)
+    context = StateContext(
+        profile=options.profile,
+        allow_insecure=options.allow_insecure_state,
+        make_parents=options.local,
+    )
+    return open_state(state_location(options), options.state_settings, context)
 
 
 @contextlib.contextmanager

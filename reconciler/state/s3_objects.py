@@ -24,10 +24,11 @@ from botocore.config import Config
 
 from reconciler.aws.retry import backoff
 from reconciler.errors import CredentialsError, ReconcilerError, StateError, StorageError
+from reconciler.state.s3_settings import S3Settings
 
 log = logging.getLogger(__name__)
 
-BACKEND = "S3 state"
+BACKEND = S3Settings.NOUN
 # Attempts in all for a call that fails in a way worth retrying (5xx, throttling,
 # timeouts, dropped connections): at a 20% failure rate, one call in ~15,000 fails.
 ATTEMPTS = 7
