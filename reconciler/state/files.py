@@ -62,29 +62,25 @@ class IOStats:
             stats = stats._parent
 
 
+class _Count:
+    """One counter of the owner's ``IOStats`` (``_stats``), read by its name."""
+
+    def __init__(self, counter: str) -> None:
+        self.counter = counter
+
+    def __get__(self, owner: CountsWrites, kind: type | None = None) -> int:
+        return int(getattr(owner._stats, self.counter))
+
+
 class CountsWrites:
-    """``fsync_count`` and ``bytes_written`` from an ``IOStats``, as benchmarks read them."""
+    """What an ``IOStats`` counted, under the names benchmarks read."""
 
     _stats: IOStats
 
-    @property
-    def fsync_count(self) -> int:
-        """Durable writes so far (fsync calls; PUTs for S3)."""
-        return self._stats.fsyncs
-
-    @property
-    def bytes_written(self) -> int:
-        return self._stats.bytes
-
-    @property
-    def bytes_reserved(self) -> int:
-        """Bytes preallocated so that results always have room (reserve before call)."""
-        return self._stats.reserved
-
-    @property
-    def allocations(self) -> int:
-        """Preallocation (fallocate) calls made for ``bytes_reserved``."""
-        return self._stats.allocations
+    fsync_count = _Count("fsyncs")  # durable writes so far (fsync calls; PUTs for S3)
+    bytes_written = _Count("bytes")
+    bytes_reserved = _Count("reserved")  # preallocated so that results always have room
+    allocations = _Count("allocations")  # preallocation (fallocate) calls for bytes_reserved
 
 
 def refuse_symlink(path: Path, what: str) -> os.stat_result | None:
