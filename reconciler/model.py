@@ -72,26 +72,36 @@ def tag_problems(tags: Tags) -> list[str]:
     for key, value in tags.items():
         if not key:
             problems.append("tag key must not be empty")
-        if len(key) > MAX_TAG_KEY_LENGTH:
-            problems.append(f"tag key {key[:40]!r}... is longer than {MAX_TAG_KEY_LENGTH}")
-        if key.lower().startswith(RESERVED_TAG_PREFIX):
-            problems.append(f"tag key {key!r} uses the reserved prefix 'aws:'")
-        if not TAG_CHARACTERS.fullmatch(key):
-            problems.append(
-                f"tag key {key!r} has characters Lightsail does not allow "
-                "(letters, digits, spaces and + - = . _ : / @)"
+        long_key = f"tag key {key[:40]!r}..."
+        problems += _tag_text_problems(
+            key, MAX_TAG_KEY_LENGTH, long=long_key, named=f"tag key {key!r}"
+        )
+        if value is not None:
+            named = f"tag {key!r} value"
+            problems += _tag_text_problems(
+                value, MAX_TAG_VALUE_LENGTH, long=named, named=named, shown=f"{named} {value!r}"
             )
-        if value is None:
-            continue
-        if len(value) > MAX_TAG_VALUE_LENGTH:
-            problems.append(f"tag {key!r} value is longer than {MAX_TAG_VALUE_LENGTH}")
-        if value.lower().startswith(RESERVED_TAG_PREFIX):
-            problems.append(f"tag {key!r} value uses the reserved prefix 'aws:'")
-        if not TAG_CHARACTERS.fullmatch(value):
-            problems.append(
-                f"tag {key!r} value {value!r} has characters Lightsail does not allow "
-                "(letters, digits, spaces and + - = . _ : / @)"
-            )
+    return problems
+
+
+def _tag_text_problems(
+    text: str, limit: int, *, long: str, named: str, shown: str | None = None
+) -> list[str]:
+    """What is wrong with a tag key or value: its length, prefix and characters.
+
+    ``long`` names it when it is too long, ``named`` otherwise, ``shown`` (else
+    ``named``) when its characters are wrong.
+    """
+    problems: list[str] = []
+    if len(text) > limit:
+        problems.append(f"{long} is longer than {limit}")
+    if text.lower().startswith(RESERVED_TAG_PREFIX):
+        problems.append(f"{named} uses the reserved prefix 'aws:'")
+    if not TAG_CHARACTERS.fullmatch(text):
+        problems.append(
+            f"{shown or named} has characters Lightsail does not allow "
+            "(letters, digits, spaces and + - = . _ : / @)"
+        )
     return problems
 
 

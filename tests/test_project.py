@@ -10,15 +10,14 @@ import pytest
 from reconciler.errors import UsageError
 from reconciler.manifests.project import (
     PROJECT_FILE,
-    LocalSettings,
     ProjectConfig,
-    S3Settings,
     find_project,
     load_project,
     read_project,
     resolve_state,
 )
-from reconciler.state.s3 import OPTION_KMS_KEY_ID, OPTION_REGION, OPTION_SSE
+from reconciler.state.local_settings import LocalSettings
+from reconciler.state.s3_settings import S3Settings
 
 S3_PROJECT = """\
 backend:
@@ -108,11 +107,6 @@ def test_an_s3_backend_gives_its_url_and_settings(tmp_path: Path) -> None:
         "alias/reconciler-state",
     )
     assert project.state_url() == "s3://team-state/lightsail/reconciler.state.json"
-    assert project.extra() == {
-        OPTION_REGION: "eu-west-1",
-        OPTION_SSE: "aws:kms",
-        OPTION_KMS_KEY_ID: "alias/reconciler-state",
-    }
 
 
 @pytest.mark.parametrize(
@@ -140,9 +134,8 @@ def test_encryption_settings(
 
 def test_a_local_path_is_relative_to_the_project_file(tmp_path: Path) -> None:
     project = read_project(write(tmp_path, "backend:\n  type: local\n  path: state/x.json\n"))
-    assert project.backend == LocalSettings(tmp_path / "state" / "x.json")
+    assert project.backend == LocalSettings(str(tmp_path / "state" / "x.json"))
     assert project.state_url() == str(tmp_path / "state" / "x.json")
-    assert project.extra() == {}
 
 
 # -- what it may not say ---------------------------------------------------------
@@ -215,23 +208,23 @@ def test_a_non_utf8_project_file_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_without_a_project_file_the_flag_is_all_there_is() -> None:
-    assert resolve_state(None, None) == (None, {})
-    assert resolve_state("s3://b-1/k", None) == ("s3://b-1/k", {})
+    assert resolve_state(None, None) == (None, None)
+    assert resolve_state("s3://b-1/k", None) == ("s3://b-1/k", None)
 
 
 def test_the_project_file_names_the_state_when_no_flag_does(tmp_path: Path) -> None:
     project = read_project(write(tmp_path, S3_PROJECT))
-    assert resolve_state(None, project) == (project.state_url(), project.extra())
+    assert resolve_state(None, project) == (project.state_url(), project.backend)
 
 
-def test_state_flag_overrides_the_project_file(tmp_path: Path) -> None:
+def test_state_flag_overrides_the_project_files_location(tmp_path: Path) -> None:
+    # Its settings go along: the registry applies them to a location of their backend
+    # (see test_state_registry).
     project = read_project(write(tmp_path, S3_PROJECT))
-    # Another S3 location keeps the team's region and encryption settings...
-    assert resolve_state("s3://other/k.json", project) == ("s3://other/k.json", project.extra())
-    # ...a local file has no use for them.
-    assert resolve_state("mine.json", project) == ("mine.json", {})
-    local = ProjectConfig(tmp_path / PROJECT_FILE, LocalSettings(tmp_path / "x.json"))
-    assert resolve_state("s3://other/k.json", local) == ("s3://other/k.json", {})
+    assert resolve_state("s3://other/k.json", project) == ("s3://other/k.json", project.backend)
+    assert resolve_state("mine.json", project) == ("mine.json", project.backend)
+    local = ProjectConfig(tmp_path / PROJECT_FILE, LocalSettings(str(tmp_path / "x.json")))
+    assert resolve_state("s3://other/k.json", local) == ("s3://other/k.json", local.backend)
 
 
 def test_problems_name_the_file_as_found_from_the_working_directory(

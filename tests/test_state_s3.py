@@ -26,7 +26,6 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from reconciler.cli.options import Options
 from reconciler.emulator import Emulator, EmulatorConfig
 from reconciler.errors import (
     LockHeldError,
@@ -45,7 +44,10 @@ from reconciler.state import (
     s3_objects,
 )
 from reconciler.state.document import dumps
-from reconciler.state.s3 import OPTION_SSE, S3Backend, parse_url
+from reconciler.state.registry import open_state
+from reconciler.state.s3 import S3Backend
+from reconciler.state.s3_settings import S3Settings, parse_url
+from reconciler.state.settings import StateContext
 from tests.conftest import aws_client, lightsail_client
 from tests.helpers import created_fingerprint, run_cli, write_manifest
 from tests.test_state_document import SECRET, make_entry
@@ -61,10 +63,11 @@ REPO = Path(__file__).resolve().parents[1]
 HOLDER = """
 import dataclasses, json, os, sys
 from reconciler.model import Address
-from reconciler.state.s3 import S3Backend
+from reconciler.state.registry import open_state
+from reconciler.state.settings import StateContext
 from tests.test_state_document import make_entry
 
-backend = S3Backend.from_url(sys.argv[1], None)
+backend = open_state(sys.argv[1], None, StateContext())
 with backend.lock(sys.argv[2]) as info:
     if sys.argv[3] == "crash":
         backend.begin()
@@ -236,12 +239,13 @@ def test_unknown_encryption_or_a_kms_key_without_kms_is_refused(s3: Any) -> None
         S3Backend("bucket", KEY, client=s3, sse="AES256", kms_key_id="alias/x")
 
 
-def test_from_url_uses_the_standard_aws_chain_and_the_extra_settings(
+def test_a_location_opens_with_the_standard_aws_chain_and_the_project_settings(
     moto_url: str, url: str, s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_url)
-    options = Options(state=url, extra={OPTION_SSE: "AES256"})
-    backend = S3Backend.from_url(url, options)
+    configured = S3Settings("elsewhere", "other.json", sse="AES256")
+    backend = open_state(url, configured, StateContext())
+    assert isinstance(backend, S3Backend)
     assert backend.location == url
     with backend.lock("apply"):
         backend.write(backend.begin())

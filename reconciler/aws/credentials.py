@@ -21,19 +21,14 @@ import boto3
 import botocore.credentials
 import botocore.exceptions
 import botocore.session
-from botocore.config import Config
 
+from reconciler.aws.config import client_config
 from reconciler.errors import CredentialsError
 from reconciler.manifests.accounts import Account
 
 log = logging.getLogger(__name__)
 
-STS_CONFIG = Config(
-    retries={"mode": "standard", "total_max_attempts": 5},
-    connect_timeout=10,
-    read_timeout=30,
-    user_agent_extra="lightsail-reconciler",
-)
+STS_CONFIG = client_config(attempts=5, connect_timeout=10, read_timeout=30)
 
 
 def session_for(account: Account) -> Any:

@@ -31,8 +31,8 @@ from typing import Any, TypeVar
 import boto3
 import botocore.exceptions
 import botocore.utils
-from botocore.config import Config
 
+from reconciler.aws.config import client_config
 from reconciler.aws.retry import THROTTLING_CODES, Pacer, Retried, backoff, paced
 from reconciler.errors import CredentialsError, LightsailError
 from reconciler.manifests.accounts import Account, Accounts
@@ -384,12 +384,7 @@ def kms_client_factory(profile: str | None = None) -> Callable[[str | None], Any
 
     They honour AWS_ENDPOINT_URL_KMS (never --endpoint-url, which is Lightsail's).
     """
-    config = Config(
-        retries={"mode": "standard", "total_max_attempts": 5},
-        connect_timeout=10,
-        read_timeout=30,
-        user_agent_extra="lightsail-reconciler",
-    )
+    config = client_config(attempts=5, connect_timeout=10, read_timeout=30)
 
     def make(region: str | None) -> Any:
         session = boto3.session.Session(profile_name=profile)
@@ -410,12 +405,7 @@ def aws_client_factory(
     that had taken effect is recognised by its labels. ``timeout`` (seconds)
     bounds connecting and each wait for an answer.
     """
-    config = Config(
-        retries={"mode": "standard", "total_max_attempts": 1},
-        connect_timeout=timeout or 10,
-        read_timeout=timeout or 30,
-        user_agent_extra="lightsail-reconciler",
-    )
+    config = client_config(attempts=1, connect_timeout=timeout or 10, read_timeout=timeout or 30)
     lock = threading.Lock()
     clients: dict[str | None, Any] = {}
 
@@ -535,12 +525,11 @@ class Lightsail:
         session = self._boto_session(account)
         with self._lock:
             if key not in self._clients:
-                config = Config(
-                    retries={"mode": "standard", "total_max_attempts": 1},
+                config = client_config(
+                    attempts=1,
                     connect_timeout=self.options.connect_timeout,
                     read_timeout=self.options.read_timeout,
-                    max_pool_connections=max(10, self.options.pool_size),
-                    user_agent_extra="lightsail-reconciler",
+                    pool_size=max(10, self.options.pool_size),
                 )
                 client = refuse_incomplete(
                     session.client(

@@ -19,6 +19,7 @@ from reconciler.manifests.project import load_project, resolve_state
 from reconciler.model import Address
 from reconciler.planning.savedplan import SavedPlan, Settings
 from reconciler.planning.scope import Scope
+from reconciler.state.settings import BackendSettings
 
 
 @dataclass
@@ -41,7 +42,8 @@ class Options:
     encrypt_with: tuple[str, ...] = ()
     age_identities: tuple[str, ...] = ()
     scope: Scope = field(default_factory=Scope)
-    extra: dict[str, str] = field(default_factory=dict)
+    # The project file's backend settings: they apply to a state location of that backend.
+    state_settings: BackendSettings | None = None
     # The key store for new private keys (--key-store, else reconciler.yaml's keys:).
     key_store: str | None = None
     key_store_kms_key_id: str | None = None
@@ -62,7 +64,7 @@ def from_args(args: argparse.Namespace) -> Options:
             hint="--local starts an embedded emulator; --endpoint-url calls the one you name",
         )
     state: str | None = getattr(args, "state", None)
-    extra: dict[str, str] = {}
+    state_settings: BackendSettings | None = None
     key_store: str | None = getattr(args, "key_store", None)
     key_kms: str | None = getattr(args, "key_store_kms_key_id", None)
     key_timeout: float | None = None
@@ -72,7 +74,7 @@ def from_args(args: argparse.Namespace) -> Options:
     if not getattr(args, "local", False):
         # --local keeps its state beside the embedded emulator, never in the
         # team's real backend.
-        state, extra = resolve_state(state, project)
+        state, state_settings = resolve_state(state, project)
         if key_store is None and project is not None and project.keys is not None:
             key_store, key_kms = project.keys.spec, project.keys.kms_key_id
         if project is not None and project.keys is not None:
@@ -86,7 +88,7 @@ def from_args(args: argparse.Namespace) -> Options:
         key_store_kms_key_id=key_kms,
         key_store_timeout=key_timeout,
         state=None if state is None else accounts.state_location(state),
-        extra=dict(extra),
+        state_settings=state_settings,
         regions=tuple(getattr(args, "region", ()) or ()),
         local=getattr(args, "local", False),
         endpoint_url=getattr(args, "endpoint_url", None),

@@ -26,8 +26,9 @@ from reconciler.model import Address, DesiredSet, LiveSnapshot, account_of, regi
 from reconciler.planning.changes import Change
 from reconciler.planning.planner import Plan, make_plan
 from reconciler.planning.scope import Scope, plan_in_scope
-from reconciler.state import LocalBackend, StateBackend, StateDocument, crypto
-from reconciler.state.registry import remote_backend
+from reconciler.state import StateBackend, StateDocument, crypto
+from reconciler.state.registry import open_state
+from reconciler.state.settings import StateContext
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +49,12 @@ def state_location(options: Options) -> str:
 
 
 def open_backend(options: Options) -> StateBackend:
-    location = state_location(options)
-    remote = remote_backend(location, options)
-    if remote is not None:
-        return remote
-    if options.local:
-        os.makedirs(os.path.dirname(location) or ".", mode=0o700, exist_ok=True)
-    return LocalBackend(location, allow_insecure=options.allow_insecure_state)
+    context = StateContext(
+        profile=options.profile,
+        allow_insecure=options.allow_insecure_state,
+        make_parents=options.local,
+    )
+    return open_state(state_location(options), options.state_settings, context)
 
 
 @contextlib.contextmanager

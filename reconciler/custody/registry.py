@@ -15,7 +15,7 @@ from typing import Any
 
 from reconciler.aws.retry import Pacer, Pacers
 from reconciler.custody.base import KeyStore
-from reconciler.custody.remote import AccountId, ClientFactory
+from reconciler.custody.remote import AccountId, ClientFactory, RemoteKeyStore
 from reconciler.custody.secretsmanager import SecretsManagerKeyStore
 from reconciler.custody.ssm import SsmKeyStore
 from reconciler.custody.state_store import Seal, StateKeyStore, Unseal
@@ -59,21 +59,14 @@ def _state(location: str, context: StoreContext, kms_key_id: str | None) -> KeyS
     return StateKeyStore(seal=context.seal, unseal=context.unseal)
 
 
-def _ssm(location: str, context: StoreContext, kms_key_id: str | None) -> KeyStore:
-    return SsmKeyStore(
+def _remote(
+    store: type[RemoteKeyStore], location: str, context: StoreContext, kms_key_id: str | None
+) -> KeyStore:
+    # A store's scheme is also the name of the AWS service it reaches.
+    return store(
         location,
-        clients=context.clients("ssm"),
-        pacer=context.pacer("ssm"),
-        account=context.account,
-        kms_key_id=kms_key_id,
-    )
-
-
-def _secretsmanager(location: str, context: StoreContext, kms_key_id: str | None) -> KeyStore:
-    return SecretsManagerKeyStore(
-        location,
-        clients=context.clients("secretsmanager"),
-        pacer=context.pacer("secretsmanager"),
+        clients=context.clients(store.scheme),
+        pacer=context.pacer(store.scheme),
         account=context.account,
         kms_key_id=kms_key_id,
     )
@@ -81,8 +74,8 @@ def _secretsmanager(location: str, context: StoreContext, kms_key_id: str | None
 
 STORES: dict[str, Callable[[str, StoreContext, str | None], KeyStore]] = {
     STATE: _state,
-    "ssm": _ssm,
-    "secretsmanager": _secretsmanager,
+    SsmKeyStore.scheme: functools.partial(_remote, SsmKeyStore),
+    SecretsManagerKeyStore.scheme: functools.partial(_remote, SecretsManagerKeyStore),
 }
 
 EXAMPLES = "state, ssm:/lightsail/{region}/{name} or secretsmanager:lightsail/{region}/{name}"

@@ -1,4 +1,6 @@
-"""What the AWS-backed key stores share: name templates, labels as tags, retries, error wording.
+"""What the AWS-backed key stores share: name templates, labels as tags, retries, error
+wording, and the outline of put, get and delete (``RemoteKeyStore``), each store
+making only its own calls.
 
 Calls to SSM and Secrets Manager are made once by botocore, paced and retried
 here (``retried``). Each service meters calls per account and region (SSM
@@ -16,19 +18,27 @@ label (the same key is success, another one a conflict).
 
 from __future__ import annotations
 
+import abc
 import re
 import string
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import botocore.exceptions
 
 from reconciler.aws.lightsail import error_code, throttled
 from reconciler.aws.retry import Pacer, Retried, paced
-from reconciler.custody.base import KeyStoreError, KeyStoreUnavailable
+from reconciler.custody.base import (
+    KeyMetadata,
+    KeyStoreConflict,
+    KeyStoreError,
+    KeyStoreUnavailable,
+    key_fingerprint,
+    labels_for,
+)
 from reconciler.model import Address, StateEntry
 from reconciler.state.s3_objects import transient
 
@@ -55,6 +65,16 @@ _BUSY_CODES = frozenset(
         "ServiceUnavailableException",
     )
 )
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    """A key to store: where, its PEM, and the description and tags it is stored with."""
+
+    name: str
+    pem: str = field(repr=False)
+    description: str
+    tags: list[dict[str, str]]
 
 
 class Template:
@@ -145,6 +165,21 @@ def call(what: str, fn: Callable[[], T], pacer: Pacer, *, service: str = "AWS") 
         raise translate(e, what, service) from None
 
 
+def call_unless(
+    code: str, what: str, fn: Callable[[], T], pacer: Pacer, *, service: str
+) -> T | None:
+    """``call``, but None when the service answers with error ``code``: the one
+    refusal the caller expects (the name is taken, there is nothing there)."""
+    try:
+        return retried(fn, pacer)
+    except botocore.exceptions.ClientError as e:
+        if error_code(e) == code:
+            return None
+        raise translate(e, what, service) from None
+    except (botocore.exceptions.BotoCoreError, Retried) as e:
+        raise translate(e, what, service) from None
+
+
 def translate(error: Exception, what: str, service: str = "AWS") -> KeyStoreError:
     """A botocore failure (or ``Retried``) as a one-line KeyStoreError about ``what``.
 
@@ -196,18 +231,35 @@ def owns(ref: Mapping[str, str], scheme: str) -> bool:
     return ref.get("store", "").startswith(scheme + ":")
 
 
-class RemoteKeyStore:
-    """What the SSM and Secrets Manager stores share: a location template, the
-    account and KMS settings, and the reference an entry keeps once its key is stored.
+def conflict(address: Address, where: str) -> KeyStoreConflict:
+    return KeyStoreConflict(
+        f"{address}: {where} already holds a different key (its fingerprint label differs); "
+        "not overwritten",
+        hint="move or delete it if it is stale, then run again; the key stays in the state "
+        "until then",
+    )
 
-    A subclass names its ``scheme``, the ``noun`` its messages use, and the
-    ``allowed`` shape of a rendered location, and implements the calls, each
-    at the pace of its region (``pacer(region)``).
+
+class RemoteKeyStore(abc.ABC):
+    """What the SSM and Secrets Manager stores share: a location template, the
+    account and KMS settings, the outline of each call, and the reference an
+    entry keeps once its key is stored.
+
+    A subclass names its ``scheme``, the ``noun`` its template messages use,
+    the ``allowed`` shape of a rendered location, its ``service`` and the
+    ``kind`` of object a key is kept in (for messages), and the error codes of
+    a name already ``taken`` and of one ``missing``; and it makes the calls
+    themselves (``_create``, ``_read``, ``_remove``, ``_describe``), each at
+    the pace of its region.
     """
 
     scheme: str
     noun: str
     allowed: re.Pattern[str]
+    service: str
+    kind: str
+    taken: str
+    missing: str
 
     def __init__(
         self,
@@ -224,6 +276,111 @@ class RemoteKeyStore:
         self._clients = clients
         self._pacer = pacer
         self._account = account
+
+    def put(self, entry: StateEntry, pem: str, *, lineage: str, suffix: str = "") -> StateEntry:
+        address = entry.address
+        name = self.location(address, suffix)
+        fingerprint = key_fingerprint(pem, entry.origin)
+        key = NewKey(
+            name,
+            pem,
+            f"Private key of Lightsail key pair {address}",
+            tag_list(labels_for(address, fingerprint, lineage)),
+        )
+        client, pace = self._reach(address.region)
+        what = f"storing the key of {address} in {self.kind} {name}"
+        response = call_unless(
+            self.taken, what, lambda: self._create(client, key), pace, service=self.service
+        )
+        if response is not None:
+            location, version = self._created(name, response)
+        else:
+            # Never overwritten: the same key there (an earlier attempt whose answer
+            # was lost) is success, another one a conflict.
+            existing = self._describe(address, name)
+            if existing is None:
+                raise self._unseen(address, name, what)
+            if existing.fingerprint != fingerprint:
+                raise conflict(address, f"{self.kind} {name}")
+            location, version = existing.location, existing.version
+        return self._stored(entry, location, version, fingerprint)
+
+    def get(self, entry: StateEntry) -> str | None:
+        ref = entry.private_key_ref
+        if ref is None or not owns(ref, self.scheme):
+            return None
+        location = ref["location"]
+        client, pace = self._reach(entry.address.region)
+        response = call(
+            f"reading the key of {entry.address} from {self.kind} {location}",
+            lambda: self._read(client, location),
+            pace,
+            service=self.service,
+        )
+        return self._key_in(response)
+
+    def describe(self, entry: StateEntry) -> KeyMetadata | None:
+        return self._describe(entry.address, self._where(entry))
+
+    def delete(self, entry: StateEntry) -> StateEntry:
+        location = self._where(entry)
+        client, pace = self._reach(entry.address.region)
+        call_unless(
+            self.missing,
+            f"deleting {self.kind} {location}",
+            lambda: self._remove(client, location),
+            pace,
+            service=self.service,
+        )
+        return replace(entry, private_key_ref=None)
+
+    # -- the store's own calls ------------------------------------------------
+
+    @abc.abstractmethod
+    def _create(self, client: Any, key: NewKey) -> Any:
+        """Store ``key`` where nothing is yet (error ``taken`` otherwise); the answer."""
+
+    @abc.abstractmethod
+    def _created(self, name: str, response: Any) -> tuple[str, str]:
+        """Where the key went and its version, from ``_create``'s answer."""
+
+    @abc.abstractmethod
+    def _read(self, client: Any, location: str) -> Any:
+        """The answer holding the key stored at ``location``."""
+
+    @abc.abstractmethod
+    def _key_in(self, response: Any) -> str:
+        """The private key PEM in ``_read``'s answer."""
+
+    @abc.abstractmethod
+    def _remove(self, client: Any, location: str) -> object:
+        """Delete the key at ``location`` for good (error ``missing`` if there is none)."""
+
+    @abc.abstractmethod
+    def _describe(self, address: Address, location: str) -> KeyMetadata | None:
+        """The metadata of the key at ``location``; None if there is none."""
+
+    def _unseen(self, address: Address, name: str, what: str) -> KeyStoreError:
+        """The error when ``name`` is taken but ``_describe`` finds nothing there."""
+        return KeyStoreError(
+            f"storing the key of {address}: {self.kind} {name} exists but cannot be read",
+            hint="run again",
+        )
+
+    # -- shared ----------------------------------------------------------------
+
+    def _request(self, key: NewKey, *, value: str, kms: str) -> dict[str, object]:
+        """What every create call sends: the name, the key as field ``value``, the
+        description, the tags, and the KMS key (field ``kms``) if one is set."""
+        request: dict[str, object] = {
+            "Name": key.name,
+            value: key.pem,
+            "Description": key.description,
+            "Tags": key.tags,
+        }
+        if self.kms_key_id:
+            request[kms] = self.kms_key_id
+        return request
 
     def _reach(self, region: str) -> tuple[Any, Pacer]:
         """The client of ``region`` and the pace its calls keep."""

@@ -17,31 +17,11 @@ import functools
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
-import botocore.exceptions
-
-from reconciler.aws.lightsail import error_code
-from reconciler.aws.retry import Retried
-from reconciler.custody.base import (
-    LABEL_FINGERPRINT,
-    KeyMetadata,
-    KeyStoreError,
-    key_fingerprint,
-    labels_for,
-)
+from reconciler.custody.base import LABEL_FINGERPRINT, KeyMetadata, KeyStoreError
 from reconciler.custody.bulk import Found, by_region, chunks, run_all
-from reconciler.custody.remote import (
-    RemoteKeyStore,
-    call,
-    labels_from,
-    owns,
-    retried,
-    tag_list,
-    translate,
-)
-from reconciler.custody.ssm import conflict
+from reconciler.custody.remote import NewKey, RemoteKeyStore, call, call_unless, labels_from
 from reconciler.model import Address, StateEntry
 
 NAME = re.compile(r"[A-Za-z0-9/_+=.@\-]{1,512}")
@@ -57,57 +37,33 @@ class SecretsManagerKeyStore(RemoteKeyStore):
     scheme = "secretsmanager"
     noun = "Secrets Manager"
     allowed = NAME
+    service = SERVICE
+    kind = "secret"
+    taken = "ResourceExistsException"
+    missing = "ResourceNotFoundException"
 
-    def put(self, entry: StateEntry, pem: str, *, lineage: str, suffix: str = "") -> StateEntry:
-        address = entry.address
-        name = self.location(address, suffix)
-        fingerprint = key_fingerprint(pem, entry.origin)
-        request: dict[str, object] = {
-            "Name": name,
-            "SecretString": pem,
-            "Description": f"Private key of Lightsail key pair {address}",
-            "Tags": tag_list(labels_for(address, fingerprint, lineage)),
-        }
-        if self.kms_key_id:
-            request["KmsKeyId"] = self.kms_key_id
-        client, pace = self._reach(address.region)
-        what = f"storing the key of {address} in Secrets Manager secret {name}"
-        try:
-            response = retried(lambda: client.create_secret(**request), pace)
-            arn, version = str(response["ARN"]), str(response.get("VersionId", ""))
-        except botocore.exceptions.ClientError as e:
-            if error_code(e) != "ResourceExistsException":
-                raise translate(e, what, SERVICE) from None
-            existing = self._describe(address, name)
-            if existing is None:
-                raise KeyStoreError(
-                    f"{what}: the secret exists but is scheduled for deletion",
-                    hint=f"restore or delete it (aws secretsmanager restore-secret "
-                    f"--secret-id {name}), then run again; the key stays in the state until then",
-                ) from None
-            if existing.fingerprint != fingerprint:
-                raise conflict(address, f"secret {name}") from None
-            arn, version = existing.location, existing.version
-        except (botocore.exceptions.BotoCoreError, Retried) as e:
-            raise translate(e, what, SERVICE) from None
-        return self._stored(entry, arn, version, fingerprint)
+    def _create(self, client: Any, key: NewKey) -> Any:
+        return client.create_secret(**self._request(key, value="SecretString", kms="KmsKeyId"))
 
-    def get(self, entry: StateEntry) -> str | None:
-        ref = entry.private_key_ref
-        if ref is None or not owns(ref, self.scheme):
-            return None
-        secret_id = ref["location"]
-        client, pace = self._reach(entry.address.region)
-        response = call(
-            f"reading the key of {entry.address} from secret {secret_id}",
-            lambda: client.get_secret_value(SecretId=secret_id),
-            pace,
-            service=SERVICE,
-        )
+    def _created(self, name: str, response: Any) -> tuple[str, str]:
+        return str(response["ARN"]), str(response.get("VersionId", ""))
+
+    def _read(self, client: Any, location: str) -> Any:
+        return client.get_secret_value(SecretId=location)
+
+    def _key_in(self, response: Any) -> str:
         return str(response["SecretString"])
 
-    def describe(self, entry: StateEntry) -> KeyMetadata | None:
-        return self._describe(entry.address, self._where(entry))
+    def _remove(self, client: Any, location: str) -> object:
+        # No recovery window: a key is deleted only once it is safe elsewhere.
+        return client.delete_secret(SecretId=location, ForceDeleteWithoutRecovery=True)
+
+    def _unseen(self, address: Address, name: str, what: str) -> KeyStoreError:
+        return KeyStoreError(
+            f"{what}: the secret exists but is scheduled for deletion",
+            hint=f"restore or delete it (aws secretsmanager restore-secret "
+            f"--secret-id {name}), then run again; the key stays in the state until then",
+        )
 
     def describe_many(self, entries: Sequence[StateEntry], *, parallelism: int) -> Found:
         """``describe`` for many keys: ListSecrets under their common name prefix (one
@@ -156,35 +112,18 @@ class SecretsManagerKeyStore(RemoteKeyStore):
                 return out
             request = {**request, "NextToken": token}
 
-    def _describe(self, address: Address, secret_id: str) -> KeyMetadata | None:
+    def _describe(self, address: Address, location: str) -> KeyMetadata | None:
         client, pace = self._reach(address.region)
-        what = f"checking the key of {address} in secret {secret_id}"
-        try:
-            response = retried(lambda: client.describe_secret(SecretId=secret_id), pace)
-        except botocore.exceptions.ClientError as e:
-            if error_code(e) == "ResourceNotFoundException":
-                return None
-            raise translate(e, what, SERVICE) from None
-        except (botocore.exceptions.BotoCoreError, Retried) as e:
-            raise translate(e, what, SERVICE) from None
-        if response.get("DeletedDate") is not None:
+        response = call_unless(
+            self.missing,
+            f"checking the key of {address} in secret {location}",
+            lambda: client.describe_secret(SecretId=location),
+            pace,
+            service=SERVICE,
+        )
+        if response is None or response.get("DeletedDate") is not None:
             return None
         return _metadata(response, response.get("VersionIdsToStages"))
-
-    def delete(self, entry: StateEntry) -> StateEntry:
-        secret_id = self._where(entry)
-        client, pace = self._reach(entry.address.region)
-        try:
-            retried(
-                lambda: client.delete_secret(SecretId=secret_id, ForceDeleteWithoutRecovery=True),
-                pace,
-            )
-        except botocore.exceptions.ClientError as e:
-            if error_code(e) != "ResourceNotFoundException":
-                raise translate(e, f"deleting secret {secret_id}", SERVICE) from None
-        except (botocore.exceptions.BotoCoreError, Retried) as e:
-            raise translate(e, f"deleting secret {secret_id}", SERVICE) from None
-        return replace(entry, private_key_ref=None)
 
 
 def _metadata(secret: Mapping[str, Any], stages: Mapping[str, Any] | None) -> KeyMetadata:

@@ -14,32 +14,12 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
-import botocore.exceptions
-
-from reconciler.aws.lightsail import error_code
-from reconciler.aws.retry import Pacer, Retried
-from reconciler.custody.base import (
-    LABEL_FINGERPRINT,
-    KeyMetadata,
-    KeyStoreConflict,
-    KeyStoreError,
-    expected_fingerprint,
-    key_fingerprint,
-    labels_for,
-)
+from reconciler.aws.retry import Pacer
+from reconciler.custody.base import LABEL_FINGERPRINT, KeyMetadata, expected_fingerprint
 from reconciler.custody.bulk import Found, by_region, chunks, run_all
-from reconciler.custody.remote import (
-    RemoteKeyStore,
-    call,
-    labels_from,
-    owns,
-    retried,
-    tag_list,
-    translate,
-)
+from reconciler.custody.remote import NewKey, RemoteKeyStore, call, labels_from
 from reconciler.model import Address, StateEntry
 
 NAME = re.compile(r"/?[A-Za-z0-9_.\-/]{1,1000}")
@@ -51,81 +31,40 @@ class SsmKeyStore(RemoteKeyStore):
     scheme = "ssm"
     noun = "SSM parameter"
     allowed = NAME
+    service = "SSM"
+    kind = "SSM parameter"
+    taken = "ParameterAlreadyExists"
+    missing = "ParameterNotFound"
 
-    def put(self, entry: StateEntry, pem: str, *, lineage: str, suffix: str = "") -> StateEntry:
-        address = entry.address
-        name = self.location(address, suffix)
-        fingerprint = key_fingerprint(pem, entry.origin)
-        request: dict[str, object] = {
-            "Name": name,
-            "Value": pem,
-            "Type": "SecureString",
-            "Overwrite": False,
-            "Description": f"Private key of Lightsail key pair {address}",
-            "Tags": tag_list(labels_for(address, fingerprint, lineage)),
-        }
-        if self.kms_key_id:
-            request["KeyId"] = self.kms_key_id
-        client, pace = self._reach(address.region)
-        what = f"storing the key of {address} in SSM parameter {name}"
-        try:
-            response = retried(lambda: client.put_parameter(**request), pace)
-            version = str(response["Version"])
-        except botocore.exceptions.ClientError as e:
-            if error_code(e) != "ParameterAlreadyExists":
-                raise translate(e, what, "SSM") from None
-            existing = self._describe(address, name)
-            if existing is None:
-                raise KeyStoreError(
-                    f"storing the key of {address}: SSM parameter {name} exists but cannot be read",
-                    hint="run again",
-                ) from None
-            if existing.fingerprint != fingerprint:
-                raise conflict(address, name) from None
-            version = existing.version
-        except (botocore.exceptions.BotoCoreError, Retried) as e:
-            raise translate(e, what, "SSM") from None
-        return self._stored(entry, name, version, fingerprint)
+    def _create(self, client: Any, key: NewKey) -> Any:
+        request = self._request(key, value="Value", kms="KeyId")
+        return client.put_parameter(**request, Type="SecureString", Overwrite=False)
 
-    def get(self, entry: StateEntry) -> str | None:
-        ref = entry.private_key_ref
-        if ref is None or not owns(ref, self.scheme):
-            return None
-        name = ref["location"]
-        client, pace = self._reach(entry.address.region)
-        response = call(
-            f"reading the key of {entry.address} from SSM parameter {name}",
-            lambda: client.get_parameter(Name=name, WithDecryption=True),
-            pace,
-            service="SSM",
-        )
+    def _created(self, name: str, response: Any) -> tuple[str, str]:
+        return name, str(response["Version"])
+
+    def _read(self, client: Any, location: str) -> Any:
+        return client.get_parameter(Name=location, WithDecryption=True)
+
+    def _key_in(self, response: Any) -> str:
         return str(response["Parameter"]["Value"])
 
-    def describe(self, entry: StateEntry) -> KeyMetadata | None:
-        return self._describe(entry.address, self._where(entry))
+    def _remove(self, client: Any, location: str) -> object:
+        return client.delete_parameter(Name=location)
 
-    def _describe(self, address: Address, name: str) -> KeyMetadata | None:
+    def _describe(self, address: Address, location: str) -> KeyMetadata | None:
         client, pace = self._reach(address.region)
-        what = f"checking the key of {address} in SSM parameter {name}"
         found = call(
-            what,
+            f"checking the key of {address} in SSM parameter {location}",
             lambda: client.describe_parameters(
-                ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [name]}]
+                ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [location]}]
             ),
             pace,
             service="SSM",
         )["Parameters"]
         if not found:
             return None
-        tags = call(
-            what,
-            lambda: client.list_tags_for_resource(ResourceType="Parameter", ResourceId=name),
-            pace,
-            service="SSM",
-        )
-        labels = labels_from(tags.get("TagList"))
-        version = str(found[0].get("Version", ""))
-        return KeyMetadata(name, version, labels.get(LABEL_FINGERPRINT), labels)
+        return self._labelled(address, location, str(found[0].get("Version", "")))
 
     def describe_many(self, entries: Sequence[StateEntry], *, parallelism: int) -> Found:
         """``describe`` for many keys, 50 to a DescribeParameters call; in their order.
@@ -204,18 +143,6 @@ class SsmKeyStore(RemoteKeyStore):
         labels = labels_from(tags.get("TagList"))
         return KeyMetadata(name, version, labels.get(LABEL_FINGERPRINT), labels)
 
-    def delete(self, entry: StateEntry) -> StateEntry:
-        name = self._where(entry)
-        client, pace = self._reach(entry.address.region)
-        try:
-            retried(lambda: client.delete_parameter(Name=name), pace)
-        except botocore.exceptions.ClientError as e:
-            if error_code(e) != "ParameterNotFound":
-                raise translate(e, f"deleting SSM parameter {name}", "SSM") from None
-        except (botocore.exceptions.BotoCoreError, Retried) as e:
-            raise translate(e, f"deleting SSM parameter {name}", "SSM") from None
-        return replace(entry, private_key_ref=None)
-
 
 def _versions(client: Any, pace: Pacer, what: str, filters: list[dict[str, Any]]) -> dict[str, str]:
     """The parameters DescribeParameters finds with ``filters``: name to version, all pages."""
@@ -231,12 +158,3 @@ def _versions(client: Any, pace: Pacer, what: str, filters: list[dict[str, Any]]
         if not token:
             return out
         request = {**request, "NextToken": token}
-
-
-def conflict(address: Address, where: str) -> KeyStoreConflict:
-    return KeyStoreConflict(
-        f"{address}: {where} already holds a different key (its fingerprint label differs); "
-        "not overwritten",
-        hint="move or delete it if it is stale, then run again; the key stays in the state "
-        "until then",
-    )

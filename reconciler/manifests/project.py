@@ -4,7 +4,9 @@ It is looked for in the working directory, then in each parent up to the root
 of the git repository around it (the working directory alone outside a
 repository), so a command run anywhere in a repository finds the same state.
 It is read as warily as a manifest (bounded aliases, no custom tags, limited size),
-and every problem is reported at once with its file, line and column::
+and every problem is reported at once with its file, line and column. The
+``backend`` section is read by the state backend its ``type`` names (see
+``reconciler.state.registry``)::
 
     backend:
       type: s3                            # or: local
@@ -33,7 +35,7 @@ still apply when both name S3 locations. The file may also hold a team's
 ``policy:`` (see ``reconciler.policy``) and its ``accounts:`` (see
 ``reconciler.manifests.accounts``); any section may stand alone.
 Nothing here touches the network, and reading the policy alone (``validate``)
-imports nothing of the S3 backend.
+imports nothing of the state backends.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from reconciler.errors import Problem, UsageError
 from reconciler.manifests.accounts import Accounts, parse_accounts
@@ -50,30 +52,10 @@ from reconciler.policy import Policy, parse_policy
 
 if TYPE_CHECKING:
     from reconciler.custody.custody import KeySetting
+    from reconciler.state.settings import BackendSettings
 
 PROJECT_FILE = "reconciler.yaml"
 _SECTIONS = ("backend", "policy", "keys", "accounts")
-
-_FIELDS = {
-    "s3": ("type", "bucket", "key", "region", "encrypt", "kmsKeyId", "timeout", "spool"),
-    "local": ("type", "path"),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class S3Settings:
-    bucket: str
-    key: str
-    region: str | None = None
-    sse: str | None = None
-    kms_key_id: str | None = None
-    timeout: float | None = None
-    spool: Path | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class LocalSettings:
-    path: Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,39 +63,15 @@ class ProjectConfig:
     """A project file that was found and is valid."""
 
     path: Path
-    backend: S3Settings | LocalSettings | None
+    backend: BackendSettings | None
+    """The state backend's settings (``state.registry`` reads them); None: the file names none."""
     policy: Policy = field(default_factory=Policy)
     keys: KeySetting | None = None
     accounts: Accounts = field(default_factory=Accounts)
 
     def state_url(self) -> str | None:
         """The state location, as ``--state`` would name it (None: the file names none)."""
-        if self.backend is None:
-            return None
-        if isinstance(self.backend, S3Settings):
-            return f"s3://{self.backend.bucket}/{self.backend.key}"
-        return str(self.backend.path)
-
-    def extra(self) -> dict[str, str]:
-        """Backend settings for ``Options.extra`` (empty for a local backend)."""
-        if not isinstance(self.backend, S3Settings):
-            return {}
-        from reconciler.state.s3 import (
-            OPTION_KMS_KEY_ID,
-            OPTION_REGION,
-            OPTION_SPOOL,
-            OPTION_SSE,
-            OPTION_TIMEOUT,
-        )
-
-        settings = {
-            OPTION_REGION: self.backend.region,
-            OPTION_SSE: self.backend.sse,
-            OPTION_KMS_KEY_ID: self.backend.kms_key_id,
-            OPTION_TIMEOUT: None if self.backend.timeout is None else str(self.backend.timeout),
-            OPTION_SPOOL: None if self.backend.spool is None else str(self.backend.spool),
-        }
-        return {name: value for name, value in settings.items() if value is not None}
+        return None if self.backend is None else self.backend.location
 
 
 def load_project(start: Path | None = None) -> ProjectConfig | None:
@@ -172,15 +130,12 @@ def read_project(path: Path, *, check_backend: bool = True) -> ProjectConfig:
 
 def resolve_state(
     flag: str | None, project: ProjectConfig | None
-) -> tuple[str | None, dict[str, str]]:
-    """The state location and backend settings: ``--state`` wins over the project file."""
-    if project is None or project.backend is None:
-        return flag, {}
-    if flag is None:
-        return project.state_url(), project.extra()
-    if flag.startswith("s3://") and isinstance(project.backend, S3Settings):
-        return flag, project.extra()
-    return flag, {}
+) -> tuple[str | None, BackendSettings | None]:
+    """The state location (``--state`` wins over the project file) and the project's
+    backend settings, which ``state.registry`` applies to a location of their backend."""
+    if project is None:
+        return flag, None
+    return (project.state_url() if flag is None else flag), project.backend
 
 
 class _Checker:
@@ -204,7 +159,7 @@ class _Checker:
                 self._problem((name,), f"unknown field '{name}' (expected: {expected})", key=True)
         return None, self.problems
 
-    def backend(self) -> tuple[S3Settings | LocalSettings | None, list[Problem]]:
+    def backend(self) -> tuple[BackendSettings | None, list[Problem]]:
         self.fields()
         data = self.document.data
         if not isinstance(data, Mapping) or "backend" not in data:
@@ -213,20 +168,10 @@ class _Checker:
         if not isinstance(section, Mapping):
             self._problem(("backend",), "'backend' must be a mapping with a 'type'")
             return None, self.problems
-        kind = section.get("type")
-        if not isinstance(kind, str) or kind not in _FIELDS:
-            where = ("backend", "type") if "type" in section else ("backend",)
-            self._problem(where, "backend.type must be 's3' or 'local'")
-            return None, self.problems
-        for name in section:
-            if name not in _FIELDS[kind]:
-                self._problem(
-                    ("backend", name),
-                    f"unknown field 'backend.{name}' for a {kind} backend "
-                    f"(expected: {', '.join(_FIELDS[kind][1:])})",
-                    key=True,
-                )
-        result = self._s3(section) if kind == "s3" else self._local(section)
+        # Imported here: offline commands that read only the policy never load the backends.
+        from reconciler.state.registry import read_backend
+
+        result = read_backend(section, self.directory, self._report)
         return (None if self.problems else result), self.problems
 
     def keys(self) -> KeySetting | None:
@@ -238,6 +183,8 @@ class _Checker:
         if not isinstance(section, Mapping):
             self._problem(("keys",), "'keys' must be a mapping with a 'store'")
             return None
+        from reconciler.state.settings import Section
+
         for name in section:
             if name not in ("store", "kmsKeyId", "timeout"):
                 self._problem(
@@ -245,14 +192,10 @@ class _Checker:
                     f"unknown field 'keys.{name}' (expected: store, kmsKeyId, timeout)",
                     key=True,
                 )
-        store = self._text(section, "store", required=True, where="keys")
-        kms_key_id = self._text(section, "kmsKeyId", where="keys")
-        timeout = section.get("timeout")
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
-        ):
-            self._problem(("keys", "timeout"), "keys.timeout must be a number of seconds > 0")
-            timeout = None
+        fields = Section("keys", section, self.directory, self._report)
+        store = fields.text("store", required=True)
+        kms_key_id = fields.text("kmsKeyId")
+        timeout = fields.seconds("timeout")
         if store is None:
             return None
         # Imported here: offline commands that read only the policy never load the stores.
@@ -263,88 +206,14 @@ class _Checker:
         if problem is not None:
             self._problem(("keys", "store"), problem)
             return None
-        return KeySetting(store, kms_key_id, None if timeout is None else float(timeout))
-
-    def _s3(self, section: Mapping[str, Any]) -> S3Settings | None:
-        from reconciler.state.s3 import BUCKET_NAME, valid_key
-
-        bucket = self._text(section, "bucket", required=True)
-        key = self._text(section, "key", required=True)
-        region = self._text(section, "region")
-        kms_key_id = self._text(section, "kmsKeyId")
-        if bucket is not None and not BUCKET_NAME.fullmatch(bucket):
-            self._problem(("backend", "bucket"), f"{bucket!r} is not an S3 bucket name")
-        if key is not None and not valid_key(key):
-            self._problem(("backend", "key"), "backend.key must not start or end with '/'")
-        sse = self._encryption(section.get("encrypt"), kms_key_id)
-        timeout = section.get("timeout")
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
-        ):
-            self._problem(("backend", "timeout"), "backend.timeout must be a number of seconds > 0")
-            timeout = None
-        spool = self._text(section, "spool")
-        if bucket is None or key is None:
-            return None
-        return S3Settings(
-            bucket,
-            key,
-            region,
-            sse,
-            kms_key_id,
-            None if timeout is None else float(timeout),
-            None if spool is None else self.directory / spool,
-        )
-
-    def _encryption(self, encrypt: Any, kms_key_id: str | None) -> str | None:
-        from reconciler.state.s3 import SSE_ALGORITHMS
-
-        where: JsonPath = ("backend", "encrypt")
-        if encrypt is False:
-            if kms_key_id is not None:
-                self._problem(where, "backend.kmsKeyId needs encryption; drop encrypt: false")
-            return None
-        if encrypt is None or encrypt is True:
-            if kms_key_id is not None:
-                return "aws:kms"
-            return "AES256" if encrypt else None
-        if encrypt not in SSE_ALGORITHMS:
-            choices = ", ".join(SSE_ALGORITHMS)
-            self._problem(where, f"backend.encrypt must be {choices}, true or false")
-            return None
-        if kms_key_id is not None and encrypt != "aws:kms":
-            self._problem(where, f"backend.kmsKeyId needs encrypt: aws:kms, not {encrypt}")
-        return str(encrypt)
-
-    def _local(self, section: Mapping[str, Any]) -> LocalSettings | None:
-        path = self._text(section, "path", required=True)
-        if path is None:
-            return None
-        if path.startswith("s3://"):
-            self._problem(("backend", "path"), "an s3:// location needs type: s3")
-        return LocalSettings(self.directory / path)
-
-    def _text(
-        self,
-        section: Mapping[str, Any],
-        name: str,
-        *,
-        required: bool = False,
-        where: str = "backend",
-    ) -> str | None:
-        value = section.get(name)
-        if value is None:
-            if required:
-                self._problem((where,), f"{where}.{name} is required for this {where}")
-            return None
-        if not isinstance(value, str) or not value.strip():
-            self._problem((where, name), f"{where}.{name} must be a non-empty string")
-            return None
-        return value
+        return KeySetting(store, kms_key_id, timeout)
 
     def _problem(self, path: JsonPath, message: str, *, key: bool = False) -> None:
         line, column = self.document.key_position(path) if key else self.document.position(path)
         self.problems.append(Problem(self.file, line, column, message, "project"))
+
+    def _report(self, path: tuple[str, ...], message: str, key: bool) -> None:
+        self._problem(path, message, key=key)
 
 
 def _exists(path: Path) -> bool:

@@ -10,45 +10,14 @@ once for every backend.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Protocol, TypeAlias
 
-from reconciler.errors import StorageError
-from reconciler.model import Address, StateEntry
 from reconciler.state.document import StateDocument
 from reconciler.state.lock import LockInfo
-from reconciler.state.records import Reservation
+from reconciler.state.records import JournalRecords
 
-
-class JournalWriter(Protocol):
-    """The write-ahead records a run makes; each returns once its record is durable.
-
-    ``reserve`` keeps room for one change's records before its call is sent (a
-    StorageError if there is none); records appended by the same thread while
-    it is held use that room.
-    """
-
-    def reserve(self, nbytes: int) -> Reservation: ...
-
-    @property
-    def stopped_by(self) -> StorageError | None:
-        """The storage failure after which the journal grants no more room, if any; it
-        says where records that could not be written went (a spool)."""
-        ...
-
-    def intent(self, op: str, address: Address) -> str: ...
-    def keygen(
-        self,
-        intent_id: str,
-        address: Address,
-        private_key: str | None,
-        public_key: str,
-        *,
-        private_key_sealed: Mapping[str, Any] | None = None,
-    ) -> None: ...
-    def result(self, intent_id: str, entry: StateEntry) -> None: ...
-    def removed(self, intent_id: str, address: Address) -> None: ...
-    def failed(self, intent_id: str, error: str) -> None: ...
+# The write-ahead records a run makes: every journal is a ``JournalRecords``.
+JournalWriter: TypeAlias = JournalRecords
 
 
 class StateBackend(Protocol):

@@ -10,8 +10,9 @@ without private keys, folding journals in, closing them) over two small parts:
   and how each is read and written (``local.LocalFiles``, ``s3.S3Objects``);
 - a ``StateLock``: who may write (``lock.FileLock``, ``s3_lock.S3Lock``).
 
-A new backend is a new ``ObjectStore``; a new lock (for example a DynamoDB
-table) is a new ``StateLock``; neither copies the protocol.
+A new backend is a new ``ObjectStore`` with its settings class and one entry
+in ``registry``; a new lock (for example a DynamoDB table) is a new
+``StateLock``, chosen by the backend's entry; neither copies the protocol.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import json
 import re
 import sys
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast, get_args
 
@@ -380,10 +380,7 @@ def entry_to_json(entry: StateEntry) -> dict[str, Any]:
         "tags": {k: entry.tags[k] for k in sorted(entry.tags)},
         "publicKeyBase64": entry.public_key_base64,
     }
-    if entry.private_key is not None:
-        data["privateKey"] = entry.private_key
-    if entry.private_key_sealed is not None:
-        data["privateKeySealed"] = dict(entry.private_key_sealed)
+    data.update(_private_key_json(entry.private_key, entry.private_key_sealed))
     if entry.private_key_ref is not None:
         data["privateKeyRef"] = dict(entry.private_key_ref)
     data.update(
@@ -418,25 +415,27 @@ def pending_to_json(pending: OpenIntent) -> dict[str, Any]:
         "startedAt": pending.started_at,
         "operation": pending.operation,
     }
-    if pending.private_key is not None:
-        data["privateKey"] = pending.private_key
-    if pending.private_key_sealed is not None:
-        data["privateKeySealed"] = dict(pending.private_key_sealed)
+    data.update(_private_key_json(pending.private_key, pending.private_key_sealed))
     if pending.public_key is not None:
         data["publicKey"] = pending.public_key
     return data
 
 
+def _private_key_json(private_key: str | None, sealed: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The members holding a private key, in the clear or sealed: those that are set."""
+    data: dict[str, Any] = {}
+    if private_key is not None:
+        data["privateKey"] = private_key
+    if sealed is not None:
+        data["privateKeySealed"] = dict(sealed)
+    return data
+
+
 def parse_entry(data: object, where: str) -> StateEntry:
-    obj = _object(data, where)
-    address = parse_address(obj, where)
-    where = f"{where} ({address})"
-    origin = text_field(obj, "origin", where)
-    if origin not in ORIGINS:
-        raise FormatError(f"{where}: origin must be one of {', '.join(ORIGINS)}")
+    obj, address, where = _record(data, where)
     return StateEntry(
         address=address,
-        origin=cast(Origin, origin),
+        origin=cast(Origin, _one_of(obj, "origin", ORIGINS, where)),
         arn=text_field(obj, "arn", where),
         fingerprint=text_field(obj, "fingerprint", where),
         created_at=number_field(obj, "createdAt", where),
@@ -477,12 +476,8 @@ def _optional_bool(obj: Mapping[str, Any], key: str, where: str) -> bool:
 
 
 def parse_pending(data: object, where: str) -> OpenIntent:
-    obj = _object(data, where)
-    address = parse_address(obj, where)
-    where = f"{where} ({address})"
-    operation = text_field(obj, "operation", where)
-    if operation not in PENDING_OPERATIONS:
-        raise FormatError(f"{where}: operation must be one of {', '.join(PENDING_OPERATIONS)}")
+    obj, address, where = _record(data, where)
+    operation = _one_of(obj, "operation", PENDING_OPERATIONS, where)
     return OpenIntent(
         address=address,
         intent_id=text_field(obj, "intentId", where),
@@ -500,6 +495,20 @@ def address_to_json(address: Address) -> dict[str, str]:
     if address.account:
         data = {"account": address.account, **data}
     return data
+
+
+def _record(data: object, where: str) -> tuple[Mapping[str, Any], Address, str]:
+    """A key pair's JSON object, its address, and ``where`` with the address, for messages."""
+    obj = _object(data, where)
+    address = parse_address(obj, where)
+    return obj, address, f"{where} ({address})"
+
+
+def _one_of(obj: Mapping[str, Any], key: str, choices: Sequence[str], where: str) -> str:
+    value = text_field(obj, key, where)
+    if value not in choices:
+        raise FormatError(f"{where}: {key} must be one of {', '.join(choices)}")
+    return value
 
 
 def parse_address(obj: Mapping[str, Any], where: str) -> Address:

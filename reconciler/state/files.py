@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import os
 import stat
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
@@ -43,48 +44,43 @@ class IOStats:
         self.allocations = 0  # preallocation calls (fallocate) that made them
 
     def fsynced(self) -> None:
-        with self._lock:
-            self.fsyncs += 1
-        if self._parent is not None:
-            self._parent.fsynced()
+        self._add(fsyncs=1)
 
     def wrote(self, count: int) -> None:
-        with self._lock:
-            self.bytes += count
-        if self._parent is not None:
-            self._parent.wrote(count)
+        self._add(bytes=count)
 
     def preallocated(self, count: int) -> None:
-        with self._lock:
-            self.reserved += count
-            self.allocations += 1
-        if self._parent is not None:
-            self._parent.preallocated(count)
+        self._add(reserved=count, allocations=1)
+
+    def _add(self, **counts: int) -> None:
+        """Add ``counts`` to the counters of that name, here and in every parent."""
+        stats: IOStats | None = self
+        while stats is not None:
+            with stats._lock:
+                for name, count in counts.items():
+                    setattr(stats, name, getattr(stats, name) + count)
+            stats = stats._parent
+
+
+class _Count:
+    """One counter of the owner's ``IOStats`` (``_stats``), read by its name."""
+
+    def __init__(self, counter: str) -> None:
+        self.counter = counter
+
+    def __get__(self, owner: CountsWrites, kind: type | None = None) -> int:
+        return int(getattr(owner._stats, self.counter))
 
 
 class CountsWrites:
-    """``fsync_count`` and ``bytes_written`` from an ``IOStats``, as benchmarks read them."""
+    """What an ``IOStats`` counted, under the names benchmarks read."""
 
     _stats: IOStats
 
-    @property
-    def fsync_count(self) -> int:
-        """Durable writes so far (fsync calls; PUTs for S3)."""
-        return self._stats.fsyncs
-
-    @property
-    def bytes_written(self) -> int:
-        return self._stats.bytes
-
-    @property
-    def bytes_reserved(self) -> int:
-        """Bytes preallocated so that results always have room (reserve before call)."""
-        return self._stats.reserved
-
-    @property
-    def allocations(self) -> int:
-        """Preallocation (fallocate) calls made for ``bytes_reserved``."""
-        return self._stats.allocations
+    fsync_count = _Count("fsyncs")  # durable writes so far (fsync calls; PUTs for S3)
+    bytes_written = _Count("bytes")
+    bytes_reserved = _Count("reserved")  # preallocated so that results always have room
+    allocations = _Count("allocations")  # preallocation (fallocate) calls for bytes_reserved
 
 
 def refuse_symlink(path: Path, what: str) -> os.stat_result | None:
@@ -267,13 +263,7 @@ def replace_atomically(
     temporaries: list[Path] = []
     try:
         tmp = _temporary(directory, path.name, temporaries)
-        fd = create_private(tmp)
-        try:
-            write_all(fd, data)
-            stats.wrote(len(data))
-            fsync(fd, stats)
-        finally:
-            os.close(fd)
+        _write_private(tmp, [data], stats)
         if backup is not None and refuse_symlink(path, "state file") is not None:
             _keep_backup(path, backup, stats, temporaries)
         os.replace(tmp, path)
@@ -323,16 +313,21 @@ def _keep_backup(path: Path, backup: Path, stats: IOStats, temporaries: list[Pat
 def _copy_private(source: Path, target: Path, stats: IOStats) -> None:
     src = open_nofollow(source, os.O_RDONLY, "state file")
     try:
-        dst = create_private(target)
-        try:
-            while chunk := os.read(src, 1 << 20):
-                write_all(dst, chunk)
-                stats.wrote(len(chunk))
-            fsync(dst, stats)
-        finally:
-            os.close(dst)
+        _write_private(target, iter(functools.partial(os.read, src, 1 << 20), b""), stats)
     finally:
         os.close(src)
+
+
+def _write_private(path: Path, chunks: Iterable[bytes], stats: IOStats) -> None:
+    """Create ``path`` private (``create_private``), write ``chunks`` to it, and fsync it."""
+    fd = create_private(path)
+    try:
+        for chunk in chunks:
+            write_all(fd, chunk)
+            stats.wrote(len(chunk))
+        fsync(fd, stats)
+    finally:
+        os.close(fd)
 
 
 def write_output(path: Path, data: bytes, *, what: str, make_folder: bool = False) -> None:

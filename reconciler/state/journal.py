@@ -23,7 +23,6 @@ import logging
 import os
 import threading
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from reconciler.errors import StateError, StorageError
@@ -124,12 +123,7 @@ class Journal(JournalRecords, CountsWrites):
     def __enter__(self) -> Journal:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def _enter(self, reservation: Reservation) -> None:

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler.errors import StateError, StorageError
-from reconciler.state.core import Leftovers, StateStore
+from reconciler.state.core import Leftovers, StateLock, StateStore
 from reconciler.state.document import StateDocument, decode, load_file, loads
 from reconciler.state.files import (
     IOStats,
@@ -32,12 +34,14 @@ from reconciler.state.files import (
     replace_atomically,
 )
 from reconciler.state.journal import Journal, read_journal
+from reconciler.state.local_settings import LocalSettings
 from reconciler.state.lock import FileLock
+from reconciler.state.settings import StateContext
 from reconciler.state.spool import Spilling, Spool, spool_dir
 
 log = logging.getLogger(__name__)
 
-BACKEND = "local state"
+BACKEND = LocalSettings.NOUN
 
 
 class LocalFiles:
@@ -134,12 +138,27 @@ class LocalFiles:
 class LocalBackend(StateStore):
     """A local state file; see ``StateBackend`` for the protocol it follows."""
 
-    def __init__(self, path: str | Path, *, allow_insecure: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        allow_insecure: bool = False,
+        lock: Callable[[Path], StateLock] = FileLock,
+    ) -> None:
         stats = IOStats()
         # Where results go should the journal fail (a disk error, not a full disk:
         # room is reserved before each call).
         spool = Spool(spool_dir(None), str(Path(path).absolute()), backend=BACKEND, stats=stats)
         files = LocalFiles(Path(path), allow_insecure=allow_insecure, stats=stats, spool=spool)
         self.path = files.path
-        super().__init__(files, FileLock(self.path.with_name(self.path.name + ".lock")), stats)
+        super().__init__(files, lock(self.path.with_name(self.path.name + ".lock")), stats)
         self.location = str(path)
+
+    @classmethod
+    def open(
+        cls, settings: LocalSettings, context: StateContext, *, lock: Callable[[Path], StateLock]
+    ) -> LocalBackend:
+        """The backend of ``settings``; ``--local`` makes its folder first."""
+        if context.make_parents:
+            os.makedirs(os.path.dirname(settings.path) or ".", mode=0o700, exist_ok=True)
+        return cls(settings.path, allow_insecure=context.allow_insecure, lock=lock)

@@ -55,7 +55,8 @@ class Reservation:
 
 
 class JournalRecords(ABC):
-    """The records a run journals; ``_append`` returns once its record is durable."""
+    """The write-ahead records a run makes; each returns once its record is durable
+    (``_append``, the one thing a journal implements beside ``close``)."""
 
     appends: int
     """Records appended so far."""
@@ -67,13 +68,14 @@ class JournalRecords(ABC):
 
     @property
     def stopped_by(self) -> StorageError | None:
-        """The storage failure after which this journal grants no more room, once there is one."""
+        """The storage failure after which this journal grants no more room, once there is
+        one; it says where records that could not be written went (a spool)."""
         return self._stopping
 
     def reserve(self, nbytes: int) -> Reservation:
-        """Room for ``nbytes`` of records, held until the returned context exits.
-
-        A StorageError if there is none; journals that cannot run out of room
+        """Room for ``nbytes`` of records, kept before a change's call is sent and held
+        until the returned context exits; records appended by the same thread meanwhile
+        use it. A StorageError if there is none; journals that cannot run out of room
         reserve nothing.
         """
         return Reservation(None, nbytes)

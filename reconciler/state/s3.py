@@ -20,53 +20,31 @@ the configured server-side encryption is sent with every write and copy.
 from __future__ import annotations
 
 import logging
-import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from reconciler.errors import StateError, UsageError
 from reconciler.state import s3_objects
-from reconciler.state.core import Leftovers, Refused, StateStore
+from reconciler.state.core import Leftovers, Refused, StateLock, StateStore
 from reconciler.state.document import StateDocument, loads
 from reconciler.state.files import IOStats
 from reconciler.state.s3_journal import S3Journal, parse_records
 from reconciler.state.s3_lock import S3Lock
 from reconciler.state.s3_objects import BACKEND, Bucket, s3_client
+from reconciler.state.s3_settings import SSE_ALGORITHMS, S3Settings, parse_url
+from reconciler.state.settings import StateContext
 from reconciler.state.spool import Spool
 from reconciler.state.spool import spool_dir as spool_dir_for
 
 log = logging.getLogger(__name__)
 
-# Keys of ``Options.extra`` that configure this backend (the project file sets them).
-OPTION_SSE = "s3.sse"
-OPTION_KMS_KEY_ID = "s3.kms_key_id"
-OPTION_REGION = "s3.region"
-OPTION_TIMEOUT = "s3.timeout"
-OPTION_SPOOL = "s3.spool"
-
-SSE_ALGORITHMS = ("AES256", "aws:kms")
 FOLDED_RUNS = 16  # journal runs the state remembers having folded
-# Lenient on purpose (old us-east-1 buckets may hold capitals): S3 has the last word.
-BUCKET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,254}")
 
-
-def parse_url(url: str) -> tuple[str, str]:
-    """``s3://BUCKET/KEY`` as ``(bucket, key)``; a UsageError if it is not one."""
-    bucket, _, key = url.removeprefix("s3://").partition("/")
-    if not url.startswith("s3://") or not BUCKET_NAME.fullmatch(bucket) or not valid_key(key):
-        raise UsageError(
-            f"{url!r} is not an S3 state location",
-            hint="name a bucket and an object key, e.g. s3://my-bucket/reconciler/state.json",
-        )
-    return bucket, key
-
-
-def valid_key(key: str) -> bool:
-    """An object key for the state: not empty, and no leading or trailing slash."""
-    return bool(key) and not key.startswith("/") and not key.endswith("/")
+# The lock of a state: made with its bucket, the lock object's key and the state's location.
+LockFactory = Callable[[Bucket, str, str], StateLock]
 
 
 class S3Objects:
@@ -202,7 +180,12 @@ class S3Objects:
 
 
 class S3Backend(StateStore):
-    """A state object in S3; see ``StateBackend`` for the protocol it follows."""
+    """A state object in S3; see ``StateBackend`` for the protocol it follows.
+
+    ``open`` makes it from its settings, with the lock its registry entry
+    chooses; made directly, it takes an S3 client from the standard chain
+    unless given one, and the S3 lock.
+    """
 
     def __init__(
         self,
@@ -213,8 +196,9 @@ class S3Backend(StateStore):
         sse: str | None = None,
         kms_key_id: str | None = None,
         spool_dir: str | Path | None = None,
+        lock: LockFactory = S3Lock,
     ) -> None:
-        location = f"s3://{bucket}/{key}"
+        location = S3Settings(bucket, key).location
         parse_url(location)
         if kms_key_id is not None and sse is None:
             sse = "aws:kms"
@@ -236,25 +220,22 @@ class S3Backend(StateStore):
         )
         super().__init__(
             S3Objects(objects, key, location, spool, stats),
-            S3Lock(objects, f"{key}.lock", location),
+            lock(objects, f"{key}.lock", location),
             stats,
         )
 
     @classmethod
-    def from_url(cls, url: str, options: Any) -> S3Backend:
-        """The backend for ``s3://BUCKET/KEY``, configured by ``options.extra`` and profile."""
-        bucket, key = parse_url(url)
-        extra: Mapping[str, str] = getattr(options, "extra", None) or {}
-        region = extra.get(OPTION_REGION) or None
-        timeout = float(extra[OPTION_TIMEOUT]) if extra.get(OPTION_TIMEOUT) else None
+    def open(cls, settings: S3Settings, context: StateContext, *, lock: LockFactory) -> S3Backend:
+        """The backend of ``settings``, reached with the run's AWS profile."""
         client = s3_client(
-            region=region, profile=getattr(options, "profile", None), timeout=timeout
+            region=settings.region, profile=context.profile, timeout=settings.timeout
         )
         return cls(
-            bucket,
-            key,
+            settings.bucket,
+            settings.key,
             client=client,
-            sse=extra.get(OPTION_SSE) or None,
-            kms_key_id=extra.get(OPTION_KMS_KEY_ID) or None,
-            spool_dir=extra.get(OPTION_SPOOL) or None,
+            sse=settings.sse,
+            kms_key_id=settings.kms_key_id,
+            spool_dir=settings.spool,
+            lock=lock,
         )

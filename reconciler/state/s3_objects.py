@@ -20,14 +20,15 @@ from typing import Any
 
 import boto3
 import botocore.exceptions
-from botocore.config import Config
 
+from reconciler.aws.config import client_config
 from reconciler.aws.retry import backoff
 from reconciler.errors import CredentialsError, ReconcilerError, StateError, StorageError
+from reconciler.state.s3_settings import S3Settings
 
 log = logging.getLogger(__name__)
 
-BACKEND = "S3 state"
+BACKEND = S3Settings.NOUN
 # Attempts in all for a call that fails in a way worth retrying (5xx, throttling,
 # timeouts, dropped connections): at a 20% failure rate, one call in ~15,000 fails.
 ATTEMPTS = 7
@@ -79,11 +80,10 @@ def s3_client(
         session = boto3.session.Session(profile_name=profile, region_name=region)
         return session.client(
             "s3",
-            config=Config(
-                retries={"mode": "standard", "total_max_attempts": 1},
+            config=client_config(
+                attempts=1,
                 connect_timeout=timeout or CONNECT_TIMEOUT,
                 read_timeout=timeout or READ_TIMEOUT,
-                user_agent_extra="lightsail-reconciler",
             ),
         )
     except botocore.exceptions.BotoCoreError as exc:
