@@ -18,6 +18,7 @@ LAYERS: dict[str, int] = {
     "fleet": 2,
     "apply": 2,
     "planning": 2,
+    "iam": 2,
     "output": 2,
     "custody": 1,
     "state": 1,

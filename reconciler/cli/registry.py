@@ -17,6 +17,7 @@ from reconciler.cli import (
     drift,
     emulator,
     force_unlock,
+    iam_policy,
     import_,
     key,
     plan,
@@ -170,6 +171,20 @@ COMMANDS: tuple[Entry, ...] = (
         "Remove the state lock a run that died left behind, by the ID the lock error names. "
         "Refused while its holder still runs on this host, unless --force.",
         ("reconciler force-unlock 6f1c...", "reconciler force-unlock 6f1c... --state s3://b/k"),
+        (OK, FAILED),
+    ),
+    Entry(
+        "iam-policy",
+        "print the IAM policy a role of the tool needs",
+        iam_policy,
+        "Print a least-privilege IAM policy for the plan role (reads, no secret), the apply "
+        "role (changes, bound to the ownership tag of reconciler.yaml when it has one) or the "
+        "key-reader role (the stored private keys only), for the manifests, state and key "
+        "store at hand.",
+        (
+            "reconciler iam-policy --role plan manifests/",
+            "reconciler iam-policy --role apply manifests/ --key-store ssm:/ssh/{region}/{name}",
+        ),
         (OK, FAILED),
     ),
     Entry(

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING
 from reconciler.errors import Problem, UsageError
 from reconciler.manifests.accounts import Accounts, parse_accounts
 from reconciler.manifests.yamlsafe import Document, JsonPath, parse_documents, read_text
+from reconciler.model import tag_problems
 from reconciler.policy import Policy, parse_policy
 
 if TYPE_CHECKING:
@@ -55,7 +56,16 @@ if TYPE_CHECKING:
     from reconciler.state.settings import BackendSettings
 
 PROJECT_FILE = "reconciler.yaml"
-_SECTIONS = ("backend", "policy", "keys", "accounts")
+_SECTIONS = ("backend", "policy", "keys", "accounts", "ownership")
+
+
+@dataclass(frozen=True, slots=True)
+class Ownership:
+    """The tag every key pair the tool creates or imports carries, so that IAM can tell them
+    apart (``aws:RequestTag`` on create, ``aws:ResourceTag`` on delete and retag)."""
+
+    tag: str
+    value: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +78,7 @@ class ProjectConfig:
     policy: Policy = field(default_factory=Policy)
     keys: KeySetting | None = None
     accounts: Accounts = field(default_factory=Accounts)
+    ownership: Ownership | None = None
 
     def state_url(self) -> str | None:
         """The state location, as ``--state`` would name it (None: the file names none)."""
@@ -107,6 +118,7 @@ def read_project(path: Path, *, check_backend: bool = True) -> ProjectConfig:
     backend = None
     policy = Policy()
     keys: KeySetting | None = None
+    ownership: Ownership | None = None
     accounts = Accounts()
     if not problems:
         document = documents[0] if documents else Document(None, {}, {})
@@ -114,6 +126,7 @@ def read_project(path: Path, *, check_backend: bool = True) -> ProjectConfig:
         backend, problems = checker.backend() if check_backend else checker.fields()
         if check_backend:
             keys = checker.keys()
+        ownership = checker.ownership()
         policy, policy_problems = parse_policy(document, file)
         problems = problems + policy_problems
         accounts, account_problems = parse_accounts(document, file)
@@ -125,7 +138,9 @@ def read_project(path: Path, *, check_backend: bool = True) -> ProjectConfig:
             details=tuple(f"  {p}" for p in problems),
             hint=f"fix {file}, or name the state with --state",
         )
-    return ProjectConfig(path, backend if check_backend else None, policy, keys, accounts)
+    return ProjectConfig(
+        path, backend if check_backend else None, policy, keys, accounts, ownership
+    )
 
 
 def resolve_state(
@@ -207,6 +222,32 @@ class _Checker:
             self._problem(("keys", "store"), problem)
             return None
         return KeySetting(store, kms_key_id, timeout)
+
+    def ownership(self) -> Ownership | None:
+        """The ``ownership`` section, if any: a tag key and value Lightsail would accept."""
+        data = self.document.data
+        if not isinstance(data, Mapping) or "ownership" not in data:
+            return None
+        section = data["ownership"]
+        if not isinstance(section, Mapping):
+            self._problem(("ownership",), "ownership must be a mapping: {tag: KEY, value: VALUE}")
+            return None
+        for name in section:
+            if name not in ("tag", "value"):
+                self._problem(
+                    ("ownership", name),
+                    f"unknown field 'ownership.{name}' (expected: tag, value)",
+                    key=True,
+                )
+        tag, value = section.get("tag"), section.get("value")
+        for name, text in (("tag", tag), ("value", value)):
+            if not isinstance(text, str) or not text:
+                self._problem(("ownership", name), f"ownership.{name} must be a non-empty string")
+        if not isinstance(tag, str) or not isinstance(value, str) or not tag or not value:
+            return None
+        for problem in tag_problems({tag: value}):
+            self._problem(("ownership",), f"ownership: {problem}")
+        return Ownership(tag, value)
 
     def _problem(self, path: JsonPath, message: str, *, key: bool = False) -> None:
         line, column = self.document.key_position(path) if key else self.document.position(path)
