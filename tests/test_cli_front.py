@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -141,3 +142,25 @@ def test_state_list_has_a_header_and_a_json_form(tmp_path: Path) -> None:
     assert data["pending"] == [] and data["formatVersion"] == 1
     refused = run_cli("state", "list", "--local", "--format", "sarif", cwd=tmp_path, env=env)
     assert refused.returncode == 1 and "invalid choice: 'sarif'" in refused.stderr
+
+
+def _complete(script: Path, *words: str) -> list[str]:
+    """What bash offers for the last of ``words`` with the generated completion loaded."""
+    line = " ".join(words)
+    program = (
+        f"source {script}; COMP_WORDS=({line}); COMP_CWORD={len(words) - 1}; "
+        f'COMP_LINE="{line}"; COMP_POINT=${{#COMP_LINE}}; _shtab_reconciler; '
+        'printf "%s\\n" "${COMPREPLY[@]}"'
+    )
+    result = subprocess.run(["bash", "-c", program], capture_output=True, text=True, check=True)
+    return result.stdout.split()
+
+
+def test_bash_completion_offers_commands_and_each_command_s_options(tmp_path: Path) -> None:
+    script = tmp_path / "reconciler.bash"
+    result = run_cli("completion", "bash", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    script.write_text(result.stdout)
+    assert "plan" in _complete(script, "reconciler", "pl")
+    assert _complete(script, "reconciler", "plan", "--detailed") == ["--detailed-exitcode"]
+    assert "migrate-keys" in _complete(script, "reconciler", "state", "mi")

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from reconciler.cli import (
     apply,
+    completion,
     destroy,
     drift,
     emulator,
@@ -184,6 +185,18 @@ COMMANDS: tuple[Entry, ...] = (
         (
             "reconciler iam-policy --role plan manifests/",
             "reconciler iam-policy --role apply manifests/ --key-store ssm:/ssh/{region}/{name}",
+        ),
+        (OK, FAILED),
+    ),
+    Entry(
+        "completion",
+        "print the shell completion script (bash, zsh)",
+        completion,
+        "Print a completion script for bash or zsh: commands, subcommands, options and their "
+        "choices. Install it once where your shell looks for completions.",
+        (
+            "reconciler completion bash > ~/.local/share/bash-completion/completions/reconciler",
+            "reconciler completion zsh > ~/.zfunc/_reconciler",
         ),
         (OK, FAILED),
     ),
