@@ -18,8 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import shtab
 
-    from reconciler.cli.parser import build_parser
     from reconciler.output.terminal import TERMINAL
 
-    TERMINAL.out(shtab.complete(build_parser(None), shell=args.shell))
+    TERMINAL.out(shtab.complete(args.root, shell=args.shell))
     return EXIT_OK

@@ -34,9 +34,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         p.set_defaults(run=entry.module.run)
-        if not entry.costly or chosen in (None, entry.name):
+        if not entry.costly or chosen in (None, entry.name, "completion"):
             entry.module.add_arguments(p)
     _own_errors(parser)
+    parser.set_defaults(root=parser)  # the whole command line, for `completion`
     return parser
 
 
