@@ -14,7 +14,7 @@ import pytest
 
 from reconciler.cli.parser import build_parser
 from reconciler.cli.registry import COMMANDS
-from tests.helpers import run_cli
+from tests.helpers import run_cli, write_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -164,3 +164,27 @@ def test_bash_completion_offers_commands_and_each_command_s_options(tmp_path: Pa
     assert "plan" in _complete(script, "reconciler", "pl")
     assert _complete(script, "reconciler", "plan", "--detailed") == ["--detailed-exitcode"]
     assert "migrate-keys" in _complete(script, "reconciler", "state", "mi")
+
+
+def test_commands_read_the_manifests_reconciler_yaml_names_else_the_current_folder(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "reconciler.yaml").write_text("manifests: [teams/a, teams/b.yaml]\n")
+    write_manifest(tmp_path / "teams" / "a" / "web.yaml", "us-east-1", "- name: web")
+    write_manifest(tmp_path / "teams" / "b.yaml", "eu-west-1", "- name: api")
+    write_manifest(tmp_path / "elsewhere.yaml", "us-east-1", "- name: -not-read")
+    valid = run_cli("validate", cwd=tmp_path)
+    assert valid.returncode == 0, valid.stderr
+    assert "Valid: 2 key pair(s) in 2 file(s)." in valid.stderr
+    env = {"RECONCILER_LOCAL_DIR": str(tmp_path / ".local")}
+    plan = run_cli("plan", "--local", cwd=tmp_path, env=env)
+    assert plan.returncode == 0 and "Plan: 2 to add" in plan.stdout, plan.stderr
+    report = run_cli("report", "--local", cwd=tmp_path, env=env)
+    assert report.returncode == 0, report.stderr
+    assert (tmp_path / "report.html").read_text().startswith("<!DOCTYPE html>")
+    # Without a manifests: section, the current folder (the project file is not a manifest).
+    (tmp_path / "reconciler.yaml").write_text("policy: {rules: []}\n")
+    (tmp_path / "elsewhere.yaml").unlink()
+    here = run_cli("validate", cwd=tmp_path)
+    assert here.returncode == 0 and "Valid: 2 key pair(s) in 2 file(s)." in here.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,18 @@ if TYPE_CHECKING:
     from reconciler.model import LiveSnapshot
     from reconciler.planning.drift import DriftFinding
     from reconciler.planning.planner import Plan
+
+
+def manifest_paths(paths: Sequence[str]) -> list[str]:
+    """The PATHs given; with none, ``manifests:`` of reconciler.yaml, else the current folder."""
+    if paths:
+        return [str(Path(p)) for p in paths]
+    path = find_project()
+    if path is not None:
+        configured = read_project(path, check_backend=False).manifests
+        if configured:
+            return list(configured)
+    return ["."]
 
 
 def load_policy(start: Path | None = None) -> tuple[Policy, Path | None]:

@@ -33,7 +33,12 @@ if TYPE_CHECKING:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="manifest files or folders")
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="manifest files or folders (default: manifests: in reconciler.yaml, else .)",
+    )
     output_format(parser, Kind.DRIFT)
     parser.add_argument(
         "--include-unmanaged",
@@ -81,13 +86,13 @@ def observe(
     a place whose instances cannot be read is left out of those (``instances_unread``).
     """
     from reconciler.aws.lightsail import InstanceReading
+    from reconciler.cli import checks, workflow
     from reconciler.cli import custody as key_commands
-    from reconciler.cli import workflow
     from reconciler.manifests.load import load_desired
     from reconciler.model import region_of
     from reconciler.planning.drift import DriftKind, find_drift, instance_drift
 
-    desired = load_desired(workflow.manifest_paths(paths), accounts=options.accounts)
+    desired = load_desired(checks.manifest_paths(paths), accounts=options.accounts)
     backend = workflow.open_backend(options)
     reading = InstanceReading((), (), {})
     read: tuple[str, ...] | None = None

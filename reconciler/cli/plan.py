@@ -10,7 +10,12 @@ from reconciler.output.base import Kind
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="manifest files or folders")
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="manifest files or folders (default: manifests: in reconciler.yaml, else .)",
+    )
     output_format(parser, Kind.PLAN)
     parser.add_argument(
         "--detailed-exitcode", action="store_true", help="exit 2 when changes are pending"
@@ -33,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from reconciler.planning import savedplan
 
     opts = options.from_args(args)
-    desired = load_desired(workflow.manifest_paths(args.paths), accounts=opts.accounts)
+    desired = load_desired(checks.manifest_paths(args.paths), accounts=opts.accounts)
     backend = workflow.open_backend(opts)
     with workflow.lightsail_for(opts) as lightsail:
         doc, live = workflow.observe(

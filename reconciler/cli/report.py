@@ -10,12 +10,22 @@ from __future__ import annotations
 import argparse
 
 from reconciler.cli.arguments import common, scoping
-from reconciler.errors import EXIT_ERROR, EXIT_OK, UsageError
+from reconciler.errors import EXIT_ERROR, EXIT_OK
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="manifest files or folders")
-    parser.add_argument("--out", metavar="FILE", help="the HTML file to write (required)")
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="manifest files or folders (default: manifests: in reconciler.yaml, else .)",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="FILE",
+        default="report.html",
+        help="the HTML file to write (default: report.html)",
+    )
     scoping(parser)
     common(parser)
 
@@ -32,8 +42,6 @@ def run(args: argparse.Namespace) -> int:
     from reconciler.output.terminal import TERMINAL
     from reconciler.state.files import write_output
 
-    if not args.out:
-        raise UsageError("report needs --out FILE", hint="e.g. --out report.html")
     # Unmanaged key pairs show as such in their origin; not counted as findings.
     # Instances are read (paged GetInstances, once per region read) for the
     # instances column and the unused / unmanaged-key-in-use findings.

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from reconciler.cli.arguments import output_format, verbose
-from reconciler.cli.checks import today
+from reconciler.cli.checks import manifest_paths, today
 from reconciler.errors import EXIT_ERROR, EXIT_OK, ManifestError, UsageError
 from reconciler.findings import Report, from_problems
 from reconciler.manifests.load import default_root, load_desired
@@ -24,7 +24,12 @@ from reconciler.policy import Policy
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="*", metavar="PATH", help="manifest files or folders")
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="manifest files or folders (default: manifests: in reconciler.yaml, else .)",
+    )
     parser.add_argument(
         "--manifests",
         action="append",
@@ -43,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         paths = changed_manifests(args.manifests, args.paths)
         if not paths:
             return EXIT_OK  # nothing changed under the manifest folders
-    return validate(paths, args.format)
+    return validate(manifest_paths(paths), args.format)
 
 
 def changed_manifests(folders: Sequence[str], changed: Sequence[str]) -> list[str]:

@@ -292,6 +292,7 @@ def _planned(
 
 
 def manifest_paths(paths: Sequence[str]) -> list[str]:
+    """The PATHs given; apply and destroy need them (or a saved plan) named."""
     if not paths:
         raise UsageError("no manifest paths given", hint="pass files or folders, e.g. `manifests/`")
     return [str(Path(p)) for p in paths]

@@ -33,6 +33,7 @@ from reconciler.manifests.yamlsafe import (
 
 log = logging.getLogger(__name__)
 
+PROJECT_FILE = "reconciler.yaml"
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 MAX_PUBLIC_KEY_FILE_BYTES = 16 * 1024
 
@@ -144,6 +145,8 @@ def _walk_folder(folder: Path, name: str, problems: list[Problem]) -> list[str]:
         relative_dir = os.path.relpath(directory, folder)
         for filename in filenames:
             if filename.startswith(".") or not filename.lower().endswith(MANIFEST_SUFFIXES):
+                continue
+            if filename == PROJECT_FILE:  # the project file beside the manifests is not one
                 continue
             relative = os.path.normpath(os.path.join(relative_dir, filename))
             found.append((Path(relative).parts, relative))

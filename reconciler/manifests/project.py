@@ -40,6 +40,7 @@ imports nothing of the state backends.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,8 +56,9 @@ if TYPE_CHECKING:
     from reconciler.custody.custody import KeySetting
     from reconciler.state.settings import BackendSettings
 
-PROJECT_FILE = "reconciler.yaml"
-_SECTIONS = ("backend", "policy", "keys", "accounts", "ownership")
+from reconciler.manifests.load import PROJECT_FILE as PROJECT_FILE
+
+_SECTIONS = ("backend", "policy", "keys", "accounts", "ownership", "manifests")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,9 @@ class ProjectConfig:
     keys: KeySetting | None = None
     accounts: Accounts = field(default_factory=Accounts)
     ownership: Ownership | None = None
+    # Where the manifests are (``manifests:``), relative to the working directory: what
+    # plan, validate, drift and report read when they are given no PATH.
+    manifests: tuple[str, ...] = ()
 
     def state_url(self) -> str | None:
         """The state location, as ``--state`` would name it (None: the file names none)."""
@@ -119,6 +124,7 @@ def read_project(path: Path, *, check_backend: bool = True) -> ProjectConfig:
     policy = Policy()
     keys: KeySetting | None = None
     ownership: Ownership | None = None
+    manifests: tuple[str, ...] = ()
     accounts = Accounts()
     if not problems:
         document = documents[0] if documents else Document(None, {}, {})
@@ -127,6 +133,7 @@ def read_project(path: Path, *, check_backend: bool = True) -> ProjectConfig:
         if check_backend:
             keys = checker.keys()
         ownership = checker.ownership()
+        manifests = checker.manifests()
         policy, policy_problems = parse_policy(document, file)
         problems = problems + policy_problems
         accounts, account_problems = parse_accounts(document, file)
@@ -139,7 +146,7 @@ def read_project(path: Path, *, check_backend: bool = True) -> ProjectConfig:
             hint=f"fix {file}, or name the state with --state",
         )
     return ProjectConfig(
-        path, backend if check_backend else None, policy, keys, accounts, ownership
+        path, backend if check_backend else None, policy, keys, accounts, ownership, manifests
     )
 
 
@@ -223,6 +230,23 @@ class _Checker:
             return None
         return KeySetting(store, kms_key_id, timeout)
 
+    def manifests(self) -> tuple[str, ...]:
+        """The ``manifests`` section: a folder or file, or a list of them, relative to this
+        file; given back relative to the working directory."""
+        data = self.document.data
+        if not isinstance(data, Mapping) or "manifests" not in data:
+            return ()
+        section = data["manifests"]
+        items = [section] if isinstance(section, str) else section
+        if (
+            not isinstance(items, list)
+            or not items
+            or not all(isinstance(i, str) and i for i in items)
+        ):
+            self._problem(("manifests",), "manifests must be a path or a list of paths")
+            return ()
+        return tuple(_relative(self.directory / item) for item in items)
+
     def ownership(self) -> Ownership | None:
         """The ``ownership`` section, if any: a tag key and value Lightsail would accept."""
         data = self.document.data
@@ -268,5 +292,13 @@ def _display(path: Path) -> str:
     """``path`` relative to the working directory when it is inside it."""
     try:
         return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _relative(path: Path) -> str:
+    """``path`` as the working directory reaches it (relative when it can be)."""
+    try:
+        return os.path.relpath(path)
     except ValueError:
         return str(path)
