@@ -17,7 +17,7 @@ import pytest
 
 from reconciler.errors import EncryptionError, UsageError
 from reconciler.keys import generate_rsa
-from reconciler.model import Address, OpenIntent, StateEntry
+from reconciler.model import Address, Generation, OpenIntent, StateEntry
 from reconciler.state import crypto
 from reconciler.state.crypto import EncryptionSpec, Sealer, Unsealer
 from reconciler.state.document import dumps, loads
@@ -373,6 +373,15 @@ def test_unencrypted_keys_are_counted_and_warned_about_in_one_line(tmp_path: Pat
         OpenIntent(Address("us-east-1", "gen"), "i-1", 1.0, "generate", PEM, "ssh-rsa AA"),
     ]
     assert crypto.unencrypted_count(items) == 2
+    # Earlier generations' keys count too: a rotated key pair holds two in clear.
+    rotated = replace(
+        make_entry(DB, private_key=PEM),
+        generations=(
+            Generation(make_entry(DB, private_key=PEM), 1.0),
+            Generation(sealed[WEB], 2.0),
+        ),
+    )
+    assert crypto.unencrypted_count([rotated]) == 2
     assert crypto.unencrypted_warning(0, "s.json") is None
     one = crypto.unencrypted_warning(1, "s.json")
     assert one is not None and "holds 1 private key in clear; encrypt it with" in one

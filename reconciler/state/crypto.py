@@ -322,8 +322,14 @@ def sealed_recipient_ids(sealed: Mapping[str, Any]) -> frozenset[tuple[str, str]
 
 
 def unencrypted_count(items: Iterable[StateEntry | OpenIntent]) -> int:
-    """How many state entries (or open intents) hold a private key in clear."""
-    return sum(1 for item in items if item.private_key is not None)
+    """How many private keys the state holds in clear: of entries, of the earlier
+    generations each keeps, and of open intents."""
+    count = 0
+    for item in items:
+        count += item.private_key is not None
+        if isinstance(item, StateEntry):
+            count += unencrypted_count(g.entry for g in item.generations)
+    return count
 
 
 def unencrypted_warning(count: int, location: str) -> str | None:
