@@ -162,3 +162,30 @@ def test_an_unknown_region_is_refused_before_anything_is_read(tmp_path: Path) ->
     assert bad.returncode == 1
     assert "Error: 'mars-1' is not a Lightsail region" in bad.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_import_all_beside_existing_manifests_writes_only_what_none_declares(
+    tmp_path: Path, fleet: Emulator
+) -> None:
+    url = fleet.url
+    # Two key pairs are declared already, in a file named as import would name its own.
+    write_manifest(
+        tmp_path / "m" / "eu-west-1.yaml",
+        EU,
+        "- name: etl-000000\n  tags: {team: data}\n  rotate: {after: 90d, keep: 1}\n"
+        "- name: etl-000001\n  tags: {team: data}",
+    )
+    before = (tmp_path / "m" / "eu-west-1.yaml").read_text()
+    done = run_cli(
+        "import", "--all", "--region", EU, "--manifests", "m", "--write-manifests", "m",
+        "--auto-approve", cwd=tmp_path, endpoint=url,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "m" / "eu-west-1.yaml").read_text() == before  # untouched
+    written = yaml.safe_load((tmp_path / "m" / "eu-west-1.imported.yaml").read_text())
+    names = [kp["name"] for kp in written["keyPairs"]]
+    assert len(names) == 98 and "etl-000000" not in names and "etl-000001" not in names
+    assert len(state_entries(tmp_path / "reconciler.state.json")) == 100  # all adopted
+    valid = run_cli("validate", "m", cwd=tmp_path)
+    assert valid.returncode == 0, valid.stderr  # no key pair declared twice
+    assert "Valid: 100 key pair(s) in 2 file(s)." in valid.stderr

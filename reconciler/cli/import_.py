@@ -32,6 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--force", action="store_true", help="with --all: overwrite differing files"
     )
+    parser.add_argument(
+        "--manifests",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="with --all: manifests already written; what they declare is adopted, not "
+        "written again (repeatable)",
+    )
     auto_approve(parser)
     parallelism(parser)
     common(parser)
@@ -113,6 +121,7 @@ def import_all(args: argparse.Namespace, options: Options) -> int:
     from reconciler.cli import custody as key_commands
     from reconciler.cli import workflow
     from reconciler.fleet.onboard import plan_onboarding, write_manifest_file
+    from reconciler.manifests.load import load_desired
     from reconciler.output.onboarding import preview
     from reconciler.output.terminal import TERMINAL
     from reconciler.planning.changes import Plan
@@ -126,6 +135,7 @@ def import_all(args: argparse.Namespace, options: Options) -> int:
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"--write-manifests {folder}: not a directory")
     regions = _regions(options)
+    declared = load_desired(args.manifests, accounts=options.accounts) if args.manifests else None
     backend = workflow.open_backend(options)
     with (
         backend.lock("import --all", timeout=options.lock_timeout),
@@ -136,7 +146,7 @@ def import_all(args: argparse.Namespace, options: Options) -> int:
         unread = live.unread()
         if workflow.place_in_accounts(doc, lightsail, options):
             backend.write(doc)
-        onboarding = plan_onboarding(live, doc.entries, doc.pending, folder)
+        onboarding = plan_onboarding(live, doc.entries, doc.pending, folder, declared)
         if onboarding.empty:
             TERMINAL.say(
                 f"Nothing to do: the manifests under {folder} and the state already hold "

@@ -32,6 +32,7 @@ from reconciler.errors import UsageError
 from reconciler.fleet.adopt import adoption, recoverable
 from reconciler.model import (
     Address,
+    DesiredSet,
     LiveKeyPair,
     LiveSnapshot,
     OpenIntent,
@@ -135,16 +136,26 @@ def plan_onboarding(
     entries: Mapping[Address, StateEntry],
     pending: Mapping[Address, OpenIntent],
     folder: Path,
+    declared: DesiredSet | None = None,
 ) -> Onboarding:
-    """Pure but for reading the existing files: the manifests and adoptions ``live`` asks for."""
+    """Pure but for reading the existing files: the manifests and adoptions ``live`` asks for.
+
+    Key pairs ``declared`` by existing manifests are adopted but not written again (their
+    files, with their ``publicKeyFile`` and ``rotate:``, stay as they are); no file of
+    ``declared`` is written over.
+    """
     recovered = _recoverable(pending)
+    declared_files = {Path(f).resolve() for f in (declared.files if declared else ())}
     by_region: dict[str, list[LiveKeyPair]] = {}
     for kp in live.key_pairs.values():
-        by_region.setdefault(kp.address.where, []).append(kp)
+        if declared is None or kp.address not in declared.key_pairs:
+            by_region.setdefault(kp.address.where, []).append(kp)
     files: list[ManifestFile] = []
     for region in sorted(by_region):
         alias = account_of(region)
         path = (folder / alias if alias else folder) / f"{region_of(region)}.yaml"
+        if path.resolve() in declared_files:
+            path = path.with_name(f"{region_of(region)}.imported.yaml")
         text = manifest_text(region, by_region[region], entries, recovered)
         try:
             existing: str | None = path.read_text(encoding="utf-8")
