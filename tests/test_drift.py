@@ -28,6 +28,7 @@ from reconciler.model import (
 from reconciler.output.jsondoc import drift_json
 from reconciler.output.markdown import DRIFT_MARKER, MARKDOWN_LIMIT, drift_markdown
 from reconciler.output.text import drift_text
+from reconciler.planning import explain
 from reconciler.planning.drift import DriftFinding, DriftKind, find_drift
 from tests.conftest import lightsail_client
 from tests.helpers import load_state, run_cli, state_entries, write_manifest
@@ -285,3 +286,32 @@ def test_a_region_that_could_not_be_read_is_never_reported_in_sync() -> None:
     markdown = drift_markdown([], snap).splitlines()
     assert markdown[:2] == [DRIFT_MARKER, "### Lightsail key pairs: no drift in the regions read"]
     assert "eu-west-1 could not be read" in markdown[-1]
+
+
+def test_drift_says_per_tag_and_per_field_what_differs() -> None:
+    state_tags = {"env": "prod", "team": "web", "cost": None}
+    found = _drift(
+        [_want("a", tags=state_tags)],
+        [_entry("a", tags=state_tags)],
+        _snap(_live("a", fingerprint="bb", env="dev", team="web", cost="", owner="ana")),
+    )
+    [tags, fingerprint] = found
+    assert [d.to_json() for d in explain.of_finding(tags)] == [
+        {"change": "changed", "path": "tags.cost", "before": None, "after": ""},
+        {"change": "changed", "path": "tags.env", "before": "prod", "after": "dev"},
+        {"change": "added", "path": "tags.owner", "before": None, "after": "ana"},
+    ]
+    assert [d.to_json() for d in explain.of_finding(fingerprint)] == [
+        {"change": "changed", "path": "fingerprint", "before": "aa", "after": "bb"}
+    ]
+    text = drift_text(found, _snap()).splitlines()
+    assert '~ tags.env: "prod" -> "dev"' in " ".join(text)
+    assert '+ tags.owner: "ana"' in " ".join(text)
+    data = drift_json(found, _snap())
+    assert data["findings"][0]["differences"][1]["path"] == "tags.env"
+    removed = _drift(
+        [_want("b", tags={"x": "1"})], [_entry("b", tags={"x": "1"})], _snap(_live("b"))
+    )
+    assert [d.to_json() for d in explain.of_finding(removed[0])] == [
+        {"change": "removed", "path": "tags.x", "before": "1", "after": None}
+    ]

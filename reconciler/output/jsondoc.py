@@ -18,6 +18,7 @@ from reconciler.output.base import (
 from reconciler.output.common import PLAN_FORMAT_VERSION, dumps
 from reconciler.planning.changes import Change, Plan
 from reconciler.planning.drift import DriftFinding, DriftKind
+from reconciler.planning.explain import of_finding
 
 DRIFT_FORMAT_VERSION = 1
 STATE_LIST_FORMAT_VERSION = 1
@@ -159,6 +160,7 @@ def drift_json(findings: list[DriftFinding], live: LiveSnapshot) -> dict[str, An
                 "detail": f.detail,
                 "expected": f.expected,
                 "actual": f.actual,
+                "differences": [d.to_json() for d in of_finding(f)],
             }
             for f in findings
         ],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, assert_never
 
 from reconciler.findings import Finding, Report
 from reconciler.model import LiveSnapshot
@@ -14,6 +14,7 @@ from reconciler.output.escape import one_line, visible
 from reconciler.output.terminal import Palette
 from reconciler.planning.changes import SYMBOLS, Plan
 from reconciler.planning.drift import DriftFinding
+from reconciler.planning.explain import Change, Difference, of_finding
 
 
 def lines(findings: Iterable[Finding]) -> str:
@@ -101,8 +102,7 @@ def drift_text(findings: list[DriftFinding], live: LiveSnapshot) -> str:
     out.append("")
     for f in findings:
         out.append(f"  {f.kind.value:<20} {f.address}  {f.detail}")
-        if f.expected is not None or f.actual is not None:
-            out.append(f"  {'':<20} expected {_short(f.expected)}; actual {_short(f.actual)}")
+        out.extend(f"  {'':<20} {difference_line(d)}" for d in of_finding(f))
     out.append("")
     out.append(f"Drift: {len(findings)} finding(s).")
     return "".join(f"{visible(line)}\n" for line in out)
@@ -110,3 +110,16 @@ def drift_text(findings: list[DriftFinding], live: LiveSnapshot) -> str:
 
 def _short(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def difference_line(d: Difference) -> str:
+    """``tags.env: "a" -> "b"``, ``+ tags.owner: "ana"``, ``- tags.cost``."""
+    match d.change:
+        case Change.ADDED:
+            return f"+ {d.path}: {_short(d.after)}"
+        case Change.REMOVED:
+            return f"- {d.path} (was {_short(d.before)})"
+        case Change.CHANGED:
+            return f"~ {d.path}: {_short(d.before)} -> {_short(d.after)}"
+        case _:
+            assert_never(d.change)
