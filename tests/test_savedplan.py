@@ -7,13 +7,15 @@ import os
 import stat
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from reconciler.emulator import Emulator, EmulatorConfig
 from reconciler.errors import UsageError
+from reconciler.keys import generate_rsa
 from reconciler.planning import savedplan
 from tests.conftest import lightsail_client
 from tests.helpers import (
@@ -27,6 +29,8 @@ from tests.helpers import (
 
 MUTATING = ("CreateKeyPair", "ImportKeyPair", "DeleteKeyPair", "TagResource", "UntagResource")
 R = "us-east-1"
+OURS = generate_rsa().public_openssh
+ATTACKER = generate_rsa().public_openssh
 
 
 @pytest.fixture
@@ -133,8 +137,13 @@ def test_a_saved_plan_made_before_any_state_applies_once(tmp_path: Path, emu: Em
 
 def test_a_damaged_saved_plan_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "tf.plan"
-    path.write_text('{"kind": "reconciler.lightsail/saved-plan", "version": 1, "desired": []}')
+    damaged: dict[str, object] = {"kind": savedplan.KIND, "version": 2, "desired": [{}]}
+    damaged["binding"] = savedplan._binding(damaged)
+    path.write_text(json.dumps(damaged))
     with pytest.raises(UsageError, match="the saved plan is damaged"):
+        savedplan.load_if_saved([str(path)])
+    path.write_text('{"kind": "reconciler.lightsail/saved-plan", "version": 2, "desired": []}')
+    with pytest.raises(UsageError, match="the saved plan was changed after it was made"):
         savedplan.load_if_saved([str(path)])
     path.write_text('{"kind": "reconciler.lightsail/saved-plan", "version": 99}')
     with pytest.raises(UsageError, match="saved plan format 99 is not supported"):
@@ -143,3 +152,69 @@ def test_a_damaged_saved_plan_is_a_clear_error(tmp_path: Path) -> None:
     write_manifest(tmp_path / "m.yaml", R, "- name: web")
     assert savedplan.load_if_saved([str(tmp_path / "m.yaml")]) is None
     assert savedplan.load_if_saved([str(path), str(tmp_path / "m.yaml")]) is None
+
+
+def _edit(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+EDITS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "an imported public key": lambda d: d["desired"][0].update(publicKey=ATTACKER),
+    "a desired tag": lambda d: d["desired"][1]["tags"].update(env="dev"),
+    "a key pair added": lambda d: d["desired"].append({**d["desired"][0], "name": "evil"}),
+    "prune": lambda d: d["options"].update(prune=True),
+    "max deletes": lambda d: d["options"].update(maxDeletes=99),
+    "allow in use": lambda d: d["options"].update(allowInUse=True),
+    "a target": lambda d: d["options"].update(target=["us-east-1/*"]),
+    "the place": lambda d: d["where"].update(endpoint="http://127.0.0.1:1"),
+    "the state": lambda d: d.update(state="s3://elsewhere/state.json"),
+    "the serial": lambda d: d.update(serial=int(d["serial"]) + 1),
+    "the live digest": lambda d: d.update(liveDigest="sha256:0"),
+    "the changes digest": lambda d: d.update(changesDigest="sha256:0"),
+    "what it saw": lambda d: d["seen"].update(x={"live": None}),
+}
+
+
+@pytest.mark.parametrize("what", sorted(EDITS))
+def test_a_saved_plan_edited_in_anything_apply_uses_is_refused_before_any_call(
+    tmp_path: Path, emu: Emulator, what: str
+) -> None:
+    write_manifest(
+        tmp_path / "m.yaml", R, f"- name: ci\n  publicKey: '{OURS}'\n- name: web\n  tags: {{a: b}}"
+    )
+    save(tmp_path, emu)
+    emu.reset_counters()
+    _edit(tmp_path / "tf.plan", EDITS[what])
+    applied = cli(tmp_path, emu, "apply", "tf.plan")
+    assert applied.returncode == 1, applied.stdout + applied.stderr
+    assert "the saved plan was changed after it was made" in applied.stderr
+    assert sum(emu.calls.values()) == 0  # not even a read
+
+
+def test_a_stale_saved_plan_names_what_moved(project: Path, emu: Emulator) -> None:
+    save(project, emu)
+    lightsail_client(emu.url).tag_resource(
+        resourceName="db", tags=[{"key": "owner", "value": "eve"}]
+    )
+    emu.reset_counters()
+    result = cli(project, emu, "apply", "tf.plan")
+    refused(result, emu, "the key pairs in Lightsail changed")
+    assert f'  {R}/db in Lightsail: tags.owner (none) -> "eve"' in result.stderr
+
+
+def test_a_plan_made_with_local_is_applied_there(tmp_path: Path) -> None:
+    write_manifest(tmp_path / "m.yaml", R, "- name: web")
+    env = {"RECONCILER_LOCAL_DIR": str(tmp_path / "local")}
+    planned = run_cli("plan", "m.yaml", "--local", "--out", "p", cwd=tmp_path, env=env)
+    assert planned.returncode == 0, planned.stderr
+    applied = run_cli("apply", "p", cwd=tmp_path, env=env)  # no --local: it goes where planned
+    assert applied.returncode == 0, applied.stderr
+    assert (tmp_path / "local" / "local.state.json").exists()
+    assert not (tmp_path / "reconciler.state.json").exists()
+    again = run_cli("plan", "m.yaml", "--local", "--out", "q", cwd=tmp_path, env=env)
+    assert again.returncode == 0
+    elsewhere = run_cli("apply", "q", "--endpoint-url", "http://127.0.0.1:9", cwd=tmp_path, env=env)
+    assert elsewhere.returncode == 1
+    assert "was planned against the embedded endpoint (--local)" in elsewhere.stderr

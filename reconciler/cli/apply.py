@@ -60,9 +60,11 @@ def run(args: argparse.Namespace) -> int:
     from reconciler.manifests.load import load_desired
     from reconciler.planning import savedplan
 
+    saved = savedplan.load_if_saved(args.paths)
+    if saved is not None and saved.where.local and not args.endpoint_url:
+        args.local = True  # planned with --local: applied there, state and all
     opts = options.from_args(args)
     asked = Asked("apply", args.auto_approve, args.quiet)
-    saved = savedplan.load_if_saved(args.paths)
     if saved is not None:
         return execute(asked, options.with_saved(opts, saved), saved.desired, saved=saved)
     desired = load_desired(workflow.manifest_paths(args.paths), accounts=opts.accounts)
@@ -140,7 +142,7 @@ class ApplyRun:
         )
         result = self._build()
         if saved is not None:
-            saved.check(self.doc, result)
+            saved.check(self.doc, result, self.live)
         # Keys an earlier run left in the state go to their store before anything else.
         self.early, moved = key_commands.finish(self.opts, self.doc, self.backend)
         self.stores.add(self.early)

@@ -17,7 +17,7 @@ from reconciler.errors import UsageError
 from reconciler.manifests.accounts import Accounts
 from reconciler.manifests.project import load_project, resolve_state
 from reconciler.model import Address
-from reconciler.planning.savedplan import SavedPlan, Settings
+from reconciler.planning.savedplan import SavedPlan, Settings, Where
 from reconciler.planning.scope import Scope
 from reconciler.state.settings import BackendSettings
 
@@ -120,11 +120,27 @@ def settings(options: Options) -> Settings:
     )
 
 
+def where(options: Options) -> Where:
+    """Where a plan made with ``options`` is made: a saved plan is applied there."""
+    return Where(options.local, options.endpoint_url, tuple(options.accounts.selected))
+
+
 def with_saved(options: Options, saved: SavedPlan) -> Options:
-    """``options`` as the saved plan was made with them."""
-    s = saved.settings
+    """``options`` as the saved plan was made with them, where it was made; a command line
+    naming another place is refused."""
+    s, there = saved.settings, saved.where
+    asked = where(options)
+    named = options.local or options.endpoint_url is not None
+    if named and (asked.local, asked.endpoint) != (there.local, there.endpoint):
+        raise UsageError(
+            f"{saved.path} was planned against {there}; this apply names {asked}",
+            hint="apply it without --local/--endpoint-url (it goes where it was planned), "
+            "or plan again where you mean to apply",
+        )
     return replace(
         options,
+        local=there.local,
+        endpoint_url=there.endpoint,
         **{name: getattr(s, name) for name in _SHARED},
         scope=Scope(s.targets, s.excludes),
         accounts=options.accounts.only(list(s.accounts)),

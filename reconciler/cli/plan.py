@@ -65,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
             options.settings(opts),
             backend.location,
             rendered=plan_json(result),
+            where=options.where(opts),
+            saw=savedplan.seen(doc.entries, live),
         )
         TERMINAL.say(f"Saved the plan to {args.out}; apply it with `reconciler apply {args.out}`.")
     if result.findings or report.errors:

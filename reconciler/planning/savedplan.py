@@ -1,15 +1,25 @@
 """Saved plans: `plan --out FILE`, then `apply FILE`.
 
-A saved plan is bound to the world it saw: the state's lineage and serial and
-a digest of the live snapshot. It stores the desired model it was made from
-(never key material) and the plan itself; `apply FILE` re-plans from that
-model under the lock and refuses, like Terraform ("Saved plan is stale"),
-unless the state, the live snapshot and the resulting changes are identical.
+A saved plan is bound to the world it saw: the state's lineage and serial, a
+digest of the live snapshot, and where it was planned (the embedded endpoint,
+an endpoint URL, the accounts). It stores the desired model it was made from
+(public keys included, never a private key), the options that change what
+apply does, a summary of every key pair it saw, and the plan itself.
+`apply FILE` re-plans from that model under the lock, there, and refuses like
+Terraform ("Saved plan is stale") unless the state, the live snapshot and the
+resulting changes are identical, naming what moved.
+
+The file carries a binding: a digest, keyed with the state's lineage, of
+everything apply uses. A file edited in any of those bytes is refused before
+any call. The binding catches edits and mix-ups; it is not a signature: whoever
+can read the state can forge one, so keep saved plans where build artifacts
+are kept safe.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -18,13 +28,25 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import StalePlanError, UsageError
-from reconciler.model import Address, DesiredKeyPair, DesiredSet, Rotation, Source
+from reconciler.model import (
+    Address,
+    DesiredKeyPair,
+    DesiredSet,
+    LiveSnapshot,
+    Rotation,
+    Source,
+    StateEntry,
+)
 from reconciler.planning.changes import Change, Plan
+from reconciler.planning.explain import explain
 from reconciler.state import StateDocument
 from reconciler.state.files import write_output
 
 KIND = "reconciler.lightsail/saved-plan"
-VERSION = 1
+VERSION = 2
+# What apply uses: every one is covered by the binding.
+BOUND: tuple[str, ...] = ("state", "lineage", "serial", "liveDigest", "changesDigest")
+BOUND += ("options", "where", "desired", "files", "seen")
 
 
 def _desired_json(kp: DesiredKeyPair) -> dict[str, Any]:
@@ -124,6 +146,54 @@ def _changes_digest(plan: Plan) -> str:
     return "sha256:" + hashlib.sha256(body.encode()).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class Where:
+    """Where a plan was made: apply goes there, or refuses."""
+
+    local: bool = False
+    endpoint: str | None = None
+    accounts: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"local": self.local, "endpoint": self.endpoint, "accounts": list(self.accounts)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Where:
+        endpoint = data.get("endpoint")
+        return cls(
+            bool(data.get("local")),
+            None if endpoint is None else str(endpoint),
+            tuple(str(a) for a in data.get("accounts", ())),
+        )
+
+    def __str__(self) -> str:
+        place = "the embedded endpoint (--local)" if self.local else self.endpoint or "AWS"
+        return place + (f", accounts {', '.join(self.accounts)}" if self.accounts else "")
+
+
+def seen(entries: Mapping[Address, StateEntry], live: LiveSnapshot) -> dict[str, Any]:
+    """What a plan saw of each key pair, to say what moved when it goes stale."""
+    out: dict[str, Any] = {}
+    for address, entry in entries.items():
+        out.setdefault(str(address), {})["state"] = {
+            "origin": entry.origin,
+            "fingerprint": entry.fingerprint,
+            "tags": dict(sorted(entry.tags.items())),
+        }
+    for address, kp in live.key_pairs.items():
+        out.setdefault(str(address), {})["live"] = {
+            "fingerprint": kp.fingerprint,
+            "tags": dict(sorted(kp.tags.items())),
+        }
+    return dict(sorted(out.items()))
+
+
+def _binding(document: Mapping[str, Any]) -> str:
+    body = json.dumps({k: document.get(k) for k in BOUND}, sort_keys=True).encode()
+    key = str(document.get("lineage") or "").encode()
+    return "hmac-sha256:" + hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
 def write(
     path: str,
     plan: Plan,
@@ -132,9 +202,12 @@ def write(
     state: str,
     *,
     rendered: Mapping[str, Any],
+    where: Where,
+    saw: Mapping[str, Any],
 ) -> None:
-    """Save ``plan`` with what it was made from; ``rendered`` is its JSON output form."""
-    document = {
+    """Save ``plan`` with what it was made from; ``rendered`` is its JSON output form,
+    ``saw`` the summary ``seen`` made of the state and the snapshot it was planned from."""
+    document: dict[str, Any] = {
         "kind": KIND,
         "version": VERSION,
         "state": state,
@@ -145,8 +218,11 @@ def write(
         "options": replace(settings, max_deletes=plan.max_deletes).to_json(),
         "desired": [_desired_json(desired.key_pairs[a]) for a in sorted(desired.key_pairs)],
         "files": list(desired.files),
+        "where": where.to_json(),
+        "seen": dict(saw),
         "plan": dict(rendered),
     }
+    document["binding"] = _binding(document)
     data = json.dumps(document, indent=2).encode()
     write_output(Path(path), data, what="--out")
 
@@ -160,10 +236,13 @@ class SavedPlan:
     changes_digest: str
     desired: DesiredSet
     settings: Settings
+    where: Where
+    saw: Mapping[str, Any]
 
-    def check(self, doc: StateDocument, plan: Plan) -> None:
-        """Refuse to apply if anything the plan was made against has moved."""
+    def check(self, doc: StateDocument, plan: Plan, live: LiveSnapshot) -> None:
+        """Refuse to apply if anything the plan was made against has moved, saying what."""
         hint = "run `reconciler plan --out FILE` again and apply the new plan"
+        moved = self._moved(doc, live)
         fresh = doc.serial == 0 and self.serial == 0  # no state yet: lineage not fixed
         if not fresh and doc.lineage != self.lineage:
             raise StalePlanError(
@@ -176,18 +255,40 @@ class SavedPlan:
                 f"Saved plan is stale: the state changed since {self.path} was made "
                 f"(serial {self.serial}, now {doc.serial})",
                 hint=hint,
+                details=moved,
             )
         if plan.live_digest != self.live_digest:
             raise StalePlanError(
                 f"Saved plan is stale: the key pairs in Lightsail changed since {self.path} "
                 "was made",
                 hint=hint,
+                details=moved,
             )
         if _changes_digest(plan) != self.changes_digest:
             raise StalePlanError(
                 f"Saved plan is stale: planning again gives different changes than {self.path}",
                 hint=hint,
+                details=moved,
             )
+
+    def _moved(self, doc: StateDocument, live: LiveSnapshot) -> tuple[str, ...]:
+        """One line per key pair and field that moved since the plan was saved."""
+        now = seen(doc.entries, live)
+        lines: list[str] = []
+        for address in sorted(set(self.saw) | set(now)):
+            before, after = self.saw.get(address, {}), now.get(address, {})
+            for side, label in (("state", "in the state"), ("live", "in Lightsail")):
+                was, _is = before.get(side), after.get(side)
+                if was == _is:
+                    continue
+                if was is None or _is is None:
+                    lines.append(f"  {address}: {'added' if was is None else 'gone'} {label}")
+                    continue
+                for d in explain(was, _is):
+                    lines.append(
+                        f"  {address} {label}: {d.path} {_said(d.before)} -> {_said(d.after)}"
+                    )
+        return tuple(lines)
 
 
 def load_if_saved(paths: Sequence[str]) -> SavedPlan | None:
@@ -204,7 +305,18 @@ def load_if_saved(paths: Sequence[str]) -> SavedPlan | None:
     except (OSError, ValueError) as e:
         raise UsageError(f"{path}: cannot read the saved plan ({type(e).__name__})") from None
     if data.get("version") != VERSION:
-        raise UsageError(f"{path}: saved plan format {data.get('version')} is not supported")
+        raise UsageError(
+            f"{path}: saved plan format {data.get('version')} is not supported",
+            hint="run `reconciler plan --out FILE` again with this version",
+        )
+    if not isinstance(data, dict) or not hmac.compare_digest(
+        str(data.get("binding", "")), _binding(data)
+    ):
+        raise UsageError(
+            f"{path}: the saved plan was changed after it was made (its binding does not "
+            "match); nothing was applied",
+            hint="make the plan again with `reconciler plan --out FILE`",
+        )
     try:
         key_pairs = {}
         for item in data["desired"]:
@@ -218,6 +330,12 @@ def load_if_saved(paths: Sequence[str]) -> SavedPlan | None:
             changes_digest=str(data["changesDigest"]),
             desired=DesiredSet(key_pairs, tuple(data.get("files", ()))),
             settings=Settings.from_json(data.get("options", {})),
+            where=Where.from_json(data.get("where", {})),
+            saw=dict(data.get("seen", {})),
         )
     except (KeyError, TypeError, ValueError):
         raise UsageError(f"{path}: the saved plan is damaged") from None
+
+
+def _said(value: Any) -> str:
+    return "(none)" if value is None else json.dumps(value, ensure_ascii=False)
