@@ -1,7 +1,8 @@
 """The executor's retry and lost-key logic against an in-process Lightsail.
 
-``FakeLightsail`` answers the calls the executor makes from a dict, with
-scripted failures, and records every wait instead of sleeping; the journal
+``FakeLightsail`` answers the calls the executor makes (``KeyPairCalls``: it
+does not subclass the real client, so nothing can reach boto3) from a dict,
+with scripted failures, and records every wait instead of sleeping; the journal
 and state are the real local backend on disk. The same paths over real HTTP
 against the emulator are in test_crash.py, test_emulator_faults.py and
 test_cli_e2e.py; these pin the exact call sequences, quickly.
@@ -11,14 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from reconciler.apply.executor import CREATE_ATTEMPTS, ApplyResult, Executor
-from reconciler.aws.lightsail import AmbiguousOutcome, CreatedKeyPair, Lightsail
+from reconciler.apply.executor import CREATE_ATTEMPTS, ApplyResult, Executor, KeyPairCalls
+from reconciler.aws.lightsail import AmbiguousOutcome, CreatedKeyPair
 from reconciler.errors import LightsailError
 from reconciler.keys import GeneratedKey, generate_rsa
 from reconciler.model import Address, LiveKeyPair, StateEntry, Tags
@@ -34,18 +35,17 @@ def rsa_key() -> GeneratedKey:
     return generate_rsa()
 
 
-class FakeLightsail(Lightsail):
+class FakeLightsail:
     """Key pairs in a dict. ``script[(operation, name)]`` lists what successive
     calls do: "ok", "lost" (takes effect, the response is lost), "unknown"
     (no effect, the outcome looks unknown) or "name-exists"."""
 
     def __init__(self, script: Mapping[tuple[str, str], list[str]] | None = None) -> None:
-        super().__init__()
         self.live: dict[Address, LiveKeyPair] = {}
         self.script = {k: list(v) for k, v in (script or {}).items()}
         self.calls: list[tuple[str, str]] = []
         self.waits: list[float] = []
-        self.sleep = self.waits.append
+        self.sleep: Callable[[float], None] = self.waits.append
 
     def _next(self, operation: str, address: Address) -> str:
         self.calls.append((operation, address.name))
@@ -105,12 +105,17 @@ class FakeLightsail(Lightsail):
             live.address, live.arn, live.fingerprint, live.created_at, {**live.tags, **tags}
         )
 
-    def untag(self, address: Address, keys: Any) -> None:
+    def untag(self, address: Address, keys: Iterable[str]) -> None:
         self.calls.append(("untag", address.name))
 
     def delete_key_pair(self, address: Address, expected_fingerprint: str | None) -> bool:
         self.calls.append(("delete", address.name))
         return self.live.pop(address, None) is not None
+
+
+def test_the_fake_is_only_the_calls_the_executor_makes() -> None:
+    fake: KeyPairCalls = FakeLightsail()  # mypy checks it is one, structurally
+    assert not any(hasattr(fake, name) for name in ("client", "snapshot", "read"))
 
 
 @pytest.fixture

@@ -17,6 +17,9 @@ and the failure is reported once. Lightsail itself going away (connection
 refused or timed out after the retries) stops the run the same way: changes
 under way keep their intents open for the next plan to check, and the run
 reports it once. Other failures stop only their own change.
+
+The executor reaches Lightsail only through ``KeyPairCalls``, the few calls it
+makes; ``aws.lightsail.Lightsail`` is one, a test's fake is another.
 """
 
 from __future__ import annotations
@@ -24,16 +27,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, assert_never
+from typing import Any, Literal, Protocol, assert_never
 
 from reconciler.aws.lightsail import (
     UNREACHABLE,
     AmbiguousOutcome,
     CreatedKeyPair,
-    Lightsail,
     tags_from_api,
 )
 from reconciler.aws.retry import backoff
@@ -60,6 +62,29 @@ _Outcome = Literal["done", "not started", "unrecorded", "cut off"]
 Seal = Callable[[Address, str], Mapping[str, Any]]
 # Hands an entry whose key is journaled to the key store; returns the entry to record.
 Keep = Callable[[StateEntry], StateEntry]
+
+
+class KeyPairCalls(Protocol):
+    """The Lightsail calls the executor makes, and nothing else (``aws.lightsail.Lightsail``
+    is one; the mutating calls raise ``AmbiguousOutcome`` when they may have taken effect)."""
+
+    def create_key_pair(self, address: Address, tags: Tags) -> CreatedKeyPair: ...
+
+    def import_key_pair(self, address: Address, public_key: str) -> Mapping[str, Any] | None: ...
+
+    def get_key_pair(self, address: Address) -> LiveKeyPair | None: ...
+
+    def tag(self, address: Address, tags: Tags) -> None: ...
+
+    def untag(self, address: Address, keys: Iterable[str]) -> None: ...
+
+    def delete_key_pair(self, address: Address, expected_fingerprint: str | None) -> bool:
+        """Delete; False when it was already gone. A fingerprint mismatch raises."""
+        ...
+
+    def sleep(self, seconds: float, /) -> None:
+        """Wait between attempts (a fake records the wait instead)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +127,7 @@ class KeyMaterialLost(Exception):
 class Executor:
     def __init__(
         self,
-        lightsail: Lightsail,
+        lightsail: KeyPairCalls,
         journal: JournalWriter,
         *,
         parallelism: int = 10,
