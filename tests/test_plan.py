@@ -11,6 +11,7 @@ from reconciler.model import (
     Address,
     DesiredKeyPair,
     DesiredSet,
+    JournalOp,
     LiveKeyPair,
     LiveSnapshot,
     OpenIntent,
@@ -117,7 +118,7 @@ def test_pending_create_not_live_is_created_and_the_intent_closed() -> None:
 
 def test_pending_generate_live_is_recovered_not_lost() -> None:
     a = Address(R, "db")
-    pending = {a: OpenIntent(a, "i1", 1.0, "generate", "PEM", "ssh-rsa AAAA")}
+    pending = {a: OpenIntent(a, "i1", 1.0, JournalOp.GENERATE, "PEM", "ssh-rsa AAAA")}
     plan = make_plan(desired(want("db", generate_local=True)), {}, pending, snap(live("db")))
     (change,) = plan.changes
     assert change.action is Action.ADOPT and change.recovered is not None

@@ -42,7 +42,15 @@ from reconciler.aws.retry import backoff
 from reconciler.custody.base import KeyStoreError, held_in_state
 from reconciler.errors import LightsailError, ReconcilerError, StorageError
 from reconciler.keys import generate_rsa
-from reconciler.model import Address, Generation, LiveKeyPair, Origin, StateEntry, Tags
+from reconciler.model import (
+    Address,
+    Generation,
+    JournalOp,
+    LiveKeyPair,
+    Origin,
+    StateEntry,
+    Tags,
+)
 from reconciler.planning.planner import Action, Change, Plan, diff_tags
 from reconciler.planning.rotation import dropped, prune, succeed
 from reconciler.state.backend import JournalWriter
@@ -300,7 +308,7 @@ class Executor:
         prior = change.prior
         if prior is None or not prior.has_private_key:
             return prior
-        intent = self.journal.intent("retire", change.address)
+        intent = self.journal.intent(JournalOp.RETIRE, change.address)
         generation = Generation(replace(prior, generations=()), time.time())
         retired = _declared(change, replace(prior, generations=(generation, *prior.generations)))
         self.journal.result(intent, retired)
@@ -371,7 +379,7 @@ class Executor:
     def _create(self, change: Change) -> None:
         address = change.address
         tags = dict(change.after_tags or {})
-        intent = self.journal.intent("create", address)
+        intent = self.journal.intent(JournalOp.CREATE, address)
         ambiguous: AmbiguousOutcome | None = None
         for attempt in range(CREATE_ATTEMPTS):
             try:
@@ -430,7 +438,7 @@ class Executor:
 
     def _import(self, change: Change, public_key: str, *, private_key: str | None) -> None:
         address = change.address
-        op = "generate" if private_key is not None else "import"
+        op = JournalOp.GENERATE if private_key is not None else JournalOp.IMPORT
         intent = self.journal.intent(op, address)
         if private_key is not None:
             # Sealed before it is journaled: the key is never on disk in clear.
@@ -460,7 +468,7 @@ class Executor:
                 self.journal.failed(intent, e.message)
                 raise
         live = self._must_get(address)
-        origin: Origin = "generated" if op == "generate" else "imported"
+        origin: Origin = "generated" if private_key is not None else "imported"
         entry = StateEntry(
             address=address,
             origin=origin,
@@ -482,7 +490,7 @@ class Executor:
         live = change.live
         assert live is not None
         recovered = change.recovered
-        intent = self.journal.intent("adopt", change.address)
+        intent = self.journal.intent(JournalOp.ADOPT, change.address)
         entry = StateEntry(
             address=change.address,
             origin="generated" if recovered is not None else "adopted",
@@ -502,7 +510,7 @@ class Executor:
 
     def _update_tags(self, change: Change) -> None:
         assert change.prior is not None and change.live is not None
-        intent = self.journal.intent("update-tags", change.address)
+        intent = self.journal.intent(JournalOp.UPDATE_TAGS, change.address)
         entry = _declared(change, change.prior)
         self._set_tags(intent, entry, change.live.tags, change.after_tags or {})
 
@@ -527,7 +535,7 @@ class Executor:
         """Delete the live key pair; ``kept`` is what the state keeps of it when it is
         replaced under the same name (its keys, until the new one is recorded)."""
         address = change.address
-        intent = self.journal.intent("delete", address)
+        intent = self.journal.intent(JournalOp.DELETE, address)
         if change.live is not None:
             try:
                 self.lightsail.delete_key_pair(address, change.expected_fingerprint)

@@ -17,7 +17,7 @@ from reconciler.cli import custody as key_commands
 from reconciler.cli import workflow
 from reconciler.errors import EXIT_ERROR, EXIT_OK, LightsailError, StateError, UsageError
 from reconciler.manifests.load import load_desired
-from reconciler.model import REGIONS, Address, name_problem
+from reconciler.model import REGIONS, Address, JournalOp, name_problem
 from reconciler.planning.planner import Action, Change, Reason
 
 
@@ -55,7 +55,9 @@ def run(args: argparse.Namespace, options: workflow.Options) -> int:
                 )
             # A key generated here by an interrupted run: keep its private half.
             waiting = doc.pending.get(address)
-            recovered = waiting if waiting is not None and waiting.operation == "generate" else None
+            recovered = (
+                waiting if waiting is not None and waiting.operation is JournalOp.GENERATE else None
+            )
             change = Change(
                 Action.ADOPT,
                 address,

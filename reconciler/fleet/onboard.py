@@ -37,6 +37,7 @@ from reconciler.errors import EXIT_ERROR, EXIT_OK, UsageError
 from reconciler.model import (
     REGIONS,
     Address,
+    JournalOp,
     LiveKeyPair,
     LiveSnapshot,
     OpenIntent,
@@ -134,7 +135,7 @@ def manifest_text(
 
 def _recoverable(pending: Mapping[Address, OpenIntent]) -> dict[Address, OpenIntent]:
     """Keys generated here by an interrupted run: adopting them keeps the private half."""
-    return {a: p for a, p in pending.items() if p.operation == "generate"}
+    return {a: p for a, p in pending.items() if p.operation is JournalOp.GENERATE}
 
 
 def plan_onboarding(

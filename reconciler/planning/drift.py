@@ -40,6 +40,7 @@ from reconciler.model import (
     DEFAULT_KEY_PAIR_NAME,
     Address,
     DesiredSet,
+    JournalOp,
     LiveInstance,
     LiveSnapshot,
     OpenIntent,
@@ -122,7 +123,7 @@ def find_drift(
     for address in sorted(pending):
         if not considered(address) or address not in live.key_pairs or address in entries:
             continue
-        if pending[address].operation == "create":
+        if pending[address].operation is JournalOp.CREATE:
             out.append(
                 DriftFinding(
                     DriftKind.LOST_KEY,

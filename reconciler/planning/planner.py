@@ -21,6 +21,7 @@ from reconciler.model import (
     Address,
     DesiredKeyPair,
     DesiredSet,
+    JournalOp,
     LiveKeyPair,
     LiveSnapshot,
     OpenIntent,
@@ -256,7 +257,7 @@ def _plan_interrupted(sides: _Sides, asked: _Asked, out: _Collected) -> None:
     """Live, not in state, with an open intent: a create or generate an interrupted run made."""
     assert sides.waiting is not None and sides.have is not None
     address, want, have, waiting = sides.address, sides.want, sides.have, sides.waiting
-    if waiting.operation == "generate":
+    if waiting.operation is JournalOp.GENERATE:
         if want is None:
             out.findings.append(_lost(address, recoverable=True))
             return

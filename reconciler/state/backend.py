@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from reconciler.errors import StorageError
-from reconciler.model import Address, StateEntry
+from reconciler.model import Address, JournalOp, StateEntry
 from reconciler.state.document import StateDocument
 from reconciler.state.lock import LockInfo
 from reconciler.state.records import Reservation
@@ -36,7 +36,7 @@ class JournalWriter(Protocol):
         says where records that could not be written went (a spool)."""
         ...
 
-    def intent(self, op: str, address: Address) -> str: ...
+    def intent(self, op: JournalOp, address: Address) -> str: ...
     def keygen(
         self,
         intent_id: str,
