@@ -23,7 +23,7 @@ from reconciler.aws.lightsail import AmbiguousOutcome, CreatedKeyPair
 from reconciler.errors import LightsailError
 from reconciler.keys import GeneratedKey, generate_rsa
 from reconciler.model import Address, LiveKeyPair, StateEntry, Tags
-from reconciler.planning.planner import Action, Change, Plan, Reason
+from reconciler.planning.planner import Action, Change, CreateStep, Plan, Reason
 from reconciler.state import LocalBackend
 from reconciler.state.journal import read_journal
 
@@ -148,9 +148,7 @@ def apply(backend: LocalBackend, fake: FakeLightsail, *changes: Change) -> Apply
 
 
 def create(address: Address = A) -> Change:
-    return Change(
-        Action.CREATE, address, "in the manifest", Reason.DECLARED, after_tags={"team": "ops"}
-    )
+    return Change(Action.CREATE, address, Reason.DECLARED, after_tags={"team": "ops"})
 
 
 def test_a_create_that_did_not_happen_is_sent_again_after_backoff(
@@ -220,7 +218,6 @@ def test_an_import_that_went_through_despite_an_error_is_not_sent_again(
     change = Change(
         Action.IMPORT,
         A,
-        "in the manifest",
         Reason.DECLARED,
         after_tags={},
         public_key=rsa_key().public_openssh,
@@ -236,7 +233,7 @@ def protected_change(action: Action, fake: FakeLightsail, *, protection: bool | 
     """``action`` on kp-a declaring ``protection``; kp-a is live (and recorded, unprotected,
     with its key) for the actions that start from a live key pair."""
     prior = StateEntry(A, "created", "arn", "00:11", 1.0, {}, private_key=rsa_key().private_pem)
-    starts_live = {
+    starts_live: dict[Action, tuple[StateEntry | None, CreateStep | None]] = {
         Action.ADOPT: (None, None),
         Action.UPDATE_TAGS: (prior, None),
         Action.REPLACE: (prior, Action.CREATE),
@@ -244,14 +241,11 @@ def protected_change(action: Action, fake: FakeLightsail, *, protection: bool | 
     }
     if action not in starts_live:
         public_key = rsa_key().public_openssh if action is Action.IMPORT else None
-        return Change(
-            action, A, "declared", Reason.DECLARED, public_key=public_key, protection=protection
-        )
+        return Change(action, A, Reason.DECLARED, public_key=public_key, protection=protection)
     recorded, then = starts_live[action]
     return Change(
         action,
         A,
-        "declared",
         Reason.REPLACE_REQUESTED,
         after_tags={"team": "ops"},
         then=then,

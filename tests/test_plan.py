@@ -18,6 +18,7 @@ from reconciler.model import (
     Source,
     StateEntry,
 )
+from reconciler.output.reasons import why
 from reconciler.planning.planner import Action, FindingKind, diff_tags, make_plan
 
 SRC = Source("m.yaml", 1, 1)
@@ -155,7 +156,7 @@ def test_prevent_destroy_refuses_replace() -> None:
 def test_fingerprint_changed_outside_is_replaced() -> None:
     plan = make_plan(desired(want("web")), index([entry("web")]), {}, snap(live("web", fp="cc:dd")))
     (change,) = plan.changes
-    assert change.action is Action.REPLACE and "outside" in change.reason
+    assert change.action is Action.REPLACE and "outside" in why(change)
 
 
 def test_deleted_outside_is_created_again() -> None:

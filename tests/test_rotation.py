@@ -11,6 +11,7 @@ from reconciler.errors import PlanError
 from reconciler.keys import generate_rsa
 from reconciler.manifests.load import load_desired
 from reconciler.model import Address, Generation, LiveInstance, Rotation, StateEntry
+from reconciler.output.reasons import why
 from reconciler.output.render import COLOR_OF, plan_json
 from reconciler.planning.planner import SYMBOLS, Action, Reason, deletes, make_plan
 from reconciler.planning.rotation import describe_age, parse_duration, prune, rotation_due, succeed
@@ -47,7 +48,7 @@ def test_a_key_pair_older_than_after_is_rotated_with_the_reason() -> None:
     [change] = plan.changes
     assert change.action is Action.ROTATE and change.address.name == "web"
     assert change.code is Reason.ROTATION_DUE
-    assert change.reason == "created 97 days ago; rotate after 90 days"
+    assert why(change) == "created 97 days ago; rotate after 90 days"
     assert change.then is Action.CREATE and change.keep == 2
     assert change.expected_fingerprint == "aa:bb" and change.deletes
     assert plan.unchanged == 1

@@ -164,29 +164,44 @@ class Executor:
         """The most journal bytes one change's records can take (reserved before its calls)."""
         address, budget = change.address, self.budget
         tags = change.after_tags or {}
-        total = 0
-        if change.deletes:
-            total += (
-                budget.intent(address)
-                + budget.failed()
-                + budget.result(address, {}, private_key=False)
-            )
-        if change.action is Action.ADOPT or change.action is Action.UPDATE_TAGS:
-            total += budget.intent(address) + 2 * budget.result(address, tags, private_key=True)
-        step = change.creates
-        if step is Action.CREATE:
-            total += budget.intent(address) + budget.failed()
-            total += budget.result(address, tags, private_key=True)
-        elif step is Action.IMPORT or step is Action.GENERATE:
-            total += budget.intent(address) + budget.keygen(address) + budget.failed()
-            total += 2 * budget.result(address, tags, private_key=True)
-        if change.prior is not None and (change.deletes or step is not None):
+        deleting = budget.intent(address) + budget.failed()
+        deleting += budget.result(address, {}, private_key=False)
+        action = change.action
+        match action:
+            case Action.ADOPT | Action.UPDATE_TAGS:
+                return budget.intent(address) + 2 * budget.result(address, tags, private_key=True)
+            case Action.DELETE:
+                total = deleting
+            case Action.REPLACE | Action.ROTATE:
+                total = deleting + self._making_bytes(change)
+            case Action.CREATE | Action.IMPORT | Action.GENERATE:
+                total = self._making_bytes(change)
+            case _:
+                assert_never(action)
+        if change.prior is not None:
             # Succeeding a recorded entry: every result may also carry its earlier keys
             # (retired, deleted, created, stored, pruned), and the retire has an intent.
             earlier = 1 + len(change.prior.generations)
             keys = earlier * budget.result(address, tags, private_key=True)
             total += budget.intent(address) + 5 * keys
         return total
+
+    def _making_bytes(self, change: Change) -> int:
+        """The journal bytes of the create-like step of ``change``."""
+        address, budget = change.address, self.budget
+        result = budget.result(address, change.after_tags or {}, private_key=True)
+        step = change.creates
+        match step:
+            case Action.CREATE:
+                return budget.intent(address) + budget.failed() + result
+            case Action.IMPORT | Action.GENERATE:
+                return (
+                    budget.intent(address) + budget.keygen(address) + budget.failed() + 2 * result
+                )
+            case None:
+                return 0
+            case _:
+                assert_never(step)
 
     def run(self, plan: Plan) -> ApplyResult:
         result = ApplyResult()
@@ -291,13 +306,18 @@ class Executor:
 
     def _make(self, change: Change) -> None:
         step = change.creates
-        if step is Action.CREATE:
-            self._create(change)
-        elif step is Action.IMPORT:
-            assert change.public_key is not None
-            self._import(change, change.public_key, private_key=None)
-        elif step is Action.GENERATE:
-            self._generate(change)
+        match step:
+            case Action.CREATE:
+                self._create(change)
+            case Action.IMPORT:
+                assert change.public_key is not None
+                self._import(change, change.public_key, private_key=None)
+            case Action.GENERATE:
+                self._generate(change)
+            case None:
+                raise AssertionError(f"{change.action} {change.address} makes no key pair")
+            case _:
+                assert_never(step)
 
     def _retire(self, change: Change) -> StateEntry | None:
         """Journal the key about to be replaced as a generation, before Lightsail forgets it.
@@ -561,6 +581,10 @@ class Executor:
             # Its keys stay (until the new one is in).
             self.journal.result(intent, _declared(change, kept))
             return
+        self._removed(intent, address, prior)
+
+    def _removed(self, intent: str, address: Address, prior: StateEntry | None) -> None:
+        """Journal that the entry at ``address`` is gone, then drop its stored keys."""
         self.journal.removed(intent, address)
         if self.forget is not None and prior is not None:
             for stored in (prior, *(g.entry for g in prior.generations)):

@@ -346,9 +346,10 @@ def destroy(args: argparse.Namespace) -> int:
 
 
 def drift(args: argparse.Namespace) -> int:
+    from reconciler.output import reasons
     from reconciler.planning import drift as drift_mod
 
-    return drift_mod.run(args, _options(args))
+    return drift_mod.run(args, _options(args), word=reasons.cause)
 
 
 def report(args: argparse.Namespace) -> int:

@@ -61,7 +61,6 @@ def run(args: argparse.Namespace, options: workflow.Options) -> int:
             change = Change(
                 Action.ADOPT,
                 address,
-                "reconciler import",
                 Reason.IMPORT_REQUESTED,
                 before_tags=live.tags,
                 after_tags=live.tags if wanted_tags is None else wanted_tags,

@@ -33,6 +33,7 @@ from reconciler.model import (
     Tags,
     account_of,
 )
+from reconciler.output import reasons
 from reconciler.planning.drift import DriftFinding, instances_unread_line, observe
 from reconciler.planning.rotation import due_at, rotation_due
 from reconciler.state.files import write_output
@@ -211,7 +212,9 @@ def run(args: argparse.Namespace, options: workflow.Options) -> int:
     # Unmanaged key pairs show as such in their origin; not counted as findings.
     # Instances are read (paged GetInstances, once per region read) for the
     # instances column and the unused / unmanaged-key-in-use findings.
-    seen = observe(args.paths, options, include_unmanaged=False, include_instances=True)
+    seen = observe(
+        args.paths, options, include_unmanaged=False, include_instances=True, word=reasons.cause
+    )
     live = seen.live
     now = time.time()
     report = build_report(

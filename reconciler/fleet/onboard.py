@@ -47,7 +47,7 @@ from reconciler.model import (
     region_of,
     where,
 )
-from reconciler.planning.planner import Action, Change, Plan, Reason
+from reconciler.planning.planner import Action, Change, Facts, Plan, Reason
 from reconciler.state.files import write_output
 
 API_VERSION = "reconciler.lightsail/v1"
@@ -166,8 +166,8 @@ def plan_onboarding(
         Change(
             Action.ADOPT,
             address,
-            "reconciler import --all",
             Reason.IMPORT_REQUESTED,
+            Facts(import_all=True),
             before_tags=live.key_pairs[address].tags,
             after_tags=live.key_pairs[address].tags,
             live=live.key_pairs[address],

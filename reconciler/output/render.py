@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any, TextIO, assert_never
 
 from reconciler.model import Tags
+from reconciler.output.reasons import why
 from reconciler.planning.planner import SYMBOLS, Action, Change, Plan, diff_tags
 
 PLAN_FORMAT_VERSION = 1
@@ -79,32 +80,38 @@ def format_tags(tags: Tags) -> str:
 
 def summary_line(plan: Plan) -> str:
     counts = plan.counts()
-    to_add = counts["create"] + counts["import"] + counts["generate"]
+    to_add = counts[Action.CREATE] + counts[Action.IMPORT] + counts[Action.GENERATE]
     parts = [
         f"{to_add} to add",
-        f"{counts['adopt']} to adopt",
-        f"{counts['update-tags']} to update",
-        f"{counts['replace']} to replace",
-        *([f"{counts['rotate']} to rotate"] if counts["rotate"] else []),
-        f"{counts['delete']} to delete",
+        f"{counts[Action.ADOPT]} to adopt",
+        f"{counts[Action.UPDATE_TAGS]} to update",
+        f"{counts[Action.REPLACE]} to replace",
+        *([f"{counts[Action.ROTATE]} to rotate"] if counts[Action.ROTATE] else []),
+        f"{counts[Action.DELETE]} to delete",
     ]
     return f"Plan: {', '.join(parts)}; {plan.unchanged} unchanged."
 
 
 def _change_lines(change: Change) -> list[str]:
     lines: list[str] = []
-    if change.action is Action.UPDATE_TAGS or change.action is Action.ADOPT:
-        diff = diff_tags(change.before_tags or {}, change.after_tags or {})
-        before = change.before_tags or {}
-        for key, value in diff.set.items():
-            if key in before:
-                old = format_tag_value(before[key])
-                lines.append(f"~ tag {key}: {old} -> {format_tag_value(value)}")
-            else:
-                lines.append(f"+ tag {key}: {format_tag_value(value)}")
-        lines.extend(f"- tag {key}" for key in diff.remove)
-    elif change.action is not Action.DELETE:
-        lines.append(f"tags: {format_tags(change.after_tags or {})}")
+    action = change.action
+    match action:
+        case Action.UPDATE_TAGS | Action.ADOPT:
+            diff = diff_tags(change.before_tags or {}, change.after_tags or {})
+            before = change.before_tags or {}
+            for key, value in diff.set.items():
+                if key in before:
+                    old = format_tag_value(before[key])
+                    lines.append(f"~ tag {key}: {old} -> {format_tag_value(value)}")
+                else:
+                    lines.append(f"+ tag {key}: {format_tag_value(value)}")
+            lines.extend(f"- tag {key}" for key in diff.remove)
+        case Action.DELETE:
+            pass  # no tags after it
+        case Action.CREATE | Action.IMPORT | Action.GENERATE | Action.REPLACE | Action.ROTATE:
+            lines.append(f"tags: {format_tags(change.after_tags or {})}")
+        case _:
+            assert_never(action)
     if change.then is not None:
         lines.append(f"replaced by: {change.then}")
     if change.keep:
@@ -129,7 +136,7 @@ def plan_text(plan: Plan, *, color: bool = False) -> str:
             paint = getattr(p, COLOR_OF[change.action])
             symbol = SYMBOLS[change.action]
             out.append(f"  {paint(symbol)} {p.bold(str(change.address))}  ({change.action})")
-            out.append(f"      why: {change.reason}")
+            out.append(f"      why: {why(change)}")
             out.extend(f"      {line}" for line in _change_lines(change))
     if plan.orphaned:
         out.append("")
@@ -173,7 +180,7 @@ def change_json(change: Change) -> dict[str, Any]:
         **({"account": change.address.account} if change.address.account else {}),
         "region": change.address.region,
         "name": change.address.name,
-        "reason": change.reason,
+        "reason": why(change),
         "reasonCode": change.code.value,
         "tags": {
             "before": _tags_json(change.before_tags),
@@ -201,7 +208,11 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "serial": plan.serial,
         "liveDigest": plan.live_digest,
         "regions": list(plan.regions),
-        "summary": {**counts, "unchanged": plan.unchanged, "findings": len(plan.findings)},
+        "summary": {
+            **{action.value: counts[action] for action in Action},
+            "unchanged": plan.unchanged,
+            "findings": len(plan.findings),
+        },
         "changes": [change_json(c) for c in plan.changes],
         "findings": [
             {
@@ -241,7 +252,7 @@ def plan_markdown(plan: Plan) -> str:
     rows = ["| action | key pair | why |", "| --- | --- | --- |"]
     detail = ["<details><summary>Details</summary>", "", "```diff"]
     for change in plan.changes:
-        rows.append(f"| `{change.action}` | `{change.address}` | {_md_escape(change.reason)} |")
+        rows.append(f"| `{change.action}` | `{change.address}` | {_md_escape(why(change))} |")
         detail.append(f"{SYMBOLS[change.action][0]} {change.address} ({change.action})")
         detail.extend(f"    {line}" for line in _change_lines(change))
     detail.extend(["```", "", "</details>"])
