@@ -66,6 +66,8 @@ class JournalOp(StrEnum):
     UPDATE_TAGS = "update-tags"
     DELETE = "delete"
     RETIRE = "retire"
+    # Drops the state entry of a key pair gone from Lightsail; no call is made.
+    FORGET = "forget"
 
 
 # The intents an interrupted run can leave open in the state: a CreateKeyPair (its key is

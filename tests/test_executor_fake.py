@@ -22,7 +22,7 @@ from reconciler.apply.executor import CREATE_ATTEMPTS, ApplyResult, Executor, Ke
 from reconciler.aws.lightsail import AmbiguousOutcome, CreatedKeyPair
 from reconciler.errors import LightsailError
 from reconciler.keys import GeneratedKey, generate_rsa
-from reconciler.model import Address, LiveKeyPair, StateEntry, Tags
+from reconciler.model import Address, JournalOp, LiveInstance, LiveKeyPair, StateEntry, Tags
 from reconciler.planning.planner import Action, Change, CreateStep, Plan, Reason
 from reconciler.state import LocalBackend
 from reconciler.state.journal import read_journal
@@ -299,3 +299,64 @@ def test_a_change_declaring_no_protection_keeps_what_the_state_recorded(
     )
     assert apply(backend, fake, change).ok
     assert backend.read().entries[A].prevent_destroy
+
+
+def forget_run(
+    backend: LocalBackend, tmp_path: Path, fake: FakeLightsail, change: Change
+) -> tuple[ApplyResult, list[dict[str, Any]]]:
+    """``change`` applied, with the journal records it made."""
+    backend.begin()
+    try:
+        result = Executor(fake, backend.journal(), parallelism=1).run(plan_of(change))
+        records = read_journal(tmp_path / "reconciler.state.json.journal")
+    finally:
+        backend.commit()
+    return result, records
+
+
+def test_a_forget_drops_the_entry_of_a_key_pair_gone_outside_with_no_call(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    fake = FakeLightsail()
+    assert apply(backend, fake, create()).ok
+    prior = backend.read().entries[A]
+    del fake.live[A]  # deleted outside the tool
+    fake.calls.clear()
+    change = Change(Action.FORGET, A, Reason.GONE_LIVE, prior=prior)
+    result, records = forget_run(backend, tmp_path, fake, change)
+    assert result.ok and result.succeeded == [change]
+    assert fake.calls == []  # nothing is sent: no DeleteKeyPair, not even a GetKeyPair
+    assert [(r["kind"], r.get("op"), r.get("removed")) for r in records] == [
+        ("intent", "forget", None),
+        ("result", None, True),
+    ]
+    assert A not in backend.read().entries
+
+
+def test_a_forget_keeps_the_keys_of_a_key_pair_instances_still_use(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    fake = FakeLightsail()
+    assert apply(backend, fake, create()).ok
+    prior = backend.read().entries[A]
+    del fake.live[A]
+    fake.calls.clear()
+    instance = LiveInstance("us-east-1", "web-1", A, 2.0)
+    change = Change(Action.FORGET, A, Reason.GONE_LIVE, prior=prior, instances=(instance,))
+    result, records = forget_run(backend, tmp_path, fake, change)
+    assert result.ok and fake.calls == []
+    assert [r["kind"] for r in records] == ["intent", "result"] and "entry" in records[1]
+    assert backend.read().entries[A].private_key == rsa_key().private_pem
+
+
+def test_a_forget_cut_short_before_its_removal_leaves_the_entry(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    fake = FakeLightsail()
+    assert apply(backend, fake, create()).ok
+    backend.begin()
+    try:
+        backend.journal().intent(JournalOp.FORGET, A)  # the run dies here
+    finally:
+        backend.commit()
+    assert A in backend.read().entries  # the next plan forgets it again

@@ -117,7 +117,7 @@ def test_an_existing_journal_is_never_reopened_for_append(tmp_path: Path) -> Non
 def test_journal_operations_keep_their_names_on_disk() -> None:
     # The on-disk names outlive the enum: old journals must still replay.
     old = {"create", "import", "generate", "adopt", "update-tags", "delete", "retire"}
-    assert {op.value for op in JournalOp} == old
+    assert {op.value for op in JournalOp} == old | {"forget"}
 
 
 def test_unknown_operation_is_a_bug(journal: Journal) -> None:
@@ -310,7 +310,7 @@ def test_generate_without_outcome_keeps_the_generated_key() -> None:
         assert pending.public_key == "ssh-rsa PUB"
 
 
-@pytest.mark.parametrize("op", ["import", "update-tags", "delete", "adopt", "retire"])
+@pytest.mark.parametrize("op", ["import", "update-tags", "delete", "adopt", "retire", "forget"])
 def test_other_operations_without_outcome_leave_nothing(op: str) -> None:
     start = StateDocument.new()
     start.entries[WEB] = make_entry(WEB)

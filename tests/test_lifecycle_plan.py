@@ -108,8 +108,10 @@ def test_orphans_are_kept_without_prune() -> None:
 
 
 def test_an_orphan_already_gone_live_is_only_forgotten() -> None:
-    p = plan([], [entry("gone")], [], prune=True)
-    assert actions(p) == [(Action.DELETE, "gone")] and p.changes[0].live is None
+    p = plan([], [entry("gone")], [], prune=True, max_deletes=0)
+    assert actions(p) == [(Action.FORGET, "gone")] and p.changes[0].live is None
+    assert why(p.changes[0]) == "gone live; forget it" and p.delete_count == 0
+    p.raise_if_unsafe()  # a forget deletes nothing: --max-deletes 0 lets it through
 
 
 def test_prune_has_a_default_max_deletes_that_can_be_raised() -> None:

@@ -101,3 +101,19 @@ def test_tag_values_null_and_empty_are_shown_differently() -> None:
     assert render.format_tag_value("") == '""'
     assert render.format_tags({"b": "", "a": None}) == 'a (no value), b = ""'
     assert render.format_tags({}) == "(none)"
+
+
+def test_a_forget_is_shown_apart_from_deletes_and_counted_only_when_there_is_one() -> None:
+    address = Address(R, "gone")
+    entries = {address: StateEntry(address, "created", "arn", "bb", 1.0, {})}
+    plan = make_plan(DesiredSet({}), entries, {}, LiveSnapshot({}, (R,)), prune=True)
+    text = render.plan_text(plan)
+    assert f"  x {R}/gone  (forget)\n      why: gone live; forget it\n" in text
+    assert "tags:" not in text and "expected fingerprint" not in text
+    assert text.rstrip().endswith(
+        "Plan: 0 to add, 0 to adopt, 0 to update, 0 to replace, 0 to delete, 1 to forget; "
+        "0 unchanged."
+    )
+    assert f"| `forget` | `{R}/gone` | gone live; forget it |" in render.plan_markdown(plan)
+    summary = render.plan_json(plan)["summary"]
+    assert (summary["forget"], summary["delete"]) == (1, 0)

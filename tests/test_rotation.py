@@ -121,6 +121,19 @@ def test_creating_again_over_a_recorded_key_pair_reads_instances_but_is_not_refu
     seen.raise_if_in_use()  # nothing is deleted
 
 
+def test_forgetting_a_key_pair_instances_still_use_is_refused() -> None:
+    # Gone from Lightsail, but an instance still holds its public key: its private key
+    # is the way in, so the plan that would drop it is refused like a delete.
+    plan = make_plan(desired(), index([entry("web")]), {}, snap(), prune=True, now=NOW)
+    [change] = plan.changes
+    assert change.action is Action.FORGET and not change.deletes and change.retires_keys
+    assert plan.instance_regions == (R,)
+    seen = plan.with_instances([LiveInstance(R, "vm", Address(R, "web"), NOW)])
+    with pytest.raises(PlanError, match=r"refusing to forget us-east-1/web: 1 instance\(s\)"):
+        seen.raise_if_in_use()
+    plan.raise_if_unsafe()  # with no instance naming it, no guard stops it
+
+
 def retire(
     prior: StateEntry,
     new: StateEntry,

@@ -170,6 +170,14 @@ class Executor:
         match action:
             case Action.ADOPT | Action.UPDATE_TAGS:
                 return budget.intent(address) + 2 * budget.result(address, tags, private_key=True)
+            case Action.FORGET:
+                # The removal, or (kept while instances use it) the entry with every key.
+                prior = change.prior
+                if prior is None:
+                    return budget.intent(address) + budget.result(address, {}, private_key=False)
+                earlier = 1 + len(prior.generations)
+                kept = earlier * budget.result(address, prior.tags, private_key=True)
+                return budget.intent(address) + kept
             case Action.DELETE:
                 total = deleting
             case Action.REPLACE | Action.ROTATE:
@@ -292,6 +300,8 @@ class Executor:
         match change.action:
             case Action.DELETE:
                 self._delete(change)
+            case Action.FORGET:
+                self._forget(change)
             case Action.REPLACE | Action.ROTATE:
                 self._delete(change, kept=self._retire(change))
                 self._make(change)
@@ -556,20 +566,19 @@ class Executor:
         replaced under the same name (its keys, until the new one is recorded)."""
         address = change.address
         intent = self.journal.intent(JournalOp.DELETE, address)
-        if change.live is not None:
-            try:
-                self.lightsail.delete_key_pair(address, change.expected_fingerprint)
-            except LightsailError as e:
-                self.journal.failed(intent, e.message)
-                if e.detail == "FingerprintMismatch":
-                    raise LightsailError(
-                        f"deleting {address}: its key material was replaced outside the tool "
-                        "since it was recorded; not deleted",
-                        code=e.code,
-                        detail=e.detail,
-                        hint="run `reconciler drift` to inspect it",
-                    ) from None
-                raise
+        try:
+            self.lightsail.delete_key_pair(address, change.expected_fingerprint)
+        except LightsailError as e:
+            self.journal.failed(intent, e.message)
+            if e.detail == "FingerprintMismatch":
+                raise LightsailError(
+                    f"deleting {address}: its key material was replaced outside the tool "
+                    "since it was recorded; not deleted",
+                    code=e.code,
+                    detail=e.detail,
+                    hint="run `reconciler drift` to inspect it",
+                ) from None
+            raise
         prior = change.prior
         if kept is None and prior is not None and change.instances and _holds_keys(prior):
             # Deleted with --allow-in-use: instances still hold its public key, so the
@@ -580,6 +589,24 @@ class Executor:
         if kept is not None:
             # Its keys stay (until the new one is in).
             self.journal.result(intent, _declared(change, kept))
+            return
+        self._removed(intent, address, prior)
+
+    def _forget(self, change: Change) -> None:
+        """Drop the state entry of a key pair already gone from Lightsail: no call is made.
+
+        Journaled like a delete (an intent, then the removal), so a run cut short in
+        between leaves the entry, and the next plan forgets it again.
+        """
+        address, prior = change.address, change.prior
+        intent = self.journal.intent(JournalOp.FORGET, address)
+        if prior is not None and change.instances and _holds_keys(prior):
+            # Forgotten with --allow-in-use: instances still hold its public key, so the
+            # state keeps its private keys until no instance names it.
+            log.warning(
+                "%s: not forgotten; its private key is kept while instances use it", address
+            )
+            self.journal.result(intent, _declared(change, prior))
             return
         self._removed(intent, address, prior)
 

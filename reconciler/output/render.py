@@ -54,7 +54,7 @@ def color_of(action: Action) -> str:
     match action:
         case Action.CREATE | Action.IMPORT | Action.GENERATE | Action.ADOPT:
             return "green"
-        case Action.UPDATE_TAGS | Action.ROTATE:
+        case Action.UPDATE_TAGS | Action.ROTATE | Action.FORGET:
             return "yellow"
         case Action.REPLACE | Action.DELETE:
             return "red"
@@ -88,6 +88,7 @@ def summary_line(plan: Plan) -> str:
         f"{counts[Action.REPLACE]} to replace",
         *([f"{counts[Action.ROTATE]} to rotate"] if counts[Action.ROTATE] else []),
         f"{counts[Action.DELETE]} to delete",
+        *([f"{counts[Action.FORGET]} to forget"] if counts[Action.FORGET] else []),
     ]
     return f"Plan: {', '.join(parts)}; {plan.unchanged} unchanged."
 
@@ -106,7 +107,7 @@ def _change_lines(change: Change) -> list[str]:
                 else:
                     lines.append(f"+ tag {key}: {format_tag_value(value)}")
             lines.extend(f"- tag {key}" for key in diff.remove)
-        case Action.DELETE:
+        case Action.DELETE | Action.FORGET:
             pass  # no tags after it
         case Action.CREATE | Action.IMPORT | Action.GENERATE | Action.REPLACE | Action.ROTATE:
             lines.append(f"tags: {format_tags(change.after_tags or {})}")

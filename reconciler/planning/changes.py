@@ -7,8 +7,9 @@ planned, apart from the action, as Terraform's plans keep action and reason
 apart; ``Facts`` carries what its wording needs, and
 ``reconciler.output.reasons`` words it for people. ``Plan.raise_if_unsafe``
 refuses plans that would destroy a ``preventDestroy`` key pair, delete more
-than ``max_deletes``, or delete, replace or rotate a key pair that instances
-were launched with.
+than ``max_deletes``, or delete, replace, rotate or forget a key pair that
+instances were launched with. A ``forget`` (the state entry of a key pair
+already gone from Lightsail) deletes nothing: it is not counted as a delete.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class Action(StrEnum):
     REPLACE = "replace"
     ROTATE = "rotate"
     DELETE = "delete"
+    # Drop the state entry of a key pair already gone from Lightsail: no call is made.
+    FORGET = "forget"
     CREATE = "create"
     IMPORT = "import"
     GENERATE = "generate"
@@ -49,7 +52,7 @@ CreateStep = Literal[Action.CREATE, Action.IMPORT, Action.GENERATE]
 
 
 def symbol(action: Action) -> str:
-    """The mark a plan shows beside a change (Terraform's)."""
+    """The mark a plan shows beside a change (Terraform's; ``x`` for forget, which it has not)."""
     match action:
         case Action.CREATE | Action.IMPORT | Action.GENERATE:
             return "+"
@@ -61,6 +64,8 @@ def symbol(action: Action) -> str:
             return "-/+"
         case Action.DELETE:
             return "-"
+        case Action.FORGET:
+            return "x"
         case _:
             assert_never(action)
 
@@ -201,7 +206,7 @@ class Change:
                 return action
             case Action.REPLACE | Action.ROTATE:
                 return self.then
-            case Action.DELETE | Action.ADOPT | Action.UPDATE_TAGS:
+            case Action.DELETE | Action.FORGET | Action.ADOPT | Action.UPDATE_TAGS:
                 return None
             case _:
                 assert_never(action)
@@ -211,10 +216,17 @@ class Change:
         return deletes(self.action)
 
     @property
+    def removes(self) -> bool:
+        """It takes the key pair out of Lightsail or out of the state (delete, replace,
+        rotate, forget): what instances launched with it stop it from doing."""
+        return self.deletes or self.action is Action.FORGET
+
+    @property
     def retires_keys(self) -> bool:
-        """It may drop private keys the state keeps: it deletes the key pair, or records a
-        new key over a recorded one (whose earlier keys are then pruned to ``keep``)."""
-        return self.deletes or (self.prior is not None and self.creates is not None)
+        """It may drop private keys the state keeps: it deletes or forgets the key pair, or
+        records a new key over a recorded one (whose earlier keys are then pruned to
+        ``keep``)."""
+        return self.removes or (self.prior is not None and self.creates is not None)
 
     @property
     def origin(self) -> Origin:
@@ -261,8 +273,8 @@ class Plan:
 
     @property
     def delete_count(self) -> int:
-        """The key pairs the plan deletes outright (what --max-deletes bounds); replaces
-        and rotations are not deletes."""
+        """The key pairs the plan deletes outright (what --max-deletes bounds); replaces,
+        rotations and forgets are not deletes."""
         return self.counts()[Action.DELETE]
 
     @property
@@ -285,15 +297,16 @@ class Plan:
         return replace(self, changes=changes)
 
     def raise_if_in_use(self) -> None:
-        """Refuse to delete, replace or rotate a key pair that instances were launched with."""
-        used = [c for c in self.changes if c.deletes and c.instances]
+        """Refuse to delete, replace, rotate or forget a key pair that instances were
+        launched with."""
+        used = [c for c in self.changes if c.removes and c.instances]
         if not used:
             return
         first = used[0]
         names = [i.name for i in first.instances]
         shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
         others = f" (and {len(used) - 1} other key pair(s) in use)" if len(used) > 1 else ""
-        verb = "rotate" if first.action is Action.ROTATE else "delete or replace"
+        verb = _in_use_verb(first.action)
         raise PlanError(
             f"refusing to {verb} {first.address}: {len(names)} instance(s) were launched "
             f"with it ({shown}) and keep its public key{others}; nothing was changed",
@@ -327,7 +340,29 @@ def deletes(action: Action) -> bool:
     match action:
         case Action.DELETE | Action.REPLACE | Action.ROTATE:
             return True
-        case Action.CREATE | Action.IMPORT | Action.GENERATE | Action.ADOPT | Action.UPDATE_TAGS:
+        case (
+            Action.FORGET
+            | Action.CREATE
+            | Action.IMPORT
+            | Action.GENERATE
+            | Action.ADOPT
+            | Action.UPDATE_TAGS
+        ):
             return False
+        case _:
+            assert_never(action)
+
+
+def _in_use_verb(action: Action) -> str:
+    """What a plan refused for instances would have done to the key pair."""
+    match action:
+        case Action.ROTATE:
+            return "rotate"
+        case Action.FORGET:
+            return "forget"
+        case Action.DELETE | Action.REPLACE:
+            return "delete or replace"
+        case Action.CREATE | Action.IMPORT | Action.GENERATE | Action.ADOPT | Action.UPDATE_TAGS:
+            raise AssertionError(f"{action} does not remove a key pair")
         case _:
             assert_never(action)

@@ -396,7 +396,8 @@ def _recreate(address: Address, want: DesiredKeyPair, prior: StateEntry) -> Chan
 
 
 def _forget(address: Address, prior: StateEntry) -> Change:
-    return Change(Action.DELETE, address, Reason.GONE_LIVE, prior=prior)
+    """Drop the entry of a key pair gone from Lightsail: no call, not a delete."""
+    return Change(Action.FORGET, address, Reason.GONE_LIVE, prior=prior)
 
 
 def _lost(address: Address, *, recoverable: bool = False) -> Finding:

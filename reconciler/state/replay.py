@@ -12,8 +12,8 @@ on that when it dies between writing the state and removing the journal.
   be lost: the planner decides, from what is live);
 - an unsettled intent with a ``keygen`` record becomes a pending ``generate``
   holding the generated key, so a locally generated key is never dropped;
-- other unsettled intents (tags, deletes, imports of given keys) leave
-  nothing: the planner recomputes them from what is live;
+- other unsettled intents (tags, deletes, forgets, imports of given keys)
+  leave nothing: the planner recomputes them from what is live;
 - an intent whose ``op`` is not a ``JournalOp`` is refused (a malformed record).
 """
 
@@ -49,6 +49,7 @@ def _opens_pending(op: JournalOp) -> bool:
             | JournalOp.UPDATE_TAGS
             | JournalOp.DELETE
             | JournalOp.RETIRE
+            | JournalOp.FORGET
         ):
             return False
         case _:
@@ -67,6 +68,7 @@ def _generates(op: JournalOp) -> bool:
             | JournalOp.UPDATE_TAGS
             | JournalOp.DELETE
             | JournalOp.RETIRE
+            | JournalOp.FORGET
         ):
             return False
         case _:
