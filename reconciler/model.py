@@ -10,6 +10,7 @@ import datetime
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal, NamedTuple
 
 from reconciler.errors import UsageError
@@ -49,6 +50,29 @@ DEFAULT_KEY_PAIR_NAME = "LightsailDefaultKeyPair"
 
 Tags = Mapping[str, str | None]
 Origin = Literal["created", "imported", "generated", "adopted"]
+
+
+class JournalOp(StrEnum):
+    """What a journal intent is about to do; the values are the journal's ``op`` field on disk.
+
+    A closed set: every switch over it ends in ``assert_never``. Never rename a value: old
+    journals must still read (replay refuses an ``op`` it does not know).
+    """
+
+    CREATE = "create"
+    IMPORT = "import"
+    GENERATE = "generate"
+    ADOPT = "adopt"
+    UPDATE_TAGS = "update-tags"
+    DELETE = "delete"
+    RETIRE = "retire"
+    # Drops the state entry of a key pair gone from Lightsail; no call is made.
+    FORGET = "forget"
+
+
+# The intents an interrupted run can leave open in the state: a CreateKeyPair (its key is
+# lost if it went live) or an ImportKeyPair of a locally generated key (whose key we hold).
+PendingOp = Literal[JournalOp.CREATE, JournalOp.GENERATE]
 
 
 def name_problem(name: str) -> str | None:
@@ -374,9 +398,9 @@ class OpenIntent:
     address: Address
     intent_id: str
     started_at: float
-    # "create" (CreateKeyPair: the key is lost if it went live) or "generate"
+    # CREATE (CreateKeyPair: the key is lost if it went live) or GENERATE
     # (ImportKeyPair of a locally generated key, whose private half we hold).
-    operation: str = "create"
+    operation: PendingOp = JournalOp.CREATE
     private_key: str | None = field(default=None, repr=False)
     public_key: str | None = None
     private_key_sealed: Mapping[str, Any] | None = field(default=None, repr=False)

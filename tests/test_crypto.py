@@ -17,7 +17,7 @@ import pytest
 
 from reconciler.errors import EncryptionError, UsageError
 from reconciler.keys import generate_rsa
-from reconciler.model import Address, Generation, OpenIntent, StateEntry
+from reconciler.model import Address, Generation, JournalOp, OpenIntent, StateEntry
 from reconciler.state import crypto
 from reconciler.state.crypto import EncryptionSpec, Sealer, Unsealer
 from reconciler.state.document import dumps, loads
@@ -370,7 +370,7 @@ def test_unencrypted_keys_are_counted_and_warned_about_in_one_line(tmp_path: Pat
         make_entry(DB, private_key=PEM),
         make_entry(Address("us-west-2", "adopted"), private_key=None),
         sealed[WEB],
-        OpenIntent(Address("us-east-1", "gen"), "i-1", 1.0, "generate", PEM, "ssh-rsa AA"),
+        OpenIntent(Address("us-east-1", "gen"), "i-1", 1.0, JournalOp.GENERATE, PEM, "ssh-rsa AA"),
     ]
     assert crypto.unencrypted_count(items) == 2
     # Earlier generations' keys count too: a rotated key pair holds two in clear.

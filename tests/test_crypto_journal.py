@@ -7,7 +7,7 @@ from pathlib import Path
 import pyrage
 
 from reconciler.keys import generate_rsa
-from reconciler.model import Address
+from reconciler.model import Address, JournalOp
 from reconciler.state import Journal, StateDocument, read_journal, replay
 from reconciler.state.crypto import EncryptionSpec, Sealer, Unsealer
 from reconciler.state.document import dumps, loads
@@ -21,7 +21,7 @@ def test_sealed_keygen_record_replays_to_a_sealed_pending_generate(tmp_path: Pat
     sealer = Sealer([EncryptionSpec("age", str(identity.to_public()))], kms_client_factory=print)
     key = generate_rsa()
     with Journal(tmp_path / "s.journal") as journal:
-        intent = journal.intent("generate", GEN)
+        intent = journal.intent(JournalOp.GENERATE, GEN)
         sealed = sealer.seal(GEN, key.private_pem)
         journal.keygen(intent, GEN, None, key.public_openssh, private_key_sealed=sealed)
     raw = (tmp_path / "s.journal").read_text()

@@ -48,7 +48,6 @@ def creates(count: int) -> list[Change]:
         Change(
             Action.CREATE,
             Address(REGION, f"kp-{n:02d}"),
-            "in the manifest",
             Reason.DECLARED,
             after_tags={"team": "ops"},
         )

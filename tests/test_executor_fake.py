@@ -1,7 +1,8 @@
 """The executor's retry and lost-key logic against an in-process Lightsail.
 
-``FakeLightsail`` answers the calls the executor makes from a dict, with
-scripted failures, and records every wait instead of sleeping; the journal
+``FakeLightsail`` answers the calls the executor makes (``KeyPairCalls``: it
+does not subclass the real client, so nothing can reach boto3) from a dict,
+with scripted failures, and records every wait instead of sleeping; the journal
 and state are the real local backend on disk. The same paths over real HTTP
 against the emulator are in test_crash.py, test_emulator_faults.py and
 test_cli_e2e.py; these pin the exact call sequences, quickly.
@@ -11,18 +12,18 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from reconciler.apply.executor import CREATE_ATTEMPTS, ApplyResult, Executor
-from reconciler.aws.lightsail import AmbiguousOutcome, CreatedKeyPair, Lightsail
+from reconciler.apply.executor import CREATE_ATTEMPTS, ApplyResult, Executor, KeyPairCalls
+from reconciler.aws.lightsail import AmbiguousOutcome, CreatedKeyPair
 from reconciler.errors import LightsailError
 from reconciler.keys import GeneratedKey, generate_rsa
-from reconciler.model import Address, LiveKeyPair, StateEntry, Tags
-from reconciler.planning.planner import Action, Change, Plan, Reason
+from reconciler.model import Address, JournalOp, LiveInstance, LiveKeyPair, StateEntry, Tags
+from reconciler.planning.planner import Action, Change, CreateStep, Plan, Reason
 from reconciler.state import LocalBackend
 from reconciler.state.journal import read_journal
 
@@ -34,18 +35,17 @@ def rsa_key() -> GeneratedKey:
     return generate_rsa()
 
 
-class FakeLightsail(Lightsail):
+class FakeLightsail:
     """Key pairs in a dict. ``script[(operation, name)]`` lists what successive
     calls do: "ok", "lost" (takes effect, the response is lost), "unknown"
     (no effect, the outcome looks unknown) or "name-exists"."""
 
     def __init__(self, script: Mapping[tuple[str, str], list[str]] | None = None) -> None:
-        super().__init__()
         self.live: dict[Address, LiveKeyPair] = {}
         self.script = {k: list(v) for k, v in (script or {}).items()}
         self.calls: list[tuple[str, str]] = []
         self.waits: list[float] = []
-        self.sleep = self.waits.append
+        self.sleep: Callable[[float], None] = self.waits.append
 
     def _next(self, operation: str, address: Address) -> str:
         self.calls.append((operation, address.name))
@@ -105,12 +105,17 @@ class FakeLightsail(Lightsail):
             live.address, live.arn, live.fingerprint, live.created_at, {**live.tags, **tags}
         )
 
-    def untag(self, address: Address, keys: Any) -> None:
+    def untag(self, address: Address, keys: Iterable[str]) -> None:
         self.calls.append(("untag", address.name))
 
     def delete_key_pair(self, address: Address, expected_fingerprint: str | None) -> bool:
         self.calls.append(("delete", address.name))
         return self.live.pop(address, None) is not None
+
+
+def test_the_fake_is_only_the_calls_the_executor_makes() -> None:
+    fake: KeyPairCalls = FakeLightsail()  # mypy checks it is one, structurally
+    assert not any(hasattr(fake, name) for name in ("client", "snapshot", "read"))
 
 
 @pytest.fixture
@@ -143,9 +148,7 @@ def apply(backend: LocalBackend, fake: FakeLightsail, *changes: Change) -> Apply
 
 
 def create(address: Address = A) -> Change:
-    return Change(
-        Action.CREATE, address, "in the manifest", Reason.DECLARED, after_tags={"team": "ops"}
-    )
+    return Change(Action.CREATE, address, Reason.DECLARED, after_tags={"team": "ops"})
 
 
 def test_a_create_that_did_not_happen_is_sent_again_after_backoff(
@@ -215,7 +218,6 @@ def test_an_import_that_went_through_despite_an_error_is_not_sent_again(
     change = Change(
         Action.IMPORT,
         A,
-        "in the manifest",
         Reason.DECLARED,
         after_tags={},
         public_key=rsa_key().public_openssh,
@@ -231,7 +233,7 @@ def protected_change(action: Action, fake: FakeLightsail, *, protection: bool | 
     """``action`` on kp-a declaring ``protection``; kp-a is live (and recorded, unprotected,
     with its key) for the actions that start from a live key pair."""
     prior = StateEntry(A, "created", "arn", "00:11", 1.0, {}, private_key=rsa_key().private_pem)
-    starts_live = {
+    starts_live: dict[Action, tuple[StateEntry | None, CreateStep | None]] = {
         Action.ADOPT: (None, None),
         Action.UPDATE_TAGS: (prior, None),
         Action.REPLACE: (prior, Action.CREATE),
@@ -239,14 +241,11 @@ def protected_change(action: Action, fake: FakeLightsail, *, protection: bool | 
     }
     if action not in starts_live:
         public_key = rsa_key().public_openssh if action is Action.IMPORT else None
-        return Change(
-            action, A, "declared", Reason.DECLARED, public_key=public_key, protection=protection
-        )
+        return Change(action, A, Reason.DECLARED, public_key=public_key, protection=protection)
     recorded, then = starts_live[action]
     return Change(
         action,
         A,
-        "declared",
         Reason.REPLACE_REQUESTED,
         after_tags={"team": "ops"},
         then=then,
@@ -300,3 +299,64 @@ def test_a_change_declaring_no_protection_keeps_what_the_state_recorded(
     )
     assert apply(backend, fake, change).ok
     assert backend.read().entries[A].prevent_destroy
+
+
+def forget_run(
+    backend: LocalBackend, tmp_path: Path, fake: FakeLightsail, change: Change
+) -> tuple[ApplyResult, list[dict[str, Any]]]:
+    """``change`` applied, with the journal records it made."""
+    backend.begin()
+    try:
+        result = Executor(fake, backend.journal(), parallelism=1).run(plan_of(change))
+        records = read_journal(tmp_path / "reconciler.state.json.journal")
+    finally:
+        backend.commit()
+    return result, records
+
+
+def test_a_forget_drops_the_entry_of_a_key_pair_gone_outside_with_no_call(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    fake = FakeLightsail()
+    assert apply(backend, fake, create()).ok
+    prior = backend.read().entries[A]
+    del fake.live[A]  # deleted outside the tool
+    fake.calls.clear()
+    change = Change(Action.FORGET, A, Reason.GONE_LIVE, prior=prior)
+    result, records = forget_run(backend, tmp_path, fake, change)
+    assert result.ok and result.succeeded == [change]
+    assert fake.calls == []  # nothing is sent: no DeleteKeyPair, not even a GetKeyPair
+    assert [(r["kind"], r.get("op"), r.get("removed")) for r in records] == [
+        ("intent", "forget", None),
+        ("result", None, True),
+    ]
+    assert A not in backend.read().entries
+
+
+def test_a_forget_keeps_the_keys_of_a_key_pair_instances_still_use(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    fake = FakeLightsail()
+    assert apply(backend, fake, create()).ok
+    prior = backend.read().entries[A]
+    del fake.live[A]
+    fake.calls.clear()
+    instance = LiveInstance("us-east-1", "web-1", A, 2.0)
+    change = Change(Action.FORGET, A, Reason.GONE_LIVE, prior=prior, instances=(instance,))
+    result, records = forget_run(backend, tmp_path, fake, change)
+    assert result.ok and fake.calls == []
+    assert [r["kind"] for r in records] == ["intent", "result"] and "entry" in records[1]
+    assert backend.read().entries[A].private_key == rsa_key().private_pem
+
+
+def test_a_forget_cut_short_before_its_removal_leaves_the_entry(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    fake = FakeLightsail()
+    assert apply(backend, fake, create()).ok
+    backend.begin()
+    try:
+        backend.journal().intent(JournalOp.FORGET, A)  # the run dies here
+    finally:
+        backend.commit()
+    assert A in backend.read().entries  # the next plan forgets it again

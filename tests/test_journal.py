@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.errors import StateError
-from reconciler.model import Address, OpenIntent
+from reconciler.model import Address, JournalOp, OpenIntent
 from reconciler.state import Journal, StateDocument, entry_to_json, read_journal, replay
 from tests.test_state_document import SECRET, make_entry
 
@@ -47,12 +47,12 @@ def lines(path: Path) -> list[dict[str, Any]]:
 
 
 def test_records_have_the_documented_shape(journal: Journal) -> None:
-    create = journal.intent("create", WEB)
+    create = journal.intent(JournalOp.CREATE, WEB)
     journal.result(create, make_entry(WEB))
-    gen = journal.intent("generate", DB)
+    gen = journal.intent(JournalOp.GENERATE, DB)
     journal.keygen(gen, DB, SECRET, "ssh-rsa AAAA")
     journal.failed(gen, "ImportKeyPair: InvalidInput")
-    gone = journal.intent("delete", DB)
+    gone = journal.intent(JournalOp.DELETE, DB)
     journal.removed(gone, DB)
 
     records = lines(journal.path)
@@ -96,15 +96,15 @@ def test_records_have_the_documented_shape(journal: Journal) -> None:
 
 def test_each_append_is_fsynced_and_counted(journal: Journal) -> None:
     base = journal.fsync_count  # the directory, for the new file
-    journal.intent("create", WEB)
-    journal.intent("create", DB)
+    journal.intent(JournalOp.CREATE, WEB)
+    journal.intent(JournalOp.CREATE, DB)
     assert journal.fsync_count == base + 2
     assert journal.bytes_written == journal.path.stat().st_size
 
 
 def test_journal_is_created_private_whatever_the_umask(tmp_path: Path, umask0: None) -> None:
     with Journal(tmp_path / "j") as j:
-        j.intent("create", WEB)
+        j.intent(JournalOp.CREATE, WEB)
     assert stat.S_IMODE((tmp_path / "j").stat().st_mode) == 0o600
 
 
@@ -114,15 +114,21 @@ def test_an_existing_journal_is_never_reopened_for_append(tmp_path: Path) -> Non
         Journal(tmp_path / "j")
 
 
+def test_journal_operations_keep_their_names_on_disk() -> None:
+    # The on-disk names outlive the enum: old journals must still replay.
+    old = {"create", "import", "generate", "adopt", "update-tags", "delete", "retire"}
+    assert {op.value for op in JournalOp} == old | {"forget"}
+
+
 def test_unknown_operation_is_a_bug(journal: Journal) -> None:
     with pytest.raises(ValueError, match="unknown journal operation"):
-        journal.intent("create-ish", WEB)
+        journal.intent("create-ish", WEB)  # type: ignore[arg-type]
 
 
 def test_closed_journal_refuses_appends(journal: Journal) -> None:
     journal.close()
     with pytest.raises(StateError, match="closed"):
-        journal.intent("create", WEB)
+        journal.intent(JournalOp.CREATE, WEB)
 
 
 def test_a_failed_fsync_breaks_the_journal_for_good(
@@ -135,11 +141,11 @@ def test_a_failed_fsync_breaks_the_journal_for_good(
 
     monkeypatch.setattr(os, "fsync", failing)
     with pytest.raises(StateError, match="fsync failed"):
-        journal.intent("create", WEB)
+        journal.intent(JournalOp.CREATE, WEB)
     monkeypatch.setattr(os, "fsync", real_fsync)
     # A later fsync succeeding would prove nothing about the lost pages.
     with pytest.raises(StateError, match="can no longer be trusted"):
-        journal.intent("create", DB)
+        journal.intent(JournalOp.CREATE, DB)
 
 
 def test_group_commit_ten_threads_share_fsyncs(journal: Journal) -> None:
@@ -152,7 +158,7 @@ def test_group_commit_ten_threads_share_fsyncs(journal: Journal) -> None:
         try:
             start.wait()
             for i in range(per_thread):
-                ids[n].append(journal.intent("create", Address("us-east-1", f"k{n}-{i}")))
+                ids[n].append(journal.intent(JournalOp.CREATE, Address("us-east-1", f"k{n}-{i}")))
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -185,8 +191,8 @@ def test_missing_or_empty_journal_has_no_records(tmp_path: Path) -> None:
 
 
 def test_a_torn_last_line_is_ignored(journal: Journal, caplog: pytest.LogCaptureFixture) -> None:
-    journal.intent("create", WEB)
-    journal.result(journal.intent("create", DB), make_entry(DB))
+    journal.intent(JournalOp.CREATE, WEB)
+    journal.result(journal.intent(JournalOp.CREATE, DB), make_entry(DB))
     with open(journal.path, "ab") as f:
         f.write(b'{"kind":"result","id":"x","entry":{"region":"us-east-1","privateKey":"-----BEG')
     records = read_journal(journal.path)
@@ -196,7 +202,7 @@ def test_a_torn_last_line_is_ignored(journal: Journal, caplog: pytest.LogCapture
 
 
 def test_a_damaged_last_line_is_ignored(journal: Journal) -> None:
-    journal.intent("create", WEB)
+    journal.intent(JournalOp.CREATE, WEB)
     with open(journal.path, "ab") as f:
         f.write(b"\x00\x00\x00\n")
     assert len(read_journal(journal.path)) == 1
@@ -209,8 +215,8 @@ def insert_line(path: Path, before: int, raw: bytes) -> None:
 
 
 def test_a_corrupt_line_in_the_middle_is_an_error_naming_file_and_line(journal: Journal) -> None:
-    journal.intent("create", WEB)
-    journal.intent("create", DB)
+    journal.intent(JournalOp.CREATE, WEB)
+    journal.intent(JournalOp.CREATE, DB)
     insert_line(journal.path, 2, b'{"kind": "keygen", "privateKey": "TOPSECRET\n')
     with pytest.raises(StateError) as caught:
         read_journal(journal.path)
@@ -221,7 +227,7 @@ def test_a_corrupt_line_in_the_middle_is_an_error_naming_file_and_line(journal: 
 
 
 def test_a_non_object_line_in_the_middle_is_corrupt(journal: Journal) -> None:
-    journal.intent("create", DB)
+    journal.intent(JournalOp.CREATE, DB)
     insert_line(journal.path, 1, b"[1, 2]\n")
     with pytest.raises(StateError, match="line 1: not a JSON object"):
         read_journal(journal.path)
@@ -291,7 +297,7 @@ def test_failed_intent_leaves_nothing() -> None:
 
 def test_create_without_outcome_becomes_a_pending_create() -> None:
     doc = replay(StateDocument.new(), [intent("a", "create", WEB, at=42.0)])
-    assert doc.pending == {WEB: OpenIntent(WEB, "a", 42.0, "create")}
+    assert doc.pending == {WEB: OpenIntent(WEB, "a", 42.0, JournalOp.CREATE)}
     assert doc.pending[WEB].private_key is None
 
 
@@ -304,7 +310,7 @@ def test_generate_without_outcome_keeps_the_generated_key() -> None:
         assert pending.public_key == "ssh-rsa PUB"
 
 
-@pytest.mark.parametrize("op", ["import", "update-tags", "delete", "adopt"])
+@pytest.mark.parametrize("op", ["import", "update-tags", "delete", "adopt", "retire", "forget"])
 def test_other_operations_without_outcome_leave_nothing(op: str) -> None:
     start = StateDocument.new()
     start.entries[WEB] = make_entry(WEB)
@@ -353,6 +359,7 @@ def test_replay_is_pure_and_idempotent() -> None:
         ({"kind": "intent", "id": "a", "op": "create", "region": "r"}, "'name'"),
         ({"kind": "result", "id": "a", "entry": {"region": "r", "name": "n"}}, "'origin'"),
         ({"kind": "keygen", "id": "a", "region": "r", "name": "n"}, "'privateKey'"),
+        (intent("a", "create-ish", WEB), "'op' is not an operation this version knows"),
     ],
 )
 def test_malformed_records_are_state_errors(record: dict[str, Any], expected: str) -> None:
@@ -435,7 +442,7 @@ def model(doc: StateDocument, records: list[dict[str, Any]]) -> StateDocument:
             if r["kind"] == "keygen" and (owner is None or owner["op"] in ("generate", "import")):
                 started = owner["at"] if owner else 0.0
                 out.pending[address] = OpenIntent(
-                    address, r["id"], started, "generate", r["privateKey"], r["publicKey"]
+                    address, r["id"], started, JournalOp.GENERATE, r["privateKey"], r["publicKey"]
                 )
                 break
         else:

@@ -365,6 +365,36 @@ def test_removed_key_pairs_are_deleted_only_with_prune_and_within_max_deletes(
     assert set(state_entries(tmp_path / "reconciler.state.json")) == {"us-east-1/keep"}
 
 
+def test_a_key_pair_deleted_outside_is_forgotten_not_deleted(
+    tmp_path: Path, emu: Emulator, client: Any
+) -> None:
+    manifest = tmp_path / "m.yaml"
+    write_manifest(manifest, "us-east-1", "- name: keep\n- name: gone")
+    ok(cli(tmp_path, emu, "apply", "m.yaml", "--auto-approve"))
+    client.delete_key_pair(keyPairName="gone")  # behind the tool's back
+    write_manifest(manifest, "us-east-1", "- name: keep")
+    emu.reset_counters()
+
+    planned = ok(cli(tmp_path, emu, "plan", "m.yaml", "--prune", "--max-deletes", "0"))
+    assert "  x us-east-1/gone  (forget)\n      why: gone live; forget it\n" in planned
+    assert "0 to delete, 1 to forget; 1 unchanged." in planned
+    as_json = cli(tmp_path, emu, "plan", "m.yaml", "--prune", "--format", "json")
+    ok(as_json)
+    data = json.loads(as_json.stdout)
+    jsonschema.validate(data, json.loads((SCHEMAS / "plan.schema.json").read_text()))
+    assert [(c["action"], c["reasonCode"]) for c in data["changes"]] == [("forget", "gone-live")]
+    assert (data["summary"]["forget"], data["summary"]["delete"]) == (1, 0)
+
+    # Not a delete: --max-deletes 0 lets it through, and Lightsail is not called.
+    applied = ok(
+        cli(tmp_path, emu, "apply", "m.yaml", "--prune", "--max-deletes", "0", "--auto-approve")
+    )
+    assert "0 destroyed, 1 forgotten" in applied
+    assert no_writes(emu) and emu.calls["DeleteKeyPair"] == 0
+    assert set(state_entries(tmp_path / "reconciler.state.json")) == {"us-east-1/keep"}
+    assert "No changes." in ok(cli(tmp_path, emu, "plan", "m.yaml", "--prune"))
+
+
 def test_delete_is_refused_for_a_key_pair_replaced_out_of_band(
     tmp_path: Path, emu: Emulator, client: Any
 ) -> None:

@@ -16,6 +16,7 @@ from reconciler.model import (
     Source,
     StateEntry,
 )
+from reconciler.output.reasons import why
 from reconciler.planning.planner import (
     DEFAULT_MAX_DELETES_WITH_PRUNE,
     Action,
@@ -69,9 +70,9 @@ def test_a_delete_expects_the_fingerprint_recorded_in_state() -> None:
     p = plan([], [entry("old")], [live("old", "replaced-outside")], prune=True)
     assert actions(p) == [(Action.DELETE, "old")]
     assert p.changes[0].expected_fingerprint == "state-fp"
-    assert "Lightsail will refuse to delete it" in p.changes[0].reason
+    assert "Lightsail will refuse to delete it" in why(p.changes[0])
     same = plan([], [entry("old")], [live("old")], prune=True)
-    assert same.changes[0].reason == "removed from the manifests"
+    assert why(same.changes[0]) == "removed from the manifests"
 
 
 def test_a_replace_expects_exactly_the_fingerprint_it_saw_live() -> None:
@@ -79,7 +80,7 @@ def test_a_replace_expects_exactly_the_fingerprint_it_saw_live() -> None:
     assert actions(p) == [(Action.REPLACE, "kp")]
     change = p.changes[0]
     assert change.expected_fingerprint == "replaced-outside"
-    assert change.then is Action.CREATE and "replaced outside" in change.reason
+    assert change.then is Action.CREATE and "replaced outside" in why(change)
 
 
 def test_only_a_real_public_key_change_replaces() -> None:
@@ -87,12 +88,12 @@ def test_only_a_real_public_key_change_replaces() -> None:
     assert plan([want("kp", public_key=KEY)], [imported], [live("kp")]).changes == ()
     p = plan([want("kp", public_key=OTHER)], [imported], [live("kp")])
     assert actions(p) == [(Action.REPLACE, "kp")] and p.changes[0].then is Action.IMPORT
-    assert p.changes[0].reason == "the public key changed"
+    assert why(p.changes[0]) == "the public key changed"
 
 
 def test_asking_for_another_kind_of_key_replaces_and_says_so() -> None:
     p = plan([want("kp", public_key=KEY)], [entry("kp")], [live("kp")])
-    assert p.changes[0].reason == "the manifest now asks for an imported key pair (was created)"
+    assert why(p.changes[0]) == "the manifest now asks for an imported key pair (was created)"
 
 
 def test_an_adopted_key_pair_is_never_replaced_for_its_manifest_key() -> None:
@@ -107,8 +108,10 @@ def test_orphans_are_kept_without_prune() -> None:
 
 
 def test_an_orphan_already_gone_live_is_only_forgotten() -> None:
-    p = plan([], [entry("gone")], [], prune=True)
-    assert actions(p) == [(Action.DELETE, "gone")] and p.changes[0].live is None
+    p = plan([], [entry("gone")], [], prune=True, max_deletes=0)
+    assert actions(p) == [(Action.FORGET, "gone")] and p.changes[0].live is None
+    assert why(p.changes[0]) == "gone live; forget it" and p.delete_count == 0
+    p.raise_if_unsafe()  # a forget deletes nothing: --max-deletes 0 lets it through
 
 
 def test_prune_has_a_default_max_deletes_that_can_be_raised() -> None:

@@ -11,12 +11,14 @@ from reconciler.model import (
     Address,
     DesiredKeyPair,
     DesiredSet,
+    JournalOp,
     LiveKeyPair,
     LiveSnapshot,
     OpenIntent,
     Source,
     StateEntry,
 )
+from reconciler.output.reasons import why
 from reconciler.planning.planner import Action, FindingKind, diff_tags, make_plan
 
 SRC = Source("m.yaml", 1, 1)
@@ -117,7 +119,7 @@ def test_pending_create_not_live_is_created_and_the_intent_closed() -> None:
 
 def test_pending_generate_live_is_recovered_not_lost() -> None:
     a = Address(R, "db")
-    pending = {a: OpenIntent(a, "i1", 1.0, "generate", "PEM", "ssh-rsa AAAA")}
+    pending = {a: OpenIntent(a, "i1", 1.0, JournalOp.GENERATE, "PEM", "ssh-rsa AAAA")}
     plan = make_plan(desired(want("db", generate_local=True)), {}, pending, snap(live("db")))
     (change,) = plan.changes
     assert change.action is Action.ADOPT and change.recovered is not None
@@ -154,7 +156,7 @@ def test_prevent_destroy_refuses_replace() -> None:
 def test_fingerprint_changed_outside_is_replaced() -> None:
     plan = make_plan(desired(want("web")), index([entry("web")]), {}, snap(live("web", fp="cc:dd")))
     (change,) = plan.changes
-    assert change.action is Action.REPLACE and "outside" in change.reason
+    assert change.action is Action.REPLACE and "outside" in why(change)
 
 
 def test_deleted_outside_is_created_again() -> None:

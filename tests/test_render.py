@@ -13,6 +13,7 @@ from reconciler.model import (
 )
 from reconciler.output import common, markdown
 from reconciler.output import text as text_format
+from reconciler.output.jsondoc import plan_json
 from reconciler.planning.planner import Plan, make_plan
 
 R = "us-east-1"
@@ -102,3 +103,19 @@ def test_tag_values_null_and_empty_are_shown_differently() -> None:
     assert common.format_tag_value("") == '""'
     assert common.format_tags({"b": "", "a": None}) == 'a (no value), b = ""'
     assert common.format_tags({}) == "(none)"
+
+
+def test_a_forget_is_shown_apart_from_deletes_and_counted_only_when_there_is_one() -> None:
+    address = Address(R, "gone")
+    entries = {address: StateEntry(address, "created", "arn", "bb", 1.0, {})}
+    plan = make_plan(DesiredSet({}), entries, {}, LiveSnapshot({}, (R,)), prune=True)
+    text = text_format.plan_text(plan)
+    assert f"  x {R}/gone  (forget)\n      why: gone live; forget it\n" in text
+    assert "tags:" not in text and "expected fingerprint" not in text
+    assert text.rstrip().endswith(
+        "Plan: 0 to add, 0 to adopt, 0 to update, 0 to replace, 0 to delete, 1 to forget; "
+        "0 unchanged."
+    )
+    assert f"| `forget` | `{R}/gone` | gone live; forget it |" in markdown.plan_markdown(plan)
+    summary = plan_json(plan)["summary"]
+    assert (summary["forget"], summary["delete"]) == (1, 0)

@@ -13,6 +13,7 @@ from reconciler.manifests.load import load_desired
 from reconciler.model import Address, Generation, LiveInstance, Rotation, StateEntry, parse_duration
 from reconciler.output.common import COLOR_OF
 from reconciler.output.jsondoc import plan_json
+from reconciler.output.reasons import why
 from reconciler.planning.planner import SYMBOLS, Action, Reason, deletes, make_plan
 from reconciler.planning.rotation import describe_age, prune, rotation_due, succeed
 from reconciler.state import crypto, entry_to_json
@@ -48,7 +49,7 @@ def test_a_key_pair_older_than_after_is_rotated_with_the_reason() -> None:
     [change] = plan.changes
     assert change.action is Action.ROTATE and change.address.name == "web"
     assert change.code is Reason.ROTATION_DUE
-    assert change.reason == "created 97 days ago; rotate after 90 days"
+    assert why(change) == "created 97 days ago; rotate after 90 days"
     assert change.then is Action.CREATE and change.keep == 2
     assert change.expected_fingerprint == "aa:bb" and change.deletes
     assert plan.unchanged == 1
@@ -119,6 +120,19 @@ def test_creating_again_over_a_recorded_key_pair_reads_instances_but_is_not_refu
     seen = plan.with_instances([LiveInstance(R, "vm", Address(R, "web"), NOW)])
     assert [i.name for i in seen.changes[0].instances] == ["vm"]
     seen.raise_if_in_use()  # nothing is deleted
+
+
+def test_forgetting_a_key_pair_instances_still_use_is_refused() -> None:
+    # Gone from Lightsail, but an instance still holds its public key: its private key
+    # is the way in, so the plan that would drop it is refused like a delete.
+    plan = make_plan(desired(), index([entry("web")]), {}, snap(), prune=True, now=NOW)
+    [change] = plan.changes
+    assert change.action is Action.FORGET and not change.deletes and change.retires_keys
+    assert plan.instance_regions == (R,)
+    seen = plan.with_instances([LiveInstance(R, "vm", Address(R, "web"), NOW)])
+    with pytest.raises(PlanError, match=r"refusing to forget us-east-1/web: 1 instance\(s\)"):
+        seen.raise_if_in_use()
+    plan.raise_if_unsafe()  # with no instance naming it, no guard stops it
 
 
 def retire(

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from reconciler.errors import LockHeldError, StaleStateError, StateError
-from reconciler.model import Address
+from reconciler.model import Address, JournalOp
 from reconciler.state import StateBackend, StateDocument
 from reconciler.state.core import Leftovers, Refused, StateStore
 from reconciler.state.document import loads
@@ -113,7 +113,7 @@ def test_a_new_store_and_lock_follow_the_whole_protocol() -> None:
     with typed.lock("apply"):
         first = typed.begin()
         journal = typed.journal()
-        journal.result(journal.intent("create", WEB), make_entry(WEB))
+        journal.result(journal.intent(JournalOp.CREATE, WEB), make_entry(WEB))
         doc = typed.commit()
     assert doc.serial == 1 and doc.entries[WEB].private_key == SECRET
     assert objects.journal == []  # folded in, then removed
@@ -121,7 +121,7 @@ def test_a_new_store_and_lock_follow_the_whole_protocol() -> None:
     with backend.lock("apply"):
         backend.begin()
         journal = backend.journal()
-        journal.result(journal.intent("create", DB), make_entry(DB))
+        journal.result(journal.intent(JournalOp.CREATE, DB), make_entry(DB))
     assert set(backend.read().entries) == {WEB, DB}  # read replays what is left
     with backend.lock("apply"):
         again = backend.begin()
@@ -136,7 +136,7 @@ def test_the_core_refuses_redacted_copies_moved_documents_and_unlocked_writes() 
     with backend.lock("apply"):
         backend.begin()
         journal = backend.journal()
-        journal.result(journal.intent("create", WEB), make_entry(WEB))
+        journal.result(journal.intent(JournalOp.CREATE, WEB), make_entry(WEB))
         backend.commit()
     with backend.lock("state rm"), pytest.raises(StateError, match="without private keys"):
         backend.write(backend.read(secrets=False))
@@ -144,7 +144,7 @@ def test_the_core_refuses_redacted_copies_moved_documents_and_unlocked_writes() 
         backend.begin()
         objects.save(objects.objects["state"][0], objects.version())  # another writer
         journal = backend.journal()
-        journal.result(journal.intent("create", DB), make_entry(DB))
+        journal.result(journal.intent(JournalOp.CREATE, DB), make_entry(DB))
         with pytest.raises(StaleStateError, match="changed since this run read it") as caught:
             backend.commit()
         assert caught.value.hint is not None and "memory://journal" in caught.value.hint

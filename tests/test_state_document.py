@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciler.errors import StateError
-from reconciler.model import Address, OpenIntent, StateEntry
+from reconciler.model import Address, JournalOp, OpenIntent, StateEntry
 from reconciler.state import FORMAT_VERSION, StateDocument, entry_from_json, entry_to_json
 from reconciler.state import document as document_module
 from reconciler.state.document import dumps, loads
@@ -54,7 +54,9 @@ def sample_doc() -> StateDocument:
         **{**_fields(sealed), "private_key_sealed": {"scheme": "age", "ciphertext": "Zm9v"}}
     )
     pending = Address("us-east-1", "gen")
-    doc.pending[pending] = OpenIntent(pending, "intent-1", 1700.0, "generate", SECRET, "ssh-rsa AA")
+    doc.pending[pending] = OpenIntent(
+        pending, "intent-1", 1700.0, JournalOp.GENERATE, SECRET, "ssh-rsa AA"
+    )
     lost = Address("us-east-1", "lost")
     doc.pending[lost] = OpenIntent(lost, "intent-2", 1701.0)
     return doc

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from reconciler.errors import InsecureStateError, StaleStateError, StateError
-from reconciler.model import Address, OpenIntent
+from reconciler.model import Address, JournalOp, OpenIntent
 from reconciler.state import LocalBackend, StateBackend, StateDocument
 from reconciler.state import local as local_module
 from reconciler.state.document import dumps
@@ -109,7 +109,7 @@ def test_readable_journal_is_refused_too(path: Path) -> None:
     backend = LocalBackend(path)
     with backend.lock("apply"):
         backend.begin()
-        backend.journal().intent("create", WEB)
+        backend.journal().intent(JournalOp.CREATE, WEB)
     Path(f"{path}.journal").chmod(0o640)
     with pytest.raises(InsecureStateError, match="mode 0640") as caught:
         backend.read()
@@ -149,7 +149,7 @@ def test_every_file_is_private_from_the_start_even_with_umask_0(path: Path, umas
         assert mode(Path(f"{path}.lock")) == 0o600
         doc = backend.begin()
         journal = backend.journal()
-        journal.result(journal.intent("create", WEB), make_entry(WEB))
+        journal.result(journal.intent(JournalOp.CREATE, WEB), make_entry(WEB))
         assert mode(Path(f"{path}.journal")) == 0o600
         doc = backend.commit()
         assert mode(path) == 0o600
@@ -275,7 +275,7 @@ def test_a_replaced_state_is_not_overwritten(path: Path, tmp_path: Path) -> None
         os.replace(other, path)  # someone puts another state in its place
         with pytest.raises(StaleStateError, match="lineage"):
             backend.write(doc)
-        backend.journal().result(backend.journal().intent("create", WEB), make_entry(WEB))
+        backend.journal().result(backend.journal().intent(JournalOp.CREATE, WEB), make_entry(WEB))
         with pytest.raises(StaleStateError, match="lineage"):
             backend.commit()
     # The journaled result is kept, not lost, for the next run to record.
@@ -302,7 +302,7 @@ def run_creates(backend: LocalBackend, *addresses: Address, commit: bool = True)
         backend.begin()
         journal = backend.journal()
         for address in addresses:
-            journal.result(journal.intent("create", address), make_entry(address))
+            journal.result(journal.intent(JournalOp.CREATE, address), make_entry(address))
         if commit:
             backend.commit()
 
@@ -338,13 +338,13 @@ def test_a_killed_runs_journal_is_read_without_writing_and_compacted_by_the_next
     with backend.lock("apply"):
         backend.begin()
         journal = backend.journal()
-        journal.result(journal.intent("create", DB), make_entry(DB))
-        journal.intent("create", lost)  # the process dies during this call
+        journal.result(journal.intent(JournalOp.CREATE, DB), make_entry(DB))
+        journal.intent(JournalOp.CREATE, lost)  # the process dies during this call
     before = path.read_bytes()
 
     seen = LocalBackend(path).read()
     assert set(seen.entries) == {WEB, DB}
-    assert seen.pending[lost].operation == "create"
+    assert seen.pending[lost].operation is JournalOp.CREATE
     assert seen.serial == 1
     assert path.read_bytes() == before
     assert Path(f"{path}.journal").exists()
@@ -364,7 +364,7 @@ def test_journal_after_an_unfinished_run_folds_in_the_leftover_first(path: Path)
     run_creates(backend, WEB, commit=False)
     with backend.lock("apply"):
         journal = backend.journal()  # no begin(): the leftover must still not be lost
-        journal.result(journal.intent("create", DB), make_entry(DB))
+        journal.result(journal.intent(JournalOp.CREATE, DB), make_entry(DB))
         assert set(backend.commit().entries) == {WEB, DB}
 
 
@@ -376,8 +376,8 @@ def test_compaction_that_dies_before_removing_the_journal_is_replayed_harmlessly
     with backend.lock("apply"):
         doc = backend.begin()
         journal = backend.journal()
-        journal.removed(journal.intent("delete", WEB), WEB)
-        journal.result(journal.intent("create", DB), make_entry(DB))
+        journal.removed(journal.intent(JournalOp.DELETE, WEB), WEB)
+        journal.result(journal.intent(JournalOp.CREATE, DB), make_entry(DB))
 
         def die(p: Path, stats: object) -> bool:
             raise OSError(errno.EIO, "killed")
@@ -410,7 +410,7 @@ def test_write_refuses_to_drop_uncommitted_records(path: Path) -> None:
     backend = LocalBackend(path)
     with backend.lock("apply"):
         doc = backend.begin()
-        backend.journal().intent("create", WEB)
+        backend.journal().intent(JournalOp.CREATE, WEB)
         with pytest.raises(StateError, match="commit it"):
             backend.write(doc)
 
@@ -420,12 +420,12 @@ def test_pending_generate_keeps_the_key_in_the_state(path: Path) -> None:
     with backend.lock("apply"):
         backend.begin()
         journal = backend.journal()
-        intent = journal.intent("generate", WEB)
+        intent = journal.intent(JournalOp.GENERATE, WEB)
         journal.keygen(intent, WEB, SECRET, "ssh-rsa AAAA")
     with backend.lock("apply"):
         pending = backend.begin().pending[WEB]
     assert pending == OpenIntent(
-        WEB, intent, pending.started_at, "generate", SECRET, "ssh-rsa AAAA"
+        WEB, intent, pending.started_at, JournalOp.GENERATE, SECRET, "ssh-rsa AAAA"
     )
     assert "privateKey" in on_disk(path)["pending"][0]
 

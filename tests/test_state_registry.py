@@ -17,6 +17,7 @@ import pytest
 
 from reconciler.errors import UsageError
 from reconciler.manifests.project import PROJECT_FILE, read_project
+from reconciler.model import JournalOp
 from reconciler.state import LocalBackend, StateBackend
 from reconciler.state.core import StateStore
 from reconciler.state.files import IOStats
@@ -222,5 +223,5 @@ def test_a_registered_backend_opens_from_its_location_and_keeps_the_protocol() -
     with backend.lock("apply"):
         backend.begin()
         journal = backend.journal()
-        journal.result(journal.intent("create", WEB), make_entry(WEB))
+        journal.result(journal.intent(JournalOp.CREATE, WEB), make_entry(WEB))
         assert backend.commit().serial == 1

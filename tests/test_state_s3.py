@@ -34,7 +34,7 @@ from reconciler.errors import (
     StorageError,
     UsageError,
 )
-from reconciler.model import Address, OpenIntent
+from reconciler.model import Address, JournalOp, OpenIntent
 from reconciler.state import (
     LocalBackend,
     LockInfo,
@@ -62,7 +62,7 @@ REPO = Path(__file__).resolve().parents[1]
 # "crash": journals a create with its private key and dies without a word.
 HOLDER = """
 import dataclasses, json, os, sys
-from reconciler.model import Address
+from reconciler.model import Address, JournalOp
 from reconciler.state.registry import open_state
 from reconciler.state.settings import StateContext
 from tests.test_state_document import make_entry
@@ -73,7 +73,7 @@ with backend.lock(sys.argv[2]) as info:
         backend.begin()
         journal = backend.journal()
         address = Address("us-east-1", "web")
-        journal.result(journal.intent("create", address), make_entry(address))
+        journal.result(journal.intent(JournalOp.CREATE, address), make_entry(address))
     print(json.dumps(dataclasses.asdict(info)), flush=True)
     if sys.argv[3] == "crash":
         os._exit(9)
@@ -377,7 +377,7 @@ def test_server_side_encryption_is_sent_with_every_write_and_copy(
         with backend.lock("apply"):
             backend.begin()
             journal = backend.journal()
-            journal.result(journal.intent("create", address), make_entry(address))
+            journal.result(journal.intent(JournalOp.CREATE, address), make_entry(address))
             backend.commit()
     writes = [(url, h) for op, url, h in sent if op in ("PutObject", "CopyObject")]
     kinds = {url.rsplit(".", 1)[-1] if "/.journal/" not in url else "journal" for url, _ in writes}
@@ -398,7 +398,7 @@ def test_every_write_is_conditional_on_the_wire(backend: S3Backend, s3: Any) -> 
         with backend.lock("apply"):
             backend.begin()
             journal = backend.journal()
-            journal.result(journal.intent("create", WEB), make_entry(WEB))
+            journal.result(journal.intent(JournalOp.CREATE, WEB), make_entry(WEB))
             backend.commit()
     puts = [(url, h) for op, url, h in sent if op == "PutObject"]
     locks = [h for url, h in puts if url.endswith(".lock")]
@@ -425,8 +425,8 @@ def test_a_run_that_never_commits_is_folded_in_by_the_next_begin(
     with backend.lock("apply"):
         backend.begin()
         journal = backend.journal()
-        journal.result(journal.intent("create", WEB), make_entry(WEB))
-        journal.intent("create", DB)  # its outcome never arrived
+        journal.result(journal.intent(JournalOp.CREATE, WEB), make_entry(WEB))
+        journal.intent(JournalOp.CREATE, DB)  # its outcome never arrived
     leftovers = [k for k in objects(s3, bucket) if k.startswith(f"{KEY}.journal/")]
     assert len(leftovers) == 3  # one object per append: nothing else was waiting
     assert leftovers[0].endswith("/0000000001.json")
@@ -441,7 +441,7 @@ def test_a_run_that_never_commits_is_folded_in_by_the_next_begin(
     with later.lock("apply"):
         doc = later.begin()
     assert doc.entries[WEB].private_key == SECRET
-    assert doc.pending[DB].operation == "create"
+    assert doc.pending[DB].operation is JournalOp.CREATE
     assert doc.serial == 1
     assert objects(s3, bucket) == [KEY]
     assert stored(s3, bucket)["keyPairs"][0]["privateKey"] == SECRET
@@ -455,8 +455,8 @@ def test_commit_folds_this_runs_records_and_removes_them(
         doc.entries[DB] = make_entry(DB)
         backend.write(doc)
         journal = backend.journal()
-        journal.result(journal.intent("create", WEB), make_entry(WEB))
-        journal.removed(journal.intent("delete", DB), DB)
+        journal.result(journal.intent(JournalOp.CREATE, WEB), make_entry(WEB))
+        journal.removed(journal.intent(JournalOp.DELETE, DB), DB)
         doc = backend.commit()
     assert set(doc.entries) == {WEB}
     assert doc.serial == 2
@@ -472,12 +472,12 @@ def test_s3_journal_records_match_the_local_journal(
         with owner.lock("apply"):
             owner.begin()
             journal = owner.journal()
-            create = journal.intent("create", WEB)
+            create = journal.intent(JournalOp.CREATE, WEB)
             journal.result(create, make_entry(WEB))
-            generate = journal.intent("generate", DB)
+            generate = journal.intent(JournalOp.GENERATE, DB)
             journal.keygen(generate, DB, SECRET, "ssh-rsa AAAA")
             journal.failed(generate, "ImportKeyPair kept failing")
-            journal.removed(journal.intent("delete", WEB), WEB)
+            journal.removed(journal.intent(JournalOp.DELETE, WEB), WEB)
     local_records = read_journal(tmp_path / "state.json.journal")
     s3_records = [
         json.loads(line)
@@ -503,7 +503,7 @@ def test_group_commit_ten_threads_share_puts(s3: Any, bucket: str) -> None:
         puts_before = backend.fsync_count
 
         def create(address: Address) -> None:
-            intent = journal.intent("create", address)
+            intent = journal.intent(JournalOp.CREATE, address)
             if intent not in slow.stored_ids:
                 early.append(intent)  # returned before its record was stored
             journal.result(intent, make_entry(address))
@@ -546,7 +546,7 @@ def test_a_journal_put_that_keeps_failing_is_spooled_and_stops_the_run(
     with backend.lock("apply"):
         backend.begin()
         journal = backend.journal()
-        intent = journal.intent("create", WEB)
+        intent = journal.intent(JournalOp.CREATE, WEB)
         client.failing = True
         with journal.reserve(8192):
             journal.result(intent, make_entry(WEB))  # S3 refuses it: the spool keeps it
@@ -585,7 +585,7 @@ def test_spooled_results_reach_the_state_at_the_next_run(
         backend.begin()
         journal = backend.journal()
         with journal.reserve(8192):
-            journal.result(journal.intent("create", WEB), make_entry(WEB))
+            journal.result(journal.intent(JournalOp.CREATE, WEB), make_entry(WEB))
         with pytest.raises(StorageError, match="S3 state: cannot write"):
             backend.commit()  # S3 takes nothing: the spool keeps the key
     assert len(list(spool.iterdir())) == 1
@@ -642,7 +642,7 @@ def test_a_stale_commit_keeps_its_journal_for_the_next_run(
     with backend.lock("apply"):
         doc = backend.begin()
         journal = backend.journal()
-        journal.result(journal.intent("create", WEB), make_entry(WEB))
+        journal.result(journal.intent(JournalOp.CREATE, WEB), make_entry(WEB))
         overwrite(s3, bucket, doc)
         with pytest.raises(StaleStateError) as caught:
             backend.commit()

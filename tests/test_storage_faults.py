@@ -23,7 +23,7 @@ from reconciler.aws.lightsail import ClientOptions, Lightsail
 from reconciler.emulator import Emulator, EmulatorConfig
 from reconciler.errors import StorageError
 from reconciler.manifests.load import load_desired
-from reconciler.model import Address
+from reconciler.model import Address, JournalOp
 from reconciler.planning.planner import make_plan
 from reconciler.state import Journal, LocalBackend, read_journal
 from reconciler.state import files as files_module
@@ -113,7 +113,7 @@ def test_a_reservation_that_does_not_fit_is_refused_naming_the_file(small_disk: 
         )
         # A refused reservation stops nothing already reserved, and leaves no trace.
         with journal.reserve(8 * 1024):
-            journal.intent("create", WEB)
+            journal.intent(JournalOp.CREATE, WEB)
     assert len(read_journal(disk / "s.json.journal")) == 1
 
 
@@ -125,7 +125,7 @@ def test_reserved_room_takes_its_records_when_the_disk_is_full(small_disk: Mount
             filler = fill(disk)
             with pytest.raises(StorageError, match="cannot reserve"):
                 journal.reserve(SEGMENT)  # past the segment: refused before its call
-            intent = journal.intent("create", WEB)  # the change in flight: lands
+            intent = journal.intent(JournalOp.CREATE, WEB)  # the change in flight: lands
             journal.result(intent, make_entry(WEB))
         assert journal.bytes_reserved >= 16 * 1024
     records = read_journal(path)
@@ -139,7 +139,7 @@ def test_preallocated_room_reads_as_no_records_after_a_crash(tmp_path: Path) -> 
     path = tmp_path / "s.json.journal"
     journal = Journal(path)
     with journal.reserve(64 * 1024):
-        journal.intent("create", WEB)
+        journal.intent(JournalOp.CREATE, WEB)
         # A killed run leaves the zero-filled room after its last record.
         assert path.stat().st_size >= 64 * 1024
         assert len(read_journal(path)) == 1

@@ -17,6 +17,9 @@ and the failure is reported once. Lightsail itself going away (connection
 refused or timed out after the retries) stops the run the same way: changes
 under way keep their intents open for the next plan to check, and the run
 reports it once. Other failures stop only their own change.
+
+The executor reaches Lightsail only through ``KeyPairCalls``, the few calls it
+makes; ``aws.lightsail.Lightsail`` is one, a test's fake is another.
 """
 
 from __future__ import annotations
@@ -24,23 +27,30 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, assert_never
+from typing import Any, Literal, Protocol, assert_never
 
 from reconciler.aws.lightsail import (
     UNREACHABLE,
     AmbiguousOutcome,
     CreatedKeyPair,
-    Lightsail,
     tags_from_api,
 )
 from reconciler.aws.retry import backoff
 from reconciler.custody.base import KeyStoreError, held_in_state
 from reconciler.errors import LightsailError, ReconcilerError, StorageError
 from reconciler.keys import generate_rsa
-from reconciler.model import Address, Generation, LiveKeyPair, Origin, StateEntry, Tags
+from reconciler.model import (
+    Address,
+    Generation,
+    JournalOp,
+    LiveKeyPair,
+    Origin,
+    StateEntry,
+    Tags,
+)
 from reconciler.planning.planner import Action, Change, Plan, diff_tags
 from reconciler.planning.rotation import dropped, prune, succeed
 from reconciler.state.backend import JournalWriter
@@ -60,6 +70,29 @@ _Outcome = Literal["done", "not started", "unrecorded", "cut off"]
 Seal = Callable[[Address, str], Mapping[str, Any]]
 # Hands an entry whose key is journaled to the key store; returns the entry to record.
 Keep = Callable[[StateEntry], StateEntry]
+
+
+class KeyPairCalls(Protocol):
+    """The Lightsail calls the executor makes, and nothing else (``aws.lightsail.Lightsail``
+    is one; the mutating calls raise ``AmbiguousOutcome`` when they may have taken effect)."""
+
+    def create_key_pair(self, address: Address, tags: Tags) -> CreatedKeyPair: ...
+
+    def import_key_pair(self, address: Address, public_key: str) -> Mapping[str, Any] | None: ...
+
+    def get_key_pair(self, address: Address) -> LiveKeyPair | None: ...
+
+    def tag(self, address: Address, tags: Tags) -> None: ...
+
+    def untag(self, address: Address, keys: Iterable[str]) -> None: ...
+
+    def delete_key_pair(self, address: Address, expected_fingerprint: str | None) -> bool:
+        """Delete; False when it was already gone. A fingerprint mismatch raises."""
+        ...
+
+    def sleep(self, seconds: float, /) -> None:
+        """Wait between attempts (a fake records the wait instead)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +135,7 @@ class KeyMaterialLost(Exception):
 class Executor:
     def __init__(
         self,
-        lightsail: Lightsail,
+        lightsail: KeyPairCalls,
         journal: JournalWriter,
         *,
         parallelism: int = 10,
@@ -131,29 +164,52 @@ class Executor:
         """The most journal bytes one change's records can take (reserved before its calls)."""
         address, budget = change.address, self.budget
         tags = change.after_tags or {}
-        total = 0
-        if change.deletes:
-            total += (
-                budget.intent(address)
-                + budget.failed()
-                + budget.result(address, {}, private_key=False)
-            )
-        if change.action is Action.ADOPT or change.action is Action.UPDATE_TAGS:
-            total += budget.intent(address) + 2 * budget.result(address, tags, private_key=True)
-        step = change.creates
-        if step is Action.CREATE:
-            total += budget.intent(address) + budget.failed()
-            total += budget.result(address, tags, private_key=True)
-        elif step is Action.IMPORT or step is Action.GENERATE:
-            total += budget.intent(address) + budget.keygen(address) + budget.failed()
-            total += 2 * budget.result(address, tags, private_key=True)
-        if change.prior is not None and (change.deletes or step is not None):
+        deleting = budget.intent(address) + budget.failed()
+        deleting += budget.result(address, {}, private_key=False)
+        action = change.action
+        match action:
+            case Action.ADOPT | Action.UPDATE_TAGS:
+                return budget.intent(address) + 2 * budget.result(address, tags, private_key=True)
+            case Action.FORGET:
+                # The removal, or (kept while instances use it) the entry with every key.
+                prior = change.prior
+                if prior is None:
+                    return budget.intent(address) + budget.result(address, {}, private_key=False)
+                earlier = 1 + len(prior.generations)
+                kept = earlier * budget.result(address, prior.tags, private_key=True)
+                return budget.intent(address) + kept
+            case Action.DELETE:
+                total = deleting
+            case Action.REPLACE | Action.ROTATE:
+                total = deleting + self._making_bytes(change)
+            case Action.CREATE | Action.IMPORT | Action.GENERATE:
+                total = self._making_bytes(change)
+            case _:
+                assert_never(action)
+        if change.prior is not None:
             # Succeeding a recorded entry: every result may also carry its earlier keys
             # (retired, deleted, created, stored, pruned), and the retire has an intent.
             earlier = 1 + len(change.prior.generations)
             keys = earlier * budget.result(address, tags, private_key=True)
             total += budget.intent(address) + 5 * keys
         return total
+
+    def _making_bytes(self, change: Change) -> int:
+        """The journal bytes of the create-like step of ``change``."""
+        address, budget = change.address, self.budget
+        result = budget.result(address, change.after_tags or {}, private_key=True)
+        step = change.creates
+        match step:
+            case Action.CREATE:
+                return budget.intent(address) + budget.failed() + result
+            case Action.IMPORT | Action.GENERATE:
+                return (
+                    budget.intent(address) + budget.keygen(address) + budget.failed() + 2 * result
+                )
+            case None:
+                return 0
+            case _:
+                assert_never(step)
 
     def run(self, plan: Plan) -> ApplyResult:
         result = ApplyResult()
@@ -244,6 +300,8 @@ class Executor:
         match change.action:
             case Action.DELETE:
                 self._delete(change)
+            case Action.FORGET:
+                self._forget(change)
             case Action.REPLACE | Action.ROTATE:
                 self._delete(change, kept=self._retire(change))
                 self._make(change)
@@ -258,13 +316,18 @@ class Executor:
 
     def _make(self, change: Change) -> None:
         step = change.creates
-        if step is Action.CREATE:
-            self._create(change)
-        elif step is Action.IMPORT:
-            assert change.public_key is not None
-            self._import(change, change.public_key, private_key=None)
-        elif step is Action.GENERATE:
-            self._generate(change)
+        match step:
+            case Action.CREATE:
+                self._create(change)
+            case Action.IMPORT:
+                assert change.public_key is not None
+                self._import(change, change.public_key, private_key=None)
+            case Action.GENERATE:
+                self._generate(change)
+            case None:
+                raise AssertionError(f"{change.action} {change.address} makes no key pair")
+            case _:
+                assert_never(step)
 
     def _retire(self, change: Change) -> StateEntry | None:
         """Journal the key about to be replaced as a generation, before Lightsail forgets it.
@@ -275,7 +338,7 @@ class Executor:
         prior = change.prior
         if prior is None or not prior.has_private_key:
             return prior
-        intent = self.journal.intent("retire", change.address)
+        intent = self.journal.intent(JournalOp.RETIRE, change.address)
         generation = Generation(replace(prior, generations=()), time.time())
         retired = _declared(change, replace(prior, generations=(generation, *prior.generations)))
         self.journal.result(intent, retired)
@@ -346,7 +409,7 @@ class Executor:
     def _create(self, change: Change) -> None:
         address = change.address
         tags = dict(change.after_tags or {})
-        intent = self.journal.intent("create", address)
+        intent = self.journal.intent(JournalOp.CREATE, address)
         ambiguous: AmbiguousOutcome | None = None
         for attempt in range(CREATE_ATTEMPTS):
             try:
@@ -405,7 +468,7 @@ class Executor:
 
     def _import(self, change: Change, public_key: str, *, private_key: str | None) -> None:
         address = change.address
-        op = "generate" if private_key is not None else "import"
+        op = JournalOp.GENERATE if private_key is not None else JournalOp.IMPORT
         intent = self.journal.intent(op, address)
         if private_key is not None:
             # Sealed before it is journaled: the key is never on disk in clear.
@@ -435,7 +498,7 @@ class Executor:
                 self.journal.failed(intent, e.message)
                 raise
         live = self._must_get(address)
-        origin: Origin = "generated" if op == "generate" else "imported"
+        origin: Origin = "generated" if private_key is not None else "imported"
         entry = StateEntry(
             address=address,
             origin=origin,
@@ -457,7 +520,7 @@ class Executor:
         live = change.live
         assert live is not None
         recovered = change.recovered
-        intent = self.journal.intent("adopt", change.address)
+        intent = self.journal.intent(JournalOp.ADOPT, change.address)
         entry = StateEntry(
             address=change.address,
             origin="generated" if recovered is not None else "adopted",
@@ -477,7 +540,7 @@ class Executor:
 
     def _update_tags(self, change: Change) -> None:
         assert change.prior is not None and change.live is not None
-        intent = self.journal.intent("update-tags", change.address)
+        intent = self.journal.intent(JournalOp.UPDATE_TAGS, change.address)
         entry = _declared(change, change.prior)
         self._set_tags(intent, entry, change.live.tags, change.after_tags or {})
 
@@ -502,21 +565,20 @@ class Executor:
         """Delete the live key pair; ``kept`` is what the state keeps of it when it is
         replaced under the same name (its keys, until the new one is recorded)."""
         address = change.address
-        intent = self.journal.intent("delete", address)
-        if change.live is not None:
-            try:
-                self.lightsail.delete_key_pair(address, change.expected_fingerprint)
-            except LightsailError as e:
-                self.journal.failed(intent, e.message)
-                if e.detail == "FingerprintMismatch":
-                    raise LightsailError(
-                        f"deleting {address}: its key material was replaced outside the tool "
-                        "since it was recorded; not deleted",
-                        code=e.code,
-                        detail=e.detail,
-                        hint="run `reconciler drift` to inspect it",
-                    ) from None
-                raise
+        intent = self.journal.intent(JournalOp.DELETE, address)
+        try:
+            self.lightsail.delete_key_pair(address, change.expected_fingerprint)
+        except LightsailError as e:
+            self.journal.failed(intent, e.message)
+            if e.detail == "FingerprintMismatch":
+                raise LightsailError(
+                    f"deleting {address}: its key material was replaced outside the tool "
+                    "since it was recorded; not deleted",
+                    code=e.code,
+                    detail=e.detail,
+                    hint="run `reconciler drift` to inspect it",
+                ) from None
+            raise
         prior = change.prior
         if kept is None and prior is not None and change.instances and _holds_keys(prior):
             # Deleted with --allow-in-use: instances still hold its public key, so the
@@ -528,6 +590,28 @@ class Executor:
             # Its keys stay (until the new one is in).
             self.journal.result(intent, _declared(change, kept))
             return
+        self._removed(intent, address, prior)
+
+    def _forget(self, change: Change) -> None:
+        """Drop the state entry of a key pair already gone from Lightsail: no call is made.
+
+        Journaled like a delete (an intent, then the removal), so a run cut short in
+        between leaves the entry, and the next plan forgets it again.
+        """
+        address, prior = change.address, change.prior
+        intent = self.journal.intent(JournalOp.FORGET, address)
+        if prior is not None and change.instances and _holds_keys(prior):
+            # Forgotten with --allow-in-use: instances still hold its public key, so the
+            # state keeps its private keys until no instance names it.
+            log.warning(
+                "%s: not forgotten; its private key is kept while instances use it", address
+            )
+            self.journal.result(intent, _declared(change, prior))
+            return
+        self._removed(intent, address, prior)
+
+    def _removed(self, intent: str, address: Address, prior: StateEntry | None) -> None:
+        """Journal that the entry at ``address`` is gone, then drop its stored keys."""
         self.journal.removed(intent, address)
         if self.forget is not None and prior is not None:
             for stored in (prior, *(g.entry for g in prior.generations)):

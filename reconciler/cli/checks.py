@@ -81,7 +81,7 @@ def drift_report(found: list[DriftFinding], desired: DesiredSet, live: LiveSnaps
             Finding(
                 f.kind.value,
                 f"{f.address}: {f.detail}",
-                "error" if f.kind.value in ("lost-key", "key-missing") else "warning",
+                "error" if f.is_error else "warning",
                 want.source.file if want else None,
                 want.source.line if want else 1,
                 want.source.column if want else 1,

@@ -90,7 +90,8 @@ def observe(
     from reconciler.cli import custody as key_commands
     from reconciler.manifests.load import load_desired
     from reconciler.model import region_of
-    from reconciler.planning.drift import DriftKind, find_drift, instance_drift
+    from reconciler.output import reasons
+    from reconciler.planning.drift import DriftKind, find_drift, instance_drift, worded
 
     desired = load_desired(checks.manifest_paths(paths), accounts=options.accounts)
     backend = workflow.open_backend(options)
@@ -118,6 +119,7 @@ def observe(
         include_unmanaged=include_unmanaged,
         regions=options.region_filter,
     )
+    findings = worded(findings, reasons.cause)
     findings = with_key_problems(
         findings, key_commands.check(options, doc, options.region_filter, entries=entries)
     )

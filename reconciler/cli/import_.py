@@ -102,7 +102,7 @@ def import_one(text: str, tags_from: str | None, options: Options) -> int:
                 )
             # A key generated here by an interrupted run: keep its private half.
             recovered = recoverable(doc.pending.get(address))
-            change = adoption(live, "reconciler import", tags=wanted_tags, recovered=recovered)
+            change = adoption(live, tags=wanted_tags, recovered=recovered)
             sealer = workflow.sealer_for(options, doc) if recovered is not None else None
             custody = key_commands.prepare(options, doc, backend)
             executor = workflow.executor(lightsail, backend, custody, 1, sealer=sealer)

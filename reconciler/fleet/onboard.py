@@ -166,9 +166,7 @@ def plan_onboarding(
         status = "new" if existing is None else "unchanged" if existing == text else "overwrite"
         files.append(ManifestFile(path, region, len(by_region[region]), text, status))
     adoptions = tuple(
-        adoption(
-            live.key_pairs[address], "reconciler import --all", recovered=recovered.get(address)
-        )
+        adoption(live.key_pairs[address], import_all=True, recovered=recovered.get(address))
         for address in sorted(live.key_pairs)
         if address not in entries
     )

@@ -24,7 +24,7 @@ def color_of(action: Action) -> str:
     match action:
         case Action.CREATE | Action.IMPORT | Action.GENERATE | Action.ADOPT:
             return "green"
-        case Action.UPDATE_TAGS | Action.ROTATE:
+        case Action.UPDATE_TAGS | Action.ROTATE | Action.FORGET:
             return "yellow"
         case Action.REPLACE | Action.DELETE:
             return "red"
@@ -50,32 +50,39 @@ def format_tags(tags: Tags) -> str:
 
 def summary_line(plan: Plan) -> str:
     counts = plan.counts()
-    to_add = counts["create"] + counts["import"] + counts["generate"]
+    to_add = counts[Action.CREATE] + counts[Action.IMPORT] + counts[Action.GENERATE]
     parts = [
         f"{to_add} to add",
-        f"{counts['adopt']} to adopt",
-        f"{counts['update-tags']} to update",
-        f"{counts['replace']} to replace",
-        *([f"{counts['rotate']} to rotate"] if counts["rotate"] else []),
-        f"{counts['delete']} to delete",
+        f"{counts[Action.ADOPT]} to adopt",
+        f"{counts[Action.UPDATE_TAGS]} to update",
+        f"{counts[Action.REPLACE]} to replace",
+        *([f"{counts[Action.ROTATE]} to rotate"] if counts[Action.ROTATE] else []),
+        f"{counts[Action.DELETE]} to delete",
+        *([f"{counts[Action.FORGET]} to forget"] if counts[Action.FORGET] else []),
     ]
     return f"Plan: {', '.join(parts)}; {plan.unchanged} unchanged."
 
 
 def change_lines(change: Change) -> list[str]:
     lines: list[str] = []
-    if change.action is Action.UPDATE_TAGS or change.action is Action.ADOPT:
-        diff = diff_tags(change.before_tags or {}, change.after_tags or {})
-        before = change.before_tags or {}
-        for key, value in diff.set.items():
-            if key in before:
-                old = format_tag_value(before[key])
-                lines.append(f"~ tag {key}: {old} -> {format_tag_value(value)}")
-            else:
-                lines.append(f"+ tag {key}: {format_tag_value(value)}")
-        lines.extend(f"- tag {key}" for key in diff.remove)
-    elif change.action is not Action.DELETE:
-        lines.append(f"tags: {format_tags(change.after_tags or {})}")
+    action = change.action
+    match action:
+        case Action.UPDATE_TAGS | Action.ADOPT:
+            diff = diff_tags(change.before_tags or {}, change.after_tags or {})
+            before = change.before_tags or {}
+            for key, value in diff.set.items():
+                if key in before:
+                    old = format_tag_value(before[key])
+                    lines.append(f"~ tag {key}: {old} -> {format_tag_value(value)}")
+                else:
+                    lines.append(f"+ tag {key}: {format_tag_value(value)}")
+            lines.extend(f"- tag {key}" for key in diff.remove)
+        case Action.DELETE | Action.FORGET:
+            pass  # no tags after it
+        case Action.CREATE | Action.IMPORT | Action.GENERATE | Action.REPLACE | Action.ROTATE:
+            lines.append(f"tags: {format_tags(change.after_tags or {})}")
+        case _:
+            assert_never(action)
     if change.then is not None:
         lines.append(f"replaced by: {change.then}")
     if change.keep:

@@ -17,6 +17,7 @@ from reconciler.model import Address, Source
 from reconciler.output.base import DriftView, Format, Kind, PlanView
 from reconciler.output.common import summary_line
 from reconciler.output.escape import lines, visible
+from reconciler.output.reasons import why
 from reconciler.planning.changes import SYMBOLS, Change
 
 
@@ -80,5 +81,5 @@ def step_summary(markdown: str) -> None:
 def _change_notice(change: Change, sources: Mapping[Address, Source]) -> str:
     source = sources.get(change.address)
     where = _where(source.file, source.line, source.column) if source else ""
-    text = f"{SYMBOLS[change.action]} {change.address} ({change.action}): {change.reason}"
+    text = f"{SYMBOLS[change.action]} {change.address} ({change.action}): {why(change)}"
     return f"::notice{where}::{_esc(text)}\n"

@@ -16,7 +16,8 @@ from reconciler.output.base import (
     held,
 )
 from reconciler.output.common import PLAN_FORMAT_VERSION, dumps
-from reconciler.planning.changes import Change, Plan
+from reconciler.output.reasons import why
+from reconciler.planning.changes import Action, Change, Plan
 from reconciler.planning.drift import DriftFinding, DriftKind
 from reconciler.planning.explain import of_finding
 
@@ -94,7 +95,7 @@ def change_json(change: Change) -> dict[str, Any]:
         **({"account": change.address.account} if change.address.account else {}),
         "region": change.address.region,
         "name": change.address.name,
-        "reason": change.reason,
+        "reason": why(change),
         "reasonCode": change.code.value,
         "tags": {
             "before": _tags_json(change.before_tags),
@@ -122,7 +123,11 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "serial": plan.serial,
         "liveDigest": plan.live_digest,
         "regions": list(plan.regions),
-        "summary": {**counts, "unchanged": plan.unchanged, "findings": len(plan.findings)},
+        "summary": {
+            **{action.value: counts[action] for action in Action},
+            "unchanged": plan.unchanged,
+            "findings": len(plan.findings),
+        },
         "changes": [change_json(c) for c in plan.changes],
         "findings": [
             {

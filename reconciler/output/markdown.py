@@ -12,6 +12,7 @@ from reconciler.output.base import DriftView, Format, Kind, PlanView
 from reconciler.output.common import change_lines, dumps, left_out_line, summary_line
 from reconciler.output.escape import cell, code_span, fence_for, json_safe, prose, visible
 from reconciler.output.jsondoc import drift_json
+from reconciler.output.reasons import why
 from reconciler.output.terminal import and_more
 from reconciler.planning.changes import SYMBOLS, Plan
 from reconciler.planning.drift import DriftFinding
@@ -77,7 +78,7 @@ def plan_markdown(plan: Plan) -> str:
     rows = ["| action | key pair | why |", "| --- | --- | --- |"]
     body: list[str] = []
     for change in plan.changes:
-        rows.append(f"| {cell(change.action)} | {cell(change.address)} | {prose(change.reason)} |")
+        rows.append(f"| {cell(change.action)} | {cell(change.address)} | {prose(why(change))} |")
         body.append(visible(f"{SYMBOLS[change.action][0]} {change.address} ({change.action})"))
         body.extend(visible(f"    {line}") for line in change_lines(change))
     return cap_markdown("\n".join(head + rows + [""] + _details(body, "diff")) + "\n")

@@ -21,6 +21,7 @@ from reconciler.findings import Finding, Report
 from reconciler.model import Address, Source
 from reconciler.output.base import DriftView, Format, Kind, PlanView
 from reconciler.output.escape import json_safe
+from reconciler.output.reasons import why
 from reconciler.planning.changes import Action, Change
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -75,7 +76,7 @@ def _add_changes(
         source = sources.get(change.address)
         finding = Finding(
             CHANGE_RULE,
-            f"{change.address} will be {_verb(change.action)}: {change.reason}",
+            f"{change.address} will be {_verb(change.action)}: {why(change)}",
             "warning",
             source.file if source else None,
             source.line if source else 1,
@@ -105,6 +106,8 @@ def _verb(action: Action) -> str:
             return "rotated"
         case Action.DELETE:
             return "deleted"
+        case Action.FORGET:
+            return "dropped from the state (it is gone from Lightsail)"
         case _:
             assert_never(action)
 

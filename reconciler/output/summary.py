@@ -18,7 +18,7 @@ from reconciler.apply.executor import ApplyResult
 from reconciler.errors import StorageError
 from reconciler.output.escape import visible
 from reconciler.output.terminal import and_more, error_lines
-from reconciler.planning.changes import Change, Finding, FindingKind, Plan
+from reconciler.planning.changes import Action, Change, Finding, FindingKind, Plan
 from reconciler.state.files import kib
 
 LISTED = 5
@@ -39,20 +39,25 @@ class Counts:
     changed: int = 0
     destroyed: int = 0
     failed: int = 0
+    # State entries dropped for key pairs already gone from Lightsail: nothing was destroyed.
+    forgotten: int = 0
 
 
 def counts(outcome: ApplyResult | None) -> Counts:
     if outcome is None:
         return Counts()
-    added = changed = destroyed = 0
+    added = changed = destroyed = forgotten = 0
     for change in outcome.succeeded:
+        if change.action is Action.FORGET:
+            forgotten += 1
+            continue
         if change.deletes:
             destroyed += 1
         if change.creates is not None:
             added += 1
         elif not change.deletes:
             changed += 1
-    return Counts(added, changed, destroyed, len(outcome.failed))
+    return Counts(added, changed, destroyed, len(outcome.failed), forgotten)
 
 
 def _noun(kind: str, n: int) -> str:
@@ -87,6 +92,7 @@ def summary(plan: Plan, outcome: ApplyResult | None) -> str:
         f"{done.added} added",
         f"{done.changed} changed",
         f"{done.destroyed} destroyed",
+        *([f"{done.forgotten} forgotten"] if done.forgotten else []),
         f"{done.failed} failed",
         *left_over(plan.findings),
     ]

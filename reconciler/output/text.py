@@ -11,6 +11,7 @@ from reconciler.model import LiveSnapshot
 from reconciler.output.base import DriftView, Format, Kind, PlanView, StateView, held
 from reconciler.output.common import COLOR_OF, change_lines, left_out_line, summary_line
 from reconciler.output.escape import one_line, visible
+from reconciler.output.reasons import why
 from reconciler.output.terminal import Palette
 from reconciler.planning.changes import SYMBOLS, Plan
 from reconciler.planning.drift import DriftFinding
@@ -67,7 +68,7 @@ def plan_text(plan: Plan, *, color: bool = False) -> str:
             paint = getattr(p, COLOR_OF[change.action])
             symbol = SYMBOLS[change.action]
             out.append(f"  {paint(symbol)} {p.bold(visible(change.address))}  ({change.action})")
-            out.append(f"      why: {change.reason}")
+            out.append(f"      why: {why(change)}")
             out.extend(f"      {line}" for line in change_lines(change))
     if plan.orphaned:
         out.append("")

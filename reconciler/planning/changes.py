@@ -4,17 +4,21 @@ Values only: nothing here reads or writes anything. ``Action`` is a closed
 set and every switch over it ends in ``assert_never``, so a new action is
 named by mypy wherever it must be handled. ``Reason`` says why a change is
 planned, apart from the action, as Terraform's plans keep action and reason
-apart. ``Plan.raise_if_unsafe`` refuses plans that would destroy a
-``preventDestroy`` key pair, delete more than ``max_deletes``, or delete,
-replace or rotate a key pair that instances were launched with.
+apart; ``Facts`` carries what its wording needs, and
+``reconciler.output.reasons`` words it for people. ``Plan.raise_if_unsafe``
+refuses plans that would destroy a ``preventDestroy`` key pair, delete more
+than ``max_deletes``, or delete, replace, rotate or forget a key pair that
+instances were launched with. A ``forget`` (the state entry of a key pair
+already gone from Lightsail) deletes nothing: it is not counted as a delete.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import assert_never
+from typing import Literal, assert_never
 
 from reconciler.errors import PlanError
 from reconciler.model import (
@@ -32,6 +36,8 @@ class Action(StrEnum):
     REPLACE = "replace"
     ROTATE = "rotate"
     DELETE = "delete"
+    # Drop the state entry of a key pair already gone from Lightsail: no call is made.
+    FORGET = "forget"
     CREATE = "create"
     IMPORT = "import"
     GENERATE = "generate"
@@ -41,9 +47,12 @@ class Action(StrEnum):
 
 ACTION_ORDER = {action: i for i, action in enumerate(Action)}
 
+# The actions that make a new key pair, on their own or after a replace or rotate.
+CreateStep = Literal[Action.CREATE, Action.IMPORT, Action.GENERATE]
+
 
 def symbol(action: Action) -> str:
-    """The mark a plan shows beside a change (Terraform's)."""
+    """The mark a plan shows beside a change (Terraform's; ``x`` for forget, which it has not)."""
     match action:
         case Action.CREATE | Action.IMPORT | Action.GENERATE:
             return "+"
@@ -55,16 +64,22 @@ def symbol(action: Action) -> str:
             return "-/+"
         case Action.DELETE:
             return "-"
+        case Action.FORGET:
+            return "x"
         case _:
             assert_never(action)
 
 
 SYMBOLS = {action: symbol(action) for action in Action}
-CREATING = {Action.CREATE: "created", Action.IMPORT: "imported", Action.GENERATE: "generated"}
+CREATING: dict[CreateStep, Origin] = {
+    Action.CREATE: "created",
+    Action.IMPORT: "imported",
+    Action.GENERATE: "generated",
+}
 
 
 class Reason(StrEnum):
-    """Why a change is planned, for machines; ``Change.reason`` says it for people."""
+    """Why a change is planned, for machines; ``output.reasons.why`` says it for people."""
 
     DECLARED = "declared"
     DELETED_OUTSIDE = "deleted-outside"
@@ -82,6 +97,34 @@ class Reason(StrEnum):
     DESTROY = "destroy"
     ROTATION_DUE = "rotation-due"
     ROTATE_REQUESTED = "rotate-requested"
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What a reason is worded from, beyond its code (``output.reasons`` words them)."""
+
+    # ORIGIN_CHANGED: the origin the manifests ask for, and the one the state recorded.
+    wanted: Origin | None = None
+    recorded: Origin | None = None
+    # ROTATION_DUE: the live key pair's age and the rotation's ``after``, in seconds.
+    age: float | None = None
+    after: float | None = None
+    # A delete of a key pair whose live key material is not the recorded one: Lightsail
+    # refuses it (expectedFingerprint).
+    replaced_outside: bool = False
+    # IMPORT_REQUESTED: by ``reconciler import --all`` (else ``reconciler import``).
+    import_all: bool = False
+
+
+NO_FACTS = Facts()
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """A reason and its facts, where there is no change to carry them (drift's pending)."""
+
+    code: Reason
+    facts: Facts = NO_FACTS
 
 
 class FindingKind(StrEnum):
@@ -124,14 +167,15 @@ class Change:
 
     action: Action
     address: Address
-    reason: str
-    # The reason as a closed set, for the JSON plan; ``reason`` is its text.
+    # Why, as a closed set (the JSON plan's ``reasonCode``); ``facts`` holds what its
+    # wording needs, and ``output.reasons.why`` words both for people.
     code: Reason
+    facts: Facts = NO_FACTS
     # Tags before (live) and after (desired); None where there is no such side.
     before_tags: Tags | None = None
     after_tags: Tags | None = None
     # For replace: how the new key pair comes to be (create/import/generate).
-    then: Action | None = None
+    then: CreateStep | None = None
     public_key: str | None = None
     # DeleteKeyPair's expectedFingerprint, so an out-of-band replacement is not deleted.
     expected_fingerprint: str | None = None
@@ -154,27 +198,41 @@ class Change:
         return diff_tags(self.before_tags or {}, self.after_tags or {})
 
     @property
-    def creates(self) -> Action | None:
+    def creates(self) -> CreateStep | None:
         """The create-like step this change performs, if any."""
-        if self.action in CREATING:
-            return self.action
-        return self.then
+        action = self.action
+        match action:
+            case Action.CREATE | Action.IMPORT | Action.GENERATE:
+                return action
+            case Action.REPLACE | Action.ROTATE:
+                return self.then
+            case Action.DELETE | Action.FORGET | Action.ADOPT | Action.UPDATE_TAGS:
+                return None
+            case _:
+                assert_never(action)
 
     @property
     def deletes(self) -> bool:
         return deletes(self.action)
 
     @property
+    def removes(self) -> bool:
+        """It takes the key pair out of Lightsail or out of the state (delete, replace,
+        rotate, forget): what instances launched with it stop it from doing."""
+        return self.deletes or self.action is Action.FORGET
+
+    @property
     def retires_keys(self) -> bool:
-        """It may drop private keys the state keeps: it deletes the key pair, or records a
-        new key over a recorded one (whose earlier keys are then pruned to ``keep``)."""
-        return self.deletes or (self.prior is not None and self.creates is not None)
+        """It may drop private keys the state keeps: it deletes or forgets the key pair, or
+        records a new key over a recorded one (whose earlier keys are then pruned to
+        ``keep``)."""
+        return self.removes or (self.prior is not None and self.creates is not None)
 
     @property
     def origin(self) -> Origin:
         step = self.creates
         if step is not None:
-            return "created" if step is Action.CREATE else CREATING[step]  # type: ignore[return-value]
+            return CREATING[step]
         if self.prior is not None:
             return self.prior.origin
         if self.recovered is not None:
@@ -209,15 +267,15 @@ class Plan:
     def has_changes(self) -> bool:
         return bool(self.changes)
 
-    def counts(self) -> dict[str, int]:
-        out = {action.value: 0 for action in Action}
-        for change in self.changes:
-            out[change.action.value] += 1
-        return out
+    def counts(self) -> Counter[Action]:
+        """How many changes of each action (an action with none counts 0)."""
+        return Counter(change.action for change in self.changes)
 
     @property
     def delete_count(self) -> int:
-        return sum(1 for c in self.changes if c.action is Action.DELETE)
+        """The key pairs the plan deletes outright (what --max-deletes bounds); replaces,
+        rotations and forgets are not deletes."""
+        return self.counts()[Action.DELETE]
 
     @property
     def instance_regions(self) -> tuple[str, ...]:
@@ -239,15 +297,16 @@ class Plan:
         return replace(self, changes=changes)
 
     def raise_if_in_use(self) -> None:
-        """Refuse to delete, replace or rotate a key pair that instances were launched with."""
-        used = [c for c in self.changes if c.deletes and c.instances]
+        """Refuse to delete, replace, rotate or forget a key pair that instances were
+        launched with."""
+        used = [c for c in self.changes if c.removes and c.instances]
         if not used:
             return
         first = used[0]
         names = [i.name for i in first.instances]
         shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
         others = f" (and {len(used) - 1} other key pair(s) in use)" if len(used) > 1 else ""
-        verb = "rotate" if first.action is Action.ROTATE else "delete or replace"
+        verb = _in_use_verb(first.action)
         raise PlanError(
             f"refusing to {verb} {first.address}: {len(names)} instance(s) were launched "
             f"with it ({shown}) and keep its public key{others}; nothing was changed",
@@ -281,7 +340,29 @@ def deletes(action: Action) -> bool:
     match action:
         case Action.DELETE | Action.REPLACE | Action.ROTATE:
             return True
-        case Action.CREATE | Action.IMPORT | Action.GENERATE | Action.ADOPT | Action.UPDATE_TAGS:
+        case (
+            Action.FORGET
+            | Action.CREATE
+            | Action.IMPORT
+            | Action.GENERATE
+            | Action.ADOPT
+            | Action.UPDATE_TAGS
+        ):
             return False
+        case _:
+            assert_never(action)
+
+
+def _in_use_verb(action: Action) -> str:
+    """What a plan refused for instances would have done to the key pair."""
+    match action:
+        case Action.ROTATE:
+            return "rotate"
+        case Action.FORGET:
+            return "forget"
+        case Action.DELETE | Action.REPLACE:
+            return "delete or replace"
+        case Action.CREATE | Action.IMPORT | Action.GENERATE | Action.ADOPT | Action.UPDATE_TAGS:
+            raise AssertionError(f"{action} does not remove a key pair")
         case _:
             assert_never(action)

@@ -20,21 +20,22 @@ never from reading a secret value.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, assert_never
 
 from reconciler.model import (
     DEFAULT_KEY_PAIR_NAME,
     Address,
     DesiredSet,
+    JournalOp,
     LiveInstance,
     LiveSnapshot,
     OpenIntent,
     StateEntry,
 )
-from reconciler.planning.planner import diff_tags, manifest_replace_reason
+from reconciler.planning.planner import Cause, diff_tags, manifest_replace_reason
 
 
 class DriftKind(StrEnum):
@@ -50,6 +51,27 @@ class DriftKind(StrEnum):
     UNMANAGED_KEY_IN_USE = "unmanaged-key-in-use"
 
 
+def is_error(kind: DriftKind) -> bool:
+    """Whether a finding of ``kind`` needs the user (a key that may be lost) rather than an
+    apply or a look: errors in reports, the others warnings."""
+    match kind:
+        case DriftKind.LOST_KEY | DriftKind.KEY_MISSING:
+            return True
+        case (
+            DriftKind.DELETED
+            | DriftKind.TAGS_CHANGED
+            | DriftKind.FINGERPRINT_CHANGED
+            | DriftKind.PENDING
+            | DriftKind.UNMANAGED
+            | DriftKind.KEY_FINGERPRINT_CHANGED
+            | DriftKind.UNUSED
+            | DriftKind.UNMANAGED_KEY_IN_USE
+        ):
+            return False
+        case _:
+            assert_never(kind)
+
+
 @dataclass(frozen=True, slots=True)
 class DriftFinding:
     kind: DriftKind
@@ -57,6 +79,18 @@ class DriftFinding:
     detail: str
     expected: Any = None
     actual: Any = None
+    # Why an apply is due, when it is the planner's replace reason: ``find_drift`` puts
+    # its code in ``detail``, and ``worded`` has the caller's words put in (a plan's).
+    cause: Cause | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return is_error(self.kind)
+
+
+# Puts a planner's reason in words (``output.reasons.cause``): handed in by the commands,
+# since planning words no reason itself.
+WordCause = Callable[[Cause], str]
 
 
 def find_drift(
@@ -104,25 +138,29 @@ def find_drift(
     for address in sorted(pending):
         if not considered(address) or address not in live.key_pairs or address in entries:
             continue
-        if pending[address].operation == "create":
-            out.append(
-                DriftFinding(
-                    DriftKind.LOST_KEY,
-                    address,
-                    "created in Lightsail, but its private key never reached the state",
+        operation = pending[address].operation
+        match operation:
+            case JournalOp.CREATE:
+                out.append(
+                    DriftFinding(
+                        DriftKind.LOST_KEY,
+                        address,
+                        "created in Lightsail, but its private key never reached the state",
+                    )
                 )
-            )
-        else:
-            # The key was generated here and is held: nothing is lost, but an
-            # apply (or `reconciler import`) still has to record it.
-            out.append(
-                DriftFinding(
-                    DriftKind.PENDING,
-                    address,
-                    "imported by an interrupted run with a locally generated key; "
-                    "not yet recorded in the state",
+            case JournalOp.GENERATE:
+                # The key was generated here and is held: nothing is lost, but an
+                # apply (or `reconciler import`) still has to record it.
+                out.append(
+                    DriftFinding(
+                        DriftKind.PENDING,
+                        address,
+                        "imported by an interrupted run with a locally generated key; "
+                        "not yet recorded in the state",
+                    )
                 )
-            )
+            case _:
+                assert_never(operation)
     for address in sorted(set(desired.key_pairs) | set(entries)):
         if not considered(address):
             continue
@@ -143,14 +181,19 @@ def find_drift(
                     dict(sorted(stated.tags.items())),
                 )
             )
-        elif (reason := manifest_replace_reason(want, stated)) is not None:
-            out.append(DriftFinding(DriftKind.PENDING, address, reason))
+        elif (cause := manifest_replace_reason(want, stated)) is not None:
+            out.append(DriftFinding(DriftKind.PENDING, address, cause.code.value, cause=cause))
     if include_unmanaged:
         known = set(entries) | set(desired.key_pairs) | set(pending)
         for address in sorted(live.key_pairs):
             if address not in known and considered(address):
                 out.append(DriftFinding(DriftKind.UNMANAGED, address, "in Lightsail, in neither"))
     return sorted(out, key=lambda f: (f.address, list(DriftKind).index(f.kind)))
+
+
+def worded(findings: list[DriftFinding], word: WordCause) -> list[DriftFinding]:
+    """``findings`` with each planner's reason put in words by ``word``."""
+    return [f if f.cause is None else replace(f, detail=word(f.cause)) for f in findings]
 
 
 def instance_drift(

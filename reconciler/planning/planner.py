@@ -6,9 +6,10 @@ journal into the state). Plans are deterministic: changes sorted by a fixed
 action order, then by address, so the same inputs always print the same plan.
 
 ``make_plan`` walks every address once and hands it to one function per
-case; each change it plans carries an action and a ``Reason`` (the text shown
-beside it is rendered for people). The values a plan is made of, and its
-guards, are in ``reconciler.planning.changes``; they are re-exported here.
+case; each change it plans carries an action, a ``Reason`` and the ``Facts``
+its wording needs: no English is written here (``reconciler.output.reasons``
+words them for people). The values a plan is made of, and its guards, are in
+``reconciler.planning.changes``; they are re-exported here.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from typing import assert_never
 
 from reconciler.model import (
     Address,
     DesiredKeyPair,
     DesiredSet,
+    JournalOp,
     LiveKeyPair,
     LiveSnapshot,
     OpenIntent,
@@ -30,9 +33,13 @@ from reconciler.model import (
 from reconciler.planning.changes import (
     ACTION_ORDER,
     CREATING,
+    NO_FACTS,
     SYMBOLS,
     Action,
+    Cause,
     Change,
+    CreateStep,
+    Facts,
     Finding,
     FindingKind,
     Plan,
@@ -42,15 +49,19 @@ from reconciler.planning.changes import (
     diff_tags,
     symbol,
 )
-from reconciler.planning.rotation import rotation_due
+from reconciler.planning.rotation import overdue_age
 
 __all__ = [
     "ACTION_ORDER",
     "CREATING",
     "DEFAULT_MAX_DELETES_WITH_PRUNE",
+    "NO_FACTS",
     "SYMBOLS",
     "Action",
+    "Cause",
     "Change",
+    "CreateStep",
+    "Facts",
     "Finding",
     "FindingKind",
     "Plan",
@@ -66,7 +77,7 @@ __all__ = [
 DEFAULT_MAX_DELETES_WITH_PRUNE = 10
 
 
-def _create_action(desired: DesiredKeyPair) -> Action:
+def _create_action(desired: DesiredKeyPair) -> CreateStep:
     if desired.public_key is not None:
         return Action.IMPORT
     if desired.generate_local:
@@ -74,38 +85,25 @@ def _create_action(desired: DesiredKeyPair) -> Action:
     return Action.CREATE
 
 
-def _replace_reason(
-    desired: DesiredKeyPair, prior: StateEntry, live: LiveKeyPair
-) -> tuple[Reason, str] | None:
+def _replace_reason(desired: DesiredKeyPair, prior: StateEntry, live: LiveKeyPair) -> Cause | None:
     if live.fingerprint and prior.fingerprint and live.fingerprint != prior.fingerprint:
-        return (
-            Reason.FINGERPRINT_CHANGED,
-            "the live fingerprint differs from state: key material was replaced outside",
-        )
-    return _manifest_replace(desired, prior)
+        return Cause(Reason.FINGERPRINT_CHANGED)
+    return manifest_replace_reason(desired, prior)
 
 
-def manifest_replace_reason(desired: DesiredKeyPair, prior: StateEntry) -> str | None:
-    """Why the manifests' key pair can only be had by replacing the recorded one, if so.
+def manifest_replace_reason(desired: DesiredKeyPair, prior: StateEntry) -> Cause | None:
+    """Why the manifests' key pair can only be had by replacing the recorded one, if so
+    (``output.reasons.words`` says it for people).
 
     Shared with drift detection, so that drift reports an apply as due exactly
     when the planner would replace.
     """
-    found = _manifest_replace(desired, prior)
-    return None if found is None else found[1]
-
-
-def _manifest_replace(desired: DesiredKeyPair, prior: StateEntry) -> tuple[Reason, str] | None:
     if prior.origin == "adopted":
         return None
     if desired.origin != prior.origin:
-        article = "an" if desired.origin[0] in "aeiou" else "a"
-        return (
-            Reason.ORIGIN_CHANGED,
-            f"the manifest now asks for {article} {desired.origin} key pair (was {prior.origin})",
-        )
+        return Cause(Reason.ORIGIN_CHANGED, Facts(wanted=desired.origin, recorded=prior.origin))
     if desired.public_key is not None and desired.public_key != prior.imported_public_key:
-        return Reason.PUBLIC_KEY_CHANGED, "the public key changed"
+        return Cause(Reason.PUBLIC_KEY_CHANGED)
     return None
 
 
@@ -248,7 +246,7 @@ def _plan_destroy(sides: _Sides, out: _Collected) -> None:
         out.changes.append(_forget(sides.address, sides.prior))
     else:
         out.changes.append(
-            _delete(sides.address, sides.prior, sides.have, sides.want, Reason.DESTROY, "destroy")
+            _delete(sides.address, sides.prior, sides.have, sides.want, Reason.DESTROY)
         )
 
 
@@ -256,35 +254,31 @@ def _plan_interrupted(sides: _Sides, asked: _Asked, out: _Collected) -> None:
     """Live, not in state, with an open intent: a create or generate an interrupted run made."""
     assert sides.waiting is not None and sides.have is not None
     address, want, have, waiting = sides.address, sides.want, sides.have, sides.waiting
-    if waiting.operation == "generate":
-        if want is None:
-            out.findings.append(_lost(address, recoverable=True))
-            return
-        out.changes.append(
-            Change(
-                Action.ADOPT,
-                address,
-                "recovering a locally generated key from an interrupted run",
-                Reason.RECOVER_GENERATED,
-                before_tags=have.tags,
-                after_tags=want.tags,
-                live=have,
-                recovered=waiting,
-                public_key=waiting.public_key,
-                protection=want.prevent_destroy,
+    match waiting.operation:
+        case JournalOp.GENERATE:
+            if want is None:
+                out.findings.append(_lost(address, recoverable=True))
+                return
+            out.changes.append(
+                Change(
+                    Action.ADOPT,
+                    address,
+                    Reason.RECOVER_GENERATED,
+                    before_tags=have.tags,
+                    after_tags=want.tags,
+                    live=have,
+                    recovered=waiting,
+                    public_key=waiting.public_key,
+                    protection=want.prevent_destroy,
+                )
             )
-        )
-    elif address in asked.replace and want is not None:
-        out.changes.append(
-            _replace(
-                address,
-                want,
-                have,
-                (Reason.REPLACE_LOST_KEY, "replacing a key pair whose key was lost"),
-            )
-        )
-    else:
-        out.findings.append(_lost(address))
+        case JournalOp.CREATE:
+            if address in asked.replace and want is not None:
+                out.changes.append(_replace(address, want, have, Cause(Reason.REPLACE_LOST_KEY)))
+            else:
+                out.findings.append(_lost(address))
+        case _:
+            assert_never(waiting.operation)
 
 
 def _plan_undeclared(sides: _Sides, asked: _Asked, out: _Collected) -> None:
@@ -297,14 +291,7 @@ def _plan_undeclared(sides: _Sides, asked: _Asked, out: _Collected) -> None:
         out.changes.append(_forget(sides.address, sides.prior))
     else:
         out.changes.append(
-            _delete(
-                sides.address,
-                sides.prior,
-                sides.have,
-                None,
-                Reason.REMOVED_FROM_MANIFESTS,
-                "removed from the manifests",
-            )
+            _delete(sides.address, sides.prior, sides.have, None, Reason.REMOVED_FROM_MANIFESTS)
         )
 
 
@@ -316,7 +303,6 @@ def _plan_unrecorded(sides: _Sides, want: DesiredKeyPair, asked: _Asked, out: _C
             Change(
                 _create_action(want),
                 address,
-                "declared in the manifests",
                 Reason.DECLARED,
                 after_tags=want.tags,
                 public_key=want.public_key,
@@ -328,7 +314,6 @@ def _plan_unrecorded(sides: _Sides, want: DesiredKeyPair, asked: _Asked, out: _C
             Change(
                 Action.ADOPT,
                 address,
-                "adopt: true in the manifest",
                 Reason.ADOPT_REQUESTED,
                 before_tags=have.tags,
                 after_tags=want.tags,
@@ -337,9 +322,7 @@ def _plan_unrecorded(sides: _Sides, want: DesiredKeyPair, asked: _Asked, out: _C
             )
         )
     elif address in asked.replace:
-        out.changes.append(
-            _replace(address, want, have, (Reason.REPLACE_REQUESTED, "replace requested"))
-        )
+        out.changes.append(_replace(address, want, have, Cause(Reason.REPLACE_REQUESTED)))
     else:
         out.findings.append(
             Finding(
@@ -362,7 +345,7 @@ def _plan_recorded(
 ) -> None:
     """Declared, in state and live: replace, rotate, retag, or leave it be."""
     if address in asked.replace:
-        why: tuple[Reason, str] | None = (Reason.REPLACE_REQUESTED, "replace requested")
+        why: Cause | None = Cause(Reason.REPLACE_REQUESTED)
     else:
         why = _replace_reason(want, prior, have)
     if why is not None:
@@ -376,7 +359,6 @@ def _plan_recorded(
             Change(
                 Action.UPDATE_TAGS,
                 address,
-                "tags differ",
                 Reason.TAGS_DIFFER,
                 before_tags=have.tags,
                 after_tags=want.tags,
@@ -389,22 +371,21 @@ def _plan_recorded(
         out.unchanged += 1
 
 
-def _rotation_reason(
-    want: DesiredKeyPair, have: LiveKeyPair, asked: _Asked
-) -> tuple[Reason, str] | None:
+def _rotation_reason(want: DesiredKeyPair, have: LiveKeyPair, asked: _Asked) -> Cause | None:
     if have.address in asked.rotate:
-        return Reason.ROTATE_REQUESTED, "rotation requested (--rotate)"
+        return Cause(Reason.ROTATE_REQUESTED)
     if want.rotation is None:
         return None
-    due = rotation_due(want.rotation, have.created_at, asked.now)
-    return None if due is None else (Reason.ROTATION_DUE, due)
+    age = overdue_age(want.rotation, have.created_at, asked.now)
+    if age is None:
+        return None
+    return Cause(Reason.ROTATION_DUE, Facts(age=age, after=want.rotation.after))
 
 
 def _recreate(address: Address, want: DesiredKeyPair, prior: StateEntry) -> Change:
     return Change(
         _create_action(want),
         address,
-        "in state but deleted outside the tool; creating it again",
         Reason.DELETED_OUTSIDE,
         after_tags=want.tags,
         public_key=want.public_key,
@@ -415,7 +396,8 @@ def _recreate(address: Address, want: DesiredKeyPair, prior: StateEntry) -> Chan
 
 
 def _forget(address: Address, prior: StateEntry) -> Change:
-    return Change(Action.DELETE, address, "gone live; forget it", Reason.GONE_LIVE, prior=prior)
+    """Drop the entry of a key pair gone from Lightsail: no call, not a delete."""
+    return Change(Action.FORGET, address, Reason.GONE_LIVE, prior=prior)
 
 
 def _lost(address: Address, *, recoverable: bool = False) -> Finding:
@@ -443,18 +425,15 @@ def _delete(
     have: LiveKeyPair,
     want: DesiredKeyPair | None,
     code: Reason,
-    reason: str,
 ) -> Change:
-    if prior.fingerprint and have.fingerprint and prior.fingerprint != have.fingerprint:
-        reason += (
-            "; its key material was replaced outside the tool, so Lightsail will refuse "
-            "to delete it (expectedFingerprint)"
-        )
+    replaced = bool(
+        prior.fingerprint and have.fingerprint and prior.fingerprint != have.fingerprint
+    )
     return Change(
         Action.DELETE,
         address,
-        reason,
         code,
+        Facts(replaced_outside=replaced) if replaced else NO_FACTS,
         before_tags=have.tags,
         expected_fingerprint=prior.fingerprint or have.fingerprint,
         live=have,
@@ -473,7 +452,7 @@ def _replace(
     address: Address,
     want: DesiredKeyPair,
     have: LiveKeyPair,
-    why: tuple[Reason, str],
+    why: Cause,
     prior: StateEntry | None = None,
     *,
     action: Action = Action.REPLACE,
@@ -481,8 +460,8 @@ def _replace(
     return Change(
         action,
         address,
-        why[1],
-        why[0],
+        why.code,
+        why.facts,
         before_tags=have.tags,
         after_tags=want.tags,
         then=_create_action(want),

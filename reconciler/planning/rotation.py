@@ -30,10 +30,20 @@ def due_at(rotation: Rotation, created_at: float) -> float | None:
     return created_at + rotation.after
 
 
-def rotation_due(rotation: Rotation, created_at: float, now: float) -> str | None:
-    """Why a key pair created at ``created_at`` is due for rotation, or None if it is not."""
+def overdue_age(rotation: Rotation, created_at: float, now: float) -> float | None:
+    """The age, in seconds, of a key pair created at ``created_at`` that is due for
+    rotation at ``now``; None if it is not due (or its age is not known)."""
     age = now - created_at
     if due_at(rotation, created_at) is None or age < rotation.after:
+        return None
+    return age
+
+
+def rotation_due(rotation: Rotation, created_at: float, now: float) -> str | None:
+    """Why a key pair created at ``created_at`` is due for rotation, or None if it is not
+    (the words a plan shows: ``output.reasons`` words the planner's facts the same way)."""
+    age = overdue_age(rotation, created_at, now)
+    if age is None:
         return None
     return f"created {describe_age(age)} ago; rotate after {describe_age(rotation.after)}"
 

@@ -18,12 +18,20 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast, get_args
 
 from reconciler.errors import StateError
-from reconciler.model import Address, Generation, OpenIntent, Origin, StateEntry
+from reconciler.model import (
+    Address,
+    Generation,
+    JournalOp,
+    OpenIntent,
+    Origin,
+    PendingOp,
+    StateEntry,
+)
 
 FORMAT_VERSION = 4
 
 ORIGINS: tuple[str, ...] = get_args(Origin)
-PENDING_OPERATIONS = ("create", "generate")
+PENDING_OPERATIONS: tuple[PendingOp, ...] = (JournalOp.CREATE, JournalOp.GENERATE)
 
 # _UPGRADES[n] turns a version-n document (parsed JSON) into a version n+1 one.
 # When the format changes: bump FORMAT_VERSION, add the step, never edit an old one.
@@ -413,7 +421,7 @@ def pending_to_json(pending: OpenIntent) -> dict[str, Any]:
         **address_to_json(pending.address),
         "intentId": pending.intent_id,
         "startedAt": pending.started_at,
-        "operation": pending.operation,
+        "operation": pending.operation.value,
     }
     data.update(_private_key_json(pending.private_key, pending.private_key_sealed))
     if pending.public_key is not None:
@@ -477,7 +485,7 @@ def _optional_bool(obj: Mapping[str, Any], key: str, where: str) -> bool:
 
 def parse_pending(data: object, where: str) -> OpenIntent:
     obj, address, where = _record(data, where)
-    operation = _one_of(obj, "operation", PENDING_OPERATIONS, where)
+    operation = _pending_operation(text_field(obj, "operation", where), where)
     return OpenIntent(
         address=address,
         intent_id=text_field(obj, "intentId", where),
@@ -487,6 +495,13 @@ def parse_pending(data: object, where: str) -> OpenIntent:
         public_key=optional_text_field(obj, "publicKey", where),
         private_key_sealed=optional_object_field(obj, "privateKeySealed", where),
     )
+
+
+def _pending_operation(text: str, where: str) -> PendingOp:
+    for operation in PENDING_OPERATIONS:
+        if text == operation.value:
+            return operation
+    raise FormatError(f"{where}: operation must be one of {', '.join(PENDING_OPERATIONS)}")
 
 
 def address_to_json(address: Address) -> dict[str, str]:

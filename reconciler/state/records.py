@@ -20,10 +20,11 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from reconciler.errors import StorageError
-from reconciler.model import Address, StateEntry
+from reconciler.model import Address, JournalOp, StateEntry
 from reconciler.state.document import address_to_json, entry_to_json
 
-OPERATIONS = ("create", "import", "generate", "adopt", "update-tags", "delete", "retire")
+# The longest ``op`` a record can carry, for the budget of an intent record.
+_LONGEST_OP = max(JournalOp, key=len)
 
 
 class _Reserving(Protocol):
@@ -80,13 +81,15 @@ class JournalRecords(ABC):
         """
         return Reservation(None, nbytes)
 
-    def intent(self, op: str, address: Address) -> str:
+    def intent(self, op: JournalOp, address: Address) -> str:
         """Record that ``op`` on ``address`` is about to be called; returns the intent id."""
-        if op not in OPERATIONS:
-            raise ValueError(f"unknown journal operation {op!r}")
+        try:
+            value = JournalOp(op).value
+        except ValueError:
+            raise ValueError(f"unknown journal operation {op!r}") from None
         intent_id = str(uuid.uuid4())
         self._append(
-            {"kind": "intent", "id": intent_id, "op": op, **_address(address), "at": time.time()}
+            {"kind": "intent", "id": intent_id, "op": value, **_address(address), "at": time.time()}
         )
         return intent_id
 
@@ -149,7 +152,7 @@ class RecordBudget:
                 {
                     "kind": "intent",
                     "id": str(uuid.UUID(int=0)),
-                    "op": "update-tags",
+                    "op": _LONGEST_OP.value,
                     **_address(address),
                     "at": time.time(),
                 }

@@ -12,18 +12,19 @@ on that when it dies between writing the state and removing the journal.
   be lost: the planner decides, from what is live);
 - an unsettled intent with a ``keygen`` record becomes a pending ``generate``
   holding the generated key, so a locally generated key is never dropped;
-- other unsettled intents (tags, deletes, imports of given keys) leave nothing:
-  the planner recomputes them from what is live.
+- other unsettled intents (tags, deletes, forgets, imports of given keys)
+  leave nothing: the planner recomputes them from what is live;
+- an intent whose ``op`` is not a ``JournalOp`` is refused (a malformed record).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 from reconciler.errors import StateError
-from reconciler.model import Address, OpenIntent, StateEntry
+from reconciler.model import Address, JournalOp, OpenIntent, StateEntry
 from reconciler.state.document import (
     FormatError,
     StateDocument,
@@ -34,13 +35,50 @@ from reconciler.state.document import (
     text_field,
 )
 
-GENERATING_OPERATIONS = ("generate", "import")
+
+def _opens_pending(op: JournalOp) -> bool:
+    """Whether an unsettled intent of ``op`` leaves an open intent on its own: a create,
+    whose key is lost if it went live (the planner decides, from what is live)."""
+    match op:
+        case JournalOp.CREATE:
+            return True
+        case (
+            JournalOp.IMPORT
+            | JournalOp.GENERATE
+            | JournalOp.ADOPT
+            | JournalOp.UPDATE_TAGS
+            | JournalOp.DELETE
+            | JournalOp.RETIRE
+            | JournalOp.FORGET
+        ):
+            return False
+        case _:
+            assert_never(op)
+
+
+def _generates(op: JournalOp) -> bool:
+    """Whether a keygen record under an intent of ``op`` is a locally generated key to keep
+    (journals of earlier versions record generate as ``import``)."""
+    match op:
+        case JournalOp.GENERATE | JournalOp.IMPORT:
+            return True
+        case (
+            JournalOp.CREATE
+            | JournalOp.ADOPT
+            | JournalOp.UPDATE_TAGS
+            | JournalOp.DELETE
+            | JournalOp.RETIRE
+            | JournalOp.FORGET
+        ):
+            return False
+        case _:
+            assert_never(op)
 
 
 @dataclass(frozen=True, slots=True)
 class _Intent:
     id: str
-    op: str
+    op: JournalOp
     address: Address
     at: float
 
@@ -98,23 +136,30 @@ def replay(
                 del out.pending[earlier]
         elif record.id in settled:
             continue
-        elif isinstance(record, _Intent) and record.op == "create":
+        elif isinstance(record, _Intent) and _opens_pending(record.op):
             out.pending[record.address] = OpenIntent(
-                record.address, record.id, record.at, operation="create"
+                record.address, record.id, record.at, operation=JournalOp.CREATE
             )
         elif isinstance(record, _Keygen):
             intent = intents.get(record.id)
-            if intent is None or intent.op in GENERATING_OPERATIONS:
+            if intent is None or _generates(intent.op):
                 out.pending[record.address] = OpenIntent(
                     record.address,
                     record.id,
                     intent.at if intent is not None else 0.0,
-                    operation="generate",
+                    operation=JournalOp.GENERATE,
                     private_key=record.private_key,
                     public_key=record.public_key,
                     private_key_sealed=record.private_key_sealed,
                 )
     return out
+
+
+def _op(text: str, where: str) -> JournalOp:
+    try:
+        return JournalOp(text)
+    except ValueError:
+        raise FormatError(f"{where}: 'op' is not an operation this version knows") from None
 
 
 def _pending_id(doc: StateDocument, address: Address) -> str | None:
@@ -131,7 +176,7 @@ def _parse(record: Mapping[str, Any], where: str) -> _Record:
         if kind == "intent":
             return _Intent(
                 record_id,
-                text_field(record, "op", where),
+                _op(text_field(record, "op", where), where),
                 parse_address(record, where),
                 number_field(record, "at", where),
             )
