@@ -152,3 +152,53 @@ def test_a_protected_key_pair_is_protected_by_the_record_that_makes_its_key_dura
         assert refused.returncode == 1
         assert "would destroy key pairs marked preventDestroy: us-east-1/a-db" in refused.stderr
         assert emu.calls["DeleteKeyPair"] == 0
+
+
+def test_a_protected_key_pair_may_be_rotated_but_not_replaced(tmp_path: Path) -> None:
+    """preventDestroy guards key material: a rotation keeps the old private key as a
+    generation, so rotate: and --rotate go ahead; --replace (which keeps nothing of a
+    created key) is refused."""
+    write_manifest(
+        tmp_path / "m.yaml",
+        "us-east-1",
+        "- name: db\n  preventDestroy: true\n  rotate: {after: 90d, keep: 1}",
+    )
+    env = {"RECONCILER_LOCAL_DIR": str(tmp_path / "local")}
+    done = run_cli("apply", "m.yaml", "--local", "--auto-approve", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    replaced = run_cli(
+        "plan", "m.yaml", "--local", "--replace", "us-east-1/db", cwd=tmp_path, env=env
+    )
+    assert replaced.returncode == 1
+    assert "marked preventDestroy: us-east-1/db (replace)" in replaced.stderr
+    rotated = run_cli(
+        "apply", "m.yaml", "--local", "--auto-approve", "--rotate", "us-east-1/db",
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert rotated.returncode == 0, rotated.stderr
+    kept = run_cli(
+        "key", "get", "us-east-1/db", "--generation", "1", "--local", cwd=tmp_path, env=env
+    )
+    assert kept.returncode == 0 and "PRIVATE KEY" in kept.stdout
+
+
+def test_rotate_on_an_imported_key_pair_says_how_imported_keys_are_rotated(
+    tmp_path: Path,
+) -> None:
+    from reconciler.keys import generate_rsa
+
+    public = generate_rsa().public_openssh
+    write_manifest(tmp_path / "m.yaml", "us-east-1", f"- name: ci\n  publicKey: '{public}'")
+    env = {"RECONCILER_LOCAL_DIR": str(tmp_path / "local")}
+    assert (
+        run_cli("apply", "m.yaml", "--local", "--auto-approve", cwd=tmp_path, env=env).returncode
+        == 0
+    )
+    refused = run_cli(
+        "apply", "m.yaml", "--local", "--auto-approve", "--rotate", "us-east-1/ci",
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert "--rotate us-east-1/ci: it is imported (publicKey)" in refused.stderr
+    assert "giving the manifest its new publicKey" in refused.stderr
+    assert "DeleteKeyPair" not in refused.stdout + refused.stderr

@@ -241,6 +241,15 @@ def build_plan(
     destroy: bool = False,
     live: LiveSnapshot | None = None,
 ) -> tuple[Plan, LiveSnapshot]:
+    for address in options.rotate:
+        declared = desired.key_pairs.get(address)
+        if declared is not None and declared.public_key and not declared.generate_local:
+            raise UsageError(
+                f"--rotate {address}: it is imported (publicKey), so its private key is not "
+                "the tool's to replace; nothing was changed",
+                hint="rotate an imported key pair by giving the manifest its new publicKey "
+                "(or publicKeyFile): the next apply replaces it with that key",
+            )
     if live is None:
         live = lightsail.snapshot(regions_to_read(desired, doc, options))
     plan = _planned(desired, doc, lightsail, options, destroy=destroy, live=live)
