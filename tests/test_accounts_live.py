@@ -284,7 +284,7 @@ def test_a_single_account_state_is_carried_over_in_place(
     assert code == 0, err
     assert "+ staging/us-east-1/web" in out
     assert "prod/us-east-1/" not in out  # placed in prod, and unchanged there
-    assert "2 unchanged" in out
+    assert "Plan: 1 to add, 0 to change, 0 to destroy." in out
     assert load_state(state_path)["version"] == FORMAT_VERSION - 1  # a plan writes nothing
 
     code, out, err = reconciler(tmp_path, emulator, env, "apply", "m", "--auto-approve")
@@ -535,7 +535,7 @@ def test_a_failing_account_is_one_finding_naming_it_and_its_unread_regions(
     code, out, err = reconciler(tmp_path, emulator, env, "apply", "m", "--auto-approve")
     assert code == 1 and "+ prod/us-east-1/web" in out
     assert names(emulator.store, DEFAULT) == ["web"]
-    assert "1 added, 0 changed, 0 destroyed, 0 failed" in err
+    assert "Resources: 1 added, 0 changed, 0 destroyed; 1 unread account left" in err
     assert "1 unread account left" in err and "1 unread region left" in err
     assert err.count("account denied") == 1 and "Traceback" not in err
 

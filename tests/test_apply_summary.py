@@ -25,13 +25,13 @@ def test_summary_counts_each_kind_of_finding_left_with_its_remedy() -> None:
     lost = Finding(FindingKind.LOST_KEY, Address("us-east-1", "x"), "lost", "replace")
     text = outcome.summary(_plan(_conflict("a"), _conflict("b"), lost), ApplyResult())
     assert text == (
-        "Apply finished with errors! 0 added, 0 changed, 0 destroyed, 0 failed, "
+        "Apply finished with errors! Resources: 0 added, 0 changed, 0 destroyed; "
         "2 conflicts left: run `reconciler import us-east-1/a`, `reconciler import us-east-1/b`, "
         "1 lost key left."
     )
     assert not outcome.succeeded(_plan(lost), ApplyResult())
     assert outcome.summary(_plan(), ApplyResult()) == (
-        "Apply complete! 0 added, 0 changed, 0 destroyed, 0 failed."
+        "Apply complete! Resources: 0 added, 0 changed, 0 destroyed."
     )
     many = outcome.summary(_plan(*(_conflict(f"k{i}") for i in range(7))), None)
     assert "7 conflicts left: run `reconciler import us-east-1/k0`" in many
@@ -46,7 +46,7 @@ def test_apply_with_a_conflict_makes_the_rest_and_counts_the_conflict(
     result = run_cli("apply", "m.yaml", "--auto-approve", cwd=tmp_path, endpoint=emulator.url)
     assert result.returncode == 1
     assert (
-        "Apply finished with errors! 1 added, 0 changed, 0 destroyed, 0 failed, "
+        "Apply finished with errors! Resources: 1 added, 0 changed, 0 destroyed; "
         "1 conflict left: run `reconciler import us-east-1/taken`." in result.stderr
     )
     assert set(state_entries(tmp_path / "reconciler.state.json")) == {"us-east-1/free"}
@@ -54,7 +54,7 @@ def test_apply_with_a_conflict_makes_the_rest_and_counts_the_conflict(
     # Nothing else to do: the conflict is still counted, and still exit 1.
     again = run_cli("apply", "m.yaml", "--auto-approve", cwd=tmp_path, endpoint=emulator.url)
     assert again.returncode == 1
-    assert "0 added, 0 changed, 0 destroyed, 0 failed, 1 conflict left" in again.stderr
+    assert "Resources: 0 added, 0 changed, 0 destroyed; 1 conflict left" in again.stderr
 
     assert run_cli("import", "us-east-1/taken", cwd=tmp_path, endpoint=emulator.url).returncode == 0
     done = run_cli("apply", "m.yaml", "--auto-approve", cwd=tmp_path, endpoint=emulator.url)
@@ -81,10 +81,8 @@ def test_quiet_apply_prints_no_line_per_change_but_keeps_the_summary(
     )
     assert quiet.returncode == 0, quiet.stderr
     assert "kp-" not in quiet.stdout + quiet.stderr
-    assert quiet.stdout == (
-        "Plan: 4 to add, 0 to adopt, 0 to update, 0 to replace, 0 to delete; 1 unchanged.\n"
-    )
-    assert "Apply complete! 4 added, 0 changed, 0 destroyed, 0 failed." in quiet.stderr
+    assert quiet.stdout == ("Plan: 4 to add, 0 to change, 0 to destroy.\n")
+    assert "Apply complete! Resources: 4 added, 0 changed, 0 destroyed." in quiet.stderr
 
     (tmp_path / "m.yaml").write_text((tmp_path / "m.yaml").read_text().replace("kp-4", "kp-9"))
     pruned = run_cli(

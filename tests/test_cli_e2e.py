@@ -64,7 +64,7 @@ def test_plan_apply_plan_converges_and_records_everything(
 
     applied = run_cli("apply", "manifests", "--auto-approve", cwd=project, endpoint=url)
     assert applied.returncode == 0, applied.stderr
-    assert "Apply complete! 3 added" in applied.stderr
+    assert "Apply complete! Resources: 3 added, 0 changed, 0 destroyed." in applied.stderr
 
     state_path = project / "reconciler.state.json"
     assert stat.S_IMODE(state_path.stat().st_mode) == 0o600

@@ -64,7 +64,7 @@ def test_plan_annotates_each_change_at_its_manifest_line(tmp_path: Path, emu: Em
         "notice",
         None,
         None,
-        "Plan: 2 to add, 0 to adopt, 0 to update, 0 to replace, 0 to delete; 0 unchanged.",
+        "Plan: 2 to add, 0 to change, 0 to destroy.",
     )
     # The job summary holds the markdown report, appended (an earlier step's stays).
     assert "<!-- lightsail-reconciler:plan -->" in summary.read_text()

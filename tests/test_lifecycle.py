@@ -143,7 +143,8 @@ def test_public_keys_are_imported_then_tagged_and_normalised_before_comparing(
     assert "-/+ us-east-1/bastion  (replace)" in planned
     assert "why: the public key changed" in planned and "replaced by: import" in planned
     assert f"expected fingerprint: {md5_fingerprint(bastion.public_openssh)}" in planned
-    assert "Plan: 0 to add, 0 to adopt, 0 to update, 1 to replace, 0 to delete" in planned
+    # A replace counts as Terraform counts it: one added, one destroyed.
+    assert "Plan: 1 to add, 0 to change, 1 to destroy." in planned
     assert emu.committed["DeleteKeyPair"] == 1 and emu.committed["ImportKeyPair"] == 1
     assert fingerprint_of(client, "bastion") == md5_fingerprint(new_bastion.public_openssh)
     entry = state_entries(tmp_path / "reconciler.state.json")["us-east-1/bastion"]
@@ -254,7 +255,8 @@ def test_import_command_adopts_a_live_key_pair_then_manages_its_tags(
 
     emu.reset_counters()
     planned = ok(cli(tmp_path, emu, "apply", "m.yaml", "--auto-approve"))
-    assert "~ us-east-1/legacy  (update-tags)" in planned and "1 unchanged" in planned
+    assert "~ us-east-1/legacy  (update-tags)" in planned
+    assert "Plan: 0 to add, 1 to change, 0 to destroy." in planned
     assert live_tags(client, "legacy") == {"owner": "platform", "env": "prod"}
     assert emu.calls["CreateKeyPair"] == emu.calls["DeleteKeyPair"] == 0
     entries = state_entries(tmp_path / "reconciler.state.json")
@@ -377,7 +379,7 @@ def test_a_key_pair_deleted_outside_is_forgotten_not_deleted(
 
     planned = ok(cli(tmp_path, emu, "plan", "m.yaml", "--prune", "--max-deletes", "0"))
     assert "  x us-east-1/gone  (forget)\n      why: gone live; forget it\n" in planned
-    assert "0 to delete, 1 to forget; 1 unchanged." in planned
+    assert "Plan: 0 to add, 0 to change, 0 to destroy, 1 to forget." in planned
     as_json = cli(tmp_path, emu, "plan", "m.yaml", "--prune", "--format", "json")
     ok(as_json)
     data = json.loads(as_json.stdout)

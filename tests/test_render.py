@@ -44,10 +44,7 @@ def test_markdown_has_marker_summary_table_and_collapsible_detail() -> None:
     text = markdown.plan_markdown(_plan(2))
     lines = text.splitlines()
     assert lines[0] == markdown.COMMENT_MARKER
-    assert lines[1] == (
-        "### Lightsail key pairs: Plan: 2 to add, 0 to adopt, 0 to update, 0 to replace, "
-        "0 to delete; 0 unchanged."
-    )
+    assert lines[1] == ("### Lightsail key pairs: Plan: 2 to add, 0 to change, 0 to destroy.")
     assert "| action | key pair | why |" in lines
     assert f"| `create` | `{R}/key-pair-00000` | declared in the manifests |" in lines
     assert "<details><summary>Details</summary>" in lines and lines[-1] == "</details>"
@@ -112,10 +109,7 @@ def test_a_forget_is_shown_apart_from_deletes_and_counted_only_when_there_is_one
     text = text_format.plan_text(plan)
     assert f"  x {R}/gone  (forget)\n      why: gone live; forget it\n" in text
     assert "tags:" not in text and "expected fingerprint" not in text
-    assert text.rstrip().endswith(
-        "Plan: 0 to add, 0 to adopt, 0 to update, 0 to replace, 0 to delete, 1 to forget; "
-        "0 unchanged."
-    )
+    assert text.rstrip().endswith("Plan: 0 to add, 0 to change, 0 to destroy, 1 to forget.")
     assert f"| `forget` | `{R}/gone` | gone live; forget it |" in markdown.plan_markdown(plan)
     summary = plan_json(plan)["summary"]
     assert (summary["forget"], summary["delete"]) == (1, 0)

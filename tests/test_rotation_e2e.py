@@ -86,7 +86,9 @@ def test_a_backdated_key_pair_rotates_and_keeps_its_old_key_as_generation_1(
     assert emu.calls["GetInstances"] == 1  # the rotation's region, once
 
     out = cli(project, emu, "apply", "m.yaml", "--auto-approve")
-    assert "-/+ us-east-1/web  (rotate)" in out and "1 to rotate" in out
+    assert (
+        "-/+ us-east-1/web  (rotate)" in out and "Plan: 1 to add, 0 to change, 1 to destroy." in out
+    )
     assert fingerprint(client, "web") != first_fp
     assert emu.committed["DeleteKeyPair"] == 1 and emu.committed["CreateKeyPair"] == 1
     assert key(project, emu, "--generation", "1") == first_key

@@ -294,7 +294,7 @@ class ApplyRun:
     def _summarize(self, result: Plan, outcome: ApplyResult | None) -> int:
         from reconciler.output import summary
 
-        self.terminal.say(summary.closing(result, outcome))
+        self.terminal.say(summary.closing(result, outcome, destroy=self.asked.destroy))
         return EXIT_OK if summary.succeeded(result, outcome) else EXIT_ERROR
 
     def _warn_unencrypted(self) -> None:

@@ -8,8 +8,9 @@ here).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any, assert_never
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, assert_never
 
 from reconciler.model import Tags
 from reconciler.output.escape import json_safe
@@ -48,19 +49,72 @@ def format_tags(tags: Tags) -> str:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """Changes counted as Terraform counts resources: a replace or rotate is one added and
+    one destroyed; an adoption is an import; a forget destroys nothing."""
+
+    imported: int = 0
+    added: int = 0
+    changed: int = 0
+    destroyed: int = 0
+    forgotten: int = 0
+
+    def words(self, tense: Literal["to", "done"]) -> str:
+        """``1 to import, 2 to add, 0 to change, 1 to destroy`` (or ``1 imported, ...``)."""
+
+        def word(n: int, future: str, past: str) -> str:
+            return f"{n} to {future}" if tense == "to" else f"{n} {past}"
+
+        parts = [word(self.imported, "import", "imported")] if self.imported else []
+        parts += [
+            word(self.added, "add", "added"),
+            word(self.changed, "change", "changed"),
+            word(self.destroyed, "destroy", "destroyed"),
+        ]
+        if self.forgotten:
+            parts.append(word(self.forgotten, "forget", "forgotten"))
+        return ", ".join(parts)
+
+
+def tally(changes: Iterable[Change]) -> Tally:
+    """What ``changes`` add, change, destroy, import and forget; the plan's summary and the
+    apply's count with it, so a plan and the apply that carries it all out agree."""
+    imported = added = changed = destroyed = forgotten = 0
+    for change in changes:
+        action = change.action
+        match action:
+            case Action.CREATE | Action.IMPORT | Action.GENERATE:
+                added += 1
+            case Action.REPLACE | Action.ROTATE:
+                added += 1
+                destroyed += 1
+            case Action.UPDATE_TAGS:
+                changed += 1
+            case Action.DELETE:
+                destroyed += 1
+            case Action.ADOPT:
+                imported += 1
+            case Action.FORGET:
+                forgotten += 1
+            case _:
+                assert_never(action)
+    return Tally(imported, added, changed, destroyed, forgotten)
+
+
 def summary_line(plan: Plan) -> str:
-    counts = plan.counts()
-    to_add = counts[Action.CREATE] + counts[Action.IMPORT] + counts[Action.GENERATE]
-    parts = [
-        f"{to_add} to add",
-        f"{counts[Action.ADOPT]} to adopt",
-        f"{counts[Action.UPDATE_TAGS]} to update",
-        f"{counts[Action.REPLACE]} to replace",
-        *([f"{counts[Action.ROTATE]} to rotate"] if counts[Action.ROTATE] else []),
-        f"{counts[Action.DELETE]} to delete",
-        *([f"{counts[Action.FORGET]} to forget"] if counts[Action.FORGET] else []),
-    ]
-    return f"Plan: {', '.join(parts)}; {plan.unchanged} unchanged."
+    """``Plan: 1 to add, 2 to change, 1 to destroy.``, as Terraform says it."""
+    return f"Plan: {tally(plan.changes).words('to')}."
+
+
+def no_changes_line(plan: Plan) -> str:
+    """What a plan without changes says: never "No changes." while findings stand."""
+    if plan.findings:
+        count = len(plan.findings)
+        return (
+            f"{summary_line(plan)} {count} error{'s' if count != 1 else ''} above to resolve first."
+        )
+    return f"No changes. {plan.unchanged} unchanged."
 
 
 def change_lines(change: Change) -> list[str]:

@@ -15,7 +15,7 @@ from typing import ClassVar
 from reconciler.findings import Finding, Report
 from reconciler.model import Address, Source
 from reconciler.output.base import DriftView, Format, Kind, PlanView
-from reconciler.output.common import summary_line
+from reconciler.output.common import no_changes_line, summary_line
 from reconciler.output.escape import lines, visible
 from reconciler.output.reasons import why
 from reconciler.planning.changes import SYMBOLS, Change
@@ -31,8 +31,8 @@ class Github(Format):
 
     def plan(self, view: PlanView) -> str:
         plan = view.plan
-        notices = "".join(_change_notice(c, view.sources) for c in plan.changes)
-        summary = summary_line(plan) if plan.changes else f"No changes. {plan.unchanged} unchanged."
+        notices = "".join(_change_notice(c, view.sources) for c in plan.listed)
+        summary = summary_line(plan) if plan.changes else no_changes_line(plan)
         return notices + self.check(view.report) + f"::notice::{_esc(summary)}\n"
 
     def drift(self, view: DriftView) -> str:

@@ -128,7 +128,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             "unchanged": plan.unchanged,
             "findings": len(plan.findings),
         },
-        "changes": [change_json(c) for c in plan.changes],
+        "changes": [change_json(c) for c in plan.listed],
         "findings": [
             {
                 "kind": f.kind.value,

@@ -9,7 +9,13 @@ from typing import ClassVar
 from reconciler.findings import Finding, Report
 from reconciler.model import LiveSnapshot
 from reconciler.output.base import DriftView, Format, Kind, PlanView
-from reconciler.output.common import change_lines, dumps, left_out_line, summary_line
+from reconciler.output.common import (
+    change_lines,
+    dumps,
+    left_out_line,
+    no_changes_line,
+    summary_line,
+)
 from reconciler.output.escape import cell, code_span, fence_for, json_safe, prose, visible
 from reconciler.output.jsondoc import drift_json
 from reconciler.output.reasons import why
@@ -58,7 +64,8 @@ def table(findings: Iterable[Finding]) -> str:
 
 def plan_markdown(plan: Plan) -> str:
     """A PR comment: marker, summary line, table, collapsible detail, size-capped."""
-    head = [COMMENT_MARKER, f"### Lightsail key pairs: {summary_line(plan)}", ""]
+    title = summary_line(plan) if plan.changes or plan.findings else "No changes."
+    head = [COMMENT_MARKER, f"### Lightsail key pairs: {title}", ""]
     if plan.left_out:
         head.extend([prose(left_out_line(plan)), ""])
     if plan.findings:
@@ -73,11 +80,11 @@ def plan_markdown(plan: Plan) -> str:
         )
         head.append("")
     if not plan.changes:
-        head.append("No changes.")
+        head.append(no_changes_line(plan) if plan.findings else "No changes.")
         return cap_markdown("\n".join(head) + "\n")
     rows = ["| action | key pair | why |", "| --- | --- | --- |"]
     body: list[str] = []
-    for change in plan.changes:
+    for change in plan.listed:
         rows.append(f"| {cell(change.action)} | {cell(change.address)} | {prose(why(change))} |")
         body.append(visible(f"{SYMBOLS[change.action][0]} {change.address} ({change.action})"))
         body.extend(visible(f"    {line}") for line in change_lines(change))

@@ -42,7 +42,7 @@ class Sarif(Format):
     def plan(self, view: PlanView) -> str:
         log = sarif_log(view.report)
         if view.plan.changes:
-            _add_changes(log, view.plan.changes, view.sources, view.report)
+            _add_changes(log, view.plan.listed, view.sources, view.report)
         return _dumps(log)
 
     def drift(self, view: DriftView) -> str:

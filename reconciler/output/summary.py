@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any, TextIO
 
 from reconciler.apply.executor import ApplyResult
 from reconciler.errors import StorageError
+from reconciler.output.common import tally
 from reconciler.output.escape import visible
 from reconciler.output.terminal import and_more, error_lines
-from reconciler.planning.changes import Action, Change, Finding, FindingKind, Plan
+from reconciler.planning.changes import Change, Finding, FindingKind, Plan
 from reconciler.state.files import kib
 
 LISTED = 5
@@ -31,33 +31,6 @@ NOUNS: dict[str, tuple[str, str]] = {
     FindingKind.REGION_FAILED.value: ("unread region", "unread regions"),
     FindingKind.ACCOUNT_FAILED.value: ("unread account", "unread accounts"),
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Counts:
-    added: int = 0
-    changed: int = 0
-    destroyed: int = 0
-    failed: int = 0
-    # State entries dropped for key pairs already gone from Lightsail: nothing was destroyed.
-    forgotten: int = 0
-
-
-def counts(outcome: ApplyResult | None) -> Counts:
-    if outcome is None:
-        return Counts()
-    added = changed = destroyed = forgotten = 0
-    for change in outcome.succeeded:
-        if change.action is Action.FORGET:
-            forgotten += 1
-            continue
-        if change.deletes:
-            destroyed += 1
-        if change.creates is not None:
-            added += 1
-        elif not change.deletes:
-            changed += 1
-    return Counts(added, changed, destroyed, len(outcome.failed), forgotten)
 
 
 def _noun(kind: str, n: int) -> str:
@@ -83,29 +56,27 @@ def left_over(findings: tuple[Finding, ...]) -> list[str]:
     ]
 
 
-def summary(plan: Plan, outcome: ApplyResult | None) -> str:
-    """The closing line: counts of what was done, then every unresolved finding."""
-    done = counts(outcome)
-    ok = done.failed == 0 and not plan.findings and (outcome is None or outcome.ok)
-    head = "Apply complete!" if ok else "Apply finished with errors!"
-    parts = [
-        f"{done.added} added",
-        f"{done.changed} changed",
-        f"{done.destroyed} destroyed",
-        *([f"{done.forgotten} forgotten"] if done.forgotten else []),
-        f"{done.failed} failed",
-        *left_over(plan.findings),
-    ]
-    return f"{head} {', '.join(parts)}."
+def summary(plan: Plan, outcome: ApplyResult | None, *, destroy: bool = False) -> str:
+    """The closing line, as Terraform's: ``Apply complete! Resources: 1 added, 0 changed,
+    0 destroyed.`` (``Destroy complete! Resources: N destroyed.``), then what failed and
+    every unresolved finding."""
+    done = tally(outcome.succeeded if outcome is not None else ())
+    failed = len(outcome.failed) if outcome is not None else 0
+    ok = failed == 0 and not plan.findings and (outcome is None or outcome.ok)
+    verb = "Destroy" if destroy else "Apply"
+    head = f"{verb} complete!" if ok else f"{verb} finished with errors!"
+    resources = f"{done.destroyed} destroyed" if destroy else done.words("done")
+    left = [*([f"{failed} failed"] if failed else []), *left_over(plan.findings)]
+    return f"{head} Resources: {resources}" + (f"; {', '.join(left)}." if left else ".")
 
 
 def succeeded(plan: Plan, outcome: ApplyResult | None) -> bool:
     return (outcome is None or outcome.ok) and not plan.findings
 
 
-def closing(plan: Plan, outcome: ApplyResult | None) -> str:
+def closing(plan: Plan, outcome: ApplyResult | None, *, destroy: bool = False) -> str:
     """The summary line, then each failure and each unresolved finding with its hint."""
-    text = f"\n{visible(summary(plan, outcome))}\n"
+    text = f"\n{visible(summary(plan, outcome, destroy=destroy))}\n"
     for failure in outcome.failed if outcome is not None else ():
         text += error_lines(failure.message, failure.hint)
     for finding in plan.findings:

@@ -9,7 +9,13 @@ from typing import Any, ClassVar, assert_never
 from reconciler.findings import Finding, Report
 from reconciler.model import LiveSnapshot
 from reconciler.output.base import DriftView, Format, Kind, PlanView, StateView, held
-from reconciler.output.common import COLOR_OF, change_lines, left_out_line, summary_line
+from reconciler.output.common import (
+    COLOR_OF,
+    change_lines,
+    left_out_line,
+    no_changes_line,
+    summary_line,
+)
 from reconciler.output.escape import one_line, visible
 from reconciler.output.reasons import why
 from reconciler.output.terminal import Palette
@@ -64,7 +70,7 @@ def plan_text(plan: Plan, *, color: bool = False) -> str:
     if plan.changes:
         out.append("")
         out.append("Changes:")
-        for change in plan.changes:
+        for change in plan.listed:
             paint = getattr(p, COLOR_OF[change.action])
             symbol = SYMBOLS[change.action]
             out.append(f"  {paint(symbol)} {p.bold(visible(change.address))}  ({change.action})")
@@ -83,7 +89,7 @@ def plan_text(plan: Plan, *, color: bool = False) -> str:
             out.append(p.red(f"Error: {visible(finding.message)}"))
             out.append(f"  -> {finding.hint}")
     out.append("")
-    out.append(summary_line(plan) if plan.changes else f"No changes. {plan.unchanged} unchanged.")
+    out.append(summary_line(plan) if plan.changes else no_changes_line(plan))
     if plan.left_out:
         out.append(left_out_line(plan))
     # Each entry is one line: a newline or a control character a value brought is shown

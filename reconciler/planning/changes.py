@@ -242,6 +242,11 @@ class Change:
     def sort_key(self) -> tuple[int, Address]:
         return ACTION_ORDER[self.action], self.address
 
+    def listing_key(self) -> tuple[Address, int]:
+        """Where a change is listed for people: by address, as Terraform lists them (the
+        plan's own order, ``sort_key``, is the order they are carried out in)."""
+        return self.address, ACTION_ORDER[self.action]
+
 
 @dataclass(frozen=True, slots=True)
 class Plan:
@@ -266,6 +271,11 @@ class Plan:
     @property
     def has_changes(self) -> bool:
         return bool(self.changes)
+
+    @property
+    def listed(self) -> tuple[Change, ...]:
+        """The changes in address order, for output."""
+        return tuple(sorted(self.changes, key=Change.listing_key))
 
     def counts(self) -> Counter[Action]:
         """How many changes of each action (an action with none counts 0)."""
