@@ -24,7 +24,8 @@ def test_a_mixed_plan_and_its_apply_count_alike_and_destroy_says_what_it_destroy
     write_manifest(
         tmp_path / "m.yaml",
         R,
-        "- name: kx\n  adopt: true\n- name: ke\n- name: kd\n- name: kc\n- name: ka\n  tags: {t: '1'}",
+        "- name: kx\n  adopt: true\n- name: ke\n- name: kd\n- name: kc\n"
+        "- name: ka\n  tags: {t: '1'}",
     )
     args = ("m.yaml", "--prune", "--replace", f"{R}/kc")
     planned = cli("plan", *args)
