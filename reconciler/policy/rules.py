@@ -11,11 +11,11 @@ plus one line in ``RULES``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from reconciler import keys
+from reconciler.manifests.regex import Pattern, PatternError, compile_linear
 from reconciler.model import REGIONS, DesiredKeyPair, DesiredSet, LiveSnapshot
 
 Hit = tuple[DesiredKeyPair, str]
@@ -24,12 +24,14 @@ _DAY = 86_400.0
 
 
 class OptionError(ValueError):
-    """An option of a rule is missing or wrong; ``option`` names it (None: the rule itself)."""
+    """An option of a rule is missing or wrong; ``option`` names it (None: the rule itself),
+    ``within`` the path inside it to the wrong value (a key of ``keys``)."""
 
-    def __init__(self, option: str | None, message: str) -> None:
+    def __init__(self, option: str | None, message: str, within: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.option = option
         self.message = message
+        self.within = within
 
 
 class Rule:
@@ -60,14 +62,18 @@ class Rule:
         return ""
 
 
-def _pattern(option: str, value: Any) -> re.Pattern[str]:
+def _pattern(option: str, value: Any, within: tuple[str, ...] = ()) -> Pattern:
+    """A pattern option compiled by RE2: reconciler.yaml is untrusted, and RE2 matches
+    in linear time where ``re`` can backtrack for ever."""
     if not isinstance(value, str):
-        raise OptionError(option, f"'{option}' must be a regular expression string")
+        raise OptionError(option, f"'{option}' must be a regular expression string", within)
     try:
-        return re.compile(value)
-    except re.error as error:
+        return compile_linear(value)
+    except PatternError as error:
         raise OptionError(
-            option, f"'{option}' is not a valid regular expression: {error}"
+            option,
+            f"'{option}' {value!r} is not a valid regular expression for RE2: {error}",
+            within,
         ) from None
 
 
@@ -106,7 +112,9 @@ class RequiredTags(Rule):
             spec = dict.fromkeys(spec)
         if not isinstance(spec, dict) or not spec:
             raise OptionError("keys", "'keys' must map tag keys to a value pattern or null")
-        self.keys = {key: None if p is None else _pattern("keys", p) for key, p in spec.items()}
+        self.keys = {
+            key: None if p is None else _pattern("keys", p, (key,)) for key, p in spec.items()
+        }
 
     def check(self, desired: DesiredSet) -> Iterator[Hit]:
         for kp in _in_order(desired):
