@@ -31,6 +31,7 @@ from reconciler.manifests.yamlsafe import (
     read_text,
 )
 from reconciler.planning.rotation import parse_duration
+from reconciler.regular import NotRegularFile, read_regular
 
 log = logging.getLogger(__name__)
 
@@ -442,16 +443,14 @@ def _day(value: Any) -> datetime.date | None:
 
 def _read_key_file(resolved: Path, value: str) -> tuple[str | None, str | None]:
     try:
-        info = resolved.stat()
-        if not stat.S_ISREG(info.st_mode):
-            return None, f"publicKeyFile {value!r} is not a regular file"
-        if info.st_size > MAX_PUBLIC_KEY_FILE_BYTES:
+        data, size = read_regular(resolved, MAX_PUBLIC_KEY_FILE_BYTES)
+        if size > MAX_PUBLIC_KEY_FILE_BYTES:
             return None, (
-                f"publicKeyFile {value!r} is {info.st_size} bytes; an OpenSSH public key file "
+                f"publicKeyFile {value!r} is {size} bytes; an OpenSSH public key file "
                 f"is at most {MAX_PUBLIC_KEY_FILE_BYTES} bytes"
             )
-        with open(resolved, "rb") as handle:
-            data = handle.read(MAX_PUBLIC_KEY_FILE_BYTES + 1)
+    except NotRegularFile as error:
+        return None, f"publicKeyFile {value!r} is {error.kind}, not a regular file"
     except FileNotFoundError:
         return None, f"publicKeyFile {value!r} does not exist (looked for {resolved})"
     except OSError as error:
