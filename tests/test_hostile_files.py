@@ -163,3 +163,90 @@ def test_a_fifo_named_as_a_saved_plan_is_not_waited_on(project: Path, emulator: 
     assert (
         "plan.out:1:1: is a FIFO (named pipe), not a regular file" in result.stdout + result.stderr
     )
+
+
+# -- one containment rule -------------------------------------------------------------------
+
+
+@pytest.fixture
+def outside(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A manifest and a public key outside the repository, as a symbolic link would reach."""
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    write_manifest(elsewhere / "evil.yaml", "us-east-1", "- name: smuggled\n")
+    key = Path(__file__).parent / "data" / "manifests" / "good" / "keys" / "bastion.pub"
+    (elsewhere / "key.pub").write_text(key.read_text())
+    return elsewhere
+
+
+def test_a_manifest_linked_from_outside_the_repository_is_refused_in_a_folder(
+    project: Path, outside: Path, emulator: Emulator
+) -> None:
+    (project / "manifests" / "evil.yaml").symlink_to(outside / "evil.yaml")
+    result = cli(project, "validate", "manifests")
+    assert result.returncode == 1
+    assert result.stdout == (
+        f"manifests/evil.yaml:1:1: manifest 'manifests/evil.yaml' resolves to "
+        f"{outside / 'evil.yaml'}, outside the repository root {project}; keep manifests "
+        "inside the repository [path]\n"
+    )
+    planned = cli(project, "plan", "manifests", endpoint=emulator.url)
+    assert planned.returncode == 1
+    assert "smuggled" not in planned.stdout + planned.stderr
+    assert "outside the repository root" in planned.stdout + planned.stderr
+
+
+def test_a_manifest_named_directly_through_a_link_out_of_the_repository_is_refused(
+    project: Path, outside: Path
+) -> None:
+    (project / "evil.yaml").symlink_to(outside / "evil.yaml")
+    result = cli(project, "validate", "evil.yaml", "manifests")
+    assert result.returncode == 1
+    assert result.stdout == (
+        f"evil.yaml:1:1: manifest 'evil.yaml' resolves to {outside / 'evil.yaml'}, outside "
+        f"the repository root {project}; keep manifests inside the repository [path]\n"
+    )
+
+
+def test_a_linked_folder_out_of_the_repository_is_refused_when_named(
+    project: Path, outside: Path
+) -> None:
+    (project / "more").symlink_to(outside, target_is_directory=True)
+    result = cli(project, "validate", "more")
+    assert result.returncode == 1
+    assert "manifest 'more/evil.yaml' resolves to " in result.stdout
+    assert f"outside the repository root {project}" in result.stdout
+
+
+def test_a_public_key_file_out_of_the_repository_is_refused_in_the_same_words(
+    project: Path, outside: Path
+) -> None:
+    (project / "manifests" / "key.pub").symlink_to(outside / "key.pub")
+    write_manifest(
+        project / "manifests" / "web.yaml", "us-east-1", "- name: web\n  publicKeyFile: key.pub\n"
+    )
+    result = cli(project, "validate", "manifests")
+    assert result.returncode == 1
+    assert result.stdout == (
+        f"manifests/web.yaml:6:20: publicKeyFile 'key.pub' resolves to {outside / 'key.pub'}, "
+        f"outside the repository root {project}; keep public keys inside the repository "
+        "[public-key]\n"
+    )
+
+
+def test_links_that_stay_inside_the_repository_are_followed(project: Path) -> None:
+    write_manifest(project / "shared" / "db.yaml", "us-east-1", "- name: db\n")
+    (project / "manifests" / "db.yaml").symlink_to(project / "shared" / "db.yaml")
+    result = cli(project, "validate", "manifests")
+    assert result.returncode == 0, result.stdout
+
+
+def test_a_folder_named_outside_the_repository_keeps_its_links_inside_itself(
+    project: Path, outside: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    other = tmp_path_factory.mktemp("other")
+    write_manifest(other / "fine.yaml", "us-east-1", "- name: fine\n")
+    assert cli(project, "validate", str(other)).returncode == 0
+    (other / "evil.yaml").symlink_to(outside / "evil.yaml")
+    result = cli(project, "validate", str(other))
+    assert result.returncode == 1
+    assert f"outside the folder {other} named on the command line" in result.stdout
