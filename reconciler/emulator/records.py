@@ -4,6 +4,12 @@ Records are plain mutable dataclasses owned by the ``Store``; their ``tags``
 are immutable maps, replaced and never mutated, so records may share one.
 ``encode_*`` / ``decode_*`` are the one place that knows the stored field
 names, for the snapshot and the change log alike.
+
+A record's ``wire`` is set only by editing the data file: fields that replace
+the record's own in every answer that shows it (a null removes one). It
+stands for a service answering outside its own model (a ``createdAt`` that is
+no timestamp, tags that are no list), which the API itself would never
+store, so that clients' strict decoding can be tested over real HTTP.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ class KeyPairRecord:
     tags: TagMap = field(default_factory=lambda: NO_TAGS)
     public_key_base64: str | None = None
     private_key: str | None = field(default=None, repr=False)
+    wire: Mapping[str, Any] | None = None
 
     def arn(self, region: str, account_id: str) -> str:
         return f"arn:aws:lightsail:{region}:{account_id}:KeyPair/{self.resource_id}"
@@ -56,6 +63,7 @@ class InstanceRecord:
     ssh_key_name: str
     tags: TagMap = field(default_factory=lambda: NO_TAGS)
     ip_address_type: str = "dualstack"
+    wire: Mapping[str, Any] | None = None
 
     def arn(self, region: str, account_id: str) -> str:
         return f"arn:aws:lightsail:{region}:{account_id}:Instance/{self.resource_id}"
@@ -76,6 +84,18 @@ def _check_tags(tags: Any, name: Any) -> TagMap:
     return freeze_tags(tags)
 
 
+def _check_wire(wire: Any, name: Any) -> Mapping[str, Any] | None:
+    if wire is not None and not isinstance(wire, dict):
+        raise ValueError(f"bad wire fields on {name!r}: not an object")
+    return MappingProxyType(wire) if wire else None
+
+
+def _with_wire(item: dict[str, Any], wire: Mapping[str, Any] | None) -> dict[str, Any]:
+    if wire is not None:
+        item["wire"] = dict(wire)
+    return item
+
+
 def encode_key_pair(record: KeyPairRecord) -> dict[str, Any]:
     item: dict[str, Any] = {
         "name": record.name,
@@ -88,7 +108,7 @@ def encode_key_pair(record: KeyPairRecord) -> dict[str, Any]:
         item["publicKeyBase64"] = record.public_key_base64
     if record.private_key is not None:
         item["privateKey"] = record.private_key
-    return item
+    return _with_wire(item, record.wire)
 
 
 def decode_key_pair(item: dict[str, Any]) -> KeyPairRecord:
@@ -100,11 +120,12 @@ def decode_key_pair(item: dict[str, Any]) -> KeyPairRecord:
         tags=_check_tags(item.get("tags") or {}, item.get("name")),
         public_key_base64=item.get("publicKeyBase64"),
         private_key=item.get("privateKey"),
+        wire=_check_wire(item.get("wire"), item.get("name")),
     )
 
 
 def encode_instance(record: InstanceRecord) -> dict[str, Any]:
-    return {
+    item = {
         "name": record.name,
         "id": record.resource_id,
         "createdAt": record.created_at,
@@ -115,6 +136,7 @@ def encode_instance(record: InstanceRecord) -> dict[str, Any]:
         "tags": dict(record.tags),
         "ipAddressType": record.ip_address_type,
     }
+    return _with_wire(item, record.wire)
 
 
 def decode_instance(item: dict[str, Any]) -> InstanceRecord:
@@ -128,4 +150,5 @@ def decode_instance(item: dict[str, Any]) -> InstanceRecord:
         ssh_key_name=str(item["sshKeyName"]),
         tags=_check_tags(item.get("tags") or {}, item.get("name")),
         ip_address_type=str(item.get("ipAddressType", "dualstack")),
+        wire=_check_wire(item.get("wire"), item.get("name")),
     )
