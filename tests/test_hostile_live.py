@@ -294,3 +294,100 @@ def test_a_malformed_import_answer_is_reported_and_the_import_recorded_without_i
     assert entry["privateKey"] and entry.get("operation") is None
     document = load_state(project / STATE)
     assert json.dumps(document).count("[1]") == 0
+
+
+# -- the key stores' metadata ---------------------------------------------------------------
+
+
+def store_env(url: str) -> dict[str, str]:
+    return {
+        "AWS_ENDPOINT_URL_SSM": url,
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": url,
+        "AWS_ENDPOINT_URL_STS": url,
+    }
+
+
+STORE_ANSWERS: dict[str, tuple[str, str, Callable[[dict[str, Any]], None], str]] = {
+    "ssm-version-text": (
+        "ssm:/{prefix}/{{region}}/{{name}}",
+        "DescribeParameters",
+        lambda b: b["Parameters"][0].update(Version="7"),
+        "Parameters[0].Version is not a version number",
+    ),
+    "ssm-name-missing": (
+        "ssm:/{prefix}/{{region}}/{{name}}",
+        "DescribeParameters",
+        lambda b: b["Parameters"][0].pop("Name"),
+        "Parameters[0].Name is not a parameter name",
+    ),
+    "ssm-parameters-not-a-list": (
+        "ssm:/{prefix}/{{region}}/{{name}}",
+        "DescribeParameters",
+        lambda b: b.update(Parameters={"Name": "x"}),
+        "Parameters is an object, not a list",
+    ),
+    "secrets-tags-not-a-list": (
+        "secretsmanager:{prefix}/{{region}}/{{name}}",
+        "ListSecrets",
+        lambda b: b["SecretList"][0].update(Tags={"reconciler:fingerprint": "x"}),
+        "SecretList[0].Tags is an object, not a list",
+    ),
+    "secrets-tag-value-not-a-string": (
+        "secretsmanager:{prefix}/{{region}}/{{name}}",
+        "ListSecrets",
+        lambda b: b["SecretList"][0]["Tags"][0].update(Value=3),
+        "SecretList[0].Tags[0].Value is a number, not a string",
+    ),
+    "secrets-deleted-date-text": (
+        "secretsmanager:{prefix}/{{region}}/{{name}}",
+        "ListSecrets",
+        lambda b: b["SecretList"][0].update(DeletedDate="someday"),
+        "SecretList[0].DeletedDate is not a timestamp",
+    ),
+    "secrets-arn-not-an-arn": (
+        "secretsmanager:{prefix}/{{region}}/{{name}}",
+        "ListSecrets",
+        lambda b: b["SecretList"][0].update(ARN=12),
+        "SecretList[0].ARN is not an ARN",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("store", "operation", "change", "expected"),
+    STORE_ANSWERS.values(),
+    ids=STORE_ANSWERS.keys(),
+)
+def test_malformed_key_store_metadata_is_one_line_naming_the_field(
+    project: Path,
+    emulator: Emulator,
+    moto_url: str,
+    store: str,
+    operation: str,
+    change: Callable[[dict[str, Any]], None],
+    expected: str,
+) -> None:
+    spec = store.format(prefix=f"hostile-{abs(hash(expected)) % 10**8}")
+    write_manifest(project / "manifests" / "m.yaml", R, "- name: web\n")
+    applied = run_cli(
+        "apply",
+        "manifests",
+        "--auto-approve",
+        f"--key-store={spec}",
+        cwd=project,
+        endpoint=emulator.url,
+        env=store_env(moto_url),
+    )
+    assert applied.returncode == 0, applied.stderr
+    recorded = (project / STATE).read_bytes()
+    with recording_proxy(moto_url) as proxy:
+        proxy.rewrite[operation] = rewritten(change)
+        planned = run_cli(
+            "plan", "manifests", cwd=project, endpoint=emulator.url, env=store_env(proxy.url)
+        )
+        assert proxy.calls[operation] >= 1
+    said = planned.stdout + planned.stderr
+    assert planned.returncode == 1, said
+    assert "internal error" not in said.lower() and "Traceback" not in said
+    assert error_lines(planned) == [f"Error: {operation} in {R}: {expected}"]
+    assert (project / STATE).read_bytes() == recorded

@@ -297,6 +297,17 @@ def raw_answer(response: Mapping[str, Any]) -> Mapping[str, Any]:
     return wire.answer(response.get(RAW))
 
 
+def decode_answers(client: Any, operations: Iterable[str]) -> Any:
+    """``client`` (of a JSON service), whose answers to ``operations`` are taken whole by
+    ``take_members`` for the caller to decode with ``raw_answer``; registered once."""
+    service = client.meta.service_model.service_id.hyphenize()
+    for operation in operations:
+        client.meta.events.register(
+            f"before-parse.{service}.{operation}", take_members, unique_id=f"take-{operation}"
+        )
+    return client
+
+
 @dataclass(frozen=True, slots=True)
 class InstanceReading:
     """The instances of the places read, and why each other place could not be read."""
@@ -377,6 +388,9 @@ def aws_client_factory(
             if region not in clients:
                 try:
                     session = boto3.session.Session(profile_name=profile)
+                    # botocore's own parser raises on a malformed date, naming nothing.
+                    factory = session._session.get_component("response_parser_factory")
+                    factory.set_parser_defaults(timestamp_parser=wire.lenient_timestamp)
                     clients[region] = refuse_incomplete(
                         session.client(service, region_name=region, config=config)
                     )
@@ -503,8 +517,7 @@ class Lightsail:
                         config=config,
                     )
                 )
-                for operation in TAKEN:
-                    client.meta.events.register(f"before-parse.lightsail.{operation}", take_members)
+                decode_answers(client, TAKEN)
                 self._clients[key] = client
             return self._clients[key]
 

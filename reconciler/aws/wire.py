@@ -57,6 +57,7 @@ _OPERATION_STRINGS = (
 )
 _OPERATION_TIMES = ("createdAt", "statusChangedAt")
 _FOREVER = float("inf")
+_ACCOUNT = re.compile(r"[0-9]{12}")
 
 
 class Malformed(Exception):
@@ -378,6 +379,14 @@ def created_key_pair(
         operation=done,
         problem=problem,
     )
+
+
+def account_number(data: Any) -> str:
+    """GetCallerIdentity's ``Account``: a 12-digit account id."""
+    value = member(answer(data), "Account")
+    if not isinstance(value, str) or not _ACCOUNT.fullmatch(value):
+        raise Malformed("Account", "is not a 12-digit account id")
+    return value
 
 
 def _kind(value: Any) -> str:

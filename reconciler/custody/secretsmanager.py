@@ -16,12 +16,13 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 import botocore.exceptions
 
+from reconciler.aws import wire
 from reconciler.aws.lightsail import error_code
 from reconciler.aws.retry import Retried
 from reconciler.custody.base import (
@@ -35,9 +36,11 @@ from reconciler.custody.bulk import Found, by_region, chunks, run_all
 from reconciler.custody.remote import (
     RemoteKeyStore,
     call,
+    decoded,
     labels_from,
     owns,
     retried,
+    secret_text,
     tag_list,
     translate,
 )
@@ -57,6 +60,7 @@ class SecretsManagerKeyStore(RemoteKeyStore):
     scheme = "secretsmanager"
     noun = "Secrets Manager"
     allowed = NAME
+    decodes = ("CreateSecret", "GetSecretValue", "DescribeSecret", "ListSecrets")
 
     def put(self, entry: StateEntry, pem: str, *, lineage: str, suffix: str = "") -> StateEntry:
         address = entry.address
@@ -74,7 +78,6 @@ class SecretsManagerKeyStore(RemoteKeyStore):
         what = f"storing the key of {address} in Secrets Manager secret {name}"
         try:
             response = retried(lambda: client.create_secret(**request), pace)
-            arn, version = str(response["ARN"]), str(response.get("VersionId", ""))
         except botocore.exceptions.ClientError as e:
             if error_code(e) != "ResourceExistsException":
                 raise translate(e, what, SERVICE) from None
@@ -87,9 +90,10 @@ class SecretsManagerKeyStore(RemoteKeyStore):
                 ) from None
             if existing.fingerprint != fingerprint:
                 raise conflict(address, f"secret {name}") from None
-            arn, version = existing.location, existing.version
+            return self._stored(entry, existing.location, existing.version, fingerprint)
         except (botocore.exceptions.BotoCoreError, Retried) as e:
             raise translate(e, what, SERVICE) from None
+        arn, version = decoded("CreateSecret", address.region, response, _created)
         return self._stored(entry, arn, version, fingerprint)
 
     def get(self, entry: StateEntry) -> str | None:
@@ -104,7 +108,12 @@ class SecretsManagerKeyStore(RemoteKeyStore):
             pace,
             service=SERVICE,
         )
-        return str(response["SecretString"])
+        return decoded(
+            "GetSecretValue",
+            entry.address.region,
+            response,
+            lambda data: secret_text(data, "", "SecretString"),
+        )
 
     def describe(self, entry: StateEntry) -> KeyMetadata | None:
         return self._describe(entry.address, self._where(entry))
@@ -146,13 +155,10 @@ class SecretsManagerKeyStore(RemoteKeyStore):
             response = call(
                 what, functools.partial(client.list_secrets, **request), pace, service=SERVICE
             )
-            for secret in response.get("SecretList", []):
-                if secret.get("DeletedDate") is not None:
-                    continue
-                meta = _metadata(secret, secret.get("SecretVersionsToStages"))
-                out[meta.location] = out[str(secret["Name"])] = meta
-            token = response.get("NextToken")
-            if not token:
+            secrets, token = decoded("ListSecrets", region, response, _listed)
+            for name, meta in secrets:
+                out[meta.location] = out[name] = meta
+            if token is None:
                 return out
             request = {**request, "NextToken": token}
 
@@ -167,9 +173,13 @@ class SecretsManagerKeyStore(RemoteKeyStore):
             raise translate(e, what, SERVICE) from None
         except (botocore.exceptions.BotoCoreError, Retried) as e:
             raise translate(e, what, SERVICE) from None
-        if response.get("DeletedDate") is not None:
-            return None
-        return _metadata(response, response.get("VersionIdsToStages"))
+        described = decoded(
+            "DescribeSecret",
+            address.region,
+            response,
+            lambda data: _secret(data, "", "VersionIdsToStages"),
+        )
+        return None if described is None else described[1]
 
     def delete(self, entry: StateEntry) -> StateEntry:
         secret_id = self._where(entry)
@@ -187,13 +197,56 @@ class SecretsManagerKeyStore(RemoteKeyStore):
         return replace(entry, private_key_ref=None)
 
 
-def _metadata(secret: Mapping[str, Any], stages: Mapping[str, Any] | None) -> KeyMetadata:
-    """A key's metadata from DescribeSecret's answer or a ListSecrets entry."""
-    labels = labels_from(secret.get("Tags"))
-    current = [version for version, names in (stages or {}).items() if "AWSCURRENT" in names]
-    return KeyMetadata(
-        str(secret["ARN"]), current[0] if current else "", labels.get(LABEL_FINGERPRINT), labels
+def _created(data: Any) -> tuple[str, str]:
+    """CreateSecret's answer: the secret's ARN and its version."""
+    return _arn(data, ""), wire.string(data, "VersionId", "")
+
+
+def _listed(data: Any) -> tuple[list[tuple[str, KeyMetadata]], str | None]:
+    """A ListSecrets page: each secret not scheduled for deletion by name, and the next token."""
+    found = []
+    for index, secret in enumerate(wire.items(wire.member(data, "SecretList"), "SecretList")):
+        described = _secret(secret, f"SecretList[{index}]", "SecretVersionsToStages")
+        if described is not None:
+            found.append(described)
+    return found, wire.string(data, "NextToken", "") or None
+
+
+def _secret(value: Any, at: str, stages_member: str) -> tuple[str, KeyMetadata] | None:
+    """A secret of DescribeSecret or ListSecrets: its name and its key's metadata; None
+    when it is scheduled for deletion."""
+    if not isinstance(value, dict):
+        raise wire.Malformed(at or "the answer", "is not an object")
+    if value.get("DeletedDate") is not None:
+        wire.timestamp(value["DeletedDate"], f"{at}.DeletedDate" if at else "DeletedDate")
+        return None
+    name = wire.string(value, "Name", at)
+    labels = labels_from(value.get("Tags"), f"{at}.Tags" if at else "Tags")
+    stages = _stages(value.get(stages_member), f"{at}.{stages_member}" if at else stages_member)
+    current = [version for version, names in stages.items() if "AWSCURRENT" in names]
+    meta = KeyMetadata(
+        _arn(value, at), current[0] if current else "", labels.get(LABEL_FINGERPRINT), labels
     )
+    return name, meta
+
+
+def _arn(data: Any, at: str) -> str:
+    arn = wire.member(data, "ARN", at)
+    if not isinstance(arn, str) or not arn.startswith("arn:"):
+        raise wire.Malformed(f"{at}.ARN" if at else "ARN", "is not an ARN")
+    return arn
+
+
+def _stages(value: Any, at: str) -> dict[str, list[str]]:
+    """Version ids to their staging labels (``{id: [AWSCURRENT, ...]}``)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise wire.Malformed(at, "is not a map of versions to labels")
+    for version, labels in value.items():
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            raise wire.Malformed(f"{at}.{version}", "is not a list of labels")
+    return value
 
 
 def _name_of(secret_id: str) -> str:

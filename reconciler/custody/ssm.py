@@ -19,6 +19,7 @@ from typing import Any
 
 import botocore.exceptions
 
+from reconciler.aws import wire
 from reconciler.aws.lightsail import error_code
 from reconciler.aws.retry import Pacer, Retried
 from reconciler.custody.base import (
@@ -34,9 +35,11 @@ from reconciler.custody.bulk import Found, by_region, chunks, run_all
 from reconciler.custody.remote import (
     RemoteKeyStore,
     call,
+    decoded,
     labels_from,
     owns,
     retried,
+    secret_text,
     tag_list,
     translate,
 )
@@ -51,6 +54,7 @@ class SsmKeyStore(RemoteKeyStore):
     scheme = "ssm"
     noun = "SSM parameter"
     allowed = NAME
+    decodes = ("PutParameter", "GetParameter", "DescribeParameters", "ListTagsForResource")
 
     def put(self, entry: StateEntry, pem: str, *, lineage: str, suffix: str = "") -> StateEntry:
         address = entry.address
@@ -70,7 +74,6 @@ class SsmKeyStore(RemoteKeyStore):
         what = f"storing the key of {address} in SSM parameter {name}"
         try:
             response = retried(lambda: client.put_parameter(**request), pace)
-            version = str(response["Version"])
         except botocore.exceptions.ClientError as e:
             if error_code(e) != "ParameterAlreadyExists":
                 raise translate(e, what, "SSM") from None
@@ -82,9 +85,10 @@ class SsmKeyStore(RemoteKeyStore):
                 ) from None
             if existing.fingerprint != fingerprint:
                 raise conflict(address, name) from None
-            version = existing.version
+            return self._stored(entry, name, existing.version, fingerprint)
         except (botocore.exceptions.BotoCoreError, Retried) as e:
             raise translate(e, what, "SSM") from None
+        version = decoded("PutParameter", address.region, response, _version)
         return self._stored(entry, name, version, fingerprint)
 
     def get(self, entry: StateEntry) -> str | None:
@@ -99,7 +103,12 @@ class SsmKeyStore(RemoteKeyStore):
             pace,
             service="SSM",
         )
-        return str(response["Parameter"]["Value"])
+        return decoded(
+            "GetParameter",
+            entry.address.region,
+            response,
+            lambda data: secret_text(wire.member(data, "Parameter"), "Parameter", "Value"),
+        )
 
     def describe(self, entry: StateEntry) -> KeyMetadata | None:
         return self._describe(entry.address, self._where(entry))
@@ -107,25 +116,18 @@ class SsmKeyStore(RemoteKeyStore):
     def _describe(self, address: Address, name: str) -> KeyMetadata | None:
         client, pace = self._reach(address.region)
         what = f"checking the key of {address} in SSM parameter {name}"
-        found = call(
+        response = call(
             what,
             lambda: client.describe_parameters(
                 ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [name]}]
             ),
             pace,
             service="SSM",
-        )["Parameters"]
-        if not found:
-            return None
-        tags = call(
-            what,
-            lambda: client.list_tags_for_resource(ResourceType="Parameter", ResourceId=name),
-            pace,
-            service="SSM",
         )
-        labels = labels_from(tags.get("TagList"))
-        version = str(found[0].get("Version", ""))
-        return KeyMetadata(name, version, labels.get(LABEL_FINGERPRINT), labels)
+        found = decoded("DescribeParameters", address.region, response, _parameters)
+        if name not in found:
+            return None
+        return self._labelled(address, name, found[name])
 
     def describe_many(self, entries: Sequence[StateEntry], *, parallelism: int) -> Found:
         """``describe`` for many keys, 50 to a DescribeParameters call; in their order.
@@ -166,6 +168,7 @@ class SsmKeyStore(RemoteKeyStore):
                     {"Key": "Name", "Option": "Equals", "Values": sorted(set(names))},
                     {"Key": f"tag:{LABEL_FINGERPRINT}", "Option": "Equals", "Values": fingerprints},
                 ],
+                region,
             )
             if fingerprints
             else {}
@@ -185,7 +188,7 @@ class SsmKeyStore(RemoteKeyStore):
         if rest:
             asked = sorted({names[i] for i in rest})
             present = _versions(
-                client, pace, what, [{"Key": "Name", "Option": "Equals", "Values": asked}]
+                client, pace, what, [{"Key": "Name", "Option": "Equals", "Values": asked}], region
             )
             for i in rest:
                 name = names[i]
@@ -201,7 +204,12 @@ class SsmKeyStore(RemoteKeyStore):
             pace,
             service="SSM",
         )
-        labels = labels_from(tags.get("TagList"))
+        labels = decoded(
+            "ListTagsForResource",
+            address.region,
+            tags,
+            lambda data: labels_from(data.get("TagList"), "TagList"),
+        )
         return KeyMetadata(name, version, labels.get(LABEL_FINGERPRINT), labels)
 
     def delete(self, entry: StateEntry) -> StateEntry:
@@ -217,7 +225,9 @@ class SsmKeyStore(RemoteKeyStore):
         return replace(entry, private_key_ref=None)
 
 
-def _versions(client: Any, pace: Pacer, what: str, filters: list[dict[str, Any]]) -> dict[str, str]:
+def _versions(
+    client: Any, pace: Pacer, what: str, filters: list[dict[str, Any]], region: str
+) -> dict[str, str]:
     """The parameters DescribeParameters finds with ``filters``: name to version, all pages."""
     out: dict[str, str] = {}
     request: dict[str, Any] = {"ParameterFilters": filters, "MaxResults": BATCH}
@@ -225,12 +235,37 @@ def _versions(client: Any, pace: Pacer, what: str, filters: list[dict[str, Any]]
         response = call(
             what, functools.partial(client.describe_parameters, **request), pace, service="SSM"
         )
-        for parameter in response.get("Parameters", []):
-            out[str(parameter["Name"])] = str(parameter.get("Version", ""))
-        token = response.get("NextToken")
-        if not token:
+        out.update(decoded("DescribeParameters", region, response, _parameters))
+        token = decoded("DescribeParameters", region, response, _next_token)
+        if token is None:
             return out
         request = {**request, "NextToken": token}
+
+
+def _parameters(data: Any) -> dict[str, str]:
+    """A DescribeParameters page's parameters: name to version."""
+    out: dict[str, str] = {}
+    for index, parameter in enumerate(wire.items(wire.member(data, "Parameters"), "Parameters")):
+        at = f"Parameters[{index}]"
+        if not isinstance(parameter, dict):
+            raise wire.Malformed(at, "is not an object")
+        name = parameter.get("Name")
+        if not isinstance(name, str) or not name:
+            raise wire.Malformed(f"{at}.Name", "is not a parameter name")
+        out[name] = _version(parameter, at) if parameter.get("Version") is not None else ""
+    return out
+
+
+def _version(data: Any, at: str = "") -> str:
+    """A parameter's ``Version``: a positive whole number."""
+    value = wire.member(data, "Version", at)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise wire.Malformed(f"{at}.Version" if at else "Version", "is not a version number")
+    return str(value)
+
+
+def _next_token(data: Any) -> str | None:
+    return wire.string(data, "NextToken", "") or None
 
 
 def conflict(address: Address, where: str) -> KeyStoreConflict:
