@@ -96,14 +96,31 @@ def _with_wire(item: dict[str, Any], wire: Mapping[str, Any] | None) -> dict[str
     return item
 
 
-def encode_key_pair(record: KeyPairRecord) -> dict[str, Any]:
-    item: dict[str, Any] = {
+def _encode_shared(record: KeyPairRecord | InstanceRecord) -> dict[str, Any]:
+    """The stored fields key pairs and instances share."""
+    return {
         "name": record.name,
         "id": record.resource_id,
         "createdAt": record.created_at,
-        "fingerprint": record.fingerprint,
         "tags": dict(record.tags),
     }
+
+
+def _decode_shared(item: dict[str, Any]) -> dict[str, Any]:
+    """``_encode_shared``'s fields (and ``wire``) as record arguments."""
+    name = item.get("name")
+    return {
+        "name": str(item["name"]),
+        "resource_id": str(item["id"]),
+        "created_at": float(item["createdAt"]),
+        "tags": _check_tags(item.get("tags") or {}, name),
+        "wire": _check_wire(item.get("wire"), name),
+    }
+
+
+def encode_key_pair(record: KeyPairRecord) -> dict[str, Any]:
+    item = _encode_shared(record)
+    item["fingerprint"] = record.fingerprint
     if record.public_key_base64 is not None:
         item["publicKeyBase64"] = record.public_key_base64
     if record.private_key is not None:
@@ -113,42 +130,31 @@ def encode_key_pair(record: KeyPairRecord) -> dict[str, Any]:
 
 def decode_key_pair(item: dict[str, Any]) -> KeyPairRecord:
     return KeyPairRecord(
-        name=str(item["name"]),
-        resource_id=str(item["id"]),
-        created_at=float(item["createdAt"]),
+        **_decode_shared(item),
         fingerprint=str(item["fingerprint"]),
-        tags=_check_tags(item.get("tags") or {}, item.get("name")),
         public_key_base64=item.get("publicKeyBase64"),
         private_key=item.get("privateKey"),
-        wire=_check_wire(item.get("wire"), item.get("name")),
     )
 
 
 def encode_instance(record: InstanceRecord) -> dict[str, Any]:
-    item = {
-        "name": record.name,
-        "id": record.resource_id,
-        "createdAt": record.created_at,
-        "availabilityZone": record.availability_zone,
-        "blueprintId": record.blueprint_id,
-        "bundleId": record.bundle_id,
-        "sshKeyName": record.ssh_key_name,
-        "tags": dict(record.tags),
-        "ipAddressType": record.ip_address_type,
-    }
+    item = _encode_shared(record)
+    item.update(
+        availabilityZone=record.availability_zone,
+        blueprintId=record.blueprint_id,
+        bundleId=record.bundle_id,
+        sshKeyName=record.ssh_key_name,
+        ipAddressType=record.ip_address_type,
+    )
     return _with_wire(item, record.wire)
 
 
 def decode_instance(item: dict[str, Any]) -> InstanceRecord:
     return InstanceRecord(
-        name=str(item["name"]),
-        resource_id=str(item["id"]),
-        created_at=float(item["createdAt"]),
+        **_decode_shared(item),
         availability_zone=str(item["availabilityZone"]),
         blueprint_id=str(item["blueprintId"]),
         bundle_id=str(item["bundleId"]),
         ssh_key_name=str(item["sshKeyName"]),
-        tags=_check_tags(item.get("tags") or {}, item.get("name")),
         ip_address_type=str(item.get("ipAddressType", "dualstack")),
-        wire=_check_wire(item.get("wire"), item.get("name")),
     )

@@ -50,7 +50,14 @@ class Rule:
                 raise OptionError(None, f"rule {self.id} needs the option '{name}'")
 
     def check(self, desired: DesiredSet) -> Iterator[Hit]:
-        """Offline findings about the desired key pairs."""
+        """Offline findings about the desired key pairs: by default each key pair's
+        ``problems``, in address order."""
+        for kp in _in_order(desired):
+            for message in self.problems(kp):
+                yield kp, message
+
+    def problems(self, kp: DesiredKeyPair) -> Iterator[str]:
+        """What is wrong with one key pair alone, for rules that look at one at a time."""
         return iter(())
 
     def check_live(self, desired: DesiredSet, live: LiveSnapshot, now: float) -> Iterator[Hit]:
@@ -116,20 +123,15 @@ class RequiredTags(Rule):
             key: None if p is None else _pattern("keys", p, (key,)) for key, p in spec.items()
         }
 
-    def check(self, desired: DesiredSet) -> Iterator[Hit]:
-        for kp in _in_order(desired):
-            for key, pattern in self.keys.items():
-                if key not in kp.tags:
-                    yield kp, f"key pair {kp.address} has no tag '{key}'"
-                elif pattern is not None and not pattern.search(kp.tags[key] or ""):
-                    value = kp.tags[key]
-                    yield (
-                        kp,
-                        (
-                            f"key pair {kp.address}: tag '{key}' is {value!r}, "
-                            f"which does not match {pattern.pattern!r}"
-                        ),
-                    )
+    def problems(self, kp: DesiredKeyPair) -> Iterator[str]:
+        for key, pattern in self.keys.items():
+            if key not in kp.tags:
+                yield f"key pair {kp.address} has no tag '{key}'"
+            elif pattern is not None and not pattern.search(kp.tags[key] or ""):
+                yield (
+                    f"key pair {kp.address}: tag '{key}' is {kp.tags[key]!r}, "
+                    f"which does not match {pattern.pattern!r}"
+                )
 
     def describe(self) -> str:
         return ", ".join(
@@ -148,13 +150,9 @@ class NamePattern(Rule):
         super().__init__(options)
         self.pattern = _pattern("pattern", options["pattern"])
 
-    def check(self, desired: DesiredSet) -> Iterator[Hit]:
-        for kp in _in_order(desired):
-            if not self.pattern.fullmatch(kp.address.name):
-                yield (
-                    kp,
-                    (f"key pair name {kp.address.name!r} does not match {self.pattern.pattern!r}"),
-                )
+    def problems(self, kp: DesiredKeyPair) -> Iterator[str]:
+        if not self.pattern.fullmatch(kp.address.name):
+            yield f"key pair name {kp.address.name!r} does not match {self.pattern.pattern!r}"
 
     def describe(self) -> str:
         return self.pattern.pattern
@@ -171,11 +169,9 @@ class AllowedRegions(Rule):
         super().__init__(options)
         self.regions = _strings("regions", options["regions"], REGIONS)
 
-    def check(self, desired: DesiredSet) -> Iterator[Hit]:
-        for kp in _in_order(desired):
-            if kp.address.region not in self.regions:
-                allowed = ", ".join(self.regions)
-                yield kp, f"key pair {kp.address} is in {kp.address.region}; allowed: {allowed}"
+    def problems(self, kp: DesiredKeyPair) -> Iterator[str]:
+        if kp.address.region not in self.regions:
+            yield f"key pair {kp.address} is in {kp.address.region}; allowed: {self.describe()}"
 
     def describe(self) -> str:
         return ", ".join(self.regions)
@@ -202,14 +198,12 @@ class KeySources(Rule):
         super().__init__(options)
         self.allowed = _strings("allowed", options["allowed"], KEY_SOURCES)
 
-    def check(self, desired: DesiredSet) -> Iterator[Hit]:
-        for kp in _in_order(desired):
-            if kp.adopt:
-                continue  # made before and elsewhere: the tool chose no source for it
-            source = key_source(kp)
-            if source not in self.allowed:
-                allowed = ", ".join(self.allowed)
-                yield kp, f"key pair {kp.address} is a {source}; allowed key sources: {allowed}"
+    def problems(self, kp: DesiredKeyPair) -> Iterator[str]:
+        if kp.adopt:
+            return  # made before and elsewhere: the tool chose no source for it
+        source = key_source(kp)
+        if source not in self.allowed:
+            yield f"key pair {kp.address} is a {source}; allowed key sources: {self.describe()}"
 
     def describe(self) -> str:
         return ", ".join(self.allowed)
@@ -226,16 +220,12 @@ class MinRsaBits(Rule):
         super().__init__(options)
         self.bits = _positive("bits", options["bits"])
 
-    def check(self, desired: DesiredSet) -> Iterator[Hit]:
-        for kp in _in_order(desired):
-            if kp.public_key is None or not kp.public_key.startswith("ssh-rsa "):
-                continue
-            bits = keys.parse_public_key(kp.public_key).bits
-            if bits < self.bits:
-                yield (
-                    kp,
-                    f"key pair {kp.address} imports a {bits}-bit RSA key; at least {self.bits}",
-                )
+    def problems(self, kp: DesiredKeyPair) -> Iterator[str]:
+        if kp.public_key is None or not kp.public_key.startswith("ssh-rsa "):
+            return
+        bits = keys.parse_public_key(kp.public_key).bits
+        if bits < self.bits:
+            yield f"key pair {kp.address} imports a {bits}-bit RSA key; at least {self.bits}"
 
     def describe(self) -> str:
         return f"{self.bits} bits"
