@@ -28,6 +28,7 @@ from tests.aws_proxy import recording_proxy
 from tests.conftest import lightsail_client
 from tests.emulator_helpers import ed25519_openssh
 from tests.helpers import created_fingerprint, load_state, run_cli, state_entries, write_manifest
+from tests.test_keystore import aws_env
 
 R = "us-east-1"
 ACCOUNT = "123456789012"
@@ -299,14 +300,6 @@ def test_a_malformed_import_answer_is_reported_and_the_import_recorded_without_i
 # -- the key stores' metadata ---------------------------------------------------------------
 
 
-def store_env(url: str) -> dict[str, str]:
-    return {
-        "AWS_ENDPOINT_URL_SSM": url,
-        "AWS_ENDPOINT_URL_SECRETS_MANAGER": url,
-        "AWS_ENDPOINT_URL_STS": url,
-    }
-
-
 STORE_ANSWERS: dict[str, tuple[str, str, Callable[[dict[str, Any]], None], str]] = {
     "ssm-version-text": (
         "ssm:/{prefix}/{{region}}/{{name}}",
@@ -376,14 +369,14 @@ def test_malformed_key_store_metadata_is_one_line_naming_the_field(
         f"--key-store={spec}",
         cwd=project,
         endpoint=emulator.url,
-        env=store_env(moto_url),
+        env=aws_env(moto_url),
     )
     assert applied.returncode == 0, applied.stderr
     recorded = (project / STATE).read_bytes()
     with recording_proxy(moto_url) as proxy:
         proxy.rewrite[operation] = rewritten(change)
         planned = run_cli(
-            "plan", "manifests", cwd=project, endpoint=emulator.url, env=store_env(proxy.url)
+            "plan", "manifests", cwd=project, endpoint=emulator.url, env=aws_env(proxy.url)
         )
         assert proxy.calls[operation] >= 1
     said = planned.stdout + planned.stderr
