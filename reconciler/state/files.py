@@ -123,7 +123,7 @@ def open_nofollow(path: Path, flags: int, what: str) -> int:
     except NotRegularFile as exc:
         raise StateError(
             f"{what} {path} is {exc.kind}, not a regular file; refusing to use it",
-            hint=f"move it away (the tool makes a regular {what} there itself)",
+            hint=f"name a regular file, or move this one away: the tool makes the {what} itself",
         ) from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
