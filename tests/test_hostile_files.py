@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.emulator import Emulator
+from tests.conftest import lightsail_client
+from tests.emulator_helpers import ed25519_openssh
 from tests.helpers import run_cli, write_manifest
 
 DEADLINE = 60  # seconds; a run blocked on a FIFO would never end
@@ -250,3 +252,18 @@ def test_a_folder_named_outside_the_repository_keeps_its_links_inside_itself(
     result = cli(project, "validate", str(other))
     assert result.returncode == 1
     assert f"outside the folder {other} named on the command line" in result.stdout
+
+
+def test_a_fifo_where_import_all_would_write_a_manifest_is_refused(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    lightsail_client(emulator.url).import_key_pair(
+        keyPairName="found", publicKeyBase64=ed25519_openssh()
+    )
+    (tmp_path / "manifests").mkdir()
+    os.mkfifo(tmp_path / "manifests" / "us-east-1.yaml")
+    result = cli(
+        tmp_path, "import", "--all", "--write-manifests", "manifests", endpoint=emulator.url
+    )
+    assert result.returncode == 1
+    assert "manifests/us-east-1.yaml is a FIFO (named pipe), not a regular file" in result.stderr

@@ -34,6 +34,7 @@ from reconciler.apply.executor import Executor
 from reconciler.cli import custody as key_commands
 from reconciler.cli import workflow
 from reconciler.errors import EXIT_ERROR, EXIT_OK, UsageError
+from reconciler.manifests.yamlsafe import MAX_FILE_BYTES
 from reconciler.model import (
     REGIONS,
     Address,
@@ -47,6 +48,7 @@ from reconciler.model import (
     where,
 )
 from reconciler.planning.planner import Action, Change, Plan, Reason
+from reconciler.regular import NotRegularFile, read_regular
 from reconciler.state.files import write_output
 
 API_VERSION = "reconciler.lightsail/v1"
@@ -154,9 +156,14 @@ def plan_onboarding(
         path = (folder / alias if alias else folder) / f"{region_of(region)}.yaml"
         text = manifest_text(region, by_region[region], entries, recovered)
         try:
-            existing: str | None = path.read_text(encoding="utf-8")
+            data, size = read_regular(path, MAX_FILE_BYTES)
+            if size > MAX_FILE_BYTES:
+                raise UsageError(f"{path}: cannot read it ({size} bytes is too large)")
+            existing: str | None = data.decode("utf-8")
         except FileNotFoundError:
             existing = None
+        except NotRegularFile as exc:
+            raise UsageError(f"{path} is {exc.kind}, not a regular file; not read") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"{path}: cannot read it ({type(exc).__name__})") from None
         status = "new" if existing is None else "unchanged" if existing == text else "overwrite"
