@@ -384,3 +384,31 @@ def test_malformed_key_store_metadata_is_one_line_naming_the_field(
     assert "internal error" not in said.lower() and "Traceback" not in said
     assert error_lines(planned) == [f"Error: {operation} in {R}: {expected}"]
     assert (project / STATE).read_bytes() == recorded
+
+
+PAGES: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "not-an-object": (lambda body: [body], "the answer is not a JSON object"),
+    "no-key-pairs": (lambda body: {}, "keyPairs is missing"),
+    "key-pairs-not-a-list": (
+        lambda body: {"keyPairs": {"a": 1}},
+        "keyPairs is an object, not a list",
+    ),
+    "token-not-a-string": (
+        lambda body: {**body, "nextPageToken": 5},
+        "nextPageToken is a number, not a string",
+    ),
+}
+
+
+@pytest.mark.parametrize(("rewrite", "expected"), PAGES.values(), ids=PAGES.keys())
+def test_a_malformed_page_is_never_read_as_an_empty_region(
+    data: DataFile, project: Path, rewrite: Callable[[Any], Any], expected: str
+) -> None:
+    """A page without its key pairs must not read as "no key pairs here": a plan would
+    then create every one again, or forget what the state holds."""
+    declare(project, "kp-a-good")
+    with data.running() as emu, recording_proxy(emu.url) as proxy:
+        proxy.rewrite["GetKeyPairs"] = rewrite
+        planned = cli(project, proxy.url, "plan", "manifests")
+    assert planned.returncode == 1
+    assert error_lines(planned) == [f"Error: GetKeyPairs in {R}: {expected}"]

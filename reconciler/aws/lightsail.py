@@ -272,8 +272,8 @@ def take_members(
     page of key pairs is most of a plan's CPU. So the body is decoded here with
     ``json.loads`` alone and handed over whole (``RAW``); botocore parses an
     empty object. An error answer, or one cut short, is left to botocore (and
-    to ``refuse_incomplete``'s check); one that does not decode to an object is
-    left too, and the caller, finding no ``RAW``, reports it malformed.
+    to ``refuse_incomplete``'s check); one that is not JSON is left too, and
+    the caller, finding no ``RAW``, reports it malformed.
     """
     if response_dict.get("status_code") != 200 or _cut_short(response_dict) is not None:
         return
@@ -281,13 +281,11 @@ def take_members(
         data = json.loads(response_dict["body"])
     except (KeyError, TypeError, ValueError, RecursionError):
         return
-    if not isinstance(data, dict):
-        return
-    customized_response_dict[RAW] = data
+    customized_response_dict[RAW] = data  # not an object: ``raw_answer`` says so
     response_dict["body"] = b"{}"
     response_dict["headers"]["content-length"] = "2"
     announce: Callable[[str], None] | None = getattr(_next_page, "announce", None)
-    token = data.get("nextPageToken")
+    token = data.get("nextPageToken") if isinstance(data, dict) else None
     if announce is not None and isinstance(token, str) and token:
         announce(token)
 
@@ -587,7 +585,8 @@ class Lightsail:
                 )
             finally:
                 _next_page.announce = None
-            following = page.get(RAW, {}).get("nextPageToken")
+            raw = page.get(RAW)
+            following = raw.get("nextPageToken") if isinstance(raw, dict) else None
             if isinstance(following, str) and following:
                 request(index + 1, following)  # when the page was not decoded early
             return page
