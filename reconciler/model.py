@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import unicodedata
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -44,7 +45,13 @@ MAX_NAME_LENGTH = 255
 MAX_TAGS = 50
 MAX_TAG_KEY_LENGTH = 128
 MAX_TAG_VALUE_LENGTH = 256
-TAG_CHARACTERS = re.compile(r"[\w\s+\-=.:/@]*")
+# AWS's tag pattern is ^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$: Unicode letters, separators
+# (spaces) and numbers, and six marks. Control characters (newline, tab, escape)
+# are none of those. ASCII text is checked at once; other text a character at a time.
+TAG_ASCII = re.compile(r"[A-Za-z0-9 _.:/=+\-@]*")
+TAG_MARKS = frozenset("_.:/=+-@")
+TAG_CATEGORIES = frozenset("LZN")  # the first letter of a Unicode general category
+TAG_RULE = "letters, numbers, spaces and _ . : / = + - @"
 RESERVED_TAG_PREFIX = "aws:"
 DEFAULT_KEY_PAIR_NAME = "LightsailDefaultKeyPair"
 
@@ -96,37 +103,46 @@ def tag_problems(tags: Tags) -> list[str]:
     for key, value in tags.items():
         if not key:
             problems.append("tag key must not be empty")
-        long_key = f"tag key {key[:40]!r}..."
-        problems += _tag_text_problems(
-            key, MAX_TAG_KEY_LENGTH, long=long_key, named=f"tag key {key!r}"
-        )
-        if value is not None:
-            named = f"tag {key!r} value"
-            problems += _tag_text_problems(
-                value, MAX_TAG_VALUE_LENGTH, long=named, named=named, shown=f"{named} {value!r}"
+        if len(key) > MAX_TAG_KEY_LENGTH:
+            problems.append(f"tag key {key[:40]!r}... is longer than {MAX_TAG_KEY_LENGTH}")
+        if key.lower().startswith(RESERVED_TAG_PREFIX):
+            problems.append(f"tag key {key!r} uses the reserved prefix 'aws:'")
+        if (bad := refused_tag_character(key)) is not None:
+            problems.append(
+                f"tag key {key!r} has characters Lightsail does not allow "
+                f"({character_name(bad)}; tags take {TAG_RULE})"
+            )
+        if value is None:
+            continue
+        if len(value) > MAX_TAG_VALUE_LENGTH:
+            problems.append(f"tag {key!r} value is longer than {MAX_TAG_VALUE_LENGTH}")
+        if value.lower().startswith(RESERVED_TAG_PREFIX):
+            problems.append(f"tag {key!r} value uses the reserved prefix 'aws:'")
+        if (bad := refused_tag_character(value)) is not None:
+            problems.append(
+                f"tag {key!r} value {value!r} has characters Lightsail does not allow "
+                f"({character_name(bad)}; tags take {TAG_RULE})"
             )
     return problems
 
 
-def _tag_text_problems(
-    text: str, limit: int, *, long: str, named: str, shown: str | None = None
-) -> list[str]:
-    """What is wrong with a tag key or value: its length, prefix and characters.
+def refused_tag_character(text: str) -> str | None:
+    """The first character of ``text`` that AWS's tag pattern refuses, or None."""
+    if TAG_ASCII.fullmatch(text):
+        return None
+    for character in text:
+        if character not in TAG_MARKS and unicodedata.category(character)[0] not in TAG_CATEGORIES:
+            return character
+    return None
 
-    ``long`` names it when it is too long, ``named`` otherwise, ``shown`` (else
-    ``named``) when its characters are wrong.
-    """
-    problems: list[str] = []
-    if len(text) > limit:
-        problems.append(f"{long} is longer than {limit}")
-    if text.lower().startswith(RESERVED_TAG_PREFIX):
-        problems.append(f"{named} uses the reserved prefix 'aws:'")
-    if not TAG_CHARACTERS.fullmatch(text):
-        problems.append(
-            f"{shown or named} has characters Lightsail does not allow "
-            "(letters, digits, spaces and + - = . _ : / @)"
-        )
-    return problems
+
+def character_name(character: str) -> str:
+    """A character as a message names it, never as itself: U+000A, U+002A ASTERISK."""
+    code = f"U+{ord(character):04X}"
+    if unicodedata.category(character) == "Cc":
+        return f"{code}, a control character"
+    name = unicodedata.name(character, "")
+    return f"{code} {name}" if name else code
 
 
 class Address(NamedTuple):

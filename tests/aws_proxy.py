@@ -1,19 +1,23 @@
-"""A recording HTTP proxy in front of moto: which AWS operations a subprocess called.
+"""A recording HTTP proxy in front of moto or the emulator: which AWS operations were called.
 
-AWS JSON-protocol services (SSM, Secrets Manager, KMS) name the operation in
-the ``X-Amz-Target`` header; the proxy counts them, can refuse some (as an IAM
-policy without them would), and can hold the response of one call so a test
-can kill the caller while the call has taken effect (or before it is forwarded).
+AWS JSON-protocol services (Lightsail, SSM, Secrets Manager, KMS) name the
+operation in the ``X-Amz-Target`` header; the proxy counts them, can refuse
+some (as an IAM policy without them would), can rewrite the JSON of an
+operation's successful answers (a service answering outside its model), and
+can hold the response of one call so a test can kill the caller while the
+call has taken effect (or before it is forwarded).
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import urlsplit
 
 
@@ -23,6 +27,8 @@ class RecordingProxy:
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.calls: Counter[str] = Counter()
         self.refused: set[str] = set()
+        # Operation -> what its successful JSON answers become (the answer's effect stands).
+        self.rewrite: dict[str, Callable[[Any], Any]] = {}
         # Hold the response of the Nth call of an operation (after it took effect).
         self.hold_operation: str | None = None
         self.hold_at = 0
@@ -73,6 +79,9 @@ class RecordingProxy:
             self.held.set()
             self.release.wait(60)
             return  # the caller never hears back
+        rewrite = self.rewrite.get(operation)
+        if rewrite is not None and response.status == 200:
+            data = json.dumps(rewrite(json.loads(data))).encode()
         self._reply(handler, response.status, data, content_type)
 
     @staticmethod

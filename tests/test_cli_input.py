@@ -55,4 +55,7 @@ def test_a_state_path_that_names_a_folder_is_one_line_naming_it(tmp_path: Path) 
     (tmp_path / "states").mkdir()
     result = run_cli("state", "list", "--state", "states", cwd=tmp_path)
     assert result.returncode == 1, result.stderr
-    assert result.stderr == "Error: state file states is not a regular file\n"
+    assert result.stderr == (
+        "Error: state file states is a folder, not a regular file; refusing to use it\n"
+        "  -> name a regular file, or move this one away: the tool makes the state file itself\n"
+    )

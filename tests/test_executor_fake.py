@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from reconciler.apply.executor import CREATE_ATTEMPTS, ApplyResult, Executor, KeyPairCalls
-from reconciler.aws.lightsail import AmbiguousOutcome, CreatedKeyPair
+from reconciler.aws.lightsail import AmbiguousOutcome
+from reconciler.aws.wire import CreatedKeyPair, ImportedKeyPair
 from reconciler.errors import LightsailError
 from reconciler.keys import GeneratedKey, generate_rsa
 from reconciler.model import Address, JournalOp, LiveInstance, LiveKeyPair, StateEntry, Tags
@@ -79,20 +80,18 @@ class FakeLightsail:
     def create_key_pair(self, address: Address, tags: Tags) -> CreatedKeyPair:
         live = self._outcome(self._next("create", address), address, tags)
         return CreatedKeyPair(
-            key_pair={
-                "name": address.name,
-                "arn": live.arn,
-                "fingerprint": live.fingerprint,
-                "createdAt": live.created_at,
-            },
+            key_pair=live,
+            tags=None,
+            location=None,
+            resource_type="KeyPair",
             public_key_base64=rsa_key().public_openssh,
             private_key=rsa_key().private_pem,
             operation=None,
         )
 
-    def import_key_pair(self, address: Address, public_key: str) -> Mapping[str, Any] | None:
+    def import_key_pair(self, address: Address, public_key: str) -> ImportedKeyPair:
         self._outcome(self._next("import", address), address, {})
-        return None
+        return ImportedKeyPair(None)
 
     def get_key_pair(self, address: Address) -> LiveKeyPair | None:
         self.calls.append(("get", address.name))

@@ -1,13 +1,14 @@
 """Reading key pairs page by page: our decoding matches botocore's, throttles are retried.
 
 ``Lightsail.list_key_pairs`` decodes GetKeyPairs pages with ``json.loads``
-(botocore parses only the page token); every field the reconciler reads must
-come out exactly as botocore's own parsing gives it.
+(botocore parses none of it); every field the reconciler reads must come out
+exactly as botocore's own parsing gives it.
 """
 
 from __future__ import annotations
 
-from reconciler.aws.lightsail import RAW_KEY_PAIRS, ClientOptions, Lightsail, live_from_api
+from reconciler.aws import wire
+from reconciler.aws.lightsail import RAW, ClientOptions, Lightsail
 from reconciler.emulator import Emulator, EmulatorConfig, RateLimit
 from tests.conftest import lightsail_client
 from tests.emulator_helpers import ed25519_openssh
@@ -21,14 +22,14 @@ def test_decoded_pages_equal_what_botocore_parses() -> None:
             client.import_key_pair(keyPairName=f"kp-{i:02d}", publicKeyBase64=ed25519_openssh())
             client.tag_resource(resourceName=f"kp-{i:02d}", tags=tags)
         expected = [
-            live_from_api("us-east-1", kp)
+            wire.key_pair(kp, "keyPairs[]", "us-east-1")
             for page in client.get_paginator("get_key_pairs").paginate()
             for kp in page["keyPairs"]
         ]
         lightsail = Lightsail(ClientOptions(endpoint_url=emu.url))
         page = lightsail.client("us-east-1").get_key_pairs()
-        assert RAW_KEY_PAIRS in page and "keyPairs" not in page  # botocore skipped them
-        assert page["nextPageToken"]
+        assert "keyPairs" not in page and "nextPageToken" not in page  # botocore parsed none
+        assert page[RAW]["keyPairs"] and page[RAW]["nextPageToken"]
         emu.reset_counters()
         ours = lightsail.list_key_pairs("us-east-1")
         assert ours == expected

@@ -296,7 +296,10 @@ def test_a_fifo_is_not_opened(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.yaml"
     os.mkfifo(fifo)
     (problem,) = problems([str(fifo)], tmp_path)
-    assert (problem.rule, problem.message) == ("path", "not a regular file")
+    assert (problem.rule, problem.message) == (
+        "path",
+        "is a FIFO (named pipe), not a regular file; not read",
+    )
 
 
 @settings(

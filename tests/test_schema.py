@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import string
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -15,21 +16,26 @@ from hypothesis import strategies as st
 from reconciler import model
 from reconciler.errors import Problem
 from reconciler.manifests import schema, schemacheck, yamlsafe
+from reconciler.manifests.regex import PatternError, compile_linear
 from reconciler.manifests.yamlsafe import parse_documents
 
 REPO = Path(__file__).parent.parent
 SCHEMA = schema.keypairs_schema()
-VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
+# The schema's patterns are ECMA-262 (\p{L}); its validators run them in RE2.
+VALIDATOR = schema.validator_for(SCHEMA)
 FAST = schema.fast_check()
 
 
 def subschema_validator(name: str) -> Any:
     """A validator for one of the schema's $defs, resolving its references."""
-    return jsonschema.Draft202012Validator({"$defs": SCHEMA["$defs"], "$ref": f"#/$defs/{name}"})
+    return schema.validator_for({"$defs": SCHEMA["$defs"], "$ref": f"#/$defs/{name}"})
 
 
 def test_the_schema_is_a_valid_draft_2020_12_schema_with_an_id() -> None:
-    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+    # Patterns are ECMA-262 (the tag rule's \p{L}): checked by RE2, which reads them, not by re.
+    checker = jsonschema.FormatChecker()
+    checker.checks("regex", raises=PatternError)(compile_linear)
+    jsonschema.Draft202012Validator.check_schema(SCHEMA, format_checker=checker)
     assert SCHEMA["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert SCHEMA["$id"]
 
@@ -195,9 +201,7 @@ def test_fast_check_agrees_with_jsonschema(document: Any) -> None:
     ),
 )
 def test_compile_check_agrees_with_jsonschema_on_other_keywords(value: Any, sub: Any) -> None:
-    assert schemacheck.compile_check(sub)(value) == jsonschema.Draft202012Validator(sub).is_valid(
-        value
-    )
+    assert schemacheck.compile_check(sub)(value) == schema.validator_for(sub).is_valid(value)
 
 
 # --- the schema's name and tag limits never catch what Lightsail's rules let through --------
@@ -209,7 +213,7 @@ def test_a_name_the_schema_refuses_is_refused_by_lightsail_s_rule(name: Any) -> 
     if not isinstance(name, str):
         return
     name_schema = SCHEMA["$defs"]["keyPair"]["properties"]["name"]
-    if not jsonschema.Draft202012Validator(name_schema).is_valid(name):
+    if not schema.validator_for(name_schema).is_valid(name):
         assert model.name_problem(name) is not None
 
 
@@ -225,6 +229,29 @@ tag_dicts = st.dictionaries(
 def test_tags_the_schema_refuses_are_refused_by_lightsail_s_rules(tags: dict[str, Any]) -> None:
     if not subschema_validator("tags").is_valid(tags):
         assert model.tag_problems(tags)
+
+
+# Letters, numbers and separators of several scripts, the six marks, and what is refused:
+# control characters (newline, tab, escape, NEL), symbols, punctuation, a combining mark.
+TAG_TEXT = "aZ09 _.:/=+-@é東١\u00a0\u3000\n\t\r\x1b\x85*#!,\u0301\u200b"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=TAG_TEXT, min_size=1, max_size=6), st.text(alphabet=TAG_TEXT, max_size=6))
+def test_the_schema_and_lightsail_s_rules_take_the_same_tag_characters(
+    key: str, value: str
+) -> None:
+    """A manifest that validates is one Lightsail would take, and the schema (for editors)
+    says so too: both follow AWS's ^([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)$."""
+    for text in (key, value):
+        assert (model.refused_tag_character(text) is None) == all(
+            c in "_.:/=+-@" or unicodedata.category(c)[0] in "LZN" for c in text
+        )
+    tags = {key: value}
+    characters_ok = model.refused_tag_character(key + value) is None
+    assert subschema_validator("tags").is_valid(tags) == characters_ok
+    if not characters_ok:
+        assert any("does not allow" in problem for problem in model.tag_problems(tags))
 
 
 @settings(max_examples=150, deadline=None)

@@ -32,13 +32,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, assert_never
 
-from reconciler.aws.lightsail import (
-    UNREACHABLE,
-    AmbiguousOutcome,
-    CreatedKeyPair,
-    tags_from_api,
-)
+from reconciler.aws.lightsail import UNREACHABLE, AmbiguousOutcome
 from reconciler.aws.retry import backoff
+from reconciler.aws.wire import CreatedKeyPair, ImportedKeyPair
 from reconciler.custody.base import KeyStoreError, held_in_state
 from reconciler.errors import LightsailError, ReconcilerError, StorageError
 from reconciler.keys import generate_rsa
@@ -78,7 +74,7 @@ class KeyPairCalls(Protocol):
 
     def create_key_pair(self, address: Address, tags: Tags) -> CreatedKeyPair: ...
 
-    def import_key_pair(self, address: Address, public_key: str) -> Mapping[str, Any] | None: ...
+    def import_key_pair(self, address: Address, public_key: str) -> ImportedKeyPair: ...
 
     def get_key_pair(self, address: Address) -> LiveKeyPair | None: ...
 
@@ -449,7 +445,10 @@ class Executor:
             if not entry.fingerprint:
                 live = self.lightsail.get_key_pair(address)
                 if live is not None:
-                    self.journal.result(intent, replace(entry, fingerprint=live.fingerprint))
+                    self.journal.result(intent, _filled(entry, live))
+            if created.problem is not None:
+                # Its key is durable and nothing malformed was recorded: now say so.
+                raise created.problem
             return
         # Every attempt's outcome was unknown and the key pair is not live:
         # nothing was created, so the intent is closed.
@@ -476,9 +475,11 @@ class Executor:
             clear = private_key if sealed is None else None
             self.journal.keygen(intent, address, clear, public_key, private_key_sealed=sealed)
         operation: Mapping[str, Any] | None = None
+        problem: LightsailError | None = None
         for attempt in range(CREATE_ATTEMPTS):
             try:
-                operation = self.lightsail.import_key_pair(address, public_key)
+                imported = self.lightsail.import_key_pair(address, public_key)
+                operation, problem = imported.operation, imported.problem
                 break
             except AmbiguousOutcome as e:
                 if self.lightsail.get_key_pair(address) is not None:
@@ -515,6 +516,8 @@ class Executor:
         )
         entry = self._record(intent, entry, change)
         self._set_tags(intent, entry, live.tags, change.after_tags or {})
+        if problem is not None:
+            raise problem  # the import is recorded without what was malformed
 
     def adopt(self, change: Change) -> None:
         live = change.live
@@ -652,18 +655,32 @@ def _normalized(public_key: str | None) -> str | None:
 
 
 def _created_entry(address: Address, created: CreatedKeyPair, tags: Tags) -> StateEntry:
+    """The state entry of a created key pair: what the answer said (decoded strictly), its
+    asked-for tags where it said none; a malformed key pair leaves only its keys."""
     kp = created.key_pair
     return StateEntry(
         address=address,
         origin="created",
-        arn=str(kp.get("arn", "")),
-        fingerprint=str(kp.get("fingerprint", "")),
-        created_at=float(kp.get("createdAt", 0.0)),
-        tags=tags_from_api(kp["tags"]) if "tags" in kp else dict(tags),
+        arn=kp.arn if kp else "",
+        fingerprint=kp.fingerprint if kp else "",
+        created_at=kp.created_at if kp else 0.0,
+        tags=dict(created.tags) if created.tags is not None else dict(tags),
         public_key_base64=created.public_key_base64,
         private_key=created.private_key,
-        support_code=str(kp.get("supportCode", "")),
-        location=kp.get("location"),
-        resource_type=str(kp.get("resourceType", "KeyPair")),
+        support_code=kp.support_code if kp else "",
+        location=dict(created.location) if created.location is not None else None,
+        resource_type=created.resource_type,
         operation=created.operation,
+    )
+
+
+def _filled(entry: StateEntry, live: LiveKeyPair) -> StateEntry:
+    """``entry`` with what its answer left out (a fingerprint, or a malformed key pair's
+    fields) as GetKeyPair reads it back."""
+    return replace(
+        entry,
+        fingerprint=entry.fingerprint or live.fingerprint,
+        arn=entry.arn or live.arn,
+        created_at=entry.created_at or live.created_at,
+        support_code=entry.support_code or live.support_code,
     )

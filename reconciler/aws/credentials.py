@@ -22,6 +22,7 @@ import botocore.credentials
 import botocore.exceptions
 import botocore.session
 
+from reconciler.aws import wire
 from reconciler.aws.config import client_config
 from reconciler.errors import CredentialsError
 from reconciler.manifests.accounts import Account
@@ -62,9 +63,14 @@ def account_id(account: Account, session: Any) -> str:
         sts = session.client(
             "sts", region_name=session.region_name or "us-east-1", config=STS_CONFIG
         )
-        return str(sts.get_caller_identity()["Account"])
+        return wire.account_number(sts.get_caller_identity())
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
         raise _failure(account, e) from None
+    except wire.Malformed as e:
+        raise CredentialsError(
+            f"account {account.alias}: GetCallerIdentity answered outside its model: {e}",
+            code=wire.MALFORMED,
+        ) from None
 
 
 def _assume_role(account: Account, source: Any) -> Any:

@@ -11,6 +11,11 @@ retry only where that cannot create a duplicate (throttling is answered before
 any effect; a create whose outcome is unknown is checked with GetKeyPair,
 never blindly sent again).
 
+Every answer the reconciler reads is decoded strictly by ``wire`` (botocore
+parses none of them: ``take_members``); a malformed one is one LightsailError
+naming the operation, the place and the field, and ends the run: it is not a
+region left unread.
+
 Never log request or response bodies: CreateKeyPair's holds a private key.
 """
 
@@ -19,21 +24,21 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, TypeVar
 
 import boto3
 import botocore.exceptions
 import botocore.utils
 
+from reconciler.aws import wire
 from reconciler.aws.config import client_config
 from reconciler.aws.retry import THROTTLING_CODES, Pacer, Retried, backoff, paced
+from reconciler.aws.wire import CreatedKeyPair, ImportedKeyPair
 from reconciler.errors import CredentialsError, LightsailError
 from reconciler.manifests.accounts import Account, Accounts
 from reconciler.model import (
@@ -187,69 +192,12 @@ def _is_ambiguous(error: Exception) -> bool:
     )
 
 
-def epoch_seconds(value: Any) -> float:
-    """A timestamp from the wire as epoch seconds (numbers as sent, ISO text parsed)."""
-    if isinstance(value, int | float):
-        return float(value)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return float(botocore.utils.parse_timestamp(value).timestamp())
-
-
-def _epoch(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return round(value.timestamp(), 3)
-    if isinstance(value, dict):
-        return {k: _epoch(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_epoch(v) for v in value]
-    return value
-
-
-def tags_from_api(tags: Iterable[Mapping[str, Any]] | None) -> dict[str, str | None]:
-    """Tags as a dict; keys and values are shared with equal ones (100,000 key pairs
-    carry the same few team tags)."""
-    return {sys.intern(t["key"]): _shared(t.get("value")) for t in tags or ()}
-
-
-def _shared(value: str | None) -> str | None:
-    return sys.intern(value) if isinstance(value, str) and len(value) <= 64 else value
-
-
 def tags_to_api(tags: Tags) -> list[dict[str, str]]:
     out: list[dict[str, str]] = []
     for key in sorted(tags):
         value = tags[key]
         out.append({"key": key} if value is None else {"key": key, "value": value})
     return out
-
-
-def live_from_api(region: str, kp: Mapping[str, Any], account: str = "") -> LiveKeyPair:
-    """A key pair as botocore parsed it, or as JSON values (``_decode_page``)."""
-    created = kp.get("createdAt", 0.0)
-    if isinstance(created, str):
-        created = epoch_seconds(created)
-    return LiveKeyPair(
-        address=Address(region, kp["name"], account),
-        arn=kp.get("arn", ""),
-        fingerprint=kp.get("fingerprint", ""),
-        created_at=_epoch(created) or 0.0,
-        tags=tags_from_api(kp.get("tags")),
-        support_code=kp.get("supportCode", ""),
-    )
-
-
-def instance_from_api(region: str, data: Mapping[str, Any], account: str = "") -> LiveInstance:
-    key = data.get("sshKeyName")
-    state = data.get("state")
-    return LiveInstance(
-        region=region,
-        name=str(data.get("name", "")),
-        key_pair=Address(region, str(key), account) if key else None,
-        created_at=_epoch(data.get("createdAt", 0.0)) or 0.0,
-        state=str(state.get("name", "")) if isinstance(state, Mapping) else "",
-    )
 
 
 class IncompleteResponse(botocore.exceptions.ConnectionClosedError):  # type: ignore[misc]
@@ -296,42 +244,66 @@ def refuse_incomplete(client: Any) -> Any:
     return client
 
 
-# Where a GetKeyPairs page's key pairs go when decoded by ``_decode_page``.
-RAW_KEY_PAIRS = "reconcilerRawKeyPairs"
+# Where an answer's JSON body goes when taken by ``take_members``.
+RAW = "reconcilerRaw"
+# The answers the reconciler reads: decoded by ``wire``, never parsed by botocore.
+TAKEN = (
+    "GetKeyPairs",
+    "GetKeyPair",
+    "GetInstances",
+    "GetInstance",
+    "CreateKeyPair",
+    "ImportKeyPair",
+)
 
 # Per thread: told the next page's token as soon as a page's body is decoded.
 _next_page = threading.local()
 
 
-def _decode_page(
+def take_members(
     response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any
 ) -> None:
-    """Decode a GetKeyPairs page's key pairs with ``json.loads`` alone.
+    """Take a successful answer's JSON body away from botocore, for ``wire`` to decode.
 
-    botocore walks every field of a response against the service model in
-    Python, about ten times the cost of decoding the JSON; for a page of key
-    pairs that walk is most of a plan's CPU, and it sits between one page's
-    response and the next page's request. The key pairs are taken out of the
-    body here (botocore parses what is left: the token) and handed over as
-    JSON values, which ``live_from_api`` reads as it reads botocore's. An
-    error response, or one that does not decode or was cut short, is left to
-    botocore (and to ``refuse_incomplete``'s check, which runs after this one).
+    botocore checks no types when it parses (a number comes through where the
+    model says string) and raises, naming nothing, on some shapes (a string
+    where a list should be); it also walks every field against the service
+    model in Python, about ten times the cost of decoding the JSON, which for a
+    page of key pairs is most of a plan's CPU. So the body is decoded here with
+    ``json.loads`` alone and handed over whole (``RAW``); botocore parses an
+    empty object. An error answer, or one cut short, is left to botocore (and
+    to ``refuse_incomplete``'s check); one that is not JSON is left too, and
+    the caller, finding no ``RAW``, reports it malformed.
     """
     if response_dict.get("status_code") != 200 or _cut_short(response_dict) is not None:
         return
     try:
         data = json.loads(response_dict["body"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, RecursionError):
         return
-    if not isinstance(data, dict) or not isinstance(data.get("keyPairs"), list):
-        return
-    customized_response_dict[RAW_KEY_PAIRS] = data.pop("keyPairs")
-    response_dict["body"] = json.dumps(data).encode()
-    response_dict["headers"]["content-length"] = str(len(response_dict["body"]))
+    customized_response_dict[RAW] = data  # not an object: ``raw_answer`` says so
+    response_dict["body"] = b"{}"
+    response_dict["headers"]["content-length"] = "2"
     announce: Callable[[str], None] | None = getattr(_next_page, "announce", None)
-    token = data.get("nextPageToken")
+    token = data.get("nextPageToken") if isinstance(data, dict) else None
     if announce is not None and isinstance(token, str) and token:
         announce(token)
+
+
+def raw_answer(response: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The JSON body ``take_members`` took from an answer; Malformed when there was none."""
+    return wire.answer(response.get(RAW))
+
+
+def decode_answers(client: Any, operations: Iterable[str]) -> Any:
+    """``client`` (of a JSON service), whose answers to ``operations`` are taken whole by
+    ``take_members`` for the caller to decode with ``raw_answer``; registered once."""
+    service = client.meta.service_model.service_id.hyphenize()
+    for operation in operations:
+        client.meta.events.register(
+            f"before-parse.{service}.{operation}", take_members, unique_id=f"take-{operation}"
+        )
+    return client
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,16 +324,6 @@ class InstanceReading:
                 messages[place] = _account_failure(place, error.message, "instances")
                 accounts.setdefault(account_of(place), messages[place])
         return unread_places(messages, accounts)
-
-
-@dataclass(frozen=True, slots=True)
-class CreatedKeyPair:
-    """Everything CreateKeyPair returned. ``private_key`` is secret."""
-
-    key_pair: Mapping[str, Any]
-    public_key_base64: str
-    private_key: str = field(repr=False)
-    operation: Mapping[str, Any] | None
 
 
 @dataclass
@@ -414,6 +376,9 @@ def aws_client_factory(
             if region not in clients:
                 try:
                     session = boto3.session.Session(profile_name=profile)
+                    # botocore's own parser raises on a malformed date, naming nothing.
+                    factory = session._session.get_component("response_parser_factory")
+                    factory.set_parser_defaults(timestamp_parser=wire.lenient_timestamp)
                     clients[region] = refuse_incomplete(
                         session.client(service, region_name=region, config=config)
                     )
@@ -501,7 +466,7 @@ class Lightsail:
         # botocore's datetime round trip, a third of its parsing time on
         # a page of key pairs.
         factory = session._session.get_component("response_parser_factory")
-        factory.set_parser_defaults(timestamp_parser=epoch_seconds)
+        factory.set_parser_defaults(timestamp_parser=wire.lenient_timestamp)
         return session
 
     def account_id(self, account: str) -> str:
@@ -539,7 +504,7 @@ class Lightsail:
                         config=config,
                     )
                 )
-                client.meta.events.register("before-parse.lightsail.GetKeyPairs", _decode_page)
+                decode_answers(client, TAKEN)
                 self._clients[key] = client
             return self._clients[key]
 
@@ -609,27 +574,30 @@ class Lightsail:
                 )
             finally:
                 _next_page.announce = None
-            following = page.get("nextPageToken")
-            if following:
+            raw = page.get(RAW)
+            following = raw.get("nextPageToken") if isinstance(raw, dict) else None
+            if isinstance(following, str) and following:
                 request(index + 1, following)  # when the page was not decoded early
             return page
 
+        index = 0
         try:
             with ThreadPoolExecutor(max_workers=2) as pool:
                 request(0, None)
-                index = 0
                 while True:
                     with lock:
                         # Dropped once read: a page's JSON is larger than its key pairs.
                         future = pages.pop(index)
-                    page = future.result()
-                    items = page.get(RAW_KEY_PAIRS, page.get("keyPairs", ()))
-                    result.extend(live_from_api(region, kp, account) for kp in items)
-                    if not page.get("nextPageToken"):
+                    data = raw_answer(future.result())
+                    items = wire.items(wire.member(data, "keyPairs"), "keyPairs")
+                    result.extend(wire.key_pairs(items, "keyPairs", region, account))
+                    if wire.page_token(data) is None:
                         return result
                     index += 1
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
             raise translate(e, f"reading key pairs in {place}") from None
+        except wire.Malformed as e:
+            raise wire.malformed("GetKeyPairs", _page_place(place, index), e) from None
 
     def list_instances(self, place: str) -> list[LiveInstance]:
         """Every instance in ``place`` (``REGION`` or ``ACCOUNT/REGION``) with the key pair
@@ -637,18 +605,24 @@ class Lightsail:
         region, account = region_of(place), account_of(place)
         result: list[LiveInstance] = []
         token: str | None = None
+        index = 0
         try:
             while True:
                 kwargs: dict[str, Any] = {"pageToken": token} if token else {}
-                page = self.read(region, "get_instances", account, **kwargs)
+                data = raw_answer(self.read(region, "get_instances", account, **kwargs))
+                items = wire.items(wire.member(data, "instances"), "instances")
                 result.extend(
-                    instance_from_api(region, i, account) for i in page.get("instances", ())
+                    wire.instance(item, f"instances[{i}]", region, account)
+                    for i, item in enumerate(items)
                 )
-                token = page.get("nextPageToken")
-                if not token:
+                token = wire.page_token(data)
+                if token is None:
                     return result
+                index += 1
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
             raise translate(e, f"reading instances in {place}") from None
+        except wire.Malformed as e:
+            raise wire.malformed("GetInstances", _page_place(place, index), e) from None
 
     def instances(self, regions: Iterable[str], *, parallelism: int = 4) -> list[LiveInstance]:
         """The instances of ``regions``, read concurrently; any failure is an error.
@@ -680,6 +654,9 @@ class Lightsail:
         with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(ordered)))) as pool:
             results = dict(zip(ordered, pool.map(read, ordered), strict=True))
         failed = {p: r for p, r in results.items() if isinstance(r, LightsailError)}
+        for error in failed.values():
+            if error.code == wire.MALFORMED:
+                raise error  # an answer outside the model is not a place left unread
         found = (i for r in results.values() if not isinstance(r, LightsailError) for i in r)
         done = tuple(p for p in ordered if p not in failed)
         return InstanceReading(tuple(sorted(found)), done, failed)
@@ -698,7 +675,18 @@ class Lightsail:
             raise translate(e, f"reading {address}") from None
         except botocore.exceptions.BotoCoreError as e:
             raise translate(e, f"reading {address}") from None
-        return live_from_api(address.region, response["keyPair"], address.account)
+        try:
+            data = raw_answer(response)
+            live = wire.key_pair(
+                wire.member(data, "keyPair"), "keyPair", address.region, address.account
+            )
+            if live.address != address:
+                raise wire.Malformed(
+                    "keyPair.name", f"{live.address.name!r} is not the name asked for"
+                )
+        except wire.Malformed as e:
+            raise wire.malformed("GetKeyPair", address.where, e) from None
+        return live
 
     def snapshot(self, regions: Iterable[str], *, parallelism: int | None = None) -> LiveSnapshot:
         """Read every region (``REGION`` or ``ACCOUNT/REGION``) concurrently.
@@ -728,6 +716,9 @@ class Lightsail:
         down = [o for _, o in results if isinstance(o, LightsailError) and o.code == UNREACHABLE]
         if results and len(down) == len(results):
             raise down[0]  # not one region answered: the endpoint itself is down; one message
+        for error in (o for _, o in results if isinstance(o, LightsailError)):
+            if error.code == wire.MALFORMED:
+                raise error  # an answer outside the model is not a region left unread
         for region, outcome in results:
             if isinstance(outcome, LightsailError) and account_level(outcome):
                 if account_of(region):
@@ -765,25 +756,30 @@ class Lightsail:
         if tags:
             kwargs["tags"] = tags_to_api(tags)
         response = self._call(address, "creating", lambda: client.create_key_pair(**kwargs))
-        if "keyPair" not in response or "privateKeyBase64" not in response:
-            # Answered, but not with a key pair: whether one was made is unknown.
+        data = response.get(RAW)
+        created = None
+        if isinstance(data, dict):
+            created = wire.created_key_pair(data, address, address.where)
+        if created is None:
+            # Answered, but not with a private key: whether a key pair was made is unknown.
             raise AmbiguousOutcome(f"creating {address}: the answer carried no key pair")
-        return CreatedKeyPair(
-            key_pair=_epoch(response["keyPair"]),
-            public_key_base64=response.get("publicKeyBase64", ""),
-            private_key=response["privateKeyBase64"],
-            operation=_epoch(response.get("operation")),
-        )
+        return created
 
-    def import_key_pair(self, address: Address, public_key: str) -> Mapping[str, Any] | None:
+    def import_key_pair(self, address: Address, public_key: str) -> ImportedKeyPair:
         client = self.client(address.region, address.account)
         response = self._call(
             address,
             "importing",
             lambda: client.import_key_pair(keyPairName=address.name, publicKeyBase64=public_key),
         )
-        operation: Mapping[str, Any] | None = _epoch(response.get("operation"))
-        return operation
+        try:
+            return ImportedKeyPair(
+                wire.operation(raw_answer(response).get("operation"), "operation")
+            )
+        except wire.Malformed as e:
+            # The import took effect: the key pair is read back (strictly) and recorded.
+            problem = wire.malformed("ImportKeyPair", address.where, e, wire.IMPORTED_HINT)
+            return ImportedKeyPair(None, problem)
 
     def tag(self, address: Address, tags: Tags) -> None:
         if not tags:
@@ -834,6 +830,11 @@ class Lightsail:
                     ) from None
                 self.sleep(backoff(attempt))
         raise AssertionError("unreachable")
+
+
+def _page_place(place: str, index: int) -> str:
+    """Where a page came from, for messages: the place, and the page after the first."""
+    return place if index == 0 else f"{place} (page {index + 1})"
 
 
 def _account_failure(place: str, message: str, what: str = "key pairs") -> str:

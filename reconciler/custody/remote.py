@@ -14,6 +14,11 @@ is never an overwrite (SSM ``Overwrite=false``, Secrets Manager
 ``CreateSecret``), so a put that landed before its answer was lost is refused
 the second time and the store then checks the key there by its fingerprint
 label (the same key is success, another one a conflict).
+
+The stores' answers are decoded strictly, like Lightsail's: botocore parses
+none of those the stores read (``decode_answers``), and ``decoded`` checks
+each with the store's decoder, so a malformed one is one ``KeyStoreError``
+naming the operation, the region and the field, and nothing of it is used.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from typing import Any, TypeVar
 
 import botocore.exceptions
 
-from reconciler.aws.lightsail import error_code, throttled
+from reconciler.aws import wire
+from reconciler.aws.lightsail import decode_answers, error_code, raw_answer, throttled
 from reconciler.aws.retry import Pacer, Retried, paced
 from reconciler.custody.base import (
     KeyMetadata,
@@ -126,7 +132,10 @@ class AccountId:
                     self._pacer,
                     service="STS",
                 )
-                self._value = str(response["Account"])
+                try:
+                    self._value = wire.account_number(response)
+                except wire.Malformed as error:
+                    raise KeyStoreError(f"GetCallerIdentity: {error}") from None
             return self._value
 
 
@@ -222,8 +231,41 @@ def tag_list(labels: dict[str, str]) -> list[dict[str, str]]:
     return [{"Key": key, "Value": value} for key, value in sorted(labels.items())]
 
 
-def labels_from(tags: list[dict[str, Any]] | None) -> dict[str, str]:
-    return {str(t["Key"]): str(t.get("Value", "")) for t in tags or []}
+def decoded(operation: str, region: str, response: Any, decode: Callable[[Any], T]) -> T:
+    """``decode`` applied to the JSON body of a store's answer to ``operation``; a
+    malformed answer is one KeyStoreError naming the operation, the region and the field."""
+    try:
+        return decode(raw_answer(response))
+    except wire.Malformed as error:
+        # Never the value: a malformed GetParameter or GetSecretValue answer holds a key.
+        raise KeyStoreError(
+            f"{operation} in {region or 'the default region'}: {error}",
+            hint="nothing from that answer was used; check AWS_ENDPOINT_URL_SSM / "
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER and any proxy in between",
+        ) from None
+
+
+def labels_from(value: Any, at: str) -> dict[str, str]:
+    """A store's tag list (``[{Key, Value}]``) as labels."""
+    if value is None:
+        return {}
+    out: dict[str, str] = {}
+    for index, tag in enumerate(wire.items(value, at)):
+        if not isinstance(tag, dict):
+            raise wire.Malformed(f"{at}[{index}]", "is not a tag")
+        key = tag.get("Key")
+        if not isinstance(key, str) or not key:
+            raise wire.Malformed(f"{at}[{index}].Key", "is not a tag key")
+        out[key] = wire.string(tag, "Value", f"{at}[{index}]")
+    return out
+
+
+def secret_text(data: Any, at: str, name: str) -> str:
+    """A stored key's text (``Parameter.Value``, ``SecretString``): a string, never echoed."""
+    value = data.get(name) if isinstance(data, dict) else None
+    if not isinstance(value, str) or not value:
+        raise wire.Malformed(f"{at}.{name}" if at else name, "is not a non-empty string")
+    return value
 
 
 def owns(ref: Mapping[str, str], scheme: str) -> bool:
@@ -260,6 +302,11 @@ class RemoteKeyStore(abc.ABC):
     kind: str
     taken: str
     missing: str
+    # The operations that create and read a key, and every one whose answers the store
+    # decodes itself (``decoded``): botocore parses none of them.
+    create_op: str
+    read_op: str
+    decodes: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -293,7 +340,9 @@ class RemoteKeyStore(abc.ABC):
             self.taken, what, lambda: self._create(client, key), pace, service=self.service
         )
         if response is not None:
-            location, version = self._created(name, response)
+            location, version = decoded(
+                self.create_op, address.region, response, lambda data: self._created(name, data)
+            )
         else:
             # Never overwritten: the same key there (an earlier attempt whose answer
             # was lost) is success, another one a conflict.
@@ -317,7 +366,7 @@ class RemoteKeyStore(abc.ABC):
             pace,
             service=self.service,
         )
-        return self._key_in(response)
+        return decoded(self.read_op, entry.address.region, response, self._key_in)
 
     def describe(self, entry: StateEntry) -> KeyMetadata | None:
         return self._describe(entry.address, self._where(entry))
@@ -341,16 +390,17 @@ class RemoteKeyStore(abc.ABC):
         """Store ``key`` where nothing is yet (error ``taken`` otherwise); the answer."""
 
     @abc.abstractmethod
-    def _created(self, name: str, response: Any) -> tuple[str, str]:
-        """Where the key went and its version, from ``_create``'s answer."""
+    def _created(self, name: str, data: Any) -> tuple[str, str]:
+        """Where the key went and its version, from ``_create``'s answer (its JSON body; a
+        ``wire.Malformed`` if it is not what the service documents)."""
 
     @abc.abstractmethod
     def _read(self, client: Any, location: str) -> Any:
         """The answer holding the key stored at ``location``."""
 
     @abc.abstractmethod
-    def _key_in(self, response: Any) -> str:
-        """The private key PEM in ``_read``'s answer."""
+    def _key_in(self, data: Any) -> str:
+        """The private key PEM in ``_read``'s answer (its JSON body)."""
 
     @abc.abstractmethod
     def _remove(self, client: Any, location: str) -> object:
@@ -383,8 +433,8 @@ class RemoteKeyStore(abc.ABC):
         return request
 
     def _reach(self, region: str) -> tuple[Any, Pacer]:
-        """The client of ``region`` and the pace its calls keep."""
-        return self._clients(region), self._pacer(region)
+        """The client of ``region`` (its answers taken for ``decoded``) and its pace."""
+        return decode_answers(self._clients(region), self.decodes), self._pacer(region)
 
     def location(self, address: Address, suffix: str = "") -> str:
         """Where a key of ``address`` goes (``suffix`` for a key kept beside another)."""

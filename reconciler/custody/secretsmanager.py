@@ -16,12 +16,21 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+from reconciler.aws import wire
 from reconciler.custody.base import LABEL_FINGERPRINT, KeyMetadata, KeyStoreError
 from reconciler.custody.bulk import Found, by_region, chunks, run_all
-from reconciler.custody.remote import NewKey, RemoteKeyStore, call, call_unless, labels_from
+from reconciler.custody.remote import (
+    NewKey,
+    RemoteKeyStore,
+    call,
+    call_unless,
+    decoded,
+    labels_from,
+    secret_text,
+)
 from reconciler.model import Address, StateEntry
 
 NAME = re.compile(r"[A-Za-z0-9/_+=.@\-]{1,512}")
@@ -38,6 +47,8 @@ class SecretsManagerKeyStore(RemoteKeyStore):
     noun = "Secrets Manager"
     allowed = NAME
     service = SERVICE
+    create_op, read_op = "CreateSecret", "GetSecretValue"
+    decodes = ("CreateSecret", "GetSecretValue", "DescribeSecret", "ListSecrets")
     kind = "secret"
     taken = "ResourceExistsException"
     missing = "ResourceNotFoundException"
@@ -45,14 +56,14 @@ class SecretsManagerKeyStore(RemoteKeyStore):
     def _create(self, client: Any, key: NewKey) -> Any:
         return client.create_secret(**self._request(key, value="SecretString", kms="KmsKeyId"))
 
-    def _created(self, name: str, response: Any) -> tuple[str, str]:
-        return str(response["ARN"]), str(response.get("VersionId", ""))
+    def _created(self, name: str, data: Any) -> tuple[str, str]:
+        return _created(data)
 
     def _read(self, client: Any, location: str) -> Any:
         return client.get_secret_value(SecretId=location)
 
-    def _key_in(self, response: Any) -> str:
-        return str(response["SecretString"])
+    def _key_in(self, data: Any) -> str:
+        return secret_text(data, "", "SecretString")
 
     def _remove(self, client: Any, location: str) -> object:
         # No recovery window: a key is deleted only once it is safe elsewhere.
@@ -102,13 +113,10 @@ class SecretsManagerKeyStore(RemoteKeyStore):
             response = call(
                 what, functools.partial(client.list_secrets, **request), pace, service=SERVICE
             )
-            for secret in response.get("SecretList", []):
-                if secret.get("DeletedDate") is not None:
-                    continue
-                meta = _metadata(secret, secret.get("SecretVersionsToStages"))
-                out[meta.location] = out[str(secret["Name"])] = meta
-            token = response.get("NextToken")
-            if not token:
+            secrets, token = decoded("ListSecrets", region, response, _listed)
+            for name, meta in secrets:
+                out[meta.location] = out[name] = meta
+            if token is None:
                 return out
             request = {**request, "NextToken": token}
 
@@ -121,18 +129,67 @@ class SecretsManagerKeyStore(RemoteKeyStore):
             pace,
             service=SERVICE,
         )
-        if response is None or response.get("DeletedDate") is not None:
+        if response is None:
             return None
-        return _metadata(response, response.get("VersionIdsToStages"))
+        described = decoded(
+            "DescribeSecret",
+            address.region,
+            response,
+            lambda data: _secret(data, "", "VersionIdsToStages"),
+        )
+        return None if described is None else described[1]
 
 
-def _metadata(secret: Mapping[str, Any], stages: Mapping[str, Any] | None) -> KeyMetadata:
-    """A key's metadata from DescribeSecret's answer or a ListSecrets entry."""
-    labels = labels_from(secret.get("Tags"))
-    current = [version for version, names in (stages or {}).items() if "AWSCURRENT" in names]
-    return KeyMetadata(
-        str(secret["ARN"]), current[0] if current else "", labels.get(LABEL_FINGERPRINT), labels
+def _created(data: Any) -> tuple[str, str]:
+    """CreateSecret's answer: the secret's ARN and its version."""
+    return _arn(data, ""), wire.string(data, "VersionId", "")
+
+
+def _listed(data: Any) -> tuple[list[tuple[str, KeyMetadata]], str | None]:
+    """A ListSecrets page: each secret not scheduled for deletion by name, and the next token."""
+    found = []
+    for index, secret in enumerate(wire.items(wire.member(data, "SecretList"), "SecretList")):
+        described = _secret(secret, f"SecretList[{index}]", "SecretVersionsToStages")
+        if described is not None:
+            found.append(described)
+    return found, wire.string(data, "NextToken", "") or None
+
+
+def _secret(value: Any, at: str, stages_member: str) -> tuple[str, KeyMetadata] | None:
+    """A secret of DescribeSecret or ListSecrets: its name and its key's metadata; None
+    when it is scheduled for deletion."""
+    if not isinstance(value, dict):
+        raise wire.Malformed(at or "the answer", "is not an object")
+    if value.get("DeletedDate") is not None:
+        wire.timestamp(value["DeletedDate"], f"{at}.DeletedDate" if at else "DeletedDate")
+        return None
+    name = wire.string(value, "Name", at)
+    labels = labels_from(value.get("Tags"), f"{at}.Tags" if at else "Tags")
+    stages = _stages(value.get(stages_member), f"{at}.{stages_member}" if at else stages_member)
+    current = [version for version, names in stages.items() if "AWSCURRENT" in names]
+    meta = KeyMetadata(
+        _arn(value, at), current[0] if current else "", labels.get(LABEL_FINGERPRINT), labels
     )
+    return name, meta
+
+
+def _arn(data: Any, at: str) -> str:
+    arn = wire.member(data, "ARN", at)
+    if not isinstance(arn, str) or not arn.startswith("arn:"):
+        raise wire.Malformed(f"{at}.ARN" if at else "ARN", "is not an ARN")
+    return arn
+
+
+def _stages(value: Any, at: str) -> dict[str, list[str]]:
+    """Version ids to their staging labels (``{id: [AWSCURRENT, ...]}``)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise wire.Malformed(at, "is not a map of versions to labels")
+    for version, labels in value.items():
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            raise wire.Malformed(f"{at}.{version}", "is not a list of labels")
+    return value
 
 
 def _name_of(secret_id: str) -> str:

@@ -16,10 +16,18 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from reconciler.aws import wire
 from reconciler.aws.retry import Pacer
 from reconciler.custody.base import LABEL_FINGERPRINT, KeyMetadata, expected_fingerprint
 from reconciler.custody.bulk import Found, by_region, chunks, run_all
-from reconciler.custody.remote import NewKey, RemoteKeyStore, call, labels_from
+from reconciler.custody.remote import (
+    NewKey,
+    RemoteKeyStore,
+    call,
+    decoded,
+    labels_from,
+    secret_text,
+)
 from reconciler.model import Address, StateEntry
 
 NAME = re.compile(r"/?[A-Za-z0-9_.\-/]{1,1000}")
@@ -32,6 +40,8 @@ class SsmKeyStore(RemoteKeyStore):
     noun = "SSM parameter"
     allowed = NAME
     service = "SSM"
+    create_op, read_op = "PutParameter", "GetParameter"
+    decodes = ("PutParameter", "GetParameter", "DescribeParameters", "ListTagsForResource")
     kind = "SSM parameter"
     taken = "ParameterAlreadyExists"
     missing = "ParameterNotFound"
@@ -40,31 +50,33 @@ class SsmKeyStore(RemoteKeyStore):
         request = self._request(key, value="Value", kms="KeyId")
         return client.put_parameter(**request, Type="SecureString", Overwrite=False)
 
-    def _created(self, name: str, response: Any) -> tuple[str, str]:
-        return name, str(response["Version"])
+    def _created(self, name: str, data: Any) -> tuple[str, str]:
+        return name, _version(data)
 
     def _read(self, client: Any, location: str) -> Any:
         return client.get_parameter(Name=location, WithDecryption=True)
 
-    def _key_in(self, response: Any) -> str:
-        return str(response["Parameter"]["Value"])
+    def _key_in(self, data: Any) -> str:
+        return secret_text(wire.member(data, "Parameter"), "Parameter", "Value")
 
     def _remove(self, client: Any, location: str) -> object:
         return client.delete_parameter(Name=location)
 
     def _describe(self, address: Address, location: str) -> KeyMetadata | None:
         client, pace = self._reach(address.region)
-        found = call(
-            f"checking the key of {address} in SSM parameter {location}",
+        what = f"checking the key of {address} in SSM parameter {location}"
+        response = call(
+            what,
             lambda: client.describe_parameters(
                 ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [location]}]
             ),
             pace,
             service="SSM",
-        )["Parameters"]
-        if not found:
+        )
+        found = decoded("DescribeParameters", address.region, response, _parameters)
+        if location not in found:
             return None
-        return self._labelled(address, location, str(found[0].get("Version", "")))
+        return self._labelled(address, location, found[location])
 
     def describe_many(self, entries: Sequence[StateEntry], *, parallelism: int) -> Found:
         """``describe`` for many keys, 50 to a DescribeParameters call; in their order.
@@ -105,6 +117,7 @@ class SsmKeyStore(RemoteKeyStore):
                     {"Key": "Name", "Option": "Equals", "Values": sorted(set(names))},
                     {"Key": f"tag:{LABEL_FINGERPRINT}", "Option": "Equals", "Values": fingerprints},
                 ],
+                region,
             )
             if fingerprints
             else {}
@@ -124,7 +137,7 @@ class SsmKeyStore(RemoteKeyStore):
         if rest:
             asked = sorted({names[i] for i in rest})
             present = _versions(
-                client, pace, what, [{"Key": "Name", "Option": "Equals", "Values": asked}]
+                client, pace, what, [{"Key": "Name", "Option": "Equals", "Values": asked}], region
             )
             for i in rest:
                 name = names[i]
@@ -140,11 +153,18 @@ class SsmKeyStore(RemoteKeyStore):
             pace,
             service="SSM",
         )
-        labels = labels_from(tags.get("TagList"))
+        labels = decoded(
+            "ListTagsForResource",
+            address.region,
+            tags,
+            lambda data: labels_from(data.get("TagList"), "TagList"),
+        )
         return KeyMetadata(name, version, labels.get(LABEL_FINGERPRINT), labels)
 
 
-def _versions(client: Any, pace: Pacer, what: str, filters: list[dict[str, Any]]) -> dict[str, str]:
+def _versions(
+    client: Any, pace: Pacer, what: str, filters: list[dict[str, Any]], region: str
+) -> dict[str, str]:
     """The parameters DescribeParameters finds with ``filters``: name to version, all pages."""
     out: dict[str, str] = {}
     request: dict[str, Any] = {"ParameterFilters": filters, "MaxResults": BATCH}
@@ -152,9 +172,34 @@ def _versions(client: Any, pace: Pacer, what: str, filters: list[dict[str, Any]]
         response = call(
             what, functools.partial(client.describe_parameters, **request), pace, service="SSM"
         )
-        for parameter in response.get("Parameters", []):
-            out[str(parameter["Name"])] = str(parameter.get("Version", ""))
-        token = response.get("NextToken")
-        if not token:
+        out.update(decoded("DescribeParameters", region, response, _parameters))
+        token = decoded("DescribeParameters", region, response, _next_token)
+        if token is None:
             return out
         request = {**request, "NextToken": token}
+
+
+def _parameters(data: Any) -> dict[str, str]:
+    """A DescribeParameters page's parameters: name to version."""
+    out: dict[str, str] = {}
+    for index, parameter in enumerate(wire.items(wire.member(data, "Parameters"), "Parameters")):
+        at = f"Parameters[{index}]"
+        if not isinstance(parameter, dict):
+            raise wire.Malformed(at, "is not an object")
+        name = parameter.get("Name")
+        if not isinstance(name, str) or not name:
+            raise wire.Malformed(f"{at}.Name", "is not a parameter name")
+        out[name] = _version(parameter, at) if parameter.get("Version") is not None else ""
+    return out
+
+
+def _version(data: Any, at: str = "") -> str:
+    """A parameter's ``Version``: a positive whole number."""
+    value = wire.member(data, "Version", at)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise wire.Malformed(f"{at}.Version" if at else "Version", "is not a version number")
+    return str(value)
+
+
+def _next_token(data: Any) -> str | None:
+    return wire.string(data, "NextToken", "") or None

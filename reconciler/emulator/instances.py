@@ -22,6 +22,7 @@ from reconciler.emulator.responses import (
     encode_page_token,
     location,
     now,
+    on_the_wire,
     operation,
     tag_list,
 )
@@ -90,7 +91,7 @@ class InstanceOperations:
             body["publicIpAddress"] = f"198.51.100.{raw[11] % 254 + 1}"
         if record.ip_address_type != "ipv4":
             body["ipv6Addresses"] = [f"2600:1f18:{raw[12]:02x}{raw[13]:02x}::{raw[14]:x}"]
-        return body
+        return on_the_wire(body, record.wire)
 
     def create_instances(self, region: str, p: dict[str, Any]) -> Outcome:
         names = [check_name("instanceNames", name) for name in p["instanceNames"]]

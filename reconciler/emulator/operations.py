@@ -25,6 +25,7 @@ from reconciler.emulator.responses import (
     encode_page_token,
     location,
     now,
+    on_the_wire,
     operation,
     tag_list,
 )
@@ -64,7 +65,7 @@ class LightsailService(InstanceOperations):
     # -- rendering -------------------------------------------------------
 
     def render(self, region: str, record: KeyPairRecord) -> dict[str, Any]:
-        return {
+        body = {
             "name": record.name,
             "arn": record.arn(region, self.account_id),
             "supportCode": f"{self.account_id}/{record.name}",
@@ -74,6 +75,7 @@ class LightsailService(InstanceOperations):
             "tags": tag_list(record.tags),
             "fingerprint": record.fingerprint,
         }
+        return on_the_wire(body, record.wire)
 
     # -- operations ------------------------------------------------------
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.emulator.errors import EmulatorError
+from reconciler.regular import open_regular
 from reconciler.state.files import (
     IOStats,
     create_private,
@@ -78,7 +79,7 @@ class DataFile:
 
     def _read_snapshot(self) -> Any:
         try:
-            raw = self.path.read_bytes()
+            raw = _read(self.path)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -95,7 +96,7 @@ class DataFile:
 
     def _read_log(self, base: int) -> list[dict[str, Any]]:
         try:
-            raw = self.log_path.read_bytes()
+            raw = _read(self.log_path)
         except FileNotFoundError:
             return []
         except OSError as exc:
@@ -195,3 +196,10 @@ class DataFile:
                 self._fd = create_private(self.log_path, os.O_WRONLY | os.O_APPEND)
                 fsync_dir(self.log_path.parent, self.stats)
         return self._fd
+
+
+def _read(path: Path) -> bytes:
+    """The whole of a data file, which must be a regular file (a FIFO is not waited on)."""
+    fd, _ = open_regular(path)
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read()

@@ -6,6 +6,7 @@ import base64
 import binascii
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,3 +76,14 @@ def tag_list(tags: Any) -> list[dict[str, str]]:
         {"key": key} if value is None else {"key": key, "value": value}
         for key, value in tags.items()
     ]
+
+
+def on_the_wire(body: dict[str, Any], wire: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``body`` with a record's ``wire`` fields in place of its own (a null removes one)."""
+    if wire:
+        for name, value in wire.items():
+            if value is None:
+                body.pop(name, None)
+            else:
+                body[name] = value
+    return body

@@ -126,6 +126,7 @@ def check_tag_keys(member: str, keys: list[str]) -> list[str]:
             raise invalid_input(
                 f"Invalid value for parameter {member}: tag key {key!r} cannot be removed"
             )
+        check_tag_rules(member, {key: None})  # the rules of a tag's key, its value aside
     return keys
 
 

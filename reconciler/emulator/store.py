@@ -43,6 +43,7 @@ DEFAULT_ACCOUNT_ID = "123456789012"
 __all__ = ["AccountStore", "InstanceRecord", "KeyPairRecord", "Store", "freeze_tags"]
 
 R = TypeVar("R", KeyPairRecord, InstanceRecord)
+T = TypeVar("T")
 
 
 class AccountStore:
@@ -54,15 +55,18 @@ class AccountStore:
 
     # -- reading ---------------------------------------------------------
 
-    def get(self, region: str, name: str) -> KeyPairRecord | None:
+    def _read(self, region: str, read: Callable[[Region], T], absent: T) -> T:
+        """``read`` of this account's data in ``region`` under the lock; ``absent`` when
+        the account holds nothing there."""
         with self._data.lock:
             data = self._data.find(self.account_id, region)
-            return data.key_pairs.records.get(name) if data else None
+            return read(data) if data else absent
+
+    def get(self, region: str, name: str) -> KeyPairRecord | None:
+        return self._read(region, lambda data: data.key_pairs.records.get(name), None)
 
     def names(self, region: str) -> list[str]:
-        with self._data.lock:
-            data = self._data.find(self.account_id, region)
-            return list(data.key_pairs.order) if data else []
+        return self._read(region, lambda data: list(data.key_pairs.order), [])
 
     def regions(self) -> list[str]:
         """Regions where this account has key pairs."""
@@ -71,40 +75,30 @@ class AccountStore:
             return sorted(r for r, data in regions.items() if data.key_pairs.records)
 
     def count(self, region: str) -> int:
-        with self._data.lock:
-            data = self._data.find(self.account_id, region)
-            return len(data.key_pairs.records) if data else 0
+        return self._read(region, lambda data: len(data.key_pairs.records), 0)
 
     def page(
         self, region: str, after: str | None, limit: int, *, skip: str | None = None
     ) -> tuple[list[KeyPairRecord], bool]:
         """Up to ``limit`` key pairs named after ``after``, by name; and whether more follow."""
-        with self._data.lock:
-            data = self._data.find(self.account_id, region)
-            return data.key_pairs.page(after, limit, skip) if data else ([], False)
+        none: tuple[list[KeyPairRecord], bool] = ([], False)
+        return self._read(region, lambda data: data.key_pairs.page(after, limit, skip), none)
 
     def name_taken(self, region: str, name: str) -> bool:
         """Whether a key pair or an instance is called ``name`` in ``region``."""
-        with self._data.lock:
-            data = self._data.find(self.account_id, region)
-            return data is not None and data.taken(name)
+        return self._read(region, lambda data: data.taken(name), False)
 
     def get_instance(self, region: str, name: str) -> InstanceRecord | None:
-        with self._data.lock:
-            data = self._data.find(self.account_id, region)
-            return data.instances.records.get(name) if data else None
+        return self._read(region, lambda data: data.instances.records.get(name), None)
 
     def instance_names(self, region: str) -> list[str]:
-        with self._data.lock:
-            data = self._data.find(self.account_id, region)
-            return list(data.instances.order) if data else []
+        return self._read(region, lambda data: list(data.instances.order), [])
 
     def instance_page(
         self, region: str, after: str | None, limit: int
     ) -> tuple[list[InstanceRecord], bool]:
-        with self._data.lock:
-            data = self._data.find(self.account_id, region)
-            return data.instances.page(after, limit, None) if data else ([], False)
+        none: tuple[list[InstanceRecord], bool] = ([], False)
+        return self._read(region, lambda data: data.instances.page(after, limit, None), none)
 
     # -- writing ---------------------------------------------------------
 
@@ -156,11 +150,17 @@ class AccountStore:
             return True
 
     def remove(self, region: str, name: str) -> KeyPairRecord | None:
+        return self._remove(region, name, lambda data: data.key_pairs, "deleteKeyPair")
+
+    def _remove(
+        self, region: str, name: str, table: Callable[[Region], Table[R]], change: str
+    ) -> R | None:
+        """Take ``name`` out of ``table`` of ``region``, logged as ``change``; None if absent."""
         with self.transaction():
             data = self._data.find(self.account_id, region)
-            record = data.key_pairs.pop(name) if data else None
+            record = table(data).pop(name) if data else None
             if record is not None:
-                self._changed("deleteKeyPair", region, name=name)
+                self._changed(change, region, name=name)
             return record
 
     def set_tags(self, region: str, name: str, tags: Mapping[str, str | None]) -> None:
@@ -194,12 +194,7 @@ class AccountStore:
             return taken
 
     def remove_instance(self, region: str, name: str) -> InstanceRecord | None:
-        with self.transaction():
-            data = self._data.find(self.account_id, region)
-            record = data.instances.pop(name) if data else None
-            if record is not None:
-                self._changed("deleteInstance", region, name=name)
-            return record
+        return self._remove(region, name, lambda data: data.instances, "deleteInstance")
 
     def seed_key_pairs(
         self,

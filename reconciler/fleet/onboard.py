@@ -30,6 +30,7 @@ import yaml
 
 from reconciler.errors import UsageError
 from reconciler.fleet.adopt import adoption, recoverable
+from reconciler.manifests.yamlsafe import MAX_FILE_BYTES
 from reconciler.model import (
     Address,
     DesiredSet,
@@ -41,6 +42,7 @@ from reconciler.model import (
     region_of,
 )
 from reconciler.planning.changes import Change
+from reconciler.regular import NotRegularFile, read_regular
 from reconciler.state.files import write_output
 
 API_VERSION = "reconciler.lightsail/v1"
@@ -158,9 +160,14 @@ def plan_onboarding(
             path = path.with_name(f"{region_of(region)}.imported.yaml")
         text = manifest_text(region, by_region[region], entries, recovered)
         try:
-            existing: str | None = path.read_text(encoding="utf-8")
+            data, size = read_regular(path, MAX_FILE_BYTES)
+            if size > MAX_FILE_BYTES:
+                raise UsageError(f"{path}: cannot read it ({size} bytes is too large)")
+            existing: str | None = data.decode("utf-8")
         except FileNotFoundError:
             existing = None
+        except NotRegularFile as exc:
+            raise UsageError(f"{path} is {exc.kind}, not a regular file; not read") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"{path}: cannot read it ({type(exc).__name__})") from None
         status = "new" if existing is None else "unchanged" if existing == text else "overwrite"

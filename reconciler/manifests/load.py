@@ -30,6 +30,7 @@ from reconciler.manifests.yamlsafe import (
     parse_documents,
     read_text,
 )
+from reconciler.regular import NotRegularFile, read_regular
 
 log = logging.getLogger(__name__)
 
@@ -93,20 +94,28 @@ def validate_paths(
 
 
 def manifest_files(
-    paths: Iterable[str | os.PathLike[str]],
+    paths: Iterable[str | os.PathLike[str]], *, root: Path | None = None
 ) -> tuple[list[tuple[Path, str]], list[Problem]]:
     """The files to read, as (path, name used in messages), and problems with the arguments.
 
     Folders are searched recursively for *.yaml / *.yml in sorted order,
     skipping hidden files and folders (``.git``, ``.github``) and not following
-    symlinked folders. A file reached twice is read once.
+    symlinked folders. A file reached twice is read once. With ``root`` (the
+    repository root), a file that resolves outside it is refused, as a
+    ``publicKeyFile`` is: a symbolic link in a pull request must not make the
+    tool read what lies elsewhere on the machine. An argument named outside the
+    root is the user's own choice; what its folder holds must stay inside it.
     """
     files: list[tuple[Path, str]] = []
     problems: list[Problem] = []
     seen: set[str] = set()
 
-    def add(path: Path, name: str) -> None:
+    def add(path: Path, name: str, container: Path | None, where: str) -> None:
         real = os.path.realpath(path)
+        if container is not None and not Path(real).is_relative_to(container):
+            message = outside(f"manifest {name!r}", Path(real), where, "manifests")
+            problems.append(Problem(name, 1, 1, message, "path"))
+            return
         if real not in seen:
             seen.add(real)
             files.append((path, name))
@@ -122,16 +131,36 @@ def manifest_files(
         except (OSError, ValueError) as error:
             problems.append(Problem(name, 1, 1, f"cannot read: {error}", "path"))
             continue
+        container, where = _container(path, stat.S_ISDIR(info.st_mode), root)
         if not stat.S_ISDIR(info.st_mode):
-            add(path, name)
+            add(path, name, container, where)
             continue
         found = _walk_folder(path, name, problems)
         if not found:
             message = f"folder holds no {' or '.join('*' + s for s in MANIFEST_SUFFIXES)} files"
             problems.append(Problem(name, 1, 1, message, "path"))
         for relative in found:
-            add(path / relative, os.path.join(name, relative))
+            add(path / relative, os.path.join(name, relative), container, where)
     return files, problems
+
+
+def _container(path: Path, folder: bool, root: Path | None) -> tuple[Path | None, str]:
+    """What the manifests of an argument must resolve inside, and its name in messages:
+    the repository root for an argument inside it; for a folder named outside it, that
+    folder; nothing for a file named outside it (it is what the user named)."""
+    if root is None:
+        return None, ""
+    if Path(os.path.abspath(path)).is_relative_to(root):
+        return root, f"the repository root {root}"
+    if folder:
+        real = Path(os.path.realpath(path))
+        return real, f"the folder {real} named on the command line"
+    return None, ""
+
+
+def outside(what: str, resolved: Path, where: str, things: str) -> str:
+    """The one wording of the containment rule, for manifests and public key files alike."""
+    return f"{what} resolves to {resolved}, outside {where}; keep {things} inside the repository"
 
 
 def _walk_folder(folder: Path, name: str, problems: list[Problem]) -> list[str]:
@@ -185,7 +214,7 @@ class _ManifestReader:
         self._alias_notes: dict[tuple[int, int], str] = {}  # of the current document
 
     def read(self, paths: Sequence[str | os.PathLike[str]]) -> model.DesiredSet:
-        files, problems = manifest_files(paths)
+        files, problems = manifest_files(paths, root=self.root)
         self.problems.extend(problems)
         for path, name in files:
             text, problems = read_text(path, name)
@@ -405,10 +434,8 @@ class _ManifestReader:
         except (OSError, RuntimeError, ValueError) as error:
             return None, f"publicKeyFile {value!r} cannot be resolved: {error}"
         if not resolved.is_relative_to(self.root):
-            return None, (
-                f"publicKeyFile {value!r} resolves to {resolved}, outside the repository root "
-                f"{self.root}; keep public keys inside the repository"
-            )
+            where = f"the repository root {self.root}"
+            return None, outside(f"publicKeyFile {value!r}", resolved, where, "public keys")
         cached = self._key_files.get(resolved)
         if cached is None:
             cached = self._key_files[resolved] = _read_key_file(resolved, value)
@@ -444,16 +471,14 @@ def _day(value: Any) -> datetime.date | None:
 
 def _read_key_file(resolved: Path, value: str) -> tuple[str | None, str | None]:
     try:
-        info = resolved.stat()
-        if not stat.S_ISREG(info.st_mode):
-            return None, f"publicKeyFile {value!r} is not a regular file"
-        if info.st_size > MAX_PUBLIC_KEY_FILE_BYTES:
+        data, size = read_regular(resolved, MAX_PUBLIC_KEY_FILE_BYTES)
+        if size > MAX_PUBLIC_KEY_FILE_BYTES:
             return None, (
-                f"publicKeyFile {value!r} is {info.st_size} bytes; an OpenSSH public key file "
+                f"publicKeyFile {value!r} is {size} bytes; an OpenSSH public key file "
                 f"is at most {MAX_PUBLIC_KEY_FILE_BYTES} bytes"
             )
-        with open(resolved, "rb") as handle:
-            data = handle.read(MAX_PUBLIC_KEY_FILE_BYTES + 1)
+    except NotRegularFile as error:
+        return None, f"publicKeyFile {value!r} is {error.kind}, not a regular file"
     except FileNotFoundError:
         return None, f"publicKeyFile {value!r} does not exist (looked for {resolved})"
     except OSError as error:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import Problem
+from reconciler.manifests.regex import compile_linear
 from reconciler.manifests.schemacheck import (
     ANNOTATIONS,
     Check,
@@ -49,11 +50,26 @@ def keypairs_schema() -> dict[str, Any]:
 
 @functools.cache
 def _validator() -> Any:
+    return validator_for(keypairs_schema())
+
+
+def validator_for(schema: Any) -> Any:
+    """A draft 2020-12 validator of ``schema`` whose ``pattern`` runs in RE2.
+
+    JSON Schema patterns are ECMA-262 (the tag rule uses ``\\p{L}``), which
+    Python's ``re`` cannot read; RE2 reads them, in linear time.
+    """
     # No format checker: the schema uses no formats, and format is annotation-only in 2020-12.
     # Imported here: valid documents never need it (see fast_check), and it is slow to import.
     import jsonschema
+    from jsonschema.exceptions import ValidationError
 
-    return jsonschema.Draft202012Validator(keypairs_schema())
+    def pattern(validator: Any, expected: str, instance: Any, _schema: Any) -> Iterator[Any]:
+        if validator.is_type(instance, "string") and not compile_linear(expected).search(instance):
+            yield ValidationError(f"{short_repr(instance)} does not match {expected!r}")
+
+    kind = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": pattern})
+    return kind(schema)
 
 
 @functools.cache
@@ -163,9 +179,9 @@ def _owned_by_lightsail_rules(path: JsonPath, keyword: str | None) -> bool:
         n in (3, 4) and path[0] == "keyPairs" and path[2] == "tags"
     ):
         at_tags = n == (2 if path[0] == "defaults" else 3)
-        if at_tags:  # the tags mapping itself: count, and key lengths via propertyNames
-            return keyword in ("maxProperties", "minLength", "maxLength")
-        return keyword == "maxLength"
+        if at_tags:  # the tags mapping itself: count, key lengths and characters via propertyNames
+            return keyword in ("maxProperties", "minLength", "maxLength", "pattern")
+        return keyword in ("maxLength", "pattern")
     return False
 
 

@@ -9,9 +9,10 @@ It never explains why a document is invalid; schema.py does that.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
+
+from reconciler.manifests.regex import compile_linear
 
 Check = Callable[[Any], bool]
 
@@ -56,11 +57,11 @@ def _is_integer(x: Any) -> bool:
 
 
 def compile_check(schema: Any, *, root: Any = None) -> Check:
-    """A function answering exactly what ``Draft202012Validator(schema).is_valid`` would.
+    """A function answering exactly what ``schema.validator_for(schema).is_valid`` would.
 
     Covers the keywords the manifest schema uses, with jsonschema's semantics
-    (each keyword constrains only instances of its type; ``pattern`` is
-    ``re.search``; string equality for const/enum). Anything else raises
+    (each keyword constrains only instances of its type; ``pattern`` is an RE2
+    search, as in ``validator_for``; string equality for const/enum). Anything else raises
     UnsupportedSchema, so a schema edit can slow validation down but never
     make it wrong. Local ``#/$defs/...`` references only, into ``root`` (by
     default ``schema`` itself: pass the whole document to check one of its parts).
@@ -142,7 +143,7 @@ class _Compiler:
         return lambda x: isinstance(x, str) and x in allowed
 
     def _kw_pattern(self, value: str) -> Check:
-        search = re.compile(value).search
+        search = compile_linear(value).search
         return lambda x: not isinstance(x, str) or search(x) is not None
 
     def _kw_minimum(self, n: float) -> Check:

@@ -22,14 +22,13 @@ Policy for hostile or surprising input, each reported as a Problem:
 - mapping keys must be strings (``on:`` and ``1:`` are not, in YAML 1.1);
 - only the standard scalar tags and plain ``!!map`` / ``!!seq`` are accepted;
   ``!!python/object``, ``!!set`` and custom tags are not;
-- files over ``MAX_FILE_BYTES``, non-regular files and non-UTF-8 bytes are
-  refused before parsing; at most ``MAX_PROBLEMS_PER_FILE`` are reported.
+- files over ``MAX_FILE_BYTES``, non-UTF-8 bytes, and anything but a regular
+  file (a FIFO is never waited on: ``regular.read_regular``) are refused
+  before parsing; at most ``MAX_PROBLEMS_PER_FILE`` are reported.
 """
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +48,7 @@ from reconciler.manifests.yamlwalk import (
     Stop,
     Walker,
 )
+from reconciler.regular import NotRegularFile, read_regular
 
 __all__ = [
     "MAX_ALIAS_NODES",
@@ -114,17 +114,14 @@ class Document:
 def read_text(path: Path, file: str) -> tuple[str | None, list[Problem]]:
     """The UTF-8 text of a manifest file, or the problem that prevents reading it."""
     try:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):
-            return None, [Problem(file, 1, 1, "not a regular file", "path")]
-        if info.st_size > MAX_FILE_BYTES:
-            return None, [_too_big(file, info.st_size)]
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
+        data, size = read_regular(path, MAX_FILE_BYTES)
+    except NotRegularFile as error:
+        message = f"is {error.kind}, not a regular file; not read"
+        return None, [Problem(file, 1, 1, message, "path")]
     except OSError as error:
         return None, [Problem(file, 1, 1, f"cannot read file: {error.strerror or error}", "path")]
-    if len(data) > MAX_FILE_BYTES:
-        return None, [_too_big(file, len(data))]
+    if size > MAX_FILE_BYTES:
+        return None, [_too_big(file, size)]
     try:
         return data.decode("utf-8"), []
     except UnicodeDecodeError as error:

@@ -39,6 +39,7 @@ from reconciler.model import (
 )
 from reconciler.planning.changes import Change, Plan
 from reconciler.planning.explain import explain
+from reconciler.regular import open_regular
 from reconciler.state import StateDocument
 from reconciler.state.files import write_output
 
@@ -293,11 +294,15 @@ class SavedPlan:
 
 def load_if_saved(paths: Sequence[str]) -> SavedPlan | None:
     """The saved plan if ``paths`` is exactly one saved-plan file, else None."""
-    if len(paths) != 1 or not os.path.isfile(paths[0]):
+    if len(paths) != 1:
         return None
     path = paths[0]
     try:
-        with open(path, "rb") as fh:
+        fd, _ = open_regular(path)
+    except OSError:
+        return None  # a folder, or a path whose problem reading manifests reports
+    try:
+        with os.fdopen(fd, "rb") as fh:
             head = fh.read(256)
             if b'"kind"' not in head or KIND.encode() not in head:
                 return None

@@ -179,7 +179,7 @@ def _configure(
     try:
         rule = kind(options)
     except OptionError as error:
-        problem(at if error.option is None else (*at, error.option), error.message)
+        problem(at if error.option is None else (*at, error.option, *error.within), error.message)
         return None
     if unknown:
         return None

@@ -11,12 +11,12 @@ plus one line in ``RULES``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from reconciler import keys
 from reconciler.findings import register
+from reconciler.manifests.regex import Pattern, PatternError, compile_linear
 from reconciler.model import REGIONS, DesiredKeyPair, DesiredSet, LiveSnapshot
 
 Hit = tuple[DesiredKeyPair, str]
@@ -25,12 +25,14 @@ _DAY = 86_400.0
 
 
 class OptionError(ValueError):
-    """An option of a rule is missing or wrong; ``option`` names it (None: the rule itself)."""
+    """An option of a rule is missing or wrong; ``option`` names it (None: the rule itself),
+    ``within`` the path inside it to the wrong value (a key of ``keys``)."""
 
-    def __init__(self, option: str | None, message: str) -> None:
+    def __init__(self, option: str | None, message: str, within: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.option = option
         self.message = message
+        self.within = within
 
 
 class Rule:
@@ -49,7 +51,14 @@ class Rule:
                 raise OptionError(None, f"rule {self.id} needs the option '{name}'")
 
     def check(self, desired: DesiredSet) -> Iterator[Hit]:
-        """Offline findings about the desired key pairs."""
+        """Offline findings about the desired key pairs: by default each key pair's
+        ``problems``, in address order."""
+        for kp in _in_order(desired):
+            for message in self.problems(kp):
+                yield kp, message
+
+    def problems(self, kp: DesiredKeyPair) -> Iterator[str]:
+        """What is wrong with one key pair alone, for rules that look at one at a time."""
         return iter(())
 
     def check_live(self, desired: DesiredSet, live: LiveSnapshot, now: float) -> Iterator[Hit]:
@@ -61,14 +70,18 @@ class Rule:
         return ""
 
 
-def _pattern(option: str, value: Any) -> re.Pattern[str]:
+def _pattern(option: str, value: Any, within: tuple[str, ...] = ()) -> Pattern:
+    """A pattern option compiled by RE2: reconciler.yaml is untrusted, and RE2 matches
+    in linear time where ``re`` can backtrack for ever."""
     if not isinstance(value, str):
-        raise OptionError(option, f"'{option}' must be a regular expression string")
+        raise OptionError(option, f"'{option}' must be a regular expression string", within)
     try:
-        return re.compile(value)
-    except re.error as error:
+        return compile_linear(value)
+    except PatternError as error:
         raise OptionError(
-            option, f"'{option}' is not a valid regular expression: {error}"
+            option,
+            f"'{option}' {value!r} is not a valid regular expression for RE2: {error}",
+            within,
         ) from None
 
 
@@ -107,22 +120,19 @@ class RequiredTags(Rule):
             spec = dict.fromkeys(spec)
         if not isinstance(spec, dict) or not spec:
             raise OptionError("keys", "'keys' must map tag keys to a value pattern or null")
-        self.keys = {key: None if p is None else _pattern("keys", p) for key, p in spec.items()}
+        self.keys = {
+            key: None if p is None else _pattern("keys", p, (key,)) for key, p in spec.items()
+        }
 
-    def check(self, desired: DesiredSet) -> Iterator[Hit]:
-        for kp in _in_order(desired):
-            for key, pattern in self.keys.items():
-                if key not in kp.tags:
-                    yield kp, f"key pair {kp.address} has no tag '{key}'"
-                elif pattern is not None and not pattern.search(kp.tags[key] or ""):
-                    value = kp.tags[key]
-                    yield (
-                        kp,
-                        (
-                            f"key pair {kp.address}: tag '{key}' is {value!r}, "
-                            f"which does not match {pattern.pattern!r}"
-                        ),
-                    )
+    def problems(self, kp: DesiredKeyPair) -> Iterator[str]:
+        for key, pattern in self.keys.items():
+            if key not in kp.tags:
+                yield f"key pair {kp.address} has no tag '{key}'"
+            elif pattern is not None and not pattern.search(kp.tags[key] or ""):
+                yield (
+                    f"key pair {kp.address}: tag '{key}' is {kp.tags[key]!r}, "
+                    f"which does not match {pattern.pattern!r}"
+                )
 
     def describe(self) -> str:
         return ", ".join(
@@ -141,13 +151,9 @@ class NamePattern(Rule):
         super().__init__(options)
         self.pattern = _pattern("pattern", options["pattern"])
 
-    def check(self, desired: DesiredSet) -> Iterator[Hit]:
-        for kp in _in_order(desired):
-            if not self.pattern.fullmatch(kp.address.name):
-                yield (
-                    kp,
-                    (f"key pair name {kp.address.name!r} does not match {self.pattern.pattern!r}"),
-                )
+    def problems(self, kp: DesiredKeyPair) -> Iterator[str]:
+        if not self.pattern.fullmatch(kp.address.name):
+            yield f"key pair name {kp.address.name!r} does not match {self.pattern.pattern!r}"
 
     def describe(self) -> str:
         return self.pattern.pattern
@@ -164,11 +170,9 @@ class AllowedRegions(Rule):
         super().__init__(options)
         self.regions = _strings("regions", options["regions"], REGIONS)
 
-    def check(self, desired: DesiredSet) -> Iterator[Hit]:
-        for kp in _in_order(desired):
-            if kp.address.region not in self.regions:
-                allowed = ", ".join(self.regions)
-                yield kp, f"key pair {kp.address} is in {kp.address.region}; allowed: {allowed}"
+    def problems(self, kp: DesiredKeyPair) -> Iterator[str]:
+        if kp.address.region not in self.regions:
+            yield f"key pair {kp.address} is in {kp.address.region}; allowed: {self.describe()}"
 
     def describe(self) -> str:
         return ", ".join(self.regions)
@@ -195,14 +199,12 @@ class KeySources(Rule):
         super().__init__(options)
         self.allowed = _strings("allowed", options["allowed"], KEY_SOURCES)
 
-    def check(self, desired: DesiredSet) -> Iterator[Hit]:
-        for kp in _in_order(desired):
-            if kp.adopt:
-                continue  # made before and elsewhere: the tool chose no source for it
-            source = key_source(kp)
-            if source not in self.allowed:
-                allowed = ", ".join(self.allowed)
-                yield kp, f"key pair {kp.address} is a {source}; allowed key sources: {allowed}"
+    def problems(self, kp: DesiredKeyPair) -> Iterator[str]:
+        if kp.adopt:
+            return  # made before and elsewhere: the tool chose no source for it
+        source = key_source(kp)
+        if source not in self.allowed:
+            yield f"key pair {kp.address} is a {source}; allowed key sources: {self.describe()}"
 
     def describe(self) -> str:
         return ", ".join(self.allowed)
@@ -219,16 +221,12 @@ class MinRsaBits(Rule):
         super().__init__(options)
         self.bits = _positive("bits", options["bits"])
 
-    def check(self, desired: DesiredSet) -> Iterator[Hit]:
-        for kp in _in_order(desired):
-            if kp.public_key is None or not kp.public_key.startswith("ssh-rsa "):
-                continue
-            bits = keys.parse_public_key(kp.public_key).bits
-            if bits < self.bits:
-                yield (
-                    kp,
-                    f"key pair {kp.address} imports a {bits}-bit RSA key; at least {self.bits}",
-                )
+    def problems(self, kp: DesiredKeyPair) -> Iterator[str]:
+        if kp.public_key is None or not kp.public_key.startswith("ssh-rsa "):
+            return
+        bits = keys.parse_public_key(kp.public_key).bits
+        if bits < self.bits:
+            yield f"key pair {kp.address} imports a {bits}-bit RSA key; at least {self.bits}"
 
     def describe(self) -> str:
         return f"{self.bits} bits"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from reconciler.errors import EncryptionError, UsageError
+from reconciler.regular import read_regular
 
 SpecKind = Literal["kms", "age"]
 KINDS: tuple[str, ...] = ("kms", "age")
@@ -119,6 +120,10 @@ def kms_region(key_id: str) -> str | None:
     return parts[3]
 
 
+# An identity file holds a few AGE-SECRET-KEY-1... lines.
+MAX_IDENTITY_FILE_BYTES = 1 << 20
+
+
 def load_identities(
     pyrage: Any, identity_files: Sequence[str], environ: Mapping[str, str]
 ) -> list[Any]:
@@ -133,9 +138,13 @@ def load_identities(
         files.append(env_file)
     for path in files:
         try:
-            sources.append(
-                (f"age identity file {path}", Path(path).expanduser().read_text("utf-8"))
-            )
+            data, size = read_regular(Path(path).expanduser(), MAX_IDENTITY_FILE_BYTES)
+            if size > MAX_IDENTITY_FILE_BYTES:
+                raise EncryptionError(
+                    f"cannot read age identity file {path}: {size} bytes is too large "
+                    "for an identity file"
+                )
+            sources.append((f"age identity file {path}", data.decode("utf-8")))
         except (OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or "not UTF-8 text"
             raise EncryptionError(

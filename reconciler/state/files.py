@@ -1,7 +1,8 @@
 """Private files on the local disk: 0600 from the first byte, durable, never via a symlink.
 
 Every file that may hold key material is created with O_EXCL and mode 0600
-(then fchmod'ed, so the umask cannot matter), opened with O_NOFOLLOW, and
+(then fchmod'ed, so the umask cannot matter), opened with O_NOFOLLOW and only
+if the descriptor is a regular file (a FIFO is refused, never waited on), and
 replaced only by rename after fsync (``replace_atomically``, the project's one
 atomic write). Nothing here ever widens a permission or follows a symbolic link.
 Also here: room on the disk (``preallocate``, ``check_room``) and the counts
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from reconciler.errors import InsecureStateError, OutputError, StateError, StorageError
+from reconciler.regular import NotRegularFile, open_regular
 
 T = TypeVar("T")
 
@@ -110,12 +112,20 @@ def create_private(path: Path, flags: int = os.O_WRONLY) -> int:
 
 
 def open_nofollow(path: Path, flags: int, what: str) -> int:
+    """``path`` opened once, not through a symbolic link, and only if it is a regular
+    file: a FIFO, socket or device there is refused at once, never waited on."""
     try:
-        return os.open(path, flags | _OPEN_FLAGS)
+        fd, _ = open_regular(path, flags | _OPEN_FLAGS, follow=False)
+    except NotRegularFile as exc:
+        raise StateError(
+            f"{what} {path} is {exc.kind}, not a regular file; refusing to use it",
+            hint=f"name a regular file, or move this one away: the tool makes the {what} itself",
+        ) from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             refuse_symlink(path, what)
         raise
+    return fd
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -211,8 +221,6 @@ def consume_private(
 ) -> T | None:
     """``consume`` applied to the open file (checked as ``read_private`` checks it), or
     None if it does not exist; a file too large to hold twice is read in pieces this way."""
-    if refuse_symlink(path, what) is None:
-        return None
     try:
         fd = open_nofollow(path, os.O_RDONLY, what)
     except FileNotFoundError:
@@ -222,9 +230,6 @@ def consume_private(
     except OSError as exc:
         raise StateError(f"cannot open {what} {path}: {exc.strerror}") from None
     st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):  # checked before fdopen, which refuses a folder itself
-        os.close(fd)
-        raise StateError(f"{what} {path} is not a regular file")
     with os.fdopen(fd, "rb") as file:
         check_private_mode(path, st, what, allow_insecure=allow_insecure)
         try:
