@@ -218,3 +218,24 @@ def test_a_plan_made_with_local_is_applied_there(tmp_path: Path) -> None:
     elsewhere = run_cli("apply", "q", "--endpoint-url", "http://127.0.0.1:9", cwd=tmp_path, env=env)
     assert elsewhere.returncode == 1
     assert "was planned against the embedded endpoint (--local)" in elsewhere.stderr
+
+
+def test_show_prints_a_saved_plan_as_plan_printed_it(project: Path, emu: Emulator) -> None:
+    shown = {}
+    for fmt in ("text", "json", "markdown"):
+        planned = cli(project, emu, "plan", "m.yaml", "--format", fmt, "--out", f"p.{fmt}")
+        assert planned.returncode == 0, planned.stderr
+        calls = sum(emu.calls.values())
+        result = run_cli("show", f"p.{fmt}", "--format", fmt, cwd=project)  # no endpoint needed
+        assert sum(emu.calls.values()) == calls  # show calls nothing
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == planned.stdout
+        shown[fmt] = result.stdout
+    assert f"+ {R}/new  (create)" in shown["text"]
+    assert [c["address"] for c in json.loads(shown["json"])["changes"]] == [f"{R}/new", f"{R}/web"]
+    assert shown["markdown"].startswith("<!-- lightsail-reconciler:plan -->")
+    _edit(project / "p.text", lambda d: d["shown"].update(text="Plan: 0 to add.\n"))
+    edited = run_cli("show", "p.text", cwd=project)
+    assert edited.returncode == 1 and "changed after it was made" in edited.stderr
+    (project / "m.txt").write_text("not a plan")
+    assert run_cli("show", "m.txt", cwd=project).returncode == 1

@@ -25,8 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common(parser)
 
 
+# The formats a saved plan keeps its rendering in, for `reconciler show`.
+SHOWN = ("text", "json", "markdown")
+
+
 def run(args: argparse.Namespace) -> int:
     import dataclasses
+    from dataclasses import replace
 
     from reconciler.cli import checks, options, workflow
     from reconciler.cli import custody as key_commands
@@ -65,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
             options.settings(opts),
             backend.location,
             rendered=plan_json(result),
+            shown={name: get(name).plan(replace(view, color=False)) for name in SHOWN},
             where=options.where(opts),
             saw=savedplan.seen(doc.entries, live),
         )

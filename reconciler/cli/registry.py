@@ -24,6 +24,7 @@ from reconciler.cli import (
     plan,
     policy,
     report,
+    show,
     state,
     validate,
 )
@@ -89,6 +90,16 @@ COMMANDS: tuple[Entry, ...] = (
             "reconciler plan manifests/ --format markdown --out plan.json",
         ),
         (OK, FAILED, CHANGES),
+    ),
+    Entry(
+        "show",
+        "show a saved plan",
+        show,
+        "Show a plan saved by `plan --out FILE` as text, JSON or markdown, as `plan` showed it "
+        "when it was saved, like `terraform show`. Nothing is called; a file changed since it "
+        "was saved is refused.",
+        ("reconciler show plan.json", "reconciler show plan.json --format markdown"),
+        (OK, FAILED),
     ),
     Entry(
         "apply",

@@ -47,7 +47,7 @@ KIND = "reconciler.lightsail/saved-plan"
 VERSION = 2
 # What apply uses: every one is covered by the binding.
 BOUND: tuple[str, ...] = ("state", "lineage", "serial", "liveDigest", "changesDigest")
-BOUND += ("options", "where", "desired", "files", "seen")
+BOUND += ("options", "where", "desired", "files", "seen", "shown")
 
 
 def _desired_json(kp: DesiredKeyPair) -> dict[str, Any]:
@@ -203,6 +203,7 @@ def write(
     state: str,
     *,
     rendered: Mapping[str, Any],
+    shown: Mapping[str, str],
     where: Where,
     saw: Mapping[str, Any],
 ) -> None:
@@ -222,6 +223,8 @@ def write(
         "where": where.to_json(),
         "seen": dict(saw),
         "plan": dict(rendered),
+        # The plan as each format showed it when it was saved (`reconciler show`).
+        "shown": dict(shown),
     }
     document["binding"] = _binding(document)
     data = json.dumps(document, indent=2).encode()
@@ -239,6 +242,7 @@ class SavedPlan:
     settings: Settings
     where: Where
     saw: Mapping[str, Any]
+    shown: Mapping[str, str]
 
     def check(self, doc: StateDocument, plan: Plan, live: LiveSnapshot) -> None:
         """Refuse to apply if anything the plan was made against has moved, saying what."""
@@ -337,6 +341,7 @@ def load_if_saved(paths: Sequence[str]) -> SavedPlan | None:
             settings=Settings.from_json(data.get("options", {})),
             where=Where.from_json(data.get("where", {})),
             saw=dict(data.get("seen", {})),
+            shown={str(k): str(v) for k, v in data.get("shown", {}).items()},
         )
     except (KeyError, TypeError, ValueError):
         raise UsageError(f"{path}: the saved plan is damaged") from None
