@@ -11,7 +11,9 @@ import yaml
 
 from reconciler.emulator import Emulator, EmulatorConfig
 from reconciler.keys import generate_rsa
+from tests.conftest import lightsail_client
 from tests.helpers import load_state, run_cli, state_entries, write_manifest
+from tests.test_hostile_live import DataFile
 from tests.test_terminal import run_in_terminal
 
 US, EU = "us-east-1", "eu-west-1"
@@ -189,3 +191,33 @@ def test_import_all_beside_existing_manifests_writes_only_what_none_declares(
     valid = run_cli("validate", "m", cwd=tmp_path)
     assert valid.returncode == 0, valid.stderr  # no key pair declared twice
     assert "Valid: 100 key pair(s) in 2 file(s)." in valid.stderr
+
+
+def test_import_all_names_and_skips_key_pairs_no_manifest_could_declare(tmp_path: Path) -> None:
+    """Live data someone else's tooling left (a dotted name, a tag value with a newline and
+    an escape sequence) cannot be declared: named, skipped, and every written file
+    validates."""
+    data = DataFile(tmp_path / "lightsail.json")
+    with data.running() as emu:
+        client = lightsail_client(emu.url)
+        for name in ("ok-a", "ok-b", "ok-c"):
+            client.create_key_pair(keyPairName=name, tags=[{"key": "team", "value": "web"}])
+    data.set_wire("keyPairs", "ok-b", {"tags": [{"key": "note", "value": "line\nbreak \x1b[2J"}]})
+    data.set_wire("keyPairs", "ok-c", {"name": "dotted.name"})
+    project = tmp_path / "p"
+    project.mkdir()
+    with data.running() as emu:
+        done = run_cli(
+            "import", "--all", "--region", US, "--write-manifests", "m", "--auto-approve",
+            cwd=project, endpoint=emu.url,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "\x1b[2J" not in done.stdout + done.stderr  # the escape is shown, never sent
+    assert f"{US}/dotted.name is not written or adopted: no manifest could declare its name" in (
+        done.stderr
+    )
+    assert f"{US}/ok-b is not written or adopted: no manifest could declare its tags" in done.stderr
+    written = yaml.safe_load((project / "m" / f"{US}.yaml").read_text())
+    assert [kp["name"] for kp in written["keyPairs"]] == ["ok-a"]
+    valid = run_cli("validate", "m", cwd=project)
+    assert valid.returncode == 0, valid.stderr

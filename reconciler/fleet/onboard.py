@@ -39,7 +39,9 @@ from reconciler.model import (
     OpenIntent,
     StateEntry,
     account_of,
+    name_problem,
     region_of,
+    tag_problems,
 )
 from reconciler.planning.changes import Change
 from reconciler.regular import NotRegularFile, read_regular
@@ -65,6 +67,9 @@ class Onboarding:
 
     files: tuple[ManifestFile, ...]
     adoptions: tuple[Change, ...]
+    # Live key pairs no manifest could declare (their name or tags break Lightsail's
+    # rules, as someone else's tooling may have left them): named, never written.
+    skipped: tuple[tuple[Address, str], ...] = ()
 
     @property
     def writes(self) -> tuple[ManifestFile, ...]:
@@ -149,8 +154,12 @@ def plan_onboarding(
     recovered = _recoverable(pending)
     declared_files = {Path(f).resolve() for f in (declared.files if declared else ())}
     by_region: dict[str, list[LiveKeyPair]] = {}
+    skipped: dict[Address, str] = {}
     for kp in live.key_pairs.values():
-        if declared is None or kp.address not in declared.key_pairs:
+        problem = undeclarable(kp)
+        if problem is not None:
+            skipped[kp.address] = problem
+        elif declared is None or kp.address not in declared.key_pairs:
             by_region.setdefault(kp.address.where, []).append(kp)
     files: list[ManifestFile] = []
     for region in sorted(by_region):
@@ -175,9 +184,19 @@ def plan_onboarding(
     adoptions = tuple(
         adoption(live.key_pairs[address], import_all=True, recovered=recovered.get(address))
         for address in sorted(live.key_pairs)
-        if address not in entries
+        if address not in entries and address not in skipped
     )
-    return Onboarding(tuple(files), adoptions)
+    return Onboarding(tuple(files), adoptions, tuple(sorted(skipped.items())))
+
+
+def undeclarable(kp: LiveKeyPair) -> str | None:
+    """Why no manifest could declare ``kp`` as it is live, or None when one can: a file
+    written for it would fail `validate`."""
+    problem = name_problem(kp.address.name)
+    if problem is not None:
+        return f"its name: {problem}"
+    problems = tag_problems(kp.tags)
+    return f"its tags: {problems[0]}" if problems else None
 
 
 def write_manifest_file(manifest: ManifestFile) -> None:

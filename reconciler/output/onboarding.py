@@ -19,6 +19,10 @@ def preview(onboarding: Onboarding, folder: Path, unread: tuple[Unread, ...] = (
         lines.append("")
         lines.append("Not read (no manifest is written for them, nothing of them adopted):")
         lines.extend(f"  {_place(u)}" for u in unread)
+    if onboarding.skipped:
+        lines.append("")
+        lines.append("Not written or adopted (no manifest could declare them as they are):")
+        lines.extend(f"  {address}: {why}" for address, why in onboarding.skipped)
     if onboarding.adoptions:
         lines.append("")
         lines.append(f"Key pairs to adopt into the state ({len(onboarding.adoptions)}):")
