@@ -124,6 +124,9 @@ def drift_markdown(findings: list[DriftFinding], live: LiveSnapshot) -> str:
         head.extend(["", *failed])
     head.extend(["", "| kind | key pair | detail |", "| --- | --- | --- |"])
     head.extend(f"| {cell(f.kind)} | {cell(f.address)} | {prose(f.detail)} |" for f in findings)
-    data = json_safe(dumps(drift_json(findings, live)).rstrip()).splitlines()
+    # "<" only ever stands inside JSON strings: as \u003c no value can pass for the
+    # tool's marker comment to whatever searches the comment for it.
+    document = json_safe(dumps(drift_json(findings, live)).rstrip()).replace("<", "\\u003c")
+    data = document.splitlines()
     detail = ["", *_details(data, "json")]
     return cap_markdown("\n".join(head + detail) + "\n", command="reconciler drift")
