@@ -148,7 +148,9 @@ def import_all(args: argparse.Namespace, options: Options) -> int:
             backend.write(doc)
         onboarding = plan_onboarding(live, doc.entries, doc.pending, folder, declared)
         for address, why in onboarding.skipped:
-            TERMINAL.warning(f"{address} is not written or adopted: no manifest could declare {why}")
+            TERMINAL.warning(
+                f"{address} is not written or adopted: no manifest could declare {why}"
+            )
         if onboarding.empty:
             TERMINAL.say(
                 f"Nothing to do: the manifests under {folder} and the state already hold "
