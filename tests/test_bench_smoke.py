@@ -7,6 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# The whole tool end to end (faults, crashes, a browser, a terminal, real tools):
+# `make test-fast` leaves these out.
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
