@@ -16,10 +16,13 @@ from typing import Any, Literal, NamedTuple
 
 from reconciler.errors import UsageError
 
+# The regions Lightsail serves: botocore's endpoint data for the service, the data the
+# client that calls them uses (tests/manifests/test_regions.py holds this list, the
+# schema's enum and botocore to one another). A region without a Lightsail endpoint
+# (us-west-1) is not one, so a typo can never plan against nothing and say "No changes".
 REGIONS: tuple[str, ...] = (
     "us-east-1",
     "us-east-2",
-    "us-west-1",
     "us-west-2",
     "eu-west-1",
     "eu-west-2",
@@ -38,6 +41,18 @@ REGIONS: tuple[str, ...] = (
     "ap-northeast-2",
     "sa-east-1",
 )
+
+
+def region_problem(region: str) -> str | None:
+    """Why ``region`` is not one Lightsail serves, with the closest that is; None if it is."""
+    if region in REGIONS:
+        return None
+    import difflib  # only for a typo
+
+    close = difflib.get_close_matches(region, REGIONS, n=1, cutoff=0.6)
+    suggestion = f" (did you mean {close[0]}?)" if close else ""
+    return f"{region!r} is not a region Lightsail serves{suggestion}"
+
 
 # Lightsail's ResourceName pattern; Java's \w is ASCII, hence re.ASCII.
 NAME_PATTERN = re.compile(r"\w[\w\-]*\w", re.ASCII)

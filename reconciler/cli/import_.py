@@ -66,13 +66,13 @@ def import_one(text: str, tags_from: str | None, options: Options) -> int:
     from reconciler.errors import LightsailError, StateError
     from reconciler.fleet.adopt import adoption, recoverable
     from reconciler.manifests.load import load_desired
-    from reconciler.model import REGIONS, Address, name_problem
+    from reconciler.model import REGIONS, Address, name_problem, region_problem
     from reconciler.output.terminal import TERMINAL
 
     address = options.accounts.check(Address.parse(text))
-    if address.region not in REGIONS:
+    if (problem := region_problem(address.region)) is not None:
         raise UsageError(
-            f"{address.region!r} is not a Lightsail region",
+            problem,
             hint=f"write the address as REGION/NAME with one of: {', '.join(REGIONS)}",
         )
     if (problem := name_problem(address.name)) is not None:
@@ -228,12 +228,6 @@ def _regions(options: Options) -> list[str]:
     """What to read: the regions, in each covered account when there are several."""
     from reconciler.model import REGIONS, where
 
-    unknown = [r for r in options.regions if r not in REGIONS]
-    if unknown:
-        raise UsageError(
-            f"{unknown[0]!r} is not a Lightsail region",
-            hint=f"use one of: {', '.join(REGIONS)}",
-        )
     regions = list(options.regions) or list(REGIONS)
     if not options.accounts.several:
         return regions

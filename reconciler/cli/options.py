@@ -16,7 +16,7 @@ from reconciler.custody.registry import check_spec
 from reconciler.errors import UsageError
 from reconciler.manifests.accounts import Accounts
 from reconciler.manifests.project import load_project, resolve_state
-from reconciler.model import Address
+from reconciler.model import REGIONS, Address, region_problem
 from reconciler.planning.savedplan import SavedPlan, Settings, Where
 from reconciler.planning.scope import Scope
 from reconciler.state.settings import BackendSettings
@@ -58,6 +58,9 @@ class Options:
 
 def from_args(args: argparse.Namespace) -> Options:
     """The options of a parsed command line, completed from reconciler.yaml."""
+    for region in getattr(args, "region", ()) or ():
+        if (problem := region_problem(region)) is not None:
+            raise UsageError(f"--region {problem}", hint=f"use one of: {', '.join(REGIONS)}")
     if getattr(args, "local", False) and getattr(args, "endpoint_url", None):
         raise UsageError(
             "--local and --endpoint-url name two endpoints; pass one",

@@ -34,6 +34,7 @@ from reconciler.manifests.schemacheck import (
     resolve_local,
 )
 from reconciler.manifests.yamlsafe import Document, JsonPath, clip, short_repr, type_name
+from reconciler.model import region_problem
 
 SCHEMA_FILE = "keypairs.schema.json"
 
@@ -237,8 +238,9 @@ def _error_problems(
         message = _type_message(where, error.validator_value, instance)
     elif keyword == "enum" and path == ("region",):
         rule = "region"
+        problem = region_problem(instance) if isinstance(instance, str) else None
         message = (
-            f"{short_repr(instance)} is not a Lightsail region "
+            f"{problem or short_repr(instance) + ' is not a region'} "
             f"(regions: {', '.join(error.validator_value)})"
         )
     elif keyword == "enum":

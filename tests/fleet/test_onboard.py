@@ -162,7 +162,7 @@ def test_key_pairs_already_managed_keep_how_they_were_made(
 def test_an_unknown_region_is_refused_before_anything_is_read(tmp_path: Path) -> None:
     bad = run_cli("import", "--all", "--region", "mars-1", "--write-manifests", "m", cwd=tmp_path)
     assert bad.returncode == 1
-    assert "Error: 'mars-1' is not a Lightsail region" in bad.stderr
+    assert "Error: --region 'mars-1' is not a region Lightsail serves" in bad.stderr
     assert not (tmp_path / "m").exists()
 
 
