@@ -36,6 +36,10 @@ def session_for(account: Account) -> Any:
     """A boto3 session holding ``account``'s credentials; CredentialsError if they fail."""
     try:
         source = boto3.session.Session(profile_name=account.profile)
+        # Resolved now, once: a credential_process that fails, an SSO token that expired
+        # or a profile with nothing in it is this account's one failure, not an error in
+        # the middle of reading a region.
+        source.get_credentials()
     except botocore.exceptions.BotoCoreError as e:
         raise _failure(account, e) from None
     if account.role_arn is None:

@@ -496,14 +496,22 @@ class Lightsail:
                     read_timeout=self.options.read_timeout,
                     pool_size=max(10, self.options.pool_size),
                 )
-                client = refuse_incomplete(
-                    session.client(
+                try:
+                    made = session.client(
                         "lightsail",
                         region_name=region,
                         endpoint_url=self.options.endpoint_url,
                         config=config,
                     )
-                )
+                except botocore.exceptions.BotoCoreError as e:
+                    # Credentials resolved as the client is made: the account's failure.
+                    raise CredentialsError(
+                        f"account {account or 'default'}: cannot get credentials: "
+                        f"{' '.join(str(e).split())} ({type(e).__name__})",
+                        code=type(e).__name__,
+                        hint="fix the account's credentials, or leave it out with --account",
+                    ) from None
+                client = refuse_incomplete(made)
                 decode_answers(client, TAKEN)
                 self._clients[key] = client
             return self._clients[key]

@@ -602,3 +602,22 @@ def test_import_all_onboards_what_it_could_read_and_the_rest_once_it_answers(
     assert code == 0 and "Nothing to do" in err and "all 8 live key pair(s)." in err
     code, out, err = reconciler(tmp_path, emulator, env, "plan", "m", "--detailed-exitcode")
     assert code == 0, out + err
+
+
+def test_a_failing_credential_process_is_one_finding_while_the_other_account_applies(
+    tmp_path: Path, emulator: Emulator, env: dict[str, str]
+) -> None:
+    config = Path(env["AWS_CONFIG_FILE"])
+    config.write_text(config.read_text() + "[profile broken]\ncredential_process = false\n")
+    (tmp_path / "reconciler.yaml").write_text(
+        "accounts:\n  prod: {profile: prod}\n  broken: {profile: broken}\n"
+    )
+    folder = tmp_path / "m"
+    manifest(folder, "prod", "us-east-1", ["prod-key"])
+    manifest(folder, "broken", "us-east-1", ["broken-key"])
+    code, out, err = reconciler(tmp_path, emulator, env, "apply", "m", "--auto-approve")
+    assert code == 1, err
+    assert names(emulator.store, DEFAULT) == ["prod-key"], out + err  # the other one applies
+    assert "account broken: cannot get credentials" in err, err
+    assert "its region us-east-1 was not read" in err
+    assert "internal error" not in err and "Traceback" not in err

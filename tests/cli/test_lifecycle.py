@@ -246,7 +246,9 @@ def test_import_command_adopts_a_live_key_pair_then_manages_its_tags(
     missing = ok(cli(tmp_path, emu, "import", "us-east-1/nothing-here"), 1)
     assert "us-east-1/nothing-here does not exist in Lightsail" in missing
     emu.reset_counters()
-    assert "'moon-1' is not a region Lightsail serves" in ok(cli(tmp_path, emu, "import", "moon-1/x"), 1)
+    assert "'moon-1' is not a region Lightsail serves" in ok(
+        cli(tmp_path, emu, "import", "moon-1/x"), 1
+    )
     assert sum(emu.calls.values()) == 0
 
     # --tags-from brings its tags in line with the manifests at import time.
