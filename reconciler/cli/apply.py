@@ -13,7 +13,15 @@ import argparse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from reconciler.cli.arguments import auto_approve, common, encryption, key_store, planning, quiet
+from reconciler.cli.arguments import (
+    auto_approve,
+    common,
+    encryption,
+    key_store,
+    paths_argument,
+    planning,
+    quiet,
+)
 from reconciler.errors import EXIT_ERROR, EXIT_OK
 
 if TYPE_CHECKING:
@@ -31,9 +39,9 @@ if TYPE_CHECKING:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "paths",
-        nargs="+",
+    paths_argument(
+        parser,
+        required=True,
         metavar="PLAN_FILE|PATH",
         help="a plan saved by `plan --out`, or manifest files or folders",
     )

@@ -127,6 +127,21 @@ def key_store(parser: argparse.ArgumentParser) -> None:
     )
 
 
+PATHS_HELP = "manifest files or folders (default: manifests: in reconciler.yaml, else .)"
+
+
+def paths_argument(
+    parser: argparse.ArgumentParser,
+    *,
+    required: bool = False,
+    metavar: str = "PATH",
+    help: str = PATHS_HELP,
+) -> None:
+    """The PATH... every command that reads manifests takes; ``required`` for apply and
+    destroy, which never read manifests nobody named."""
+    parser.add_argument("paths", nargs="+" if required else "*", metavar=metavar, help=help)
+
+
 def quiet(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-q",

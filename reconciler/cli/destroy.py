@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from reconciler.cli.arguments import auto_approve, common, parallelism, quiet, scoping
+from reconciler.cli.arguments import (
+    auto_approve,
+    common,
+    parallelism,
+    paths_argument,
+    quiet,
+    scoping,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="manifest files or folders")
+    paths_argument(parser, required=True, help="manifest files or folders")
     auto_approve(parser)
     quiet(parser)
     parallelism(parser)

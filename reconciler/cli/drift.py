@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from reconciler.cli.arguments import common, output_format, scoping
+from reconciler.cli.arguments import common, output_format, paths_argument, scoping
 from reconciler.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
 from reconciler.model import (
     Address,
@@ -33,12 +33,7 @@ if TYPE_CHECKING:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "paths",
-        nargs="*",
-        metavar="PATH",
-        help="manifest files or folders (default: manifests: in reconciler.yaml, else .)",
-    )
+    paths_argument(parser)
     output_format(parser, Kind.DRIFT)
     parser.add_argument(
         "--include-unmanaged",

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import argparse
 
-from reconciler.cli.arguments import common, key_store
+from reconciler.cli.arguments import common, key_store, paths_argument
 from reconciler.errors import EXIT_OK
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "paths",
-        nargs="*",
-        metavar="PATH",
-        help="manifest files or folders whose regions the policy covers (default: all regions)",
+    paths_argument(
+        parser, help="manifest files or folders whose regions the policy covers (default: all)"
     )
     parser.add_argument(
         "--role",

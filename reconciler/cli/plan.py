@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from reconciler.cli.arguments import common, output_format, planning
+from reconciler.cli.arguments import common, output_format, paths_argument, planning
 from reconciler.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
 from reconciler.output.base import Kind
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "paths",
-        nargs="*",
-        metavar="PATH",
-        help="manifest files or folders (default: manifests: in reconciler.yaml, else .)",
-    )
+    paths_argument(parser)
     output_format(parser, Kind.PLAN)
     parser.add_argument(
         "--detailed-exitcode", action="store_true", help="exit 2 when changes are pending"

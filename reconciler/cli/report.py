@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import argparse
 
-from reconciler.cli.arguments import common, scoping
+from reconciler.cli.arguments import common, paths_argument, scoping
 from reconciler.errors import EXIT_ERROR, EXIT_OK
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "paths",
-        nargs="*",
-        metavar="PATH",
-        help="manifest files or folders (default: manifests: in reconciler.yaml, else .)",
-    )
+    paths_argument(parser)
     parser.add_argument(
         "--out",
         metavar="FILE",

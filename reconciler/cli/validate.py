@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from reconciler.cli.arguments import output_format, verbose
+from reconciler.cli.arguments import output_format, paths_argument, verbose
 from reconciler.cli.checks import manifest_paths, today
 from reconciler.errors import EXIT_ERROR, EXIT_OK, ManifestError, UsageError
 from reconciler.findings import Report, from_problems
@@ -24,12 +24,7 @@ from reconciler.policy import Policy
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "paths",
-        nargs="*",
-        metavar="PATH",
-        help="manifest files or folders (default: manifests: in reconciler.yaml, else .)",
-    )
+    paths_argument(parser)
     parser.add_argument(
         "--manifests",
         action="append",
