@@ -21,6 +21,7 @@ TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "apply": apply.measure_apply,
     "apply_boto3": apply.measure_boto3_floor,
     "apply_botocore_standard": ratelimit.measure_botocore_standard,
+    "ratelimit_outage": ratelimit.measure_outage,
 }
 
 

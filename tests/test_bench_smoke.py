@@ -28,6 +28,7 @@ def test_quick_benchmarks_run_and_report_every_figure() -> None:
         "plan.",
         "apply.",
         "ratelimit.",
+        "ratelimit.outage.recovery_s",
         "instances.",
         "memory.plan.",
         "emulator.persist.",
