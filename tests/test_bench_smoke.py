@@ -26,6 +26,7 @@ def test_quick_benchmarks_run_and_report_every_figure() -> None:
     for figure in (
         "validate.",
         "plan.",
+        ".whole_process_s",
         "apply.",
         "ratelimit.",
         "ratelimit.outage.recovery_s",
