@@ -34,6 +34,7 @@ def test_quick_benchmarks_run_and_report_every_figure() -> None:
         "memory.plan.",
         "emulator.persist.",
         "startup.validate.",
+        "fleet.",
     ):
         assert figure in result.stdout, figure
     assert "targets_met" in result.stdout
