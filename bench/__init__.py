@@ -15,4 +15,6 @@ data in a temporary folder; nothing here is imported by ``reconciler``.
     apply.py     (3) apply beside the latency bound; bytes and fsyncs
     memory.py    (4) peak RSS of ``reconciler plan``
     emulator.py  (5) the emulator's persistence: creates with --data beside in memory
+    ratelimit.py apply against a rate limit; the pace's recovery after an outage
+    fleet.py     plan of 50 accounts x 4 regions beside a Terraform-like provider
 """

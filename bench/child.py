@@ -13,14 +13,16 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bench import apply, plan, ratelimit
+from bench import apply, fleet, plan, ratelimit
 
 TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "plan": plan.measure_plan,
     "naive": plan.measure_naive,
+    "fleet_baseline": fleet.measure_baseline,
     "apply": apply.measure_apply,
     "apply_boto3": apply.measure_boto3_floor,
     "apply_botocore_standard": ratelimit.measure_botocore_standard,
+    "ratelimit_outage": ratelimit.measure_outage,
 }
 
 

@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from bench import apply, emulator, instances, memory, plan, ratelimit, startup, validate
+from bench import apply, emulator, fleet, instances, memory, plan, ratelimit, startup, validate
 from bench.harness import BenchError
 from bench.report import Report, num
 from bench.settings import FULL, QUICK, Settings
@@ -23,6 +23,7 @@ from bench.settings import FULL, QUICK, Settings
 BENCHMARKS: dict[str, Callable[[Report, Settings], None]] = {
     "validate": validate.run,
     "plan": plan.run,
+    "fleet": fleet.run,
     "apply": apply.run,
     "ratelimit": ratelimit.run,
     "instances": instances.run,

@@ -16,7 +16,8 @@ import os
 import resource
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,9 +66,15 @@ class ChildRun:
 
 
 def run_child(
-    argv: Sequence[str], *, env: Mapping[str, str], cwd: Path, check: bool = True
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    check: bool = True,
+    program: str = sys.executable,
 ) -> ChildRun:
-    """Run ``python ARGV...`` to completion; its wall time, CPU time and peak RSS.
+    """Run ``PROGRAM ARGV...`` (``python`` unless told) to completion; its wall
+    time, CPU time and peak RSS.
 
     It runs under the small ``bench.rss`` launcher, which reaps it with
     ``wait4``: spawned from this process directly, its peak RSS would start
@@ -78,7 +85,7 @@ def run_child(
     launcher = [sys.executable, "-m", "bench.rss", str(usage_path), str(CHILD_TIMEOUT_S), "--"]
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         subprocess.run(
-            [*launcher, sys.executable, *argv],
+            [*launcher, program, *argv],
             stdout=out,
             stderr=err,
             env=dict(env),
@@ -98,7 +105,7 @@ def run_child(
         path.unlink()
     if check and usage["exit"] != 0:
         raise BenchError(
-            f"`python {' '.join(argv[:3])} ...` exited {usage['exit']}; stderr:\n"
+            f"`{Path(program).name} {' '.join(argv[:3])} ...` exited {usage['exit']}; stderr:\n"
             f"{run.stderr[-2000:]}"
         )
     return run
@@ -121,3 +128,41 @@ def process_cpu_s() -> float:
     """CPU seconds (user + system) this process has used, all threads together."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+@contextmanager
+def emulator_process(
+    workdir: Path, *flags: str, env: Mapping[str, str] | None = None
+) -> Iterator[tuple[str, Path]]:
+    """``python -m reconciler.emulator --port 0 FLAGS...`` in a process of its own,
+    every request logged: yields its URL and its log (one line per request)."""
+    log = workdir / ".emulator.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "reconciler.emulator", "--port", "0", "--log-requests", *flags],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env=dict(env or aws_env(workdir)),
+            cwd=workdir,
+        )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode()
+        if not line.startswith("listening on "):
+            proc.kill()
+            raise BenchError(f"the emulator did not start: {line!r} {log.read_text()[-1000:]}")
+        yield line.removeprefix("listening on ").strip(), log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def requests_logged(log: Path) -> int:
+    """How many requests the emulator's log shows so far."""
+    return log.read_text(encoding="utf-8", errors="replace").count('"POST ')

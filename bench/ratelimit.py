@@ -7,10 +7,16 @@ the point. The baseline is what a provider without a pace does: 10 workers,
 one CreateKeyPair per key pair through botocore's ``standard`` retry mode
 (exponential backoff with jitter, retrying until it gets through). The bound
 is N / rate: a client that never wastes a token finishes then (less the burst).
+
+Then an outage under the same limit: 10 workers reading through
+``Lightsail`` (its pacing and retries) while the emulator answers every
+call with a 5xx or a throttle for a while, then recovers. The figure is how
+long after the first success the pace is back within 10% of the limit.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -18,7 +24,7 @@ from typing import Any
 
 from bench import workload
 from bench.harness import BenchError, aws_env, run_task
-from bench.report import Report, Target, num
+from bench.report import Report, Target, median, num
 from bench.settings import Settings
 from reconciler.emulator import Emulator, EmulatorConfig, RateLimit
 
@@ -26,6 +32,11 @@ RATE, BURST = 50.0, 20.0
 WALL_TARGET = Target("<=", 1.15)
 THROTTLED_TARGET = Target("<=", 0.05)
 BASELINE_ATTEMPTS = 25  # the Terraform AWS provider retries up to 25 times
+# The outage: every call a 5xx or (this share) a throttle.
+OUTAGE_THROTTLED = 0.3
+RECOVERY_TARGET = Target("<=", 3.0)  # seconds: "within a few seconds of success"
+BACK = 0.9  # within 10% of the limit
+START_AFTER_S = 3.0  # the child's start-up, before the schedule begins
 
 
 def run(report: Report, settings: Settings) -> None:
@@ -94,6 +105,78 @@ def run(report: Report, settings: Settings) -> None:
         target=THROTTLED_TARGET,
         checked=share,
     )
+    _outage(report, settings)
+
+
+def _outage(report: Report, settings: Settings) -> None:
+    before, outage, after = (3.0, 4.0, 6.0) if settings.quick else (5.0, 10.0, 10.0)
+    runs = settings.slow_runs
+    report.section(
+        f"recovery after an outage: --rate-limit {RATE:g}:{BURST:g}, {num(before)} s healthy, "
+        f"{num(outage)} s of 5xx answers ({OUTAGE_THROTTLED:.0%} throttles instead), "
+        f"{num(after)} s healthy; emulator at {num(settings.latency_ms)} ms per call",
+        f"10 workers reading (GetKeyPairs) through Lightsail's pace and retries, in a fresh "
+        f"process; {runs} run{'s' if runs > 1 else ''}",
+        f"recovery: from the first success after the outage to the pace within "
+        f"{1 - BACK:.0%} of {RATE:g}/s (or lifted: nothing holds the calls back)",
+    )
+    config = EmulatorConfig(latency_ms=settings.latency_ms, rate_limits=(RateLimit(RATE, BURST),))
+    results: list[dict[str, Any]] = []
+    with TemporaryDirectory(prefix="reconciler-bench-") as tmp:
+        workdir = Path(tmp)
+        for _ in range(runs):
+            with Emulator(config) as emulator:
+                t0 = time.monotonic() + START_AFTER_S
+                schedule = (t0 + before, t0 + before + outage)
+                flipper = threading.Thread(
+                    target=_outage_schedule, args=(emulator, schedule), daemon=True
+                )
+                flipper.start()
+                params = {
+                    "t0": t0,
+                    "outage": schedule,
+                    "duration": before + outage + after,
+                    "workers": 10,
+                    "limit": RATE,
+                }
+                result = run_task(
+                    "ratelimit_outage", params, env=aws_env(workdir, emulator.url), cwd=workdir
+                )
+                flipper.join()
+                result["throttled"] = sum(emulator.throttled.values())
+                results.append(result)
+    recovered = [r["recovery_s"] for r in results]
+    if any(r is None for r in recovered):
+        report.figure(
+            "ratelimit.outage.recovery_s",
+            f"never (not within the {num(after)} s after the outage)",
+            ("runs_s", "[" + " ".join("never" if r is None else num(r) for r in recovered) + "]"),
+            target=RECOVERY_TARGET,
+            checked=float("inf"),
+        )
+        return
+    first = results[len(results) // 2]
+    report.figure(
+        "ratelimit.outage.recovery_s",
+        num(median(recovered)),
+        ("outage_s", num(outage)),
+        ("pace_before", f"{num(first['pace_before'])}/s"),
+        ("lowest_pace", f"{num(first['lowest_pace'])}/s"),
+        ("throughput_after", f"{num(median([r['throughput_after'] for r in results]))}/s"),
+        ("runs_s", "[" + " ".join(num(r) for r in recovered) + "]"),
+        target=RECOVERY_TARGET,
+        checked=median(recovered),
+    )
+
+
+def _outage_schedule(emulator: Emulator, schedule: tuple[float, float]) -> None:
+    """Every call a 5xx or a throttle between the two times (this host's monotonic clock)."""
+    start, end = schedule
+    time.sleep(max(0.0, start - time.monotonic()))
+    emulator.faults.throttle_rate = OUTAGE_THROTTLED
+    emulator.faults.error_rate = 1.0 - OUTAGE_THROTTLED
+    time.sleep(max(0.0, end - time.monotonic()))
+    emulator.faults.throttle_rate = emulator.faults.error_rate = 0.0
 
 
 # -- in the child process ----------------------------------------------------
@@ -119,3 +202,63 @@ def measure_botocore_standard(params: dict[str, Any]) -> dict[str, Any]:
     with ThreadPoolExecutor(max_workers=parallelism) as pool:
         list(pool.map(lambda name: client.create_key_pair(keyPairName=name), names))
     return {"wall_s": time.perf_counter() - start}
+
+
+def measure_outage(params: dict[str, Any]) -> dict[str, Any]:
+    """Workers reading through ``Lightsail`` until the schedule ends; the pace sampled."""
+    import botocore.exceptions
+
+    from reconciler.aws.lightsail import ClientOptions, Lightsail
+
+    workers, limit = params["workers"], params["limit"]
+    start, end = params["outage"]
+    finish = params["t0"] + params["duration"]
+    lightsail = Lightsail(ClientOptions(pool_size=workers))
+    pacer = lightsail.pacer(workload.REGION)
+    lock = threading.Lock()
+    successes: list[float] = []
+    samples: list[tuple[float, float | None]] = []
+    done = threading.Event()
+
+    def work() -> None:
+        while time.monotonic() < finish:
+            try:
+                lightsail.read(workload.REGION, "get_key_pairs")
+            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+                continue  # a read that spent its retries in the outage; the next one
+            with lock:
+                successes.append(time.monotonic())
+
+    def sample() -> None:
+        while not done.wait(0.005):
+            samples.append((time.monotonic(), pacer.rate))
+
+    time.sleep(max(0.0, params["t0"] - time.monotonic()))
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    threads = [threading.Thread(target=work) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    done.set()
+    sampler.join()
+    after = [t for t in successes if t >= end]
+    first = after[0] if after else None
+    back = None
+    if first is not None:
+        back = next(
+            (t for t, rate in samples if t >= first and (rate is None or rate >= BACK * limit)),
+            None,
+        )
+    before = [rate for t, rate in samples if t < start and rate is not None]
+    during = [rate for t, rate in samples if start <= t < end and rate is not None]
+    tail = [t for t in successes if back is not None and t >= back]
+    span = (finish - back) if back is not None else 0.0
+    return {
+        "recovery_s": None if first is None or back is None else back - first,
+        "pace_before": before[-1] if before else float("nan"),
+        "lowest_pace": min(during) if during else float("nan"),
+        "throughput_after": len(tail) / span if span > 0 else 0.0,
+        "successes": len(successes),
+    }

@@ -19,6 +19,18 @@ class Outcome:
     calls: int
     throttles: int
     final_rate: float | None
+    # With an outage: the first success after it, and the first moment after
+    # that when the pace was back within 10% of the bucket's rate (or lifted:
+    # nothing held the calls back); None if never.
+    first_success_after: float | None = None
+    back_at: float | None = None
+    lowest_rate: float | None = None  # the slowest pace during the outage
+
+    @property
+    def recovery_s(self) -> float | None:
+        if self.first_success_after is None or self.back_at is None:
+            return None
+        return self.back_at - self.first_success_after
 
     @property
     def throttled_share(self) -> float:
@@ -45,12 +57,19 @@ def simulate(
     rate: float | None = 50.0,
     burst: float = 20.0,
     throttle_share: float = 0.0,
+    outage: tuple[float, float] | None = None,
+    outage_throttle_share: float = 0.3,
     seed: int = 1,
 ) -> Outcome:
     """``jobs`` calls by ``workers`` through one Pacer against a bucket of
     ``rate`` per second and ``burst`` (None: unlimited), optionally throttling
-    a random ``throttle_share`` of calls as a fault injector does."""
+    a random ``throttle_share`` of calls as a fault injector does.
+
+    ``outage=(start, end)``: between those times every call fails, a share
+    ``outage_throttle_share`` of them throttled and the others 5xx, which the
+    caller retries after ``backoff`` as ``paced`` does (without a budget)."""
     rng = random.Random(seed)
+    random.seed(seed)  # backoff's jitter
     clock = Clock()
     pacer = Pacer(clock=clock, sleep=clock.sleep)
     tokens, refilled_at = burst, 0.0
@@ -58,11 +77,20 @@ def simulate(
     tickets = [0.0] * workers
     heapq.heapify(events)
     remaining, calls, throttles, attempt = jobs, 0, 0, [0] * workers
+    failures = [0] * workers
     busy = set(range(workers))
     end = 0.0
+    first_after: float | None = None
+    back_at: float | None = None
+    lowest: float | None = None
     while events:
         t, worker, phase, _ = heapq.heappop(events)
         clock.now = t
+        if outage is not None and outage[0] <= t < outage[1] and pacer.rate is not None:
+            lowest = pacer.rate if lowest is None else min(lowest, pacer.rate)
+        back = pacer.rate is None or (rate is not None and pacer.rate >= 0.9 * rate)
+        if first_after is not None and back_at is None and back:
+            back_at = t
         if phase == "start":
             if attempt[worker] == 0 and not _:
                 if remaining == 0:
@@ -77,6 +105,10 @@ def simulate(
             heapq.heappush(events, (t, worker, "send", 0))
         elif phase == "send":
             calls += 1
+            if outage is not None and outage[0] <= t < outage[1]:
+                down = 0 if rng.random() < outage_throttle_share else 2
+                heapq.heappush(events, (t + latency, worker, "done", down))
+                continue
             ok = True
             if rate is not None:
                 tokens = min(burst, tokens + (t - refilled_at) * rate)
@@ -90,9 +122,16 @@ def simulate(
         else:
             if _ == 1:
                 pacer.success(tickets[worker])
-                attempt[worker] = 0
+                attempt[worker] = failures[worker] = 0
                 end = t
+                if outage is not None and t >= outage[1] and first_after is None:
+                    first_after = t
                 heapq.heappush(events, (t, worker, "start", 0))
+            elif _ == 2:
+                pacer.failed(tickets[worker])
+                failures[worker] += 1
+                wait = backoff(min(failures[worker] - 1, 8))
+                heapq.heappush(events, (t + wait, worker, "start", 1))
             else:
                 throttles += 1
                 attempt[worker] += 1
@@ -100,4 +139,4 @@ def simulate(
                 if not pacer.throttled(tickets[worker]) or attempt[worker] > 3:
                     wait = backoff(attempt[worker])
                 heapq.heappush(events, (t + wait, worker, "start", 0))
-    return Outcome(end, calls, throttles, pacer.rate)
+    return Outcome(end, calls, throttles, pacer.rate, first_after, back_at, lowest)

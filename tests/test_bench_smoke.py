@@ -32,12 +32,15 @@ def test_quick_benchmarks_run_and_report_every_figure() -> None:
     for figure in (
         "validate.",
         "plan.",
+        ".whole_process_s",
         "apply.",
         "ratelimit.",
+        "ratelimit.outage.recovery_s",
         "instances.",
         "memory.plan.",
         "emulator.persist.",
         "startup.validate.",
+        "fleet.",
     ):
         assert figure in result.stdout, figure
     assert "targets_met" in result.stdout

@@ -16,6 +16,15 @@ throttle, grows geometrically until the next throttle gives a measurement,
 then holds just under the measured rate and creeps upward slowly so that a
 higher limit is found too.
 
+An outage is not a limit. While calls fail (5xx, dropped connections) or
+nothing at all gets through between two throttles, what the throttles
+measure is the outage, not the bucket: the pace still falls (a failing
+service is not pressed), but the last rate measured from calls that got
+through is kept as the sustainable one. Once calls succeed again the pace
+doubles every ``RAMP_INTERVAL`` of successes back up to it, rather than
+creeping up from one call a second for half a minute; a throttle on the way
+back up ends the recovery and is learnt from as any other.
+
 ``paced`` is the one retry loop around a paced call, for Lightsail and for
 the key stores alike: throttles slow the pace and are retried on a budget of
 their own, other failures worth repeating are retried with ``backoff``.
@@ -69,9 +78,10 @@ class Pacer:
     """A client-side token bucket for one region whose rate is learnt from throttles.
 
     Thread-safe; the workers of an apply share one per region. ``acquire``
-    before each call (it returns the call's ticket), then ``success`` or
-    ``throttled`` with the ticket. A throttle of a call sent before the pace
-    was last cut says nothing new and is only counted.
+    before each call (it returns the call's ticket), then ``success``,
+    ``throttled`` or ``failed`` (a 5xx, a dropped connection) with the
+    ticket. A throttle of a call sent before the pace was last cut says
+    nothing new and is only counted.
 
     Under a token bucket, a pace that was cut to a sustainable rate sees no
     throttle for a long while. Throttles that pacing cannot prevent (a share
@@ -117,6 +127,14 @@ class Pacer:
         self._creep_steps = 0
         self._limited = False  # a caller waited since the pace last grew
         self._blind_until = 0.0
+        self.failures = 0
+        # The last rate measured from calls that got through, no failure among
+        # them: what the pace returns to after an outage.
+        self.sustained: float | None = None
+        self._failed_since_anchor = 0
+        self._failed_since_cut = 0
+        self._recovering = False  # cut by an outage; climbing back to ``sustained``
+        self._stepped_at = 0.0  # the climb's last step
 
     def acquire(self) -> float:
         """Wait until the pace allows one more call; returns the call's ticket."""
@@ -155,6 +173,21 @@ class Pacer:
                 self._recent.append(now)
                 while self._recent and self._recent[0] < now - self.WINDOW:
                     self._recent.popleft()
+            if self._recovering:
+                self._recover(now)
+
+    def failed(self, ticket: float = 0.0) -> None:
+        """Record a call that failed in a way worth retrying (a 5xx, a dropped
+        connection): not a throttle, but it makes the next throttles'
+        measurement one of an outage rather than of the limit."""
+        with self._lock:
+            now = self._clock()
+            self.failures += 1
+            self._failed_since_anchor += 1
+            if ticket >= self._cut_at:
+                self._failed_since_cut += 1
+            # No growth while calls fail: the climb waits for successes in a row.
+            self._grown_at = self._stepped_at = now
 
     def throttled(self, ticket: float = 0.0) -> bool:
         """Record a throttle; True when the pace now accounts for it (retry at
@@ -172,8 +205,12 @@ class Pacer:
                 self._anchor = (now, self.successes)
                 self._cut(max(self.MIN_RATE, recent / self.WINDOW), now)
                 return True
+            # Nothing got through since the cut and calls failed: an outage,
+            # which says nothing about whether slowing down helps.
+            down = self._since_cut == 0 and self._failed_since_cut > 0
             futile = self._since_cut < self.SOON and self._last_good is None
-            self._futile_cuts = self._futile_cuts + 1 if futile else 0
+            if not down:
+                self._futile_cuts = self._futile_cuts + 1 if futile else 0
             if self._futile_cuts >= 2:
                 # Slowing down did not make throttles rarer: they are not about pace.
                 self._lift(now)
@@ -181,24 +218,53 @@ class Pacer:
             since, successes = self._anchor
             span = now - since
             rate = self.rate or self.MIN_RATE
+            outage = down
             if span >= self.MIN_SPAN:
                 # The bucket was empty at both throttles: what got through in
                 # between is what it refilled (less any overflow while we were slow).
-                new = (self.successes - successes) / span * self.SHARE
+                through = self.successes - successes
+                new = through / span * self.SHARE
                 self.measured = True
+                if through and not self._failed_since_anchor:
+                    self.sustained = max(self.MIN_RATE, min(new, rate))
+                else:
+                    outage = True  # what the span measured is the failures
                 self._anchor = (now, self.successes)
+                self._failed_since_anchor = 0
             elif self._last_good is not None and self._last_good < rate:
                 new = self._last_good  # the last increase went too far
             else:
                 new = rate * self.DECREASE
             self._ceiling = max(rate, self._last_good or 0.0)
-            self._cut(max(self.MIN_RATE, min(new, rate)), now)
+            cut = max(self.MIN_RATE, min(new, rate))
+            self._cut(cut, now)
+            # A throttle with calls getting through is news about the limit,
+            # and ends a recovery; one in an outage starts (or continues) one.
+            self._recovering = outage and self.sustained is not None and cut < self.sustained
+            if outage and self.sustained is None:
+                # No rate known to return to: find it again as at the start.
+                self.measured = False
             return True
+
+    def _recover(self, now: float) -> None:
+        """After an outage: double the pace per ``RAMP_INTERVAL`` of successes,
+        up to the sustained rate, where the recovery ends."""
+        assert self.rate is not None and self.sustained is not None
+        if now - self._stepped_at < self.RAMP_INTERVAL:
+            return
+        self._last_good = self.rate
+        self.rate = min(self.sustained, self.rate * self.RAMP)
+        self._stepped_at = self._grown_at = now
+        self._limited = False
+        if self.rate >= self.sustained:
+            self._recovering = False
+            self._creep_steps = 0
 
     def _cut(self, rate: float, now: float) -> None:
         self.rate = rate
         self._cut_at = now
         self._since_cut = 0
+        self._failed_since_cut = 0
         self._last_good = None
         self._grown_at = now
         self._creep_steps = 0
@@ -216,6 +282,9 @@ class Pacer:
         self._recent.clear()
         self._cut_at = now
         self._since_cut = 0
+        self._failed_since_cut = 0
+        self._failed_since_anchor = 0
+        self._recovering = False
         self._blind_until = now + self.BLIND_FOR
 
     def _grow(self, now: float) -> None:
@@ -304,6 +373,7 @@ def paced(
                 continue
             if not transient(e):
                 raise
+            pacer.failed(ticket)
             failures += 1
             if failures >= attempts:
                 raise Retried(e, failures + throttled) from None

@@ -67,6 +67,83 @@ def test_throttles_unrelated_to_pace_lift_it_instead_of_crawling() -> None:
     assert outcome.seconds < 5
 
 
+@pytest.mark.parametrize("workers", [2, 10])
+@pytest.mark.parametrize("outage_s", [5.0, 20.0])
+@pytest.mark.parametrize("throttled", [0.05, 0.3, 0.7])
+def test_after_an_outage_the_pace_is_back_at_the_limit_within_seconds(
+    monkeypatch: pytest.MonkeyPatch, workers: int, outage_s: float, throttled: float
+) -> None:
+    # The waits a real run makes between failed calls, not the tests' hundredth.
+    monkeypatch.setenv(BACKOFF_SCALE_ENV, "1")
+    outcome = simulate(
+        60 * 50,
+        workers=workers,
+        rate=50,
+        burst=20,
+        outage=(5.0, 5.0 + outage_s),
+        outage_throttle_share=throttled,
+    )
+    assert outcome.first_success_after is not None, outcome
+    # The pace learnt before the outage is restored, not re-found from one
+    # call a second at 1% a second (20 to 30 simulated seconds before).
+    assert outcome.recovery_s is not None and outcome.recovery_s <= 3.0, outcome
+    # ... and after it the bucket's rate holds again: 60 s of work, at most
+    # the outage and a few seconds more.
+    assert outcome.seconds <= 60 + outage_s + 6, outcome
+
+
+def test_an_outage_slows_the_pace_but_keeps_the_rate_it_learnt() -> None:
+    clock = Clock()
+    pacer = Pacer(clock=clock, sleep=clock.sleep)
+
+    def call() -> float:
+        """A turn at the pace: the clock moves on to it."""
+        while wait := pacer.try_acquire():
+            clock.now += wait
+        return clock.now
+
+    def through(seconds: float) -> None:
+        """Calls in a row that all succeed, for ``seconds``."""
+        until = clock.now + seconds
+        while clock.now < until:
+            pacer.success(call())
+
+    # Learn a limit: throttles a second apart with 40 calls through between them.
+    pacer.throttled(call())
+    pacer.rate = 50.0
+    for _ in range(2):
+        clock.now += 0.2
+        for _ in range(40):
+            pacer.success(clock.now)
+        clock.now += 0.8
+        assert pacer.throttled(call())
+    learnt = pacer.sustained
+    assert learnt is not None and 35 < learnt < 40, learnt
+    # An outage: 5xx answers and a throttle now and then; nothing gets through.
+    for _ in range(4):
+        for _ in range(5):
+            clock.now += 0.1
+            pacer.failed(clock.now)
+        assert pacer.throttled(call())
+    assert pacer.rate == Pacer.MIN_RATE and pacer.sustained == learnt
+    # Successes again: the pace doubles back to what it had learnt, in about two
+    # seconds for one caller (a second for the first turn at one a second).
+    back = clock.now
+    while pacer.rate < learnt:
+        pacer.success(call())
+        assert clock.now - back < 3.0, pacer.rate
+    assert pacer.rate == learnt
+    # Calls still fail now and then after it: the pace holds, and a throttle
+    # between successes is news about the limit again, learnt from.
+    through(1.0)
+    anchor = clock.now
+    assert pacer.throttled(call())
+    through(2.0)
+    assert pacer.throttled(call())
+    assert pacer.sustained is not None and pacer.sustained <= learnt
+    assert clock.now > anchor
+
+
 def test_a_cut_ignores_throttles_of_calls_sent_before_it() -> None:
     clock = Clock()
     pacer = Pacer(clock=clock, sleep=clock.sleep)
